@@ -1,0 +1,169 @@
+"""Value objects shared by the engine, the ports and the adapters.
+
+Everything here is immutable and stdlib-only. Percentages are integers 0..100; times
+are epoch seconds (floats) from the ``Clock`` port.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class Slot(StrEnum):
+    """One of the two places a release of a service can run."""
+
+    BLUE = "blue"
+    GREEN = "green"
+
+    def other(self) -> Slot:
+        return Slot.GREEN if self is Slot.BLUE else Slot.BLUE
+
+
+class Kind(StrEnum):
+    ECS = "ecs"
+    LAMBDA = "lambda"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRef:
+    """A service in one environment: the unit of locking, state and history."""
+
+    service: str
+    environment: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}@{self.environment}"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """What gets deployed: a service's image pinned by digest, and where it came from.
+
+    ``image`` is a reference that always carries the digest (``repo@sha256:...``);
+    a mutable tag never identifies a release.
+    """
+
+    service: str
+    version: str
+    digest: str
+    commit: str
+    image: str = ""
+
+    def __post_init__(self) -> None:
+        if not _DIGEST.match(self.digest):
+            raise ValueError(f"release digest must look like sha256:<64 hex>, got {self.digest!r}")
+
+    @property
+    def short(self) -> str:
+        return f"{self.version} ({self.digest[7:19]})"
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "service": self.service,
+            "version": self.version,
+            "digest": self.digest,
+            "commit": self.commit,
+            "image": self.image,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> Release:
+        return cls(
+            service=data["service"],
+            version=data["version"],
+            digest=data["digest"],
+            commit=data["commit"],
+            image=data.get("image", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Traffic split between the two slots, in integer percent, summing to 100."""
+
+    blue: int
+    green: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.blue <= 100 and 0 <= self.green <= 100):
+            raise ValueError(f"weights must be within 0..100, got {self.blue}/{self.green}")
+        if self.blue + self.green != 100:
+            raise ValueError(f"weights must sum to 100, got {self.blue}+{self.green}")
+
+    @classmethod
+    def all_to(cls, slot: Slot) -> Weights:
+        return cls.split(slot, 100)
+
+    @classmethod
+    def split(cls, slot: Slot, percent: int) -> Weights:
+        """``percent`` to ``slot``, the rest to the other slot."""
+        if slot is Slot.GREEN:
+            return cls(blue=100 - percent, green=percent)
+        return cls(blue=percent, green=100 - percent)
+
+    def of(self, slot: Slot) -> int:
+        return self.green if slot is Slot.GREEN else self.blue
+
+    def to_dict(self) -> dict[str, int]:
+        return {"blue": self.blue, "green": self.green}
+
+    def __str__(self) -> str:
+        return f"blue {self.blue}% / green {self.green}%"
+
+
+@dataclass(frozen=True, slots=True)
+class SlotHealth:
+    """What the compute platform reports about one slot.
+
+    ``ready`` is true only when the slot runs *this* release (``revision_matches``), with
+    ``running == desired`` and every target passing its health check.
+    """
+
+    running: int
+    desired: int
+    healthy: int
+    revision_matches: bool
+    detail: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.revision_matches
+            and self.desired > 0
+            and self.running == self.desired
+            and self.healthy >= self.desired
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """Traffic facts for one slot over a window, from the Metrics port.
+
+    ``p95_ms`` is None when the source has no latency data.
+    """
+
+    requests: int
+    errors: int
+    p95_ms: float | None = None
+    extra: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class StageResult:
+    """Outcome of a test or load stage run against the idle slot's test route."""
+
+    passed: bool
+    summary: str
+    report: str = ""

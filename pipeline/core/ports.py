@@ -1,0 +1,139 @@
+"""The ports: small protocols the engine talks to. Platforms implement them.
+
+Each protocol has at most five methods. Contracts that every adapter must keep are in the
+docstrings: idempotency, units (seconds, integer percent), and what "ready" means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pipeline.core.model import Measurement, Release, ServiceRef, Slot, SlotHealth, StageResult, Weights
+from pipeline.core.state import DeploymentState, Signal
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Epoch seconds."""
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class Compute(Protocol):
+    """Runs releases in the two slots of one service in one environment."""
+
+    def provision(self, slot: Slot, release: Release) -> None:
+        """Start (or update) ``slot`` to run ``release``. Idempotent; does not wait."""
+
+    def health(self, slot: Slot, release: Release) -> SlotHealth:
+        """Report whether ``slot`` runs *this* release with every replica healthy."""
+
+    def scale_down(self, slot: Slot) -> None:
+        """Drain and stop ``slot``. Idempotent: a stopped slot stays stopped."""
+
+    def endpoint(self, slot: Slot) -> str:
+        """Base URL of the test route that reaches only ``slot``."""
+
+
+class TrafficRouter(Protocol):
+    """Splits a service's traffic between its two slots (ALB rule, Lambda alias, local router)."""
+
+    def set_weights(self, weights: Weights) -> None:
+        """Request the split. Idempotent. May take effect later; callers verify."""
+
+    def get_weights(self) -> Weights | None:
+        """Read the split back from the data plane; None when no route exists yet."""
+
+
+class Metrics(Protocol):
+    def measure(self, slot: Slot, since: float, until: float) -> Measurement:
+        """Traffic facts for ``slot`` between two epoch times. Raises PlatformError on failure."""
+
+
+class StageRunner(Protocol):
+    """Runs a service's test or load stage against a slot's test route."""
+
+    def run(self, stage: str, endpoint: str, timeout: float) -> StageResult:
+        """``stage`` is "test" or "load"; must return within ``timeout`` seconds."""
+
+
+class ImageRegistry(Protocol):
+    def resolve(self, service: str, reference: str) -> Release:
+        """Turn a tag, commit or digest into a release pinned by digest. NotFoundError if absent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One history or audit line: who, what, which digest, when, why."""
+
+    ts: float
+    ref: ServiceRef
+    deployment: str
+    actor: str
+    action: str
+    phase: str = ""
+    version: str = ""
+    digest: str = ""
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    kind: str = "history"  # "history" (what the engine did) or "audit" (what a person asked for)
+
+
+class StateStore(Protocol):
+    """Durable deployment state, history and the signal inbox. Safe across processes."""
+
+    def load(self, ref: ServiceRef) -> DeploymentState | None:
+        """The latest deployment of ``ref``, or None."""
+
+    def commit(self, state: DeploymentState | None, records: Sequence[Record]) -> None:
+        """Save ``state`` (unless None) and append ``records``, atomically."""
+
+    def history(self, ref: ServiceRef, limit: int = 200) -> list[Record]:
+        """Records of ``ref``, oldest first (the last ``limit``)."""
+
+    def send(self, ref: ServiceRef, signal: Signal) -> None:
+        """Queue an operator signal (continue, abort, rollback) for the running engine."""
+
+    def receive(self, ref: ServiceRef) -> list[Signal]:
+        """Take (and remove) the queued signals of ``ref``, oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    key: str
+    owner: str
+    acquired_at: float
+    expires_at: float
+
+
+class LockManager(Protocol):
+    """One lock per (service, environment), held by an owner for a lease."""
+
+    def acquire(self, ref: ServiceRef, owner: str, ttl: float) -> Lease:
+        """Take the lock or raise LockHeldError naming the holder. An expired lease is taken over."""
+
+    def renew(self, lease: Lease, ttl: float) -> Lease:
+        """Extend a held lease. Raises LockHeldError if it was lost to another owner."""
+
+    def release(self, lease: Lease) -> None:
+        """Give the lock up. Idempotent."""
+
+    def holder(self, ref: ServiceRef) -> Lease | None: ...
+
+
+class EventSink(Protocol):
+    """Progress output: the CLI renders these on stderr; tests collect them."""
+
+    def emit(self, state: DeploymentState, notes: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """The ports one deployment of one service in one environment talks to."""
+
+    compute: Compute
+    router: TrafficRouter
+    metrics: Metrics
+    stages: StageRunner

@@ -1,0 +1,272 @@
+"""The one loop that runs every deployment, on every platform.
+
+lock -> load state -> take signals -> run the pending action through the ports ->
+``transition()`` -> save state and history atomically -> repeat.
+
+Each ``tick()`` runs at most one action or one bounded slice of a wait, then persists, so
+a process killed anywhere leaves a state from which ``run()`` continues (``--resume``).
+Actions are idempotent, so the one that was running when the process died is simply run
+again. Waits are slices of ``Timeouts.poll`` seconds, checking the signal inbox and
+renewing the lock's lease between slices; time comes from the ``Clock`` port only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from pipeline.core.errors import PipelineError, PlatformError, StateConflict
+from pipeline.core.machine import transition
+from pipeline.core.model import Slot, SlotHealth
+from pipeline.core.ports import Clock, EventSink, Lease, LockManager, Platform, Record, StateStore
+from pipeline.core.state import (
+    Action,
+    AwaitReady,
+    DeploymentState,
+    Event,
+    HealthObserved,
+    Hold,
+    Measure,
+    Measured,
+    Provision,
+    Provisioned,
+    RollbackRequested,
+    RunStage,
+    ScaleDown,
+    ScaledDown,
+    SetTraffic,
+    StageFinished,
+    Start,
+    Tick,
+    TrafficObserved,
+    TrafficSet,
+    VerifyTraffic,
+    not_before,
+)
+
+ENGINE_ACTOR = "pipeline"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    lease_ttl: float = 30.0
+    max_action_retries: int = 5
+
+
+class Engine:
+    """Runs one deployment to a terminal phase through a ``Platform``'s ports."""
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        locks: LockManager,
+        clock: Clock,
+        platform: Platform,
+        sink: EventSink,
+        owner: str,
+        settings: EngineSettings = EngineSettings(),
+    ) -> None:
+        self._store = store
+        self._locks = locks
+        self._clock = clock
+        self._platform = platform
+        self._sink = sink
+        self._owner = owner
+        self._settings = settings
+        self._lease: Lease | None = None
+        self._failures = 0
+
+    # --- public -----------------------------------------------------------------
+
+    def run(self, state: DeploymentState, audit: Sequence[Record] = ()) -> DeploymentState:
+        """Hold the lock and tick until the deployment reaches a terminal phase.
+
+        ``audit`` records are written once the lock is held. A new (pending) deployment is
+        refused if, by then, another one of the same service and environment is unfinished.
+        The lock is released on return and on ordinary exceptions; a process that dies
+        leaves its lease to expire (or to be taken over on the same host).
+        """
+        self._lease = self._locks.acquire(state.ref, self._owner, self._settings.lease_ttl)
+        try:
+            if state.phase.value == "pending":
+                self._check_not_superseded(state)
+            self._store.commit(state if state.phase.value == "pending" else None, audit)
+            if state.phase.value == "pending":
+                state = self.apply(state, Start(self._clock.now()))
+            while not state.phase.terminal:
+                state = self.tick(state)
+        except Exception:
+            self._release()
+            raise
+        self._release()
+        return state
+
+    def apply(self, state: DeploymentState, event: Event, actor: str = "") -> DeploymentState:
+        """Apply one event; persist the new state with its history notes if anything changed."""
+        new, notes = transition(state, event)
+        if new == state.evolve(updated_at=new.updated_at) and not notes:
+            return state
+        who = actor or getattr(event, "actor", "") or state.actor
+        records = [self._record(new, who, type(event).__name__, note, event.now) for note in notes]
+        if new.phase.terminal and not state.phase.terminal:
+            records.append(self._outcome_record(new, event.now))
+        self._store.commit(new, records)
+        self._sink.emit(new, notes)
+        return new
+
+    def tick(self, state: DeploymentState) -> DeploymentState:
+        """Take queued signals, then run the pending action (or one slice of its wait)."""
+        state = self._take_signals(state)
+        action = state.pending
+        if state.phase.terminal or action is None:
+            return state
+        wake = _wake_time(action)
+        now = self._clock.now()
+        if wake is not None and now < wake:
+            self._clock.sleep(min(state.timeouts.poll, wake - now))
+            self._renew()
+            return state
+        try:
+            event = self._execute(state, action)
+        except PipelineError as exc:
+            return self._action_failed(state, action, exc)
+        self._failures = 0
+        state = self.apply(state, event)
+        if isinstance(action, Hold) and state.pending == action:
+            self._clock.sleep(state.timeouts.poll)  # an open-ended hold: wait a slice
+        self._renew()
+        return state
+
+    # --- internals ----------------------------------------------------------------
+
+    def _check_not_superseded(self, state: DeploymentState) -> None:
+        stored = self._store.load(state.ref)
+        if stored is not None and stored.id != state.id and not stored.phase.terminal:
+            raise StateConflict(
+                f"a deployment of {state.ref} is already {stored.phase.value}: "
+                f"{stored.release.short} started by {stored.actor}",
+                hint="resume it with `pipeline deploy --resume`, or stop it with `pipeline abort`",
+            )
+
+    def _take_signals(self, state: DeploymentState) -> DeploymentState:
+        for signal in self._store.receive(state.ref):
+            if state.phase.terminal:
+                break
+            try:
+                state = self.apply(state, signal, actor=signal.actor)
+            except StateConflict as exc:
+                record = self._record(state, signal.actor, "rejected", exc.message, signal.now)
+                self._store.commit(state, [record])
+                self._sink.emit(state, [f"rejected {type(signal).__name__}: {exc.message}"])
+        return state
+
+    def _execute(self, s: DeploymentState, action: Action) -> Event:
+        p, now = self._platform, self._clock.now
+        match action:
+            case Provision(slot=slot):
+                p.compute.provision(slot, s.release)
+                return Provisioned(now())
+            case AwaitReady(slot=slot):
+                health = p.compute.health(slot, s.release)
+                return HealthObserved(now(), health.ready, _health_detail(health))
+            case SetTraffic(weights=w):
+                p.router.set_weights(w)
+                return TrafficSet(now())
+            case VerifyTraffic():
+                return TrafficObserved(now(), p.router.get_weights())
+            case Hold():
+                return Tick(now())
+            case RunStage(stage=stage, slot=slot):
+                timeout = max(1.0, (s.deadline or now() + s.timeouts.stage) - now())
+                result = p.stages.run(stage, p.compute.endpoint(slot), timeout)
+                return StageFinished(now(), result)
+            case Measure(slot=slot, since=since):
+                return self._measure(s, slot, since)
+            case ScaleDown(slot=slot):
+                p.compute.scale_down(slot)
+                return ScaledDown(now())
+        raise AssertionError(action)  # pragma: no cover - exhaustive
+
+    def _measure(self, s: DeploymentState, slot: Slot, since: float) -> Event:
+        until = self._clock.now()
+        metrics = self._platform.metrics
+        try:
+            canary = metrics.measure(slot, since, until)
+            baseline = None
+            if s.stable is not None and s.weights is not None and s.weights.of(slot.other()) > 0:
+                baseline = metrics.measure(slot.other(), since, until)
+        except PlatformError as exc:
+            return Measured(self._clock.now(), None, None, exc.message)
+        return Measured(self._clock.now(), canary, baseline)
+
+    def _action_failed(self, state: DeploymentState, action: Action, exc: PipelineError) -> DeploymentState:
+        """Retry a failed action a few times; then roll back (or stop, if rolling back)."""
+        self._failures += 1
+        name = type(action).__name__
+        note = f"{name} failed ({self._failures}/{self._settings.max_action_retries}): {exc.message}"
+        self._store.commit(state, [self._record(state, ENGINE_ACTOR, "error", note, self._clock.now())])
+        self._sink.emit(state, [note])
+        if self._failures <= self._settings.max_action_retries:
+            self._clock.sleep(state.timeouts.poll * self._failures)
+            return state
+        if state.phase.value in ("rolling_back", "draining"):
+            raise exc
+        self._failures = 0
+        event = RollbackRequested(self._clock.now(), ENGINE_ACTOR, f"{name} kept failing: {exc.message}")
+        return self.apply(state, event)
+
+    def _renew(self) -> None:
+        lease = self._lease
+        if lease is None:
+            return
+        if self._clock.now() >= lease.expires_at - self._settings.lease_ttl / 2:
+            self._lease = self._locks.renew(lease, self._settings.lease_ttl)
+
+    def _release(self) -> None:
+        if self._lease is not None:
+            self._locks.release(self._lease)
+            self._lease = None
+
+    def _record(self, s: DeploymentState, actor: str, action: str, note: str, ts: float) -> Record:
+        return Record(
+            ts=ts,
+            ref=s.ref,
+            deployment=s.id,
+            actor=actor,
+            action=action,
+            phase=s.phase.value,
+            version=s.release.version,
+            digest=s.release.digest,
+            detail=note,
+        )
+
+
+    def _outcome_record(self, s: DeploymentState, ts: float) -> Record:
+        """The one record per deployment that promote and rollback look for."""
+        data: dict[str, object] = {"release": s.release.to_dict(), "slot": s.new_slot.value}
+        if s.stable:
+            data["stable"] = s.stable.to_dict()
+        record = self._record(s, s.actor, f"deployment.{s.phase.value}", s.reason, ts)
+        return replace(record, data=data)
+
+
+def _wake_time(action: Action) -> float | None:
+    if isinstance(action, Hold):
+        return action.until
+    t = not_before(action)
+    return t or None
+
+
+def _health_detail(h: SlotHealth) -> str:
+    base = f"{h.running}/{h.desired} running, {h.healthy} healthy"
+    if not h.revision_matches:
+        base += ", not yet on this release"
+    return f"{base}; {h.detail}" if h.detail else base
+
+
+class NullSink:
+    """An EventSink that drops everything."""
+
+    def emit(self, state: DeploymentState, notes: Sequence[str]) -> None:
+        return None

@@ -1,0 +1,267 @@
+"""Use cases on top of the engine: deploy, resume, signal, rollback, approve, promote.
+
+Every operator command is an event for the same engine: if an engine is running the
+deployment (it holds the lock), the event goes to the store's inbox and that engine
+applies it at its next tick; otherwise this process takes the lock and runs the engine
+itself, starting with the event. Each command also writes an audit record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.core.errors import NotFoundError, PromotionRefused, StateConflict
+from pipeline.core.machine import transition
+from pipeline.core.model import Release, ServiceRef
+from pipeline.core.plan import Strategy, new_deployment
+from pipeline.core.ports import Clock, EventSink, LockManager, Platform, Record, StateStore
+from pipeline.core.state import (
+    AbortRequested,
+    ContinueRequested,
+    DeploymentState,
+    Phase,
+    RollbackRequested,
+    Signal,
+)
+from pipeline.engine import Engine, EngineSettings
+
+SUCCEEDED = "deployment.succeeded"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a use case needs; the CLI's composition root builds one."""
+
+    store: StateStore
+    locks: LockManager
+    clock: Clock
+    sink: EventSink
+    platform_for: Callable[[ServiceRef], Platform]
+    actor: str
+    owner: str
+    settings: EngineSettings = EngineSettings()
+
+    def engine(self, ref: ServiceRef) -> Engine:
+        return Engine(
+            store=self.store,
+            locks=self.locks,
+            clock=self.clock,
+            platform=self.platform_for(ref),
+            sink=self.sink,
+            owner=self.owner,
+            settings=self.settings,
+        )
+
+
+def plan(ctx: Context, ref: ServiceRef, release: Release, strategy: Strategy, *, fast: bool = False) -> DeploymentState:
+    """The deployment ``deploy`` would run, without running it (``--dry-run``)."""
+    previous = ctx.store.load(ref)
+    if previous is not None and not previous.phase.terminal:
+        raise StateConflict(
+            f"a deployment of {ref} is already {previous.phase.value}: {previous.release.short} "
+            f"started by {previous.actor}",
+            hint=f"`pipeline deploy {ref.service} --env {ref.environment} --resume` continues it; "
+            "`pipeline abort` or `pipeline rollback` stops it",
+        )
+    return new_deployment(
+        deployment_id=f"d-{uuid.uuid4().hex[:10]}",
+        ref=ref,
+        release=release,
+        previous=previous,
+        strategy=strategy,
+        actor=ctx.actor,
+        now=ctx.clock.now(),
+        fast=fast,
+    )
+
+
+def deploy(ctx: Context, ref: ServiceRef, release: Release, strategy: Strategy, *, why: str = "deploy") -> DeploymentState:
+    """Run a new deployment of ``release`` to its end; return the final state."""
+    state = plan(ctx, ref, release, strategy, fast=why == "rollback")
+    return ctx.engine(ref).run(state, [_audit(ctx, state, why, f"{why} {release.short}")])
+
+
+def resume(ctx: Context, ref: ServiceRef) -> DeploymentState:
+    """Continue the persisted deployment of ``ref`` after a crash."""
+    state = current(ctx, ref)
+    if state.phase.terminal:
+        raise StateConflict(
+            f"nothing to resume: the last deployment of {ref} ({state.release.short}) ended {state.phase.value}",
+            hint="start a new one with `pipeline deploy`",
+        )
+    return ctx.engine(ref).run(state, [_audit(ctx, state, "resume", f"resume at {state.phase.value}")])
+
+
+def signal(ctx: Context, ref: ServiceRef, sig: Signal) -> DeploymentState | None:
+    """Deliver an operator event; returns the final state if this process ran the engine.
+
+    The event is checked against the state machine first, so an illegal request (continue
+    when nothing is paused, abort after the end) fails here with a clear message.
+    """
+    state = current(ctx, ref)
+    transition(state, sig)  # raises StateConflict for an illegal move; the result is discarded
+    record = _audit(ctx, state, _SIGNAL_NAMES[type(sig)], getattr(sig, "reason", ""))
+    holder = ctx.locks.holder(ref)
+    if holder is not None and holder.owner != ctx.owner:
+        ctx.store.commit(None, [record])
+        ctx.store.send(ref, sig)
+        return None
+    ctx.store.send(ref, sig)
+    return ctx.engine(ref).run(state, [record])
+
+
+_SIGNAL_NAMES: dict[type, str] = {
+    ContinueRequested: "continue",
+    AbortRequested: "abort",
+    RollbackRequested: "rollback",
+}
+
+
+def current(ctx: Context, ref: ServiceRef) -> DeploymentState:
+    state = ctx.store.load(ref)
+    if state is None:
+        raise NotFoundError(
+            f"no deployment of {ref.service} in {ref.environment} yet",
+            hint=f"`pipeline deploy {ref.service} --env {ref.environment}` makes the first one",
+        )
+    return state
+
+
+def successful_releases(ctx: Context, ref: ServiceRef) -> list[Release]:
+    """Releases that completed a deployment in ``ref``'s environment, oldest first."""
+    return [
+        Release.from_dict(r.data["release"])
+        for r in ctx.store.history(ref, limit=100_000)
+        if r.action == SUCCEEDED and "release" in r.data
+    ]
+
+
+def serving(state: DeploymentState | None) -> Release | None:
+    """The release taking traffic after ``state``'s deployment ended (None if unknown)."""
+    if state is None:
+        return None
+    if state.phase is Phase.SUCCEEDED:
+        return state.release
+    return state.stable
+
+
+def rollback(ctx: Context, ref: ServiceRef, strategy: Strategy, *, to: str = "") -> DeploymentState | None:
+    """Return ``ref`` to the last successfully deployed release (or the one named by ``to``).
+
+    An unfinished deployment is rolled back by an event to its engine (the old slot is
+    still serving or warm). After a finished one, the target release is redeployed fast:
+    bring it up, 100% to it, verified, then the other slot scaled down.
+    """
+    state = current(ctx, ref)
+    if not state.phase.terminal and not to:
+        return signal(ctx, ref, RollbackRequested(ctx.clock.now(), ctx.actor))
+    live = serving(state)
+    candidates = [r for r in successful_releases(ctx, ref) if live is None or r.digest != live.digest]
+    if to:
+        candidates = [r for r in candidates if to in (r.version, r.digest, r.commit)]
+    if not candidates:
+        raise NotFoundError(
+            f"no release to roll {ref} back to"
+            + (f": none matching {to!r} succeeded there" if to else ": no earlier successful deployment"),
+            hint=f"`pipeline history {ref.service} --env {ref.environment}` lists what was deployed",
+        )
+    return deploy(ctx, ref, candidates[-1], strategy, why="rollback")
+
+
+def abort(ctx: Context, ref: ServiceRef, reason: str = "aborted by operator") -> DeploymentState | None:
+    return signal(ctx, ref, AbortRequested(ctx.clock.now(), ctx.actor, reason))
+
+
+def resume_paused(ctx: Context, ref: ServiceRef, *, full: bool = False) -> DeploymentState | None:
+    return signal(ctx, ref, ContinueRequested(ctx.clock.now(), ctx.actor, full))
+
+
+# --- promotion --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What an environment demands of a release before it may be deployed there."""
+
+    passed: tuple[str, ...] = ()
+    approval: str | None = None  # organisation whose member must approve
+    approvers: frozenset[str] | None = None  # members of that organisation; None = anyone
+
+
+def approve(ctx: Context, ref: ServiceRef, release: Release, organisation: str) -> None:
+    """Record that ``ctx.actor`` approved ``release`` for ``ref``'s environment."""
+    record = Record(
+        ts=ctx.clock.now(),
+        ref=ref,
+        deployment="",
+        actor=ctx.actor,
+        action="approve",
+        version=release.version,
+        digest=release.digest,
+        detail=f"approved {release.short} for {ref.environment} on behalf of {organisation}",
+        data={"release": release.to_dict(), "organisation": organisation},
+        kind="audit",
+    )
+    ctx.store.commit(None, [record])
+
+
+def promotable(ctx: Context, service: str, source: str) -> Release:
+    """The release serving in ``source``, which must have completed a deployment there."""
+    ref = ServiceRef(service, source)
+    live = serving(ctx.store.load(ref))
+    passed = {r.digest for r in successful_releases(ctx, ref)}
+    if live is None or live.digest not in passed:
+        raise PromotionRefused(
+            f"cannot promote {service} from {source}: {source} has no successful deployment of it",
+            hint=f"deploy it to {source} first: `pipeline deploy {service} --env {source}`",
+        )
+    return live
+
+
+def check_requirements(ctx: Context, ref: ServiceRef, release: Release, req: Requirements) -> None:
+    """Raise PromotionRefused listing every requirement ``release`` does not meet."""
+    missing: list[str] = []
+    for env in req.passed:
+        done = {r.digest for r in successful_releases(ctx, ServiceRef(ref.service, env))}
+        if release.digest not in done:
+            missing.append(f"{release.short} has not passed {env}")
+    if req.approval:
+        approvals = [
+            r for r in ctx.store.history(ref, limit=100_000)
+            if r.action == "approve" and r.digest == release.digest
+            and (req.approvers is None or r.actor in req.approvers)
+        ]
+        if not approvals:
+            missing.append(f"no approval of {release.short} by a member of {req.approval}")
+    if missing:
+        raise PromotionRefused(
+            f"cannot deploy {release.short} of {ref.service} to {ref.environment}: " + "; ".join(missing),
+            hint=f"`pipeline approve {ref.service} --env {ref.environment}` records an approval",
+        )
+
+
+def promote(
+    ctx: Context, service: str, source: str, target: str, strategy: Strategy, req: Requirements
+) -> DeploymentState:
+    """Deploy the same image digest that passed ``source`` into ``target``."""
+    release = promotable(ctx, service, source)
+    ref = ServiceRef(service, target)
+    check_requirements(ctx, ref, release, req)
+    return deploy(ctx, ref, release, strategy, why=f"promote from {source}")
+
+
+def _audit(ctx: Context, state: DeploymentState, action: str, detail: str) -> Record:
+    return Record(
+        ts=ctx.clock.now(),
+        ref=state.ref,
+        deployment=state.id,
+        actor=ctx.actor,
+        action=action,
+        phase=state.phase.value,
+        version=state.release.version,
+        digest=state.release.digest,
+        detail=detail,
+        kind="audit",
+    )
