@@ -22,6 +22,8 @@ from pipeline.core.errors import LockHeldError
 from pipeline.core.model import ServiceRef
 from pipeline.core.ports import Clock, Lease
 
+__all__ = ["SqliteLockManager", "crashed_on_this_host", "owner_id"]
+
 if TYPE_CHECKING:  # the store module imports this one to build both from one file
     from pipeline.local.sqlite_store import SqliteDatabase
 

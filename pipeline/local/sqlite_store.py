@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -35,6 +36,16 @@ from pipeline.core.state import (
     Signal,
 )
 from pipeline.local.sqlite_lock import SqliteLockManager
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqliteDatabase",
+    "SqliteLockManager",
+    "SqliteStateStore",
+    "open_sqlite",
+    "signal_from_json",
+    "signal_to_json",
+]
 
 SCHEMA_VERSION = 1
 
@@ -129,11 +140,25 @@ class SqliteDatabase:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = self._open()
             try:
-                conn.execute("PRAGMA journal_mode = WAL")  # persistent: stored in the file
                 self._migrate(conn)
+                self._use_wal(conn)
             finally:
                 conn.close()
             self._ready = True
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL (persistent). The switch needs an exclusive lock and SQLite
+        does not wait for it (no busy handler), so concurrent first uses retry here.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)  # wall-clock backoff on file contention, not domain time
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -181,25 +206,18 @@ class SqliteStateStore:
             row = conn.execute("SELECT state FROM deployments WHERE key = ?", (ref.key,)).fetchone()
         return DeploymentState.from_json(row[0]) if row else None
 
-    def commit(self, state: DeploymentState, records: Sequence[Record]) -> None:
-        """Replace the state of ``state.ref`` and append ``records``: all or nothing."""
-        ref = state.ref
-        with self.db.transaction(f"save the state of {ref}") as conn:
-            conn.execute(
-                "INSERT INTO deployments (key, service, environment, deployment, phase, updated_at, state)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
-                " deployment = excluded.deployment, phase = excluded.phase,"
-                " updated_at = excluded.updated_at, state = excluded.state",
-                (
-                    ref.key,
-                    ref.service,
-                    ref.environment,
-                    state.id,
-                    state.phase.value,
-                    state.updated_at,
-                    state.to_json(),
-                ),
-            )
+    def commit(self, state: DeploymentState | None, records: Sequence[Record]) -> None:
+        """Replace the state of ``state.ref`` (unless None) and append ``records``: all or nothing."""
+        about = state.ref if state else (records[0].ref if records else "nothing")
+        with self.db.transaction(f"save the state of {about}") as conn:
+            if state is not None:
+                conn.execute(
+                    "INSERT INTO deployments (key, service, environment, deployment, phase, updated_at,"
+                    " state) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                    " deployment = excluded.deployment, phase = excluded.phase,"
+                    " updated_at = excluded.updated_at, state = excluded.state",
+                    _state_row(state),
+                )
             conn.executemany(
                 f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES ({', '.join('?' * 12)})",
                 [_record_row(r) for r in records],
@@ -278,21 +296,15 @@ def signal_from_json(text: str) -> Signal:
     return cls(**data)
 
 
+def _state_row(state: DeploymentState) -> tuple[object, ...]:
+    ref = state.ref
+    row = (ref.key, ref.service, ref.environment, state.id, state.phase.value, state.updated_at)
+    return (*row, state.to_json())
+
+
 def _record_row(r: Record) -> tuple[object, ...]:
-    return (
-        r.ts,
-        r.ref.service,
-        r.ref.environment,
-        r.deployment,
-        r.actor,
-        r.action,
-        r.kind,
-        r.phase,
-        r.version,
-        r.digest,
-        r.detail,
-        json.dumps(r.data, sort_keys=True),
-    )
+    who = (r.ts, r.ref.service, r.ref.environment, r.deployment, r.actor, r.action, r.kind)
+    return (*who, r.phase, r.version, r.digest, r.detail, json.dumps(r.data, sort_keys=True))
 
 
 def _record_from_row(row: Sequence[Any]) -> Record:

@@ -1,0 +1,28 @@
+"""How a platform plugs in: one factory per platform name (``local``, ``aws``).
+
+The CLI's composition root picks the factory named by an environment's ``platform`` and
+asks it for the adapters of one service in that environment. Factories are constructed
+with the loaded project and the clock: ``Factory(project, clock)``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from pipeline.core.ports import Clock, ImageRegistry, LockManager, Platform, StateStore
+
+if TYPE_CHECKING:
+    from pipeline.config import EnvironmentConfig, Project, ServiceConfig
+
+
+class PlatformFactory(Protocol):
+    def __init__(self, project: Project, clock: Clock) -> None: ...
+
+    def stores(self, env: EnvironmentConfig) -> tuple[StateStore, LockManager]:
+        """The state store and lock manager holding ``env``'s deployments."""
+
+    def platform(self, env: EnvironmentConfig, service: ServiceConfig) -> Platform:
+        """Compute, router, metrics and stage runner for ``service`` in ``env``."""
+
+    def registry(self, env: EnvironmentConfig) -> ImageRegistry:
+        """Resolves a service's tag, commit or digest to a release pinned by digest."""

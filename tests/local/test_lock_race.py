@@ -1,0 +1,108 @@
+"""Real OS processes racing for one lock in one SQLite file: exactly one wins.
+
+Each racer is a separate ``python -c`` process. It opens the store (creating the schema if
+it is first), says it is ready by creating a file, waits for a "go" file, then calls
+``acquire`` once and prints the outcome as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RACERS = 6
+
+RACER = """
+import json, sys, time
+from pathlib import Path
+from pipeline.core.errors import LockHeldError
+from pipeline.core.model import ServiceRef
+from pipeline.local.sqlite_store import open_sqlite
+
+class Clock:
+    def now(self): return time.time()
+    def sleep(self, s): time.sleep(s)
+
+db, owner, ttl, ready, go, warm = sys.argv[1:7]
+ref = ServiceRef("orders", "staging")
+_, locks = open_sqlite(Path(db), Clock())
+if warm == "warm":
+    locks.holder(ref)  # first use (creates the schema) before the race, not during it
+Path(ready).touch()
+deadline = time.time() + 60
+while not Path(go).exists() and time.time() < deadline:
+    time.sleep(0.001)
+try:
+    lease = locks.acquire(ref, owner, float(ttl))
+    print(json.dumps({"won": True, "owner": lease.owner, "acquired_at": lease.acquired_at}))
+except LockHeldError as exc:
+    print(json.dumps({"won": False, "holder": exc.holder, "message": str(exc)}))
+"""
+
+
+def race(tmp: Path, owners: list[str], ttl: float, *, warm: bool = True) -> list[dict[str, Any]]:
+    """Start one process per owner, release them together, return their JSON outcomes.
+
+    ``warm``: each process uses the store once before the race; when False the processes
+    also race to create the database file and its schema.
+    """
+    db, go = tmp / "state" / "pipeline.db", tmp / f"go-{owners[0]}"
+    procs = []
+    for owner in owners:
+        ready = tmp / f"ready-{owner}"
+        argv = [
+            sys.executable,
+            "-c",
+            RACER,
+            str(db),
+            owner,
+            str(ttl),
+            str(ready),
+            str(go),
+            "warm" if warm else "cold",
+        ]
+        procs.append(
+            (ready, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        )
+    deadline = time.monotonic() + 60
+    while not all(ready.exists() for ready, _ in procs):
+        assert time.monotonic() < deadline, "racers did not get ready"
+        assert all(p.poll() is None for _, p in procs), [p.communicate() for _, p in procs]
+        time.sleep(0.01)
+    go.touch()
+    outcomes = []
+    for _, proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        outcomes.append(json.loads(out))
+    return outcomes
+
+
+def test_six_processes_race_for_one_lock_and_exactly_one_wins(tmp_path: Path) -> None:
+    owners = [f"racer-{i}" for i in range(RACERS)]
+    outcomes = race(tmp_path, owners, ttl=0.5)
+
+    winners = [o for o in outcomes if o["won"]]
+    assert len(winners) == 1, outcomes
+    winner = winners[0]["owner"]
+    losers = [o for o in outcomes if not o["won"]]
+    assert len(losers) == RACERS - 1
+    for loser in losers:
+        assert loser["holder"] == winner
+        assert winner in loser["message"] and "since" in loser["message"], loser
+
+    # The winner never renews: once its 0.5 s lease has expired another process takes over.
+    time.sleep(0.6)
+    (late,) = race(tmp_path, ["latecomer"], ttl=30)
+    assert late["won"] and late["owner"] == "latecomer", late
+
+
+def test_processes_creating_the_database_at_once_still_have_one_winner(tmp_path: Path) -> None:
+    outcomes = race(tmp_path, [f"cold-{i}" for i in range(RACERS)], ttl=30, warm=False)
+    winners = {o["owner"] for o in outcomes if o["won"]}
+    assert len(winners) == 1, outcomes
+    assert {o["holder"] for o in outcomes if not o["won"]} == winners
