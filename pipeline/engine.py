@@ -32,8 +32,8 @@ from pipeline.core.state import (
     Provisioned,
     RollbackRequested,
     RunStage,
-    ScaleDown,
     ScaledDown,
+    ScaleDown,
     SetTraffic,
     StageFinished,
     Start,
@@ -240,7 +240,6 @@ class Engine:
             digest=s.release.digest,
             detail=note,
         )
-
 
     def _outcome_record(self, s: DeploymentState, ts: float) -> Record:
         """The one record per deployment that promote and rollback look for."""

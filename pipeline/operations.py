@@ -42,6 +42,11 @@ class Context:
     actor: str
     owner: str
     settings: EngineSettings = EngineSettings()
+    stores: Callable[[str], StateStore] | None = None  # other environments' stores, by name
+
+    def store_of(self, environment: str) -> StateStore:
+        """The store holding ``environment``'s history (promotion reads the source's)."""
+        return self.stores(environment) if self.stores else self.store
 
     def engine(self, ref: ServiceRef) -> Engine:
         return Engine(
@@ -55,7 +60,9 @@ class Context:
         )
 
 
-def plan(ctx: Context, ref: ServiceRef, release: Release, strategy: Strategy, *, fast: bool = False) -> DeploymentState:
+def plan(
+    ctx: Context, ref: ServiceRef, release: Release, strategy: Strategy, *, fast: bool = False
+) -> DeploymentState:
     """The deployment ``deploy`` would run, without running it (``--dry-run``)."""
     previous = ctx.store.load(ref)
     if previous is not None and not previous.phase.terminal:
@@ -77,7 +84,9 @@ def plan(ctx: Context, ref: ServiceRef, release: Release, strategy: Strategy, *,
     )
 
 
-def deploy(ctx: Context, ref: ServiceRef, release: Release, strategy: Strategy, *, why: str = "deploy") -> DeploymentState:
+def deploy(
+    ctx: Context, ref: ServiceRef, release: Release, strategy: Strategy, *, why: str = "deploy"
+) -> DeploymentState:
     """Run a new deployment of ``release`` to its end; return the final state."""
     state = plan(ctx, ref, release, strategy, fast=why == "rollback")
     return ctx.engine(ref).run(state, [_audit(ctx, state, why, f"{why} {release.short}")])
@@ -88,7 +97,8 @@ def resume(ctx: Context, ref: ServiceRef) -> DeploymentState:
     state = current(ctx, ref)
     if state.phase.terminal:
         raise StateConflict(
-            f"nothing to resume: the last deployment of {ref} ({state.release.short}) ended {state.phase.value}",
+            f"nothing to resume: the last deployment of {ref} ({state.release.short}) "
+            f"ended {state.phase.value}",
             hint="start a new one with `pipeline deploy`",
         )
     return ctx.engine(ref).run(state, [_audit(ctx, state, "resume", f"resume at {state.phase.value}")])
@@ -133,7 +143,7 @@ def successful_releases(ctx: Context, ref: ServiceRef) -> list[Release]:
     """Releases that completed a deployment in ``ref``'s environment, oldest first."""
     return [
         Release.from_dict(r.data["release"])
-        for r in ctx.store.history(ref, limit=100_000)
+        for r in ctx.store_of(ref.environment).history(ref, limit=100_000)
         if r.action == SUCCEEDED and "release" in r.data
     ]
 
@@ -210,7 +220,7 @@ def approve(ctx: Context, ref: ServiceRef, release: Release, organisation: str) 
 def promotable(ctx: Context, service: str, source: str) -> Release:
     """The release serving in ``source``, which must have completed a deployment there."""
     ref = ServiceRef(service, source)
-    live = serving(ctx.store.load(ref))
+    live = serving(ctx.store_of(source).load(ref))
     passed = {r.digest for r in successful_releases(ctx, ref)}
     if live is None or live.digest not in passed:
         raise PromotionRefused(
@@ -229,8 +239,10 @@ def check_requirements(ctx: Context, ref: ServiceRef, release: Release, req: Req
             missing.append(f"{release.short} has not passed {env}")
     if req.approval:
         approvals = [
-            r for r in ctx.store.history(ref, limit=100_000)
-            if r.action == "approve" and r.digest == release.digest
+            r
+            for r in ctx.store.history(ref, limit=100_000)
+            if r.action == "approve"
+            and r.digest == release.digest
             and (req.approvers is None or r.actor in req.approvers)
         ]
         if not approvals:

@@ -19,7 +19,7 @@ from pipeline.core.ports import Lease, Platform, Record
 from pipeline.core.state import DeploymentState, Signal
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - it models a process dying, not an error
+class SimulatedCrash(BaseException):
     """Raised by the fakes to model a process killed right after an action took effect."""
 
 
@@ -159,7 +159,9 @@ class FakePlatform:
     @classmethod
     def create(cls, *, ready_after: int | None = 0, lag: int = 0) -> FakePlatform:
         log = ActionLog()
-        return cls(log, FakeCompute(log, ready_after), FakeRouter(log, lag), FakeMetrics(log), FakeStages(log))
+        return cls(
+            log, FakeCompute(log, ready_after), FakeRouter(log, lag), FakeMetrics(log), FakeStages(log)
+        )
 
     def ports(self) -> Platform:
         return Platform(compute=self.compute, router=self.router, metrics=self.metrics, stages=self.stages)

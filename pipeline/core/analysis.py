@@ -80,9 +80,7 @@ def assess(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None
     for check in spec.checks:
         value = _value(canary, check.metric)
         if value is None:
-            return Verdict(
-                Outcome.INCONCLUSIVE, f"no data for {check.metric} in the window", measured
-            )
+            return Verdict(Outcome.INCONCLUSIVE, f"no data for {check.metric} in the window", measured)
         if value > check.max:
             failures.append(f"{check.metric} {_fmt(value)} > {_fmt(check.max)}")
     if spec.max_error_rate_increase is not None and baseline and baseline.requests:

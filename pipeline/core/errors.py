@@ -22,6 +22,8 @@ any failure without a traceback.
 
 from __future__ import annotations
 
+import datetime as _dt
+
 
 class PipelineError(Exception):
     exit_code = 1
@@ -99,8 +101,6 @@ class Cancelled(PipelineError):
 
 
 def _iso(ts: float) -> str:
-    import datetime as _dt
-
     return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from pipeline.core.analysis import Outcome, assess
 from pipeline.core.errors import StateConflict
-from pipeline.core.steps import Analyze, Approve, LoadStage, Pause, SetWeight, TestStage, format_seconds
 from pipeline.core.model import Weights
 from pipeline.core.state import (
     AbortRequested,
@@ -38,8 +37,8 @@ from pipeline.core.state import (
     Provisioned,
     RollbackRequested,
     RunStage,
-    ScaleDown,
     ScaledDown,
+    ScaleDown,
     SetTraffic,
     StageFinished,
     Start,
@@ -48,6 +47,7 @@ from pipeline.core.state import (
     TrafficSet,
     VerifyTraffic,
 )
+from pipeline.core.steps import Analyze, Approve, LoadStage, Pause, SetWeight, TestStage, format_seconds
 
 Notes = tuple[str, ...]
 Result = tuple[DeploymentState, Notes]
@@ -216,7 +216,9 @@ def _measured(s: DeploymentState, e: Measured) -> Result:
         c = c.__class__(c.failures + 1, c.inconclusives, 0)
         if c.failures > spec.failure_limit:
             return _rollback(s.evolve(counters=c), e.now, f"analysis failed: {verdict.reason}")
-        return retry.evolve(counters=c), (f"analysis failed ({c.failures}/{spec.failure_limit} allowed): {verdict.reason}",)
+        return retry.evolve(counters=c), (
+            f"analysis failed ({c.failures}/{spec.failure_limit} allowed): {verdict.reason}",
+        )
     c = c.__class__(c.failures, c.inconclusives + 1, 0)
     if c.inconclusives > spec.inconclusive_limit:
         why = f"analysis inconclusive {c.inconclusives} times: {verdict.reason}"

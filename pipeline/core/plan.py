@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pipeline.core.analysis import AnalysisSpec
 from pipeline.core.model import Release, ServiceRef, Slot
 from pipeline.core.state import DeploymentState, Timeouts
-from pipeline.core.steps import LoadStage, Step, TestStage, describe as describe_step, format_seconds
+from pipeline.core.steps import LoadStage, Step, TestStage, format_seconds
+from pipeline.core.steps import describe as describe_step
 
 
 @dataclass(frozen=True, slots=True)

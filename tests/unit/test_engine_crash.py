@@ -55,5 +55,7 @@ def test_resume_after_a_crash_after_every_action_reaches_the_same_end(bad: bool)
         assert _notes(world) == expected, f"crash after action {k}"
         assert world.platform.router.actual == reference.platform.router.actual
         assert world.platform.compute.slots == reference.platform.compute.slots
-        outcome = [r for r in world.store.history(REF) if r.action.startswith("deployment.") and r.version == "v2"]
+        outcome = [
+            r for r in world.store.history(REF) if r.action.startswith("deployment.") and r.version == "v2"
+        ]
         assert len(outcome) == 1

@@ -37,7 +37,7 @@ def test_first_deployment_goes_straight_to_100_after_the_test_stage() -> None:
 
 
 def test_good_canary_promotes_and_scales_the_old_slot_down_after_verification() -> None:
-    world, v1 = stable_world()
+    world, _ = stable_world()
     v2 = release("v2")
     state = deploy(world.ctx(), REF, v2, CANARY)
     assert state.phase is Phase.SUCCEEDED
@@ -179,7 +179,7 @@ def test_continue_full_skips_the_remaining_steps() -> None:
 
 def test_continue_when_nothing_is_paused_is_refused_with_the_phase() -> None:
     world, _ = stable_world()
-    with pytest.raises(StateConflict, match="ended|succeeded"):
+    with pytest.raises(StateConflict, match=r"ended|succeeded"):
         resume_paused(world.ctx(), REF)
 
 
@@ -253,7 +253,7 @@ def test_promote_refused_when_source_has_no_successful_deployment_of_the_release
 def test_promote_takes_the_same_digest_and_checks_approval_and_passed_environments() -> None:
     world, v1 = stable_world()
     req = Requirements(passed=("staging",), approval="ops", approvers=frozenset({"carol"}))
-    with pytest.raises(PromotionRefused, match="no approval of v1 .* by a member of ops"):
+    with pytest.raises(PromotionRefused, match=r"no approval of v1 .* by a member of ops"):
         promote(world.ctx(), "orders", "staging", "prod", CANARY, req)
     prod = ServiceRef("orders", "prod")
     approve(world.ctx(actor="mallory"), prod, v1, "ops")  # not a member of ops
@@ -265,7 +265,9 @@ def test_promote_takes_the_same_digest_and_checks_approval_and_passed_environmen
     assert state.release.digest == v1.digest
     audit = [r for r in world.store.history(prod) if r.kind == "audit"]
     assert [(r.actor, r.action) for r in audit] == [
-        ("mallory", "approve"), ("carol", "approve"), ("alice", "promote from staging"),
+        ("mallory", "approve"),
+        ("carol", "approve"),
+        ("alice", "promote from staging"),
     ]
 
 

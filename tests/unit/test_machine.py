@@ -26,8 +26,8 @@ from pipeline.core.state import (
     Provisioned,
     RollbackRequested,
     RunStage,
-    ScaleDown,
     ScaledDown,
+    ScaleDown,
     SetTraffic,
     StageFinished,
     Start,
@@ -47,17 +47,26 @@ GREEN20 = Weights(80, 20)
 
 def _state(phase: Phase, pending: Any, **changes: Any) -> DeploymentState:
     previous = new_deployment(
-        deployment_id="d-0", ref=REF, release=release("v1"), previous=None,
-        strategy=Strategy(steps=()), actor="t", now=0,
+        deployment_id="d-0",
+        ref=REF,
+        release=release("v1"),
+        previous=None,
+        strategy=Strategy(steps=()),
+        actor="t",
+        now=0,
     ).evolve(phase=Phase.SUCCEEDED)
     base = new_deployment(
-        deployment_id="d-1", ref=REF, release=release("v2"), previous=previous,
+        deployment_id="d-1",
+        ref=REF,
+        release=release("v2"),
+        previous=previous,
         strategy=Strategy(
             steps=(SetWeight(20), Pause(10), Analyze()),
             analysis=AnalysisSpec(min_requests=1),
             timeouts=Timeouts(ready=60, verify=10, hold=100, poll=1),
         ),
-        actor="t", now=0,
+        actor="t",
+        now=0,
     )
     return base.evolve(phase=phase, pending=pending, **changes)
 
@@ -66,72 +75,156 @@ def _state(phase: Phase, pending: Any, **changes: Any) -> DeploymentState:
 ROWS: dict[tuple[Phase, type], tuple[DeploymentState, Any, Phase, type | None]] = {
     (Phase.PENDING, Start): (_state(Phase.PENDING, None), Start(NOW), Phase.STARTING, Provision),
     (Phase.PENDING, AbortRequested): (
-        _state(Phase.PENDING, None), AbortRequested(NOW, "bob"), Phase.ABORTED, None),
+        _state(Phase.PENDING, None),
+        AbortRequested(NOW, "bob"),
+        Phase.ABORTED,
+        None,
+    ),
     (Phase.PENDING, RollbackRequested): (
-        _state(Phase.PENDING, None), RollbackRequested(NOW, "bob"), Phase.ABORTED, None),
+        _state(Phase.PENDING, None),
+        RollbackRequested(NOW, "bob"),
+        Phase.ABORTED,
+        None,
+    ),
     (Phase.STARTING, Provisioned): (
-        _state(Phase.STARTING, Provision(Slot.GREEN)), Provisioned(NOW), Phase.STARTING, AwaitReady),
+        _state(Phase.STARTING, Provision(Slot.GREEN)),
+        Provisioned(NOW),
+        Phase.STARTING,
+        AwaitReady,
+    ),
     (Phase.STARTING, HealthObserved): (
         _state(Phase.STARTING, AwaitReady(Slot.GREEN), deadline=NOW + 5),
-        HealthObserved(NOW, True, "ok"), Phase.PROGRESSING, SetTraffic),
+        HealthObserved(NOW, True, "ok"),
+        Phase.PROGRESSING,
+        SetTraffic,
+    ),
     (Phase.STARTING, AbortRequested): (
-        _state(Phase.STARTING, AwaitReady(Slot.GREEN)), AbortRequested(NOW, "bob"),
-        Phase.ROLLING_BACK, SetTraffic),
+        _state(Phase.STARTING, AwaitReady(Slot.GREEN)),
+        AbortRequested(NOW, "bob"),
+        Phase.ROLLING_BACK,
+        SetTraffic,
+    ),
     (Phase.STARTING, RollbackRequested): (
-        _state(Phase.STARTING, AwaitReady(Slot.GREEN)), RollbackRequested(NOW, "bob"),
-        Phase.ROLLING_BACK, SetTraffic),
+        _state(Phase.STARTING, AwaitReady(Slot.GREEN)),
+        RollbackRequested(NOW, "bob"),
+        Phase.ROLLING_BACK,
+        SetTraffic,
+    ),
     (Phase.PROGRESSING, TrafficSet): (
-        _state(Phase.PROGRESSING, SetTraffic(GREEN20)), TrafficSet(NOW), Phase.PROGRESSING, VerifyTraffic),
+        _state(Phase.PROGRESSING, SetTraffic(GREEN20)),
+        TrafficSet(NOW),
+        Phase.PROGRESSING,
+        VerifyTraffic,
+    ),
     (Phase.PROGRESSING, TrafficObserved): (
-        _state(Phase.PROGRESSING, VerifyTraffic(GREEN20)), TrafficObserved(NOW, GREEN20),
-        Phase.PROGRESSING, Hold),
+        _state(Phase.PROGRESSING, VerifyTraffic(GREEN20)),
+        TrafficObserved(NOW, GREEN20),
+        Phase.PROGRESSING,
+        Hold,
+    ),
     (Phase.PROGRESSING, Tick): (
-        _state(Phase.PROGRESSING, Hold(NOW), step_index=1), Tick(NOW), Phase.PROGRESSING, Measure),
+        _state(Phase.PROGRESSING, Hold(NOW), step_index=1),
+        Tick(NOW),
+        Phase.PROGRESSING,
+        Measure,
+    ),
     (Phase.PROGRESSING, StageFinished): (
         _state(Phase.PROGRESSING, RunStage("test", Slot.GREEN), step_index=2),
-        StageFinished(NOW, StageResult(True, "ok")), Phase.PROMOTING, SetTraffic),
+        StageFinished(NOW, StageResult(True, "ok")),
+        Phase.PROMOTING,
+        SetTraffic,
+    ),
     (Phase.PROGRESSING, Measured): (
         _state(Phase.PROGRESSING, Measure(Slot.GREEN, 0), step_index=2),
-        Measured(NOW, Measurement(100, 0, 5), None), Phase.PROMOTING, SetTraffic),
+        Measured(NOW, Measurement(100, 0, 5), None),
+        Phase.PROMOTING,
+        SetTraffic,
+    ),
     (Phase.PROGRESSING, ContinueRequested): (
-        _state(Phase.PROGRESSING, Hold(None), step_index=1), ContinueRequested(NOW, "bob"),
-        Phase.PROGRESSING, Measure),
+        _state(Phase.PROGRESSING, Hold(None), step_index=1),
+        ContinueRequested(NOW, "bob"),
+        Phase.PROGRESSING,
+        Measure,
+    ),
     (Phase.PROGRESSING, AbortRequested): (
-        _state(Phase.PROGRESSING, Hold(None)), AbortRequested(NOW, "bob"), Phase.ROLLING_BACK, SetTraffic),
+        _state(Phase.PROGRESSING, Hold(None)),
+        AbortRequested(NOW, "bob"),
+        Phase.ROLLING_BACK,
+        SetTraffic,
+    ),
     (Phase.PROGRESSING, RollbackRequested): (
-        _state(Phase.PROGRESSING, Hold(None)), RollbackRequested(NOW, "bob"),
-        Phase.ROLLING_BACK, SetTraffic),
+        _state(Phase.PROGRESSING, Hold(None)),
+        RollbackRequested(NOW, "bob"),
+        Phase.ROLLING_BACK,
+        SetTraffic,
+    ),
     (Phase.PROMOTING, TrafficSet): (
-        _state(Phase.PROMOTING, SetTraffic(Weights(0, 100))), TrafficSet(NOW), Phase.PROMOTING, VerifyTraffic),
+        _state(Phase.PROMOTING, SetTraffic(Weights(0, 100))),
+        TrafficSet(NOW),
+        Phase.PROMOTING,
+        VerifyTraffic,
+    ),
     (Phase.PROMOTING, TrafficObserved): (
-        _state(Phase.PROMOTING, VerifyTraffic(Weights(0, 100))), TrafficObserved(NOW, Weights(0, 100)),
-        Phase.DRAINING, ScaleDown),
+        _state(Phase.PROMOTING, VerifyTraffic(Weights(0, 100))),
+        TrafficObserved(NOW, Weights(0, 100)),
+        Phase.DRAINING,
+        ScaleDown,
+    ),
     (Phase.PROMOTING, AbortRequested): (
-        _state(Phase.PROMOTING, SetTraffic(Weights(0, 100))), AbortRequested(NOW, "bob"),
-        Phase.ROLLING_BACK, SetTraffic),
+        _state(Phase.PROMOTING, SetTraffic(Weights(0, 100))),
+        AbortRequested(NOW, "bob"),
+        Phase.ROLLING_BACK,
+        SetTraffic,
+    ),
     (Phase.PROMOTING, RollbackRequested): (
-        _state(Phase.PROMOTING, SetTraffic(Weights(0, 100))), RollbackRequested(NOW, "bob"),
-        Phase.ROLLING_BACK, SetTraffic),
-    (Phase.DRAINING, Tick): (
-        _state(Phase.DRAINING, Hold(NOW)), Tick(NOW), Phase.DRAINING, ScaleDown),
+        _state(Phase.PROMOTING, SetTraffic(Weights(0, 100))),
+        RollbackRequested(NOW, "bob"),
+        Phase.ROLLING_BACK,
+        SetTraffic,
+    ),
+    (Phase.DRAINING, Tick): (_state(Phase.DRAINING, Hold(NOW)), Tick(NOW), Phase.DRAINING, ScaleDown),
     (Phase.DRAINING, ScaledDown): (
-        _state(Phase.DRAINING, ScaleDown(Slot.BLUE)), ScaledDown(NOW), Phase.SUCCEEDED, None),
+        _state(Phase.DRAINING, ScaleDown(Slot.BLUE)),
+        ScaledDown(NOW),
+        Phase.SUCCEEDED,
+        None,
+    ),
     (Phase.DRAINING, RollbackRequested): (
-        _state(Phase.DRAINING, Hold(NOW + 50)), RollbackRequested(NOW, "bob"), Phase.ROLLING_BACK, SetTraffic),
+        _state(Phase.DRAINING, Hold(NOW + 50)),
+        RollbackRequested(NOW, "bob"),
+        Phase.ROLLING_BACK,
+        SetTraffic,
+    ),
     (Phase.ROLLING_BACK, TrafficSet): (
-        _state(Phase.ROLLING_BACK, SetTraffic(Weights(100, 0))), TrafficSet(NOW),
-        Phase.ROLLING_BACK, VerifyTraffic),
+        _state(Phase.ROLLING_BACK, SetTraffic(Weights(100, 0))),
+        TrafficSet(NOW),
+        Phase.ROLLING_BACK,
+        VerifyTraffic,
+    ),
     (Phase.ROLLING_BACK, TrafficObserved): (
-        _state(Phase.ROLLING_BACK, VerifyTraffic(Weights(100, 0))), TrafficObserved(NOW, Weights(100, 0)),
-        Phase.ROLLING_BACK, ScaleDown),
+        _state(Phase.ROLLING_BACK, VerifyTraffic(Weights(100, 0))),
+        TrafficObserved(NOW, Weights(100, 0)),
+        Phase.ROLLING_BACK,
+        ScaleDown,
+    ),
     (Phase.ROLLING_BACK, ScaledDown): (
-        _state(Phase.ROLLING_BACK, ScaleDown(Slot.GREEN)), ScaledDown(NOW), Phase.ROLLED_BACK, None),
+        _state(Phase.ROLLING_BACK, ScaleDown(Slot.GREEN)),
+        ScaledDown(NOW),
+        Phase.ROLLED_BACK,
+        None,
+    ),
     (Phase.ROLLING_BACK, AbortRequested): (
-        _state(Phase.ROLLING_BACK, ScaleDown(Slot.GREEN)), AbortRequested(NOW, "bob"),
-        Phase.ROLLING_BACK, ScaleDown),
+        _state(Phase.ROLLING_BACK, ScaleDown(Slot.GREEN)),
+        AbortRequested(NOW, "bob"),
+        Phase.ROLLING_BACK,
+        ScaleDown,
+    ),
     (Phase.ROLLING_BACK, RollbackRequested): (
-        _state(Phase.ROLLING_BACK, ScaleDown(Slot.GREEN)), RollbackRequested(NOW, "bob"),
-        Phase.ROLLING_BACK, ScaleDown),
+        _state(Phase.ROLLING_BACK, ScaleDown(Slot.GREEN)),
+        RollbackRequested(NOW, "bob"),
+        Phase.ROLLING_BACK,
+        ScaleDown,
+    ),
 }
 
 
@@ -149,8 +242,16 @@ def test_table_row(row: tuple[Phase, type]) -> None:
 
 
 @pytest.mark.parametrize("phase", sorted(TERMINAL))
-@pytest.mark.parametrize("event", [Start(NOW), ContinueRequested(NOW, "b"), AbortRequested(NOW, "b"),
-                                   RollbackRequested(NOW, "b"), Tick(NOW)])
+@pytest.mark.parametrize(
+    "event",
+    [
+        Start(NOW),
+        ContinueRequested(NOW, "b"),
+        AbortRequested(NOW, "b"),
+        RollbackRequested(NOW, "b"),
+        Tick(NOW),
+    ],
+)
 def test_terminal_phases_accept_nothing(phase: Phase, event: Any) -> None:
     with pytest.raises(StateConflict, match=phase.value):
         transition(_state(phase, None), event)

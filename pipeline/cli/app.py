@@ -1,0 +1,162 @@
+"""The composition root: the one place where config, platforms and the engine meet.
+
+Commands ask ``App`` for what they need; ``App`` loads the project once, picks the
+platform factory named by each environment and builds ``operations.Context`` objects.
+"""
+
+from __future__ import annotations
+
+import getpass
+import importlib
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.core.errors import NotFoundError, PlatformError
+from pipeline.core.model import Release, ServiceRef
+from pipeline.core.plan import Strategy
+from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
+from pipeline.operations import Context, Requirements
+
+if TYPE_CHECKING:
+    from pipeline.config import EnvironmentConfig, Project
+    from pipeline.wiring import PlatformFactory
+
+FACTORIES = {
+    "local": ("pipeline.local.factory", "LocalFactory"),
+    "aws": ("pipeline.aws.factory", "AwsFactory"),
+}
+
+
+class SystemClock:
+    """Wall-clock time for real runs."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+def actor() -> str:
+    """Who is acting: ``$GITHUB_ACTOR`` in GitHub Actions, else the OS user."""
+    return os.environ.get("GITHUB_ACTOR") or os.environ.get("PIPELINE_ACTOR") or getpass.getuser()
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above ``start`` holding a pipeline.yaml."""
+    for folder in (start, *start.parents):
+        if (folder / "pipeline.yaml").is_file():
+            return folder
+    raise NotFoundError(
+        f"no pipeline.yaml in {start} or any parent folder",
+        hint="run the command inside a project, or pass --root PATH",
+    )
+
+
+@dataclass
+class App:
+    root_hint: Path
+    clock: Clock = field(default_factory=SystemClock)
+    _factories: dict[str, PlatformFactory] = field(default_factory=dict)
+
+    @cached_property
+    def root(self) -> Path:
+        return find_root(self.root_hint.resolve())
+
+    @cached_property
+    def project(self) -> Project:
+        from pipeline.config import load_project
+
+        return load_project(self.root)
+
+    @property
+    def actor(self) -> str:
+        return actor()
+
+    @property
+    def owner(self) -> str:
+        return f"{self.actor}@{socket.gethostname()}:{os.getpid()}"
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        return self.project.environment(name)
+
+    def factory(self, env: EnvironmentConfig) -> PlatformFactory:
+        platform = str(env.platform)
+        if platform not in self._factories:
+            module_name, cls_name = FACTORIES[platform]
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as exc:
+                raise PlatformError(
+                    f"the {platform} platform is not available: {exc}",
+                    hint="reinstall the toolkit with `pip install -e .`",
+                ) from exc
+            self._factories[platform] = getattr(module, cls_name)(self.project, self.clock)
+        return self._factories[platform]
+
+    def context(self, env_name: str, sink: EventSink) -> Context:
+        env = self.environment(env_name)
+        factory = self.factory(env)
+        store, locks = factory.stores(env)
+        return Context(
+            store=store,
+            locks=locks,
+            clock=self.clock,
+            sink=sink,
+            platform_for=lambda ref: factory.platform(env, self.project.service(ref.service)),
+            actor=self.actor,
+            owner=self.owner,
+            stores=self.store,
+        )
+
+    def store(self, env_name: str) -> StateStore:
+        env = self.environment(env_name)
+        return self.factory(env).stores(env)[0]
+
+    def registry(self, env_name: str) -> ImageRegistry:
+        env = self.environment(env_name)
+        return self.factory(env).registry(env)
+
+    def strategy(self, service: str) -> Strategy:
+        from pipeline.config import strategy_for
+
+        return strategy_for(self.project, service)
+
+    def release(self, service: str, env_name: str, image: str | None, ref: str | None) -> Release:
+        """Resolve ``--image`` (a reference with a digest) or ``--ref`` (default HEAD)."""
+        self.project.service(service)
+        if image and "@sha256:" in image:
+            digest = image.split("@", 1)[1]
+            tag = image.split("@", 1)[0].rsplit(":", 1)
+            version = tag[1] if len(tag) == 2 and "/" not in tag[1] else digest[7:19]
+            return Release(service=service, version=version, digest=digest, commit=ref or "", image=image)
+        return self.registry(env_name).resolve(service, image or ref or "HEAD")
+
+    def requirements(self, env_name: str) -> Requirements:
+        env: Any = self.environment(env_name)
+        req = env.requires
+        if req is None:
+            return Requirements()
+        approval = req.approval
+        approvers = None
+        if approval:
+            members = self.project.config.organisations[approval].members
+            approvers = frozenset(members) if members else None
+        return Requirements(passed=tuple(req.passed), approval=approval, approvers=approvers)
+
+    def guarded(self, service: str, env_name: str) -> str | None:
+        """The owning organisation when ``env_name`` belongs to another organisation than
+        the service (e.g. Ops' production for a Dev service), else None."""
+        env: Any = self.environment(env_name)
+        svc: Any = self.project.service(service)
+        return str(env.owner) if env.owner != svc.owner else None
+
+    def ref(self, service: str, env_name: str) -> ServiceRef:
+        self.project.service(service)
+        self.environment(env_name)
+        return ServiceRef(service, env_name)

@@ -1,0 +1,246 @@
+"""Deployment commands: deploy, status, history, abort, continue, rollback, approve, promote.
+
+Each body is parse -> wire (``App``) -> ``operations`` -> render.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pipeline import operations as ops
+from pipeline.cli.app import App
+from pipeline.cli.render import (
+    ConsoleSink,
+    emit_json,
+    err,
+    history_table,
+    out,
+    record_dict,
+    state_summary,
+    status_table,
+)
+from pipeline.core.errors import Cancelled, DeploymentFailed, PromotionRefused, UsageError
+from pipeline.core.plan import describe
+from pipeline.core.state import DeploymentState, Phase
+
+env_option = click.option("--env", "env_name", required=True, help="Target environment.")
+yes_option = click.option(
+    "--yes", is_flag=True, help="Do not ask before touching another organisation's environment."
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print data as JSON on stdout.")
+
+
+def confirm(app: App, service: str, env_name: str, yes: bool, what: str) -> None:
+    """Ask (or require --yes) before changing an environment another organisation owns."""
+    owner = app.guarded(service, env_name)
+    if owner is None or yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"refusing to {what} in {env_name} without confirmation: {env_name} is owned by {owner}",
+            hint="pass --yes (in CI, after the environment's approval gate)",
+        )
+    if not click.confirm(f"{env_name} is owned by {owner}. {what.capitalize()}?", err=True):
+        raise Cancelled(f"{what} cancelled: nothing was changed")
+
+
+def finish(state: DeploymentState | None, as_json: bool) -> None:
+    """Print the outcome; raise DeploymentFailed unless the release really serves."""
+    if state is None:
+        err.print("signal sent: the running deployment applies it at its next step")
+        return
+    if as_json:
+        emit_json(state_summary(state))
+    if state.phase is Phase.SUCCEEDED:
+        err.print(f"[bold green]succeeded[/]: {state.release.short} serves 100% of {state.ref}")
+        return
+    raise DeploymentFailed(
+        f"deployment of {state.release.short} to {state.ref} ended {state.phase.value}: {state.reason}",
+        hint=f"`pipeline history {state.ref.service} --env {state.ref.environment}` shows every step",
+    )
+
+
+@click.command()
+@click.argument("service")
+@env_option
+@click.option("--image", help="Image reference with a digest (repo@sha256:...) or a tag.")
+@click.option("--ref", "git_ref", help="Git commit, tag or branch to deploy (default HEAD).")
+@click.option("--dry-run", is_flag=True, help="Print the plan the engine would run, change nothing.")
+@click.option("--resume", "resume_", is_flag=True, help="Continue the persisted deployment after a crash.")
+@yes_option
+@json_option
+@click.pass_obj
+def deploy(
+    app: App,
+    service: str,
+    env_name: str,
+    image: str | None,
+    git_ref: str | None,
+    dry_run: bool,
+    resume_: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Deploy SERVICE to an environment progressively (or --resume, or --dry-run)."""
+    ref = app.ref(service, env_name)
+    ctx = app.context(env_name, ConsoleSink())
+    if resume_:
+        confirm(app, service, env_name, yes, "resume a deployment")
+        finish(ops.resume(ctx, ref), as_json)
+        return
+    release = app.release(service, env_name, image, git_ref)
+    if dry_run:
+        plan = ops.plan(ctx, ref, release, app.strategy(service))
+        if as_json:
+            emit_json({**state_summary(plan), "plan": describe(plan)})
+        else:
+            out.print("\n".join(describe(plan)))
+        return
+    confirm(app, service, env_name, yes, f"deploy {release.short}")
+    finish(ops.deploy(ctx, ref, release, app.strategy(service)), as_json)
+
+
+@click.command()
+@click.argument("service", required=False)
+@click.option("--env", "env_name", help="Only this environment.")
+@json_option
+@click.pass_obj
+def status(app: App, service: str | None, env_name: str | None, as_json: bool) -> None:
+    """Show the latest deployment of each service in each environment."""
+    states: list[DeploymentState] = []
+    envs = [env_name] if env_name else list(app.project.config.environments)
+    services = [service] if service else sorted(app.project.services)
+    for name in envs:
+        env = app.environment(name)
+        if env_name is None and str(env.platform) != "local":
+            continue  # remote environments only when asked for by name
+        store, _locks = app.factory(env).stores(env)
+        for svc in services:
+            state = store.load(app.ref(svc, name))
+            if state is not None:
+                states.append(state)
+    if as_json:
+        emit_json([state_summary(s) for s in states])
+    elif states:
+        out.print(status_table(states))
+    else:
+        err.print("no deployments yet")
+
+
+@click.command()
+@click.argument("service")
+@env_option
+@click.option("--limit", default=200, show_default=True, help="How many records.")
+@json_option
+@click.pass_obj
+def history(app: App, service: str, env_name: str, limit: int, as_json: bool) -> None:
+    """Show the history and audit records of SERVICE in an environment."""
+    ctx = app.context(env_name, ConsoleSink())
+    records = ctx.store.history(app.ref(service, env_name), limit)
+    if as_json:
+        emit_json([record_dict(r) for r in records])
+    else:
+        out.print(history_table(records))
+
+
+@click.command()
+@click.argument("service")
+@env_option
+@click.option("--reason", default="aborted by operator", help="Why; recorded in the history.")
+@yes_option
+@click.pass_obj
+def abort(app: App, service: str, env_name: str, reason: str, yes: bool) -> None:
+    """Stop a deployment: traffic back to the stable release, verified, new slot scaled down."""
+    confirm(app, service, env_name, yes, "abort the deployment")
+    state = ops.abort(app.context(env_name, ConsoleSink()), app.ref(service, env_name), reason)
+    if state is not None and state.phase is Phase.ABORTED:
+        err.print(
+            f"[yellow]aborted[/]: {state.stable.short if state.stable else 'nothing'} serves {state.ref}"
+        )
+        return
+    finish(state, False)
+
+
+@click.command(name="continue")
+@click.argument("service")
+@env_option
+@click.option("--full", is_flag=True, help="Skip every remaining step and promote.")
+@yes_option
+@click.pass_obj
+def continue_(app: App, service: str, env_name: str, full: bool, yes: bool) -> None:
+    """End the current pause now (or, with --full, skip the remaining steps)."""
+    confirm(app, service, env_name, yes, "continue the deployment")
+    ctx = app.context(env_name, ConsoleSink())
+    finish(ops.resume_paused(ctx, app.ref(service, env_name), full=full), False)
+
+
+@click.command()
+@click.argument("service")
+@env_option
+@click.option("--to", "to", default="", help="Version, commit or digest (default: last good release).")
+@yes_option
+@json_option
+@click.pass_obj
+def rollback(app: App, service: str, env_name: str, to: str, yes: bool, as_json: bool) -> None:
+    """Return SERVICE to the last successfully deployed release."""
+    confirm(app, service, env_name, yes, "roll back")
+    ctx = app.context(env_name, ConsoleSink())
+    state = ops.rollback(ctx, app.ref(service, env_name), app.strategy(service), to=to)
+    if state is not None and state.phase is Phase.ROLLED_BACK:
+        err.print(f"[yellow]rolled back[/]: {state.stable.short if state.stable else '-'} serves {state.ref}")
+        if as_json:
+            emit_json(state_summary(state))
+        return
+    finish(state, as_json)
+
+
+@click.command()
+@click.argument("service")
+@env_option
+@click.option(
+    "--release", "which", default="", help="Version, commit or digest (default: what the source serves)."
+)
+@click.pass_obj
+def approve(app: App, service: str, env_name: str, which: str) -> None:
+    """Record your approval of a release for an environment that requires one."""
+    req = app.requirements(env_name)
+    if not req.approval:
+        raise UsageError(
+            f"{env_name} does not require an approval", hint="`pipeline promote` needs none there"
+        )
+    if req.approvers is not None and app.actor not in req.approvers:
+        raise PromotionRefused(
+            f"{app.actor} cannot approve for {env_name}: not a member of {req.approval}",
+            hint=f"ask a member of {req.approval}: {', '.join(sorted(req.approvers))}",
+        )
+    if not req.passed and not which:
+        raise UsageError("which release? pass --release VERSION", hint="`pipeline history` lists releases")
+    source = req.passed[-1] if req.passed else env_name
+    ctx = app.context(env_name, ConsoleSink())
+    release = ops.promotable(ctx, service, source)
+    if which and which not in (release.version, release.digest, release.commit):
+        release = app.release(service, source, None, which)
+    ops.approve(ctx, app.ref(service, env_name), release, req.approval)
+    err.print(
+        f"[green]approved[/] {release.short} of {service} for {env_name} as {app.actor} ({req.approval})"
+    )
+
+
+@click.command()
+@click.argument("service")
+@click.option("--from", "source", required=True, help="Environment the release passed.")
+@click.option("--to", "target", required=True, help="Environment to deploy it to.")
+@yes_option
+@json_option
+@click.pass_obj
+def promote(app: App, service: str, source: str, target: str, yes: bool, as_json: bool) -> None:
+    """Deploy the same image digest that passed --from into --to, if its requirements hold."""
+    app.ref(service, source)
+    ctx = app.context(target, ConsoleSink())
+    release = ops.promotable(ctx, service, source)
+    ops.check_requirements(ctx, app.ref(service, target), release, app.requirements(target))
+    confirm(app, service, target, yes, f"promote {release.short}")
+    state = ops.promote(ctx, service, source, target, app.strategy(service), app.requirements(target))
+    finish(state, as_json)

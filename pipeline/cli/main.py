@@ -1,0 +1,131 @@
+"""The ``pipeline`` console script: the command group, error rendering and exit codes.
+
+Exit codes (see ``pipeline.core.errors``): 0 ok, 1 error, 2 bad config or usage,
+3 not found, 4 lock held, 5 promotion refused, 6 deployment failed (rolled back,
+aborted or failed), 7 platform error, 8 state conflict, 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline import __version__
+from pipeline.cli import deploy as deploy_commands
+from pipeline.cli.app import App
+from pipeline.cli.render import emit_json, err, out
+from pipeline.core.errors import PipelineError
+
+# Commands contributed by the platform and tooling modules: (module, attribute).
+EXTRA_COMMANDS = [
+    ("pipeline.cli.local", "local"),
+    ("pipeline.cli.loadtest", "loadtest"),
+    ("pipeline.cli.build", "build"),
+    ("pipeline.cli.build", "push"),
+    ("pipeline.cli.aws", "bootstrap"),
+    ("pipeline.cli.aws", "iam_policy"),
+    ("pipeline.cli.demo", "demo"),
+    ("pipeline.cli.changes", "changes"),
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    help="Project folder (default: the nearest folder with a pipeline.yaml).",
+)
+@click.version_option(__version__, prog_name="pipeline")
+@click.pass_context
+def cli(ctx: click.Context, root: Path) -> None:
+    """Progressive deployments for microservices: local platform and AWS."""
+    ctx.obj = App(root_hint=root)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the loaded configuration summary as JSON.")
+@click.pass_obj
+def validate(app: App, as_json: bool) -> None:
+    """Check pipeline.yaml and every services/*/service.yaml; report every problem at once."""
+    project = app.project
+    summary = {
+        "root": str(app.root),
+        "environments": sorted(project.config.environments),
+        "services": sorted(project.services),
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    err.print(
+        f"[green]ok[/]: {len(summary['environments'])} environments ({', '.join(summary['environments'])}), "
+        f"{len(summary['services'])} services ({', '.join(summary['services'])})"
+    )
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of pipeline.yaml and service.yaml (for editors)."""
+    from pipeline.config import json_schema
+
+    out.print_json(json.dumps(json_schema()))
+
+
+for _command in (
+    deploy_commands.deploy,
+    deploy_commands.status,
+    deploy_commands.history,
+    deploy_commands.abort,
+    deploy_commands.continue_,
+    deploy_commands.rollback,
+    deploy_commands.approve,
+    deploy_commands.promote,
+):
+    cli.add_command(_command)
+
+
+def _register_extras() -> None:
+    for module_name, attr in EXTRA_COMMANDS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        command = getattr(module, attr, None)
+        if isinstance(command, click.Command):
+            cli.add_command(command)
+
+
+_register_extras()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; render PipelineErrors without a traceback and exit with their code."""
+    try:
+        cli.main(args=argv, prog_name="pipeline", standalone_mode=False)
+    except PipelineError as exc:
+        err.print("[bold red]error[/]: ", end="")
+        err.print(exc.message, markup=False, soft_wrap=True)
+        if exc.hint:
+            err.print("  [dim]hint[/]: ", end="")
+            err.print(exc.hint, markup=False, soft_wrap=True)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("cancelled")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted: the deployment state is saved; `pipeline deploy --resume` continues it")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

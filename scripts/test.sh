@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what it needs, then runs the quality
+# gates (lint, types, import contracts) and every test tier. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v buildah >/dev/null 2>&1; then
+    echo "== installing buildah (image builds for the ECR tests)" >&2
+    if [ "$(id -u)" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null
+    else
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null
+    fi
+fi
+
+echo "== installing the toolkit with its dev extra" >&2
+python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
+
+echo "== ruff" >&2
+python3 -m ruff check pipeline tests bench
+echo "== mypy --strict" >&2
+python3 -m mypy
+echo "== import contracts" >&2
+lint-imports
+echo "== pytest" >&2
+python3 -m pytest "$@"
