@@ -1,0 +1,136 @@
+"""Models of ``pipeline.yaml``: the project, its organisations, defaults and environments.
+
+References between names (an owner must be an organisation, ``requires.passed`` must
+name environments, no cycles) are checked by ``pipeline.config.references`` so that they
+are reported even when other parts of the file are invalid.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictBool, StrictStr, model_validator
+
+from pipeline.config.deploy import TimeoutsConfig
+from pipeline.config.fields import Issue, Matches, Model, Name, PositiveDuration, RelPath, Text, presence
+
+
+class Organisation(Model):
+    """A group of people; ``members`` empty means anyone may act for it."""
+
+    members: tuple[Text, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_empty(cls, data: Any) -> Any:
+        return {} if data is None else data
+
+
+class Defaults(Model):
+    """Project-wide settings that services may override."""
+
+    lock_ttl: PositiveDuration = Field(default=30.0, description="lease of the (service, environment) lock")
+    timeouts: TimeoutsConfig = Field(default_factory=TimeoutsConfig)
+
+
+class Requires(Model):
+    """What a release needs before it may be deployed to an environment."""
+
+    approval: Name | None = Field(default=None, description="organisation that must approve")
+    passed: tuple[Name, ...] = Field(
+        default=(), description="environments the release must have succeeded in"
+    )
+
+
+class LocalPlatformConfig(Model):
+    """Where the local platform serves an environment."""
+
+    port: Annotated[int, Field(strict=True, ge=1024, le=65535)] = Field(description="router port")
+    state_dir: RelPath = Field(
+        default=".pipeline", description="state, logs and registry, relative to the root"
+    )
+
+
+AWS_ACCOUNT = r"^\d{12}$"
+
+
+def _arn(service: str, what: str) -> Matches:
+    return Matches(rf"^arn:aws[a-z-]*:{service}:", f"the ARN of {what} (arn:aws:{service}:...)")
+
+
+class AwsPlatformConfig(Model):
+    """The AWS resources an environment deploys into."""
+
+    region: Annotated[StrictStr, Matches(r"^[a-z]{2}(-[a-z]+)+-\d+$", "an AWS region like 'eu-west-1'")]
+    account: Annotated[StrictStr, Matches(AWS_ACCOUNT, 'a quoted 12-digit account id like "123456789012"')]
+    role_arn: Annotated[StrictStr, _arn("iam", "an IAM role")] | None = Field(
+        default=None, description="role to assume; unset = the ambient credentials"
+    )
+    cluster: Text = Field(description="ECS cluster name")
+    listener_arn: Annotated[StrictStr, _arn("elasticloadbalancing", "an ALB listener")]
+    test_listener_arn: Annotated[StrictStr, _arn("elasticloadbalancing", "an ALB listener")] = Field(
+        description="listener that reaches only the new slot (test and load stages)"
+    )
+    state_table: Text = Field(description="DynamoDB table for state, locks and history")
+    vpc_id: Annotated[StrictStr, Matches(r"^vpc-[0-9a-z]+$", "a VPC id like 'vpc-0abc'")]
+    subnets: Annotated[
+        tuple[Annotated[StrictStr, Matches(r"^subnet-[0-9a-z]+$", "a subnet id like 'subnet-0abc'")], ...],
+        Field(min_length=1),
+    ]
+    security_groups: Annotated[
+        tuple[Annotated[StrictStr, Matches(r"^sg-[0-9a-z]+$", "a security group id like 'sg-0abc'")], ...],
+        Field(min_length=1),
+    ]
+    ecr_registry: Annotated[
+        StrictStr,
+        Matches(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$", "an ECR registry host"),
+    ]
+    assign_public_ip: StrictBool = False
+    execution_role_arn: Annotated[StrictStr, _arn("iam", "an IAM role")] | None = Field(
+        default=None, description="ECS task execution role"
+    )
+    task_role_arn: Annotated[StrictStr, _arn("iam", "an IAM role")] | None = None
+    lambda_role_arn: Annotated[StrictStr, _arn("iam", "an IAM role")] | None = Field(
+        default=None, description="execution role of Lambda functions"
+    )
+    log_group: Text | None = Field(
+        default=None, description="CloudWatch log group; unset = /pipeline/<project>"
+    )
+    url: Annotated[StrictStr, Matches(r"^https?://\S+$", "an http(s) URL")] | None = Field(
+        default=None, description="public base URL of the listener"
+    )
+    test_url: Annotated[StrictStr, Matches(r"^https?://\S+$", "an http(s) URL")] | None = Field(
+        default=None, description="base URL of the test listener"
+    )
+    endpoint_url: Annotated[StrictStr, Matches(r"^https?://\S+$", "an http(s) URL")] | None = Field(
+        default=None, description="AWS API endpoint override (a local AWS stand-in)"
+    )
+
+
+class EnvironmentConfig(Model):
+    """One deployment target."""
+
+    platform: Literal["local", "aws"]
+    owner: Name = Field(description="organisation that owns the environment")
+    auto_deploy: StrictBool = Field(default=False, description="deploy on every push to the main branch")
+    requires: Requires = Field(default_factory=Requires)
+    local: LocalPlatformConfig | None = None
+    aws: AwsPlatformConfig | None = None
+
+    @classmethod
+    def _presence_rules(cls, data: dict[Any, Any]) -> list[Issue]:
+        platform = data.get("platform")
+        if platform == "local":
+            return presence(data, "platform", "local", {"local"}, {"aws"})
+        if platform == "aws":
+            return presence(data, "platform", "aws", {"aws"}, {"local"})
+        return []
+
+
+class ProjectConfig(Model):
+    """``pipeline.yaml``."""
+
+    project: Name
+    organisations: Annotated[dict[Name, Organisation], Field(min_length=1)]
+    defaults: Defaults = Field(default_factory=Defaults)
+    environments: Annotated[dict[Name, EnvironmentConfig], Field(min_length=1)]

@@ -1,0 +1,253 @@
+"""Models of ``services/<name>/service.yaml``: what a service is and how it is deployed.
+
+Paths (``paths``, ``build.context``, ``load.locustfile``) are relative to the project
+root; ``local.cwd`` is relative to the service folder, where its code lives.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StrictStr
+
+from pipeline.config.deploy import DeployConfig
+from pipeline.config.fields import (
+    Count,
+    Duration,
+    EnvName,
+    EnvVars,
+    Fraction,
+    Issue,
+    Matches,
+    Model,
+    Name,
+    Port,
+    PositiveDuration,
+    PositiveInt,
+    RelPath,
+    Text,
+    Within,
+    presence,
+)
+from pipeline.config.project import Defaults
+from pipeline.core.plan import Strategy
+
+
+class BuildConfig(Model):
+    """How the service's image is built."""
+
+    context: RelPath = Field(description="build context, relative to the project root")
+    dockerfile: Text = Field(default="Dockerfile", description="relative to the context")
+    args: dict[Text, StrictStr] = Field(default_factory=dict, description="build arguments")
+    target: Text | None = Field(default=None, description="multi-stage build target")
+
+
+class UnitTestConfig(Model):
+    """The service's own tests, run before its image is pushed, and an optional smoke
+    command for the test stage of a deployment."""
+
+    command: Text = Field(description="unit tests: shell command, run from the project root")
+    env: EnvVars = Field(default_factory=dict)
+    smoke: Text | None = Field(
+        default=None,
+        description="test stage: shell command run from the project root with TARGET_URL set to the "
+        "new slot's test route; exit 0 passes. Unset: the stage requests the health path "
+        "(ecs) or the smoke_events (lambda)",
+    )
+
+
+class LocalRunConfig(Model):
+    """How the local platform starts one replica; it sets ``PORT`` for each."""
+
+    command: Text = Field(description="shell command that serves HTTP on $PORT")
+    cwd: RelPath = Field(default=".", description="relative to the service folder")
+    replicas: Annotated[int, Field(strict=True, ge=1, le=16)] = 1
+    env: EnvVars = Field(default_factory=dict)
+
+
+class RouteConfig(Model):
+    """The path rule that sends requests to this service (ALB rule or local router)."""
+
+    path: Annotated[
+        StrictStr, Matches(r"^/[A-Za-z0-9_\-.$/~\"'@:+*?&=]{0,127}$", "a path pattern starting with '/'")
+    ]
+    priority: Annotated[int, Field(strict=True, ge=1, le=50000)] = Field(
+        description="unique per listener; lower is evaluated first"
+    )
+
+
+class HealthCheckConfig(Model):
+    """Target health check of an ECS service's target groups."""
+
+    path: Annotated[StrictStr, Matches(r"^/\S*$", "a URL path starting with '/'")] = "/health"
+    interval: Annotated[Duration, Within(5, 300)] = 10.0
+    timeout: Annotated[Duration, Within(2, 120)] = 5.0
+    healthy_threshold: Annotated[int, Field(strict=True, ge=2, le=10)] = 2
+    unhealthy_threshold: Annotated[int, Field(strict=True, ge=2, le=10)] = 2
+
+    def _value_rules(self) -> list[Issue]:
+        if self.timeout >= self.interval:
+            return [
+                (
+                    ("timeout",),
+                    f"timeout {self.timeout:g}s must be shorter than interval "
+                    f"{self.interval:g}s: lower it or raise the interval",
+                )
+            ]
+        return []
+
+
+SECRET_ARN = r"^arn:aws[a-z-]*:(ssm:[a-z0-9-]+:\d{12}:parameter/|secretsmanager:[a-z0-9-]+:\d{12}:secret:).+$"
+SecretArn = Annotated[
+    StrictStr,
+    Matches(
+        SECRET_ARN,
+        "the ARN of an SSM parameter or a Secrets Manager secret "
+        "(arn:aws:ssm:REGION:ACCOUNT:parameter/NAME or arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)",
+    ),
+]
+
+# Fargate task sizes: cpu units -> allowed memory (MiB)
+FARGATE_MEMORY: dict[int, frozenset[int]] = {
+    256: frozenset({512, 1024, 2048}),
+    512: frozenset(range(1024, 4097, 1024)),
+    1024: frozenset(range(2048, 8193, 1024)),
+    2048: frozenset(range(4096, 16385, 1024)),
+    4096: frozenset(range(8192, 30721, 1024)),
+    8192: frozenset(range(16384, 61441, 4096)),
+    16384: frozenset(range(32768, 122881, 8192)),
+}
+
+
+class EcsConfig(Model):
+    """An ECS (Fargate) service behind the ALB."""
+
+    container: Annotated[StrictStr, Matches(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$", "a container name")]
+    port: Port = Field(description="container port the app listens on")
+    cpu: Literal[256, 512, 1024, 2048, 4096, 8192, 16384] = 256
+    memory: Annotated[int, Field(strict=True, ge=512)] = Field(default=512, description="MiB; must fit cpu")
+    desired_count: Annotated[int, Field(strict=True, ge=1, le=1000)] = 1
+    environment: EnvVars = Field(default_factory=dict)
+    secrets: dict[EnvName, SecretArn] = Field(default_factory=dict)
+    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    route: RouteConfig
+    deregistration_delay: Annotated[Duration, Within(0, 3600)] = 30.0
+
+    def _value_rules(self) -> list[Issue]:
+        allowed = FARGATE_MEMORY[self.cpu]
+        if self.memory in allowed:
+            return []
+        low, high = min(allowed), max(allowed)
+        return [
+            (
+                ("memory",),
+                f"memory {self.memory} MiB does not fit cpu {self.cpu}: Fargate allows "
+                f"{', '.join(map(str, sorted(allowed))) if len(allowed) < 6 else f'{low}..{high}'} MiB",
+            )
+        ]
+
+
+class LambdaConfig(Model):
+    """A Lambda function behind the ALB (or the local Lambda runtime)."""
+
+    handler: Annotated[
+        StrictStr, Matches(r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$", "a handler like 'module.function'")
+    ]
+    runtime: Annotated[StrictStr, Matches(r"^python3\.\d+$", "a Python runtime like 'python3.11'")] = (
+        "python3.11"
+    )
+    memory: Annotated[int, Field(strict=True, ge=128, le=10240)] = Field(default=128, description="MiB")
+    timeout: Annotated[Duration, Within(0, 900, open_low=True)] = 10.0
+    reserved_concurrency: PositiveInt | None = None
+    provisioned_concurrency: Count | None = None
+    environment: EnvVars = Field(default_factory=dict)
+    route: RouteConfig
+    smoke_events: tuple[dict[StrictStr, Any], ...] = Field(
+        default=(), description="requests sent before shifting"
+    )
+    expected_peak_rps: Annotated[float, Field(strict=True, gt=0)] | None = None
+    throttle_guard: Literal["warn", "fail"] = Field(
+        default="warn", description="when reserved concurrency cannot carry expected_peak_rps"
+    )
+
+    def _value_rules(self) -> list[Issue]:
+        reserved, provisioned = self.reserved_concurrency, self.provisioned_concurrency
+        if reserved is not None and provisioned is not None and provisioned > reserved:
+            return [
+                (
+                    ("provisioned_concurrency",),
+                    f"provisioned_concurrency {provisioned} exceeds "
+                    f"reserved_concurrency {reserved}: lower it or raise the reservation",
+                )
+            ]
+        return []
+
+
+class LoadThresholds(Model):
+    """Limits the load stage must stay within; unset ones are not checked."""
+
+    fail_ratio: Fraction | None = Field(default=None, description="failed / all requests, 0..1")
+    p95_ms: Annotated[float, Field(strict=True, gt=0)] | None = None
+    min_rps: Annotated[float, Field(strict=True, ge=0)] | None = None
+
+
+class LoadConfig(Model):
+    """The load stage: a locust run against the new release's test route."""
+
+    locustfile: RelPath
+    users: PositiveInt = 10
+    spawn_rate: Annotated[float, Field(strict=True, gt=0)] = 10.0
+    duration: PositiveDuration = 30.0
+    user_class: Annotated[StrictStr, Matches(r"^[A-Za-z_]\w*$", "a Python class name")] | None = None
+    thresholds: LoadThresholds = Field(default_factory=LoadThresholds)
+
+
+class ServiceConfig(Model):
+    """One ``services/<name>/service.yaml``."""
+
+    name: Name = Field(description="must equal the folder name")
+    kind: Literal["ecs", "lambda"]
+    owner: Name = Field(description="an organisation from pipeline.yaml")
+    paths: Annotated[tuple[RelPath, ...], Field(min_length=1)] = Field(
+        description="globs; a change to a matching file means the service changed"
+    )
+    build: BuildConfig
+    test: UnitTestConfig | None = None
+    local: LocalRunConfig | None = None
+    ecs: EcsConfig | None = None
+    lambda_: LambdaConfig | None = Field(default=None, alias="lambda")
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
+    load: LoadConfig | None = None
+
+    @classmethod
+    def _presence_rules(cls, data: dict[Any, Any]) -> list[Issue]:
+        kind = data.get("kind")
+        if kind == "ecs":
+            return presence(data, "kind", "ecs", {"ecs"}, {"lambda"})
+        if kind == "lambda":
+            return presence(data, "kind", "lambda", {"lambda"}, {"ecs"})
+        return []
+
+    def _value_rules(self) -> list[Issue]:
+        if self.deploy.uses_load_stage and self.load is None:
+            return [
+                (
+                    ("load",),
+                    "deploy runs a load stage but there is no `load:` section: "
+                    "add one (locustfile, users, ...) or remove the load stage from deploy",
+                )
+            ]
+        return []
+
+    @property
+    def route(self) -> RouteConfig:
+        """The route of the ECS service or Lambda function (exactly one exists)."""
+        platform = self.ecs or self.lambda_
+        if platform is None:  # pragma: no cover - the kind rule makes one of them required
+            raise ValueError(f"service {self.name} has neither an ecs: nor a lambda: block")
+        return platform.route
+
+    def strategy(self, defaults: Defaults | None = None) -> Strategy:
+        """The deploy section expanded to a core ``Strategy``; timeouts are the core
+        defaults, overridden by ``defaults.timeouts``, overridden by ``deploy.timeouts``."""
+        return self.deploy.strategy_with((defaults or Defaults()).timeouts)
