@@ -58,6 +58,7 @@ class ConsoleSink:
 
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
 
 
 def state_summary(state: DeploymentState) -> dict[str, Any]:
