@@ -61,7 +61,7 @@ def find_root(start: Path) -> Path:
 @dataclass
 class App:
     root_hint: Path
-    clock: Clock = field(default_factory=lambda: SystemClock())
+    clock: Clock = field(default_factory=lambda: SystemClock())  # noqa: PLW0108 - late binding lets tests swap the clock
     _factories: dict[str, PlatformFactory] = field(default_factory=dict)
 
     @cached_property
