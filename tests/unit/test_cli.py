@@ -99,6 +99,7 @@ def test_validate_reports_every_mistake_with_file_and_line_and_no_traceback(tmp_
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline.cli.main", "--root", str(tmp_path), "validate"],
         capture_output=True,
+        check=False,
         text=True,
         timeout=60,
         env={**os.environ, "COLUMNS": "200"},
