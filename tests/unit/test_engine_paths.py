@@ -310,3 +310,23 @@ class FakeClockSleep:
 
     def __call__(self, seconds: float) -> None:
         self.clock.t += max(0.0, seconds)  # type: ignore[attr-defined]
+
+
+def test_the_lease_is_renewed_through_a_pause_longer_than_its_ttl() -> None:
+    world, _ = stable_world()
+    strategy = Strategy(steps=canary((SetWeight(30), Pause(300))), timeouts=Timeouts(poll=5))
+    seen: list[str] = []
+    real_sleep = world.clock.sleep
+
+    def sleep(seconds: float) -> None:
+        real_sleep(seconds)
+        if not seen and world.clock.slept > 200:  # well past the 30 s lease
+            with pytest.raises(LockHeldError) as exc:
+                world.store.acquire(REF, "mallory@elsewhere:9", ttl=30)
+            seen.append(exc.value.holder)
+
+    world.clock.sleep = sleep  # type: ignore[method-assign]
+    state = deploy(world.ctx(), REF, release("v2"), strategy)
+    assert state.phase is Phase.SUCCEEDED
+    assert seen == ["alice@host:1"]
+    assert world.store.holder(REF) is None  # released at the end
