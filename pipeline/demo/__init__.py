@@ -1,0 +1,1 @@
+"""The narrated demo of the whole pipeline on the local platform (``pipeline demo``)."""

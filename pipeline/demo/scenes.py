@@ -1,0 +1,359 @@
+"""``pipeline demo``: the whole pipeline on the local platform, narrated, in a few minutes.
+
+Scenes, each a real deployment through the same engine and adapters as ``pipeline
+deploy`` (only the strategies are shortened so the demo fits in minutes):
+
+1. first deployment of every service to dev;
+2. a good release of orders through a canary under locust load: zero failed requests;
+3. a bad release (a committed fault) through a canary: analysis rolls it back;
+4. a Lambda canary of notify, cold starts of the new version visible;
+5. promotion of the same digest dev -> staging -> prod (refused, approved, promoted);
+6. ``pipeline rollback`` in dev: back to the last good release.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from pipeline import operations as ops
+from pipeline.cli.app import App
+from pipeline.cli.render import ConsoleSink, bar
+from pipeline.core.analysis import AnalysisSpec, Check
+from pipeline.core.errors import PipelineError, PromotionRefused
+from pipeline.core.model import Release, ServiceRef, Weights
+from pipeline.core.plan import Strategy
+from pipeline.core.state import DeploymentState, Timeouts
+from pipeline.core.steps import Analyze, Pause, SetWeight, canary
+from pipeline.demo.report import SceneResult, write_report
+from pipeline.demo.timeline import Sampler, Timeline
+from pipeline.demo.workspace import fresh_clone, make_release
+from pipeline.loadtest.result import LoadResult
+from pipeline.loadtest.runner import LoadRunner
+from pipeline.loadtest.settings import LoadSettings, Thresholds
+from pipeline.local.plane_process import state_dir_of, stop_plane
+
+FAST = Timeouts(ready=90, verify=15, stage=120, hold=600, poll=0.5)
+ANALYSIS = AnalysisSpec(
+    checks=(Check("error_rate", 0.02), Check("p95_ms", 1000.0)),
+    min_requests=15,
+    window_seconds=4,
+    interval_seconds=1.5,
+    failure_limit=0,
+    inconclusive_limit=4,
+    consecutive_error_limit=3,
+)
+FIRST = Strategy(steps=canary(()), analysis=ANALYSIS, timeouts=FAST)
+ORDERS_CANARY = Strategy(
+    steps=canary((SetWeight(20), Pause(4), Analyze(), SetWeight(50), Pause(4), Analyze())),
+    analysis=ANALYSIS,
+    timeouts=FAST,
+)
+NOTIFY_CANARY = Strategy(
+    steps=canary((SetWeight(10), Pause(4), Analyze(), SetWeight(50), Pause(3), Analyze())),
+    analysis=dataclasses.replace(ANALYSIS, checks=(Check("error_rate", 0.02),), min_requests=5),
+    timeouts=FAST,
+)
+LOAD_SECONDS = 30.0
+DEV, STAGING, PROD = "dev", "staging", "prod"
+
+
+class BackgroundLoad:
+    """A locust run (subprocess, via the load-stage runner) in a thread, for one scene."""
+
+    def __init__(self, runner: LoadRunner, service: str, target: str, users: int, seconds: float) -> None:
+        settings = LoadSettings(
+            locustfile=Path("loadtests") / f"{service}.py",
+            users=users,
+            spawn_rate=users,
+            duration=seconds,
+            thresholds=Thresholds(),
+        )
+        self._args = (runner, service, target, settings)
+        self.result: LoadResult | None = None
+        self.error: PipelineError | None = None
+        self.started = 0.0
+        self._thread = threading.Thread(target=self._main, name=f"load-{service}", daemon=True)
+
+    def _main(self) -> None:
+        try:
+            runner, service, target, settings = self._args
+            self.result = runner.run(service, DEV, target, settings)
+        except PipelineError as exc:
+            self.error = exc
+
+    def __enter__(self) -> BackgroundLoad:
+        self.started = time.time()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(timeout=LOAD_SECONDS + 90)
+
+    @property
+    def ended(self) -> float:
+        return self.started + (self.result.figures.duration_s if self.result else 0.0)
+
+
+class Demo:
+    def __init__(self, root: Path, console: Console, *, keep_running: bool = False) -> None:
+        self.root = root
+        self.work = root / ".pipeline" / "demo"
+        self.console = console
+        self.keep_running = keep_running
+        self.results: list[SceneResult] = []
+        self.timelines: list[Timeline] = []
+        self.workspace = root
+        self.app: App | None = None
+        self.initial: dict[str, Release] = {}
+        self.good: Release | None = None
+
+    # --- plumbing ------------------------------------------------------------------
+
+    @property
+    def a(self) -> App:
+        assert self.app is not None
+        return self.app
+
+    def ctx(self, env: str, actor: str = "alice") -> ops.Context:
+        return dataclasses.replace(self.a.context(env, ConsoleSink(self.console)), actor=actor)
+
+    def router_url(self, env: str) -> str:
+        local: Any = self.a.environment(env).local
+        return f"http://127.0.0.1:{local.port}"
+
+    def scene(self, name: str, expected: str, body: Callable[[], tuple[str, str]]) -> None:
+        self.console.rule(f"[bold]{name}")
+        start = time.time()
+        try:
+            outcome, detail = body()
+        except PipelineError as exc:
+            outcome, detail = "error", exc.message
+            self.console.print(f"[red]{exc.render()}[/]")
+        result = SceneResult(name, outcome, expected, detail, time.time() - start)
+        self.results.append(result)
+        style = "green" if result.ok else "red"
+        self.console.print(f"[{style}]{outcome}[/] ({result.seconds:.1f}s): {detail}")
+
+    def watch(self, title: str, env: str, service: str) -> tuple[Timeline, Sampler]:
+        platform = self.a.factory(self.a.environment(env)).platform(
+            self.a.environment(env), self.a.project.service(service)
+        )
+        timeline = Timeline(title)
+        self.timelines.append(timeline)
+        return timeline, Sampler(timeline, platform.router, platform.metrics)
+
+    def live(self, timeline: Timeline) -> Live:
+        def render() -> Table:
+            table = Table.grid(padding=(0, 2))
+            s = timeline.samples[-1] if timeline.samples else None
+            if s is None:
+                table.add_row("waiting for traffic ...")
+            else:
+                table.add_row(
+                    bar(_weights(s.blue, s.green)),
+                    f"{s.rps:6.0f} req/s",
+                    f"errors {s.error_rate:6.1%}",
+                )
+            return table
+
+        return Live(get_renderable=render, console=self.console, refresh_per_second=4, transient=True)
+
+    # --- scenes --------------------------------------------------------------------
+
+    def run(self) -> int:
+        started = time.time()
+        self.console.print(f"workspace: a fresh clone of {self.root} in {self.work / 'workspace'}")
+        self.workspace = fresh_clone(self.root, self.work)
+        self.app = App(root_hint=self.workspace)
+        try:
+            self.scene("1. first deployment of every service to dev", "succeeded", self.first_deployments)
+            self.scene("2. good canary of orders under load", "succeeded", self.good_canary)
+            self.scene("3. bad canary of orders", "rolled_back", self.bad_canary)
+            self.scene("4. Lambda canary of notify", "succeeded", self.lambda_canary)
+            self.scene("5. promote the same digest to staging and prod", "succeeded", self.promotion)
+            self.scene("6. pipeline rollback in dev", "succeeded", self.rollback)
+        finally:
+            if not self.keep_running:
+                self.stop_plane()
+        return self.summary(time.time() - started)
+
+    def first_deployments(self) -> tuple[str, str]:
+        phases = []
+        for service in sorted(self.a.project.services):
+            release = self.a.release(service, DEV, None, "HEAD")
+            self.initial[service] = release
+            state = ops.deploy(self.ctx(DEV), ServiceRef(service, DEV), release, FIRST)
+            phases.append(f"{service} {state.release.short} {state.phase.value}")
+        ok = all(p.endswith("succeeded") for p in phases)
+        return ("succeeded" if ok else "failed"), "; ".join(phases)
+
+    def _canary_under_load(
+        self, title: str, release: Release, strategy: Strategy, service: str
+    ) -> tuple[DeploymentState, BackgroundLoad, Timeline]:
+        timeline, sampler = self.watch(title, DEV, service)
+        runner = LoadRunner(self.workspace, reports_root=self.work / "reports")
+        load = BackgroundLoad(runner, service, self.router_url(DEV), users=10, seconds=LOAD_SECONDS)
+        with sampler, load, self.live(timeline):
+            time.sleep(3)  # let the users ramp up before the first step
+            timeline.mark("deploy")
+            state = ops.deploy(self.ctx(DEV), ServiceRef(service, DEV), release, strategy)
+            timeline.mark(state.phase.value)
+        if load.error:
+            raise load.error
+        return state, load, timeline
+
+    def good_canary(self) -> tuple[str, str]:
+        sha = make_release(
+            self.workspace, "demo/good", "orders 1.1.0", _bump("services/orders/VERSION", "1.1.0")
+        )
+        self.good = self.a.release("orders", DEV, None, sha)
+        state, background, _ = self._canary_under_load(
+            "good canary of orders (dev)", self.good, ORDERS_CANARY, "orders"
+        )
+        load = background.result
+        if load is None:
+            return "error", "the load run produced no result"
+        covered = "the whole deployment" if background.ended >= state.updated_at else "part of the deployment"
+        detail = (
+            f"{state.release.short}: {load.figures.failures} failed of {load.figures.requests} requests "
+            f"({load.figures.rps:.0f} req/s, p95 {load.figures.p95_ms:.0f} ms), locust covered {covered}"
+        )
+        ok = state.phase.value == "succeeded" and load.figures.failures == 0
+        return (state.phase.value if ok else "failed"), detail
+
+    def bad_canary(self) -> tuple[str, str]:
+        sha = make_release(
+            self.workspace,
+            "demo/bad",
+            "orders: a release that fails half of its requests",
+            _write("services/orders/fault.json", json.dumps({"error_rate": 0.5})),
+        )
+        bad = self.a.release("orders", DEV, None, sha)
+        state, background, _ = self._canary_under_load(
+            "bad canary of orders (dev)", bad, ORDERS_CANARY, "orders"
+        )
+        load = background.result
+        reaction = _reaction_seconds(self.ctx(DEV), ServiceRef("orders", DEV), state.id)
+        weights = (
+            self.a.factory(self.a.environment(DEV))
+            .platform(self.a.environment(DEV), self.a.project.service("orders"))
+            .router.get_weights()
+        )
+        failed = load.figures.failures if load else -1
+        detail = (
+            f"{state.reason}; traffic back on the old slot ({weights}); {failed} failed requests"
+            f" of {load.figures.requests if load else 0}; "
+            f"rollback took {reaction:.2f}s from verdict to verified"
+        )
+        return state.phase.value, detail
+
+    def lambda_canary(self) -> tuple[str, str]:
+        sha = make_release(
+            self.workspace, "demo/notify", "notify 1.1.0", _bump("services/notify/VERSION", "1.1.0")
+        )
+        release = self.a.release("notify", DEV, None, sha)
+        state, background, timeline = self._canary_under_load(
+            "Lambda canary of notify (dev)", release, NOTIFY_CANARY, "notify"
+        )
+        platform = self.a.factory(self.a.environment(DEV)).platform(
+            self.a.environment(DEV), self.a.project.service("notify")
+        )
+        since = timeline.marks[0].t if timeline.marks else time.time() - 60
+        new = platform.metrics.measure(state.new_slot, since, time.time())
+        cold = dict(new.extra).get("cold_starts", 0)
+        failed = background.result.figures.failures if background.result else -1
+        detail = (
+            f"{state.release.short} serves 100%; new version: {new.requests} invocations, "
+            f"{int(cold)} cold starts; {failed} failed requests"
+        )
+        return state.phase.value, detail
+
+    def promotion(self) -> tuple[str, str]:
+        staging = ops.promote(self.ctx(STAGING), "orders", DEV, STAGING, FIRST, self.a.requirements(STAGING))
+        prod_ctx = self.ctx(PROD)
+        try:
+            ops.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.a.requirements(PROD))
+            return "failed", "prod accepted a release without an Ops approval"
+        except PromotionRefused as exc:
+            self.console.print(f"[yellow]refused as expected[/]: {exc.message}")
+        approver = sorted(self.a.requirements(PROD).approvers or {"carol"})[0]
+        ops.approve(self.ctx(PROD, actor=approver), ServiceRef("orders", PROD), staging.release, "ops")
+        self.console.print(f"{approver} (ops) approved {staging.release.short} for prod")
+        prod = ops.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.a.requirements(PROD))
+        same = prod.release.digest == staging.release.digest == (self.good.digest if self.good else "")
+        detail = f"{prod.release.short} in staging and prod, same digest as dev: {same}"
+        return (prod.phase.value if same else "failed"), detail
+
+    def rollback(self) -> tuple[str, str]:
+        state = ops.rollback(self.ctx(DEV, actor="carol"), ServiceRef("orders", DEV), FIRST)
+        assert state is not None
+        served = _get_json(f"{self.router_url(DEV)}/orders/version")
+        detail = f"dev serves {state.release.short} again; the router answers version {served.get('version')}"
+        expected = self.initial.get("orders")
+        ok = expected is not None and state.release.digest == expected.digest
+        return (state.phase.value if ok else "failed"), detail
+
+    # --- the end -------------------------------------------------------------------
+
+    def stop_plane(self) -> None:
+        try:
+            stop_plane(state_dir_of(self.workspace))
+        except PipelineError:
+            self.console.print(
+                "[yellow]could not stop the local plane; run `pipeline local down` in the workspace[/]"
+            )
+
+    def summary(self, seconds: float) -> int:
+        table = Table(
+            "scene", "outcome", "expected", "time", "detail", title=f"pipeline demo ({seconds:.0f}s)"
+        )
+        for r in self.results:
+            style = "green" if r.ok else "red"
+            table.add_row(r.name, f"[{style}]{r.outcome}[/]", r.expected, f"{r.seconds:.1f}s", r.detail)
+        self.console.print(table)
+        report = write_report(self.work / "report.html", self.results, self.timelines)
+        self.console.print(f"report: {report}")
+        return 0 if all(r.ok for r in self.results) else 1
+
+
+def _weights(blue: int, green: int) -> Weights | None:
+    return Weights(blue, green) if blue + green == 100 else None
+
+
+def _bump(path: str, text: str) -> Callable[[Path], None]:
+    return _write(path, text + "\n")
+
+
+def _write(path: str, text: str) -> Callable[[Path], None]:
+    def change(tree: Path) -> None:
+        (tree / path).write_text(text, encoding="utf-8")
+
+    return change
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        data: dict[str, Any] = json.loads(response.read())
+        return data
+
+
+def _reaction_seconds(ctx: ops.Context, ref: ServiceRef, deployment: str) -> float:
+    """From the failing verdict to 100% verified back on the old slot, from the history."""
+    records = [r for r in ctx.store.history(ref) if r.deployment == deployment]
+    verdict = next((r.ts for r in records if r.detail.startswith("rolling back")), None)
+    verified = next(
+        (r.ts for r in records if verdict and r.ts >= verdict and r.detail.startswith("traffic verified")),
+        None,
+    )
+    return (verified - verdict) if verdict and verified else float("nan")
