@@ -1,0 +1,106 @@
+"""A small synchronous JSON client of the plane's control API (stdlib ``urllib`` only).
+
+The adapters run in the orchestrator's thread, so they talk plain blocking HTTP. A client
+built with ``for_state_dir`` finds (and, if needed, starts) the project's plane through
+``ensure_plane``; when the plane stops answering it looks again once, so a ``local down`` +
+``local up`` in the middle of a deployment costs one retry, not the deployment.
+
+Errors become ``pipeline.core.errors`` classes: 404 -> NotFoundError, other 4xx ->
+PlatformError, 5xx and an unreachable plane -> TransientPlatformError (the engine retries).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pipeline.core.errors import NotFoundError, PlatformError, TransientPlatformError
+from pipeline.local.plane_process import ensure_plane
+
+
+class PlaneClient:
+    """Calls ``locate()``'s base URL; ``locate(True)`` must find the plane afresh."""
+
+    def __init__(self, locate: Callable[[bool], str], timeout: float = 30.0) -> None:
+        self._locate = locate
+        self._timeout = timeout
+        self._base: str | None = None
+
+    @classmethod
+    def for_url(cls, url: str, timeout: float = 30.0) -> PlaneClient:
+        return cls(lambda _fresh: url, timeout)
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path, timeout: float = 30.0) -> PlaneClient:
+        """A client of the plane of ``state_dir``, starting it if it is not running."""
+        return cls(lambda _fresh: ensure_plane(state_dir)[0].url, timeout)
+
+    @property
+    def base_url(self) -> str:
+        if self._base is None:
+            self._base = self._locate(False)
+        return self._base
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+             query: dict[str, str] | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """One request; the decoded JSON object answered. See the module docstring for errors."""
+        try:
+            return self._once(method, path, body, query, timeout)
+        except _Unreachable:
+            self._base = self._locate(True)
+        try:
+            return self._once(method, path, body, query, timeout)
+        except _Unreachable as exc:
+            raise TransientPlatformError(
+                f"the local plane at {self._base} does not answer: {exc.reason}",
+                hint="run `pipeline local up`; its log is .pipeline/logs/plane.log",
+            ) from exc
+
+    def _once(self, method: str, path: str, body: dict[str, Any] | None,
+              query: dict[str, str] | None, timeout: float | None) -> dict[str, Any]:
+        url = self.base_url + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout or self._timeout) as resp:
+                answer = json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            raise _translate(method, path, exc) from exc
+        except (urllib.error.URLError, ConnectionError) as exc:
+            raise _Unreachable(str(getattr(exc, "reason", exc))) from exc
+        except TimeoutError as exc:
+            raise TransientPlatformError(
+                f"the local plane did not answer {method} {path} within {timeout or self._timeout:g}s",
+                hint="the machine may be overloaded; see .pipeline/logs/plane.log",
+            ) from exc
+        except ValueError as exc:
+            raise PlatformError(f"the local plane answered {method} {path} with invalid JSON: {exc}") from exc
+        if not isinstance(answer, dict):
+            raise PlatformError(f"the local plane answered {method} {path} with {type(answer).__name__}")
+        return answer
+
+
+class _Unreachable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _translate(method: str, path: str, exc: urllib.error.HTTPError) -> PlatformError | NotFoundError:
+    try:
+        data = json.loads(exc.read() or b"{}")
+    except ValueError:
+        data = {}
+    message = str(data.get("error") or exc.reason)
+    hint = str(data.get("hint") or "see .pipeline/logs/plane.log")
+    if exc.code == 404:
+        return NotFoundError(f"local plane: {message}", hint=hint)
+    if exc.code >= 500:
+        return TransientPlatformError(f"local plane failed {method} {path}: {message}", hint=hint)
+    return PlatformError(f"local plane refused {method} {path}: {message}", hint=hint)

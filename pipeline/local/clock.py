@@ -1,0 +1,16 @@
+"""The real-time clock the CLI wires into the engine (tests use ``pipeline.testing.FakeClock``)."""
+
+from __future__ import annotations
+
+import time
+
+
+class SystemClock:
+    """``Clock`` port on the wall clock: ``now()`` is ``time.time()`` (epoch seconds),
+    ``sleep(seconds)`` blocks the calling thread (negative values sleep 0)."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))

@@ -1,0 +1,162 @@
+"""The plane's JSON control API (aiohttp), served on 127.0.0.1 at the port in ``plane.json``.
+
+::
+
+    GET    /v1/status                                      the whole plane
+    POST   /v1/shutdown                                    stop everything, then exit
+    PUT    /v1/envs/{env}                       {"port"}   serve env on port and port+1
+    PUT    /v1/envs/{env}/services/{svc}        RouteSpec  path rule ("pattern", "priority", "kind")
+    PUT    /v1/envs/{env}/services/{svc}/slots/{slot}      ReleaseSpec; answers at once (202)
+    GET    /v1/envs/{env}/services/{svc}/slots/{slot}?digest=sha256:...   health for that release
+    DELETE /v1/envs/{env}/services/{svc}/slots/{slot}      drain and stop; answers when stopped
+    PUT    /v1/envs/{env}/services/{svc}/weights {"blue", "green"}
+    GET    /v1/envs/{env}/services/{svc}/weights           {"weights": {...} | null}
+    GET    /v1/envs/{env}/services/{svc}/metrics?slot=&since=&until=   counters of a window
+    GET    /v1/envs/{env}/services/{svc}/endpoint?slot=    base URL of the test route to slot
+    *      /lambda/...                                     the Lambda runtime's API, when loaded
+
+Every PUT and DELETE is idempotent. Errors answer ``{"error": ..., "hint": ...}`` with a
+4xx status; the adapters turn them into ``pipeline.core.errors`` classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from pipeline.core.model import Slot, Weights
+from pipeline.local.plane_core import Plane, PlaneRequestError
+from pipeline.local.routing import parse_slot
+from pipeline.local.specs import ReleaseSpec, RouteSpec
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PLANE_KEY = web.AppKey("plane", Plane)
+SHUTDOWN_KEY = web.AppKey("shutdown", asyncio.Event)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except PlaneRequestError as exc:
+        return web.json_response({"error": exc.message, "hint": exc.hint}, status=exc.status)
+    except (KeyError, TypeError, ValueError) as exc:
+        message = f"bad request to {request.method} {request.path}: {type(exc).__name__}: {exc}"
+        return web.json_response({"error": message, "hint": "check the request body"}, status=400)
+
+
+def control_app(plane: Plane, shutdown: asyncio.Event) -> web.Application:
+    """The control API of ``plane``; ``POST /v1/shutdown`` sets ``shutdown``."""
+    app = web.Application(middlewares=[_errors], client_max_size=6 * 1024 * 1024)  # Lambda's 6 MB payload
+    app[PLANE_KEY] = plane
+    app[SHUTDOWN_KEY] = shutdown
+    base = "/v1/envs/{env}/services/{service}"
+    app.router.add_get("/v1/status", _status)
+    app.router.add_post("/v1/shutdown", _shutdown)
+    app.router.add_put("/v1/envs/{env}", _put_environment)
+    app.router.add_put(base, _put_route)
+    app.router.add_put(base + "/slots/{slot}", _provision)
+    app.router.add_get(base + "/slots/{slot}", _health)
+    app.router.add_delete(base + "/slots/{slot}", _scale_down)
+    app.router.add_put(base + "/weights", _set_weights)
+    app.router.add_get(base + "/weights", _get_weights)
+    app.router.add_get(base + "/metrics", _metrics)
+    app.router.add_get(base + "/endpoint", _endpoint)
+    return app
+
+
+def _plane(request: web.Request) -> Plane:
+    return request.app[PLANE_KEY]
+
+
+def _slot(value: str | None) -> Slot:
+    slot = parse_slot(value)
+    if slot is None:
+        raise PlaneRequestError(400, f"unknown slot {value!r}", "use blue or green")
+    return slot
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    data = await request.json()
+    if not isinstance(data, dict):
+        raise PlaneRequestError(400, "the request body must be a JSON object")
+    return data
+
+
+async def _status(request: web.Request) -> web.Response:
+    return web.json_response(_plane(request).status())
+
+
+async def _shutdown(request: web.Request) -> web.Response:
+    request.app[SHUTDOWN_KEY].set()
+    return web.json_response({"stopping": True}, status=202)
+
+
+async def _put_environment(request: web.Request) -> web.Response:
+    port = int((await _body(request))["port"])
+    changed = await _plane(request).put_environment(request.match_info["env"], port)
+    return web.json_response({"changed": changed})
+
+
+async def _put_route(request: web.Request) -> web.Response:
+    route = RouteSpec.from_dict(await _body(request))
+    _plane(request).put_route(request.match_info["env"], request.match_info["service"], route)
+    return web.json_response({"route": route.to_dict()})
+
+
+async def _provision(request: web.Request) -> web.Response:
+    spec = ReleaseSpec.from_dict(await _body(request))
+    m = request.match_info
+    changed = _plane(request).provision(m["env"], m["service"], _slot(m["slot"]), spec)
+    return web.json_response({"changed": changed}, status=202)
+
+
+async def _health(request: web.Request) -> web.Response:
+    m = request.match_info
+    digest = request.query.get("digest", "")
+    return web.json_response(_plane(request).health(m["env"], m["service"], _slot(m["slot"]), digest))
+
+
+async def _scale_down(request: web.Request) -> web.Response:
+    m = request.match_info
+    stopped = await _plane(request).scale_down(m["env"], m["service"], _slot(m["slot"]))
+    return web.json_response({"stopped": stopped})
+
+
+async def _set_weights(request: web.Request) -> web.Response:
+    body = await _body(request)
+    weights = Weights(blue=int(body["blue"]), green=int(body["green"]))
+    m = request.match_info
+    _plane(request).set_weights(m["env"], m["service"], weights)
+    return web.json_response({"weights": weights.to_dict()})
+
+
+async def _get_weights(request: web.Request) -> web.Response:
+    m = request.match_info
+    weights = _plane(request).weights(m["env"], m["service"])
+    return web.json_response({"weights": weights.to_dict() if weights else None})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    m, q = request.match_info, request.query
+    stats = _plane(request).measure(m["env"], m["service"], _slot(q.get("slot")), float(q["since"]),
+                                    float(q["until"]))
+    return web.json_response(stats.to_dict())
+
+
+async def _endpoint(request: web.Request) -> web.Response:
+    """The test route reaching only ``slot``: the bare test listener when ``slot`` is its
+    default (the slot provisioned last), else the ``/_slot/<slot>`` pinned prefix."""
+    m = request.match_info
+    slot = _slot(request.query.get("slot"))
+    plane = _plane(request)
+    router = plane.routers.get(m["env"])
+    route = router.services.get(m["service"]) if router else None
+    if router is None or route is None:
+        raise PlaneRequestError(404, f"environment {m['env']} has no route for service {m['service']}")
+    base = f"http://127.0.0.1:{router.test_port}"
+    url = base if route.test_slot is slot else f"{base}/_slot/{slot.value}"
+    return web.json_response({"url": url})

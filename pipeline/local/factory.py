@@ -1,0 +1,185 @@
+"""``LocalFactory``: the adapters of the local platform for the CLI's composition root.
+
+One plane per project (``<root>/.pipeline``) serves every local environment; ``platform()``
+starts it when it is not running, so ``pipeline deploy`` needs no prior ``local up``.
+State lives in ``<root>/<env.local.state_dir>/state.db``.
+
+The config-reading glue is ``local_launch`` and ``service_binding``; the adapters
+themselves take plain values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.core.errors import ConfigError, NotFoundError
+from pipeline.core.model import Release
+from pipeline.core.ports import Clock, Platform, StageRunner
+from pipeline.local.adapters import (
+    Launch,
+    LocalCompute,
+    LocalMetrics,
+    LocalRouter,
+    PlaneService,
+    ServiceBinding,
+)
+from pipeline.local.client import PlaneClient
+from pipeline.local.plane_process import state_dir_of
+from pipeline.local.registry import LocalRegistry
+from pipeline.local.routing import lambda_function_name
+from pipeline.local.specs import HealthCheck, RouteSpec
+from pipeline.local.sqlite_lock import SqliteLockManager
+from pipeline.local.sqlite_store import SqliteStateStore, open_sqlite
+from pipeline.local.stages import HttpSmokeStages
+
+if TYPE_CHECKING:
+    from pipeline.config import EnvironmentConfig, LocalPlatformConfig, Project, ServiceConfig
+
+SERVICES_DIR = "services"
+
+
+class LocalFactory:
+    """``PlatformFactory`` for environments with ``platform: local``."""
+
+    def __init__(self, project: Project, clock: Clock) -> None:
+        self.project = project
+        self.clock = clock
+        self.state_dir = state_dir_of(project.root)
+        self._stores: dict[Path, tuple[SqliteStateStore, SqliteLockManager]] = {}
+        self._client: PlaneClient | None = None
+
+    def stores(self, env: EnvironmentConfig) -> tuple[SqliteStateStore, SqliteLockManager]:
+        """The SQLite store and lock manager of ``<root>/<state_dir>/state.db`` (shared per file)."""
+        path = Path(self.project.root).resolve() / _local(env, self.project).state_dir / "state.db"
+        if path not in self._stores:
+            self._stores[path] = open_sqlite(path, self.clock)
+        return self._stores[path]
+
+    def registry(self, env: EnvironmentConfig) -> LocalRegistry:
+        return LocalRegistry(Path(self.project.root), self.state_dir)
+
+    def plane(self) -> PlaneClient:
+        """The client of the project's plane (started on first use)."""
+        if self._client is None:
+            self._client = PlaneClient.for_state_dir(self.state_dir)
+        return self._client
+
+    def platform(self, env: EnvironmentConfig, service: ServiceConfig) -> Platform:
+        """Compute, router, metrics and stages of ``service`` in ``env``; starts the plane."""
+        binding = service_binding(self.project, env, service)
+        client = self.plane()
+        client.base_url  # noqa: B018 - start (or find) the plane now, not mid-deployment
+        if service.kind == "lambda":
+            PlaneService(client, binding).register()
+            stages = self._stages(binding, service)
+            return _lambda_platform(client, self.registry(env), binding, service, stages)
+        compute = LocalCompute(client, binding, local_launch(self.project, service),
+                               self.registry(env).snapshot_dir)
+        return Platform(compute=compute, router=LocalRouter(client, binding),
+                        metrics=LocalMetrics(client, binding), stages=self._stages(binding, service))
+
+    def _stages(self, binding: ServiceBinding, service: ServiceConfig) -> StageRunner:
+        """The load-test package's stage runner when installed, else HTTP smoke checks."""
+        try:
+            from pipeline.loadtest.stages import ServiceStageRunner  # noqa: PLC0415
+        except ImportError:
+            return _smoke_stages(service)
+        return ServiceStageRunner.from_config(self.project, service, binding.environment)
+
+
+# --- config glue -----------------------------------------------------------------------
+
+
+def environment_name(project: Project, env: EnvironmentConfig) -> str:
+    """The name ``env`` has in ``pipeline.yaml`` (the config model does not carry it)."""
+    named = getattr(env, "name", None)
+    if isinstance(named, str):
+        return named
+    environments = project.config.environments
+    for name, candidate in environments.items():
+        if candidate is env:
+            return name
+    for name, candidate in environments.items():
+        if candidate == env:
+            return name
+    raise NotFoundError("this environment is not defined in pipeline.yaml",
+                        hint=f"known environments: {', '.join(sorted(environments))}")
+
+
+def service_binding(project: Project, env: EnvironmentConfig, service: ServiceConfig) -> ServiceBinding:
+    name = environment_name(project, env)
+    route = service.route
+    return ServiceBinding(
+        environment=name, port=_local(env, project).port, service=service.name,
+        route=RouteSpec(pattern=route.path, priority=route.priority, kind=service.kind),
+    )
+
+
+def local_launch(project: Project, service: ServiceConfig) -> Launch:
+    """How the local platform starts ``service`` (its ``local`` and ``ecs`` sections)."""
+    import shlex  # noqa: PLC0415
+
+    local, ecs = service.local, service.ecs
+    if local is None or ecs is None:
+        raise ConfigError(
+            [f"{SERVICES_DIR}/{service.name}/service.yaml: local: the local platform needs a `local:` "
+             "section with the command that serves HTTP on $PORT"],
+        )
+    hc = ecs.health_check
+    env = {**ecs.environment, **local.env}
+    return Launch(
+        command=tuple(shlex.split(local.command)),
+        cwd=str(Path(SERVICES_DIR) / service.name / local.cwd),
+        env=tuple(sorted(env.items())),
+        replicas=local.replicas,
+        health=HealthCheck(path=hc.path, interval=hc.interval, timeout=hc.timeout,
+                           healthy_threshold=hc.healthy_threshold,
+                           unhealthy_threshold=hc.unhealthy_threshold),
+        drain_timeout=ecs.deregistration_delay,
+    )
+
+
+def _local(env: EnvironmentConfig, project: Project) -> LocalPlatformConfig:
+    if env.local is None:
+        raise ConfigError([f"environment {environment_name(project, env)} is not on the local platform: "
+                           "it has no `local:` section"])
+    return env.local
+
+
+def _smoke_stages(service: ServiceConfig) -> HttpSmokeStages:
+    if service.kind == "lambda" and service.lambda_ is not None:
+        return HttpSmokeStages(smoke_events=service.lambda_.smoke_events)
+    path = service.ecs.health_check.path if service.ecs is not None else "/health"
+    return HttpSmokeStages(path)
+
+
+def _lambda_platform(client: PlaneClient, registry: LocalRegistry, binding: ServiceBinding,
+                     service: ServiceConfig, stages: StageRunner) -> Platform:
+    """The adapters of ``pipeline.local.lambda_adapters`` on the plane's Lambda runtime.
+
+    The function is ``lambda_function_name(env, service)``, the one the router invokes;
+    its code is the service folder of the release's snapshot.
+    """
+    from pipeline.local.lambda_adapters import (  # noqa: PLC0415 - only for Lambda services
+        LocalLambdaCompute,
+        LocalLambdaMetrics,
+        LocalLambdaRouter,
+    )
+
+    cfg = service.lambda_
+    if cfg is None:
+        raise ConfigError([f"{SERVICES_DIR}/{service.name}/service.yaml: kind lambda needs `lambda:`"])
+    base = f"{client.base_url}/lambda/"
+    function = lambda_function_name(binding.environment, service.name)
+
+    def source(release: Release) -> Path:
+        return registry.snapshot_dir(release) / SERVICES_DIR / service.name
+
+    compute = LocalLambdaCompute(
+        base, function, source, cfg.handler, memory=cfg.memory, timeout=cfg.timeout,
+        reserved=cfg.reserved_concurrency, provisioned=cfg.provisioned_concurrency,
+        environment=dict(cfg.environment),
+    )
+    return Platform(compute=compute, router=LocalLambdaRouter(base, function),
+                    metrics=LocalLambdaMetrics(base, function), stages=stages)

@@ -1,0 +1,115 @@
+"""The plane process: ``python -m pipeline.local.plane --state-dir DIR --id ID``.
+
+Started in its own session by ``pipeline local up`` (see ``pipeline.local.plane_process``),
+it hosts the supervisor, one router per environment and, when installed, the Lambda
+runtime, behind the JSON control API on ``127.0.0.1:<free port>``. Once that API answers it
+writes ``DIR/plane.json`` (pid, port, id), atomically. SIGTERM, SIGINT or
+``POST /v1/shutdown`` stop every listener, replica and worker, remove ``plane.json`` and
+exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from pipeline.local.control import control_app
+from pipeline.local.plane_core import Plane
+from pipeline.local.router import LambdaInvoker
+
+PLANE_FILE = "plane.json"
+log = logging.getLogger("pipeline.local.plane")
+
+
+def _lambda_runtime(state_dir: Path) -> tuple[Any, web.Application | None, LambdaInvoker | None]:
+    """The Lambda runtime, its control sub-app and its HTTP invoker; Nones when not installed."""
+    try:
+        from pipeline.local.lambda_runtime import LambdaRuntime, lambda_app  # noqa: PLC0415
+    except ImportError as exc:
+        log.info("Lambda runtime not available (%s): lambda routes answer 503", exc)
+        return None, None, None
+    runtime = LambdaRuntime(state_dir / "lambda")
+    invoker: LambdaInvoker = runtime.invoke_http
+    return runtime, lambda_app(runtime), invoker
+
+
+def write_plane_file(state_dir: Path, data: dict[str, Any]) -> None:
+    """Write ``plane.json`` atomically (readers never see half a file)."""
+    target = state_dir / PLANE_FILE
+    tmp = target.with_name(f".{PLANE_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, target)
+
+
+def _remove_plane_file(state_dir: Path, plane_id: str) -> None:
+    target = state_dir / PLANE_FILE
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads(target.read_text()).get("id") == plane_id:
+            target.unlink()
+
+
+async def serve(state_dir: Path, plane_id: str) -> None:
+    """Run the plane until a shutdown is requested; clean everything up before returning."""
+    shutdown = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, shutdown.set)
+    connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None)
+    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as http:
+        runtime, lambda_sub, invoker = _lambda_runtime(state_dir)
+        plane = Plane(state_dir, plane_id, http, invoker)
+        app = control_app(plane, shutdown)
+        if lambda_sub is not None:
+            app.add_subapp("/lambda/", lambda_sub)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = int(runner.addresses[0][1])
+        try:
+            if runtime is not None:
+                await runtime.start()  # re-warm provisioned workers after a restart
+            await plane.restore()
+            write_plane_file(state_dir, {
+                "pid": os.getpid(), "port": port, "id": plane_id, "started_at": time.time(),
+                "state_dir": str(state_dir), "lambda": runtime is not None,
+            })
+            log.info("plane %s serving control API on 127.0.0.1:%d", plane_id, port)
+            await shutdown.wait()
+            log.info("plane %s shutting down", plane_id)
+        finally:
+            await plane.close()
+            if runtime is not None:
+                await runtime.close()
+            await runner.cleanup()
+            _remove_plane_file(state_dir, plane_id)
+    log.info("plane %s stopped", plane_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.local.plane")
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--id", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state_dir: Path = args.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(serve(state_dir, args.id))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

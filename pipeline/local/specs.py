@@ -1,0 +1,100 @@
+"""What the local plane is asked to run: value objects shared by the plane and its adapters.
+
+These travel as JSON over the control API (``to_dict``/``from_dict``) and are persisted by
+the plane so that ``pipeline local up`` after a ``down`` brings the same slots back.
+Times are seconds; paths are absolute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """How a replica is judged healthy (the service's ``ecs.health_check``).
+
+    A new replica joins the rotation after its first passing check (as a new ALB target
+    does). A healthy one leaves it after ``unhealthy_threshold`` consecutive failures and
+    comes back after ``healthy_threshold`` passes. One that fails ``unhealthy_threshold``
+    more checks, or never passed within ``start_period`` seconds of starting, is killed and
+    restarted. ``interval``, ``timeout`` and ``start_period`` are seconds.
+    """
+
+    path: str = "/health"
+    interval: float = 5.0
+    timeout: float = 2.0
+    healthy_threshold: int = 2
+    unhealthy_threshold: int = 2
+    start_period: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSpec:
+    """N replicas of one release of one service, in one slot of one environment.
+
+    ``command`` runs with ``cwd = snapshot / cwd`` and the environment ``os.environ`` +
+    ``env`` + ``PORT`` (a free port per replica) + ``PIPELINE_*`` facts (service,
+    environment, slot, version, digest, replica index). ``drain_timeout`` bounds how long
+    a stopping replica waits for its in-flight requests; ``stop_timeout`` how long it has
+    between SIGTERM and SIGKILL.
+    """
+
+    service: str
+    environment: str
+    version: str
+    digest: str
+    snapshot: str
+    command: tuple[str, ...]
+    cwd: str = "."
+    env: tuple[tuple[str, str], ...] = ()
+    replicas: int = 1
+    health: HealthCheck = HealthCheck()
+    drain_timeout: float = 10.0
+    stop_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if self.replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {self.replicas}")
+        if not self.command:
+            raise ValueError("command must not be empty")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["command"] = list(self.command)
+        data["env"] = dict(self.env)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ReleaseSpec:
+        """Inverse of ``to_dict``. Raises KeyError, TypeError or ValueError on bad input."""
+        values = dict(data)
+        values["command"] = tuple(str(a) for a in values["command"])
+        values["env"] = tuple(sorted((str(k), str(v)) for k, v in dict(values.get("env", {})).items()))
+        values["health"] = HealthCheck(**values.get("health", {}))
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """A service's rule on its environment's listener: ALB path ``pattern`` and ``priority``
+    (lower wins); ``kind`` "ecs" routes to replicas, "lambda" to the Lambda runtime."""
+
+    pattern: str
+    priority: int = 100
+    kind: str = "ecs"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("ecs", "lambda"):
+            raise ValueError(f"route kind must be 'ecs' or 'lambda', got {self.kind!r}")
+        if not self.pattern.startswith("/"):
+            raise ValueError(f"route path pattern must start with '/', got {self.pattern!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RouteSpec:
+        return cls(pattern=str(data["pattern"]), priority=int(data.get("priority", 100)),
+                   kind=str(data.get("kind", "ecs")))
