@@ -26,9 +26,9 @@ from pipeline.core.model import ServiceRef, Slot, Weights
 from pipeline.core.plan import Strategy
 from pipeline.core.state import Timeouts
 from pipeline.core.steps import Analyze, SetWeight, canary
+from pipeline.engine import NullSink
 from pipeline.local.sqlite_store import open_sqlite
 from pipeline.operations import Context, deploy
-from pipeline.engine import NullSink
 from pipeline.testing import FakeClock, FakePlatform, InMemoryStore, release
 
 STRATEGY = Strategy(
@@ -89,7 +89,9 @@ def _measure(name: str, run: Callable[[], tuple[float, int]], runs: int) -> tupl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     rows = [

@@ -1,0 +1,195 @@
+"""``pipeline loadtest``: run a service's locust load test against an environment and gate it.
+
+Parse -> settings from ``service.yaml`` with command-line overrides -> ``LoadRunner`` ->
+render: the summary table on stderr, the result as JSON on stdout with ``--json``. Exit 0
+when the gate passes, 6 (``DeploymentFailed``) when it fails.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+from rich.table import Table
+
+from pipeline.cli.app import App
+from pipeline.cli.render import emit_json, err
+from pipeline.core.errors import Cancelled, DeploymentFailed, PlatformError, UsageError
+from pipeline.loadtest.report import format_value
+from pipeline.loadtest.result import LoadResult
+from pipeline.loadtest.runner import LoadRunner
+from pipeline.loadtest.settings import LoadSettings, Thresholds, settings_from_config
+
+
+@click.command()
+@click.argument("service")
+@click.option("--env", "env_name", required=True, help="Environment whose router is loaded.")
+@click.option("--target", metavar="URL", help="Base URL to load instead of the environment's router.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Run distributed: a master and N worker processes on this machine.",
+)
+@click.option("--users", type=click.IntRange(min=1), help="Simulated users (default: load.users).")
+@click.option("--spawn-rate", type=click.FloatRange(min=0, min_open=True), help="Users started per second.")
+@click.option("--duration", metavar="DURATION", help="Run time, e.g. 30s or 2m (default: load.duration).")
+@click.option("--user-class", metavar="NAME", help="Locust user class to run (default: all in the file).")
+@click.option(
+    "--locustfile", type=click.Path(dir_okay=False, path_type=Path), help="Override load.locustfile."
+)
+@click.option("--fail-ratio", type=click.FloatRange(0, 1), help="Gate: highest failed/all ratio, e.g. 0.01.")
+@click.option("--p95-ms", type=click.FloatRange(min=0), help="Gate: highest p95 response time in ms.")
+@click.option("--min-rps", type=click.FloatRange(min=0), help="Gate: lowest throughput in requests/s.")
+@click.option(
+    "--reports",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Report folder (default: reports/SERVICE/ENV/TIMESTAMP).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.pass_obj
+def loadtest(
+    app: App,
+    /,
+    service: str,
+    env_name: str,
+    target: str | None,
+    workers: int,
+    reports: Path | None,
+    as_json: bool,
+    **overrides: Any,
+) -> None:
+    """Load SERVICE in ENV with locust and gate on failures, p95 latency and throughput."""
+    env = app.environment(env_name)
+    settings = resolve_settings(app.project.service(service), overrides)
+    url = target or router_url(env, env_name)
+    check_reachable(url, "the target" if target else f"{env_name}'s router")
+    on_workers = f" on {workers} workers" if workers else ""
+    err.print(
+        f"loading [bold]{service}[/] at {url}: {settings.users} users for {settings.duration:g} s{on_workers}"
+    )
+    try:
+        result = LoadRunner(app.root).run(service, env_name, url, settings, workers=workers, reports=reports)
+    except KeyboardInterrupt:
+        raise Cancelled(
+            f"load test of {service} interrupted: every locust process was stopped",
+            hint="partial reports may be in the reports folder",
+        ) from None
+    err.print(summary_table(result))
+    f = result.figures
+    err.print(
+        f"{f.requests} requests in {f.duration_s:g} s · p50 {f.p50_ms:g} ms · p99 {f.p99_ms:g} ms · "
+        f"reports in {result.reports.directory}",
+        soft_wrap=True,
+    )
+    if as_json:
+        emit_json(result.to_dict())
+    if not result.passed:
+        samples = result.failure_samples
+        frequent = f"; most frequent failure: {samples[0].describe()}" if samples else ""
+        raise DeploymentFailed(
+            f"load test of {service} in {env_name} failed: {'; '.join(result.reasons)}{frequent}",
+            hint=f"see {result.reports.html} and {result.reports.markdown}",
+        )
+
+
+def resolve_settings(service: Any, overrides: dict[str, Any]) -> LoadSettings:
+    """The service's ``load:`` settings with command-line overrides on top.
+
+    ``UsageError`` when the service has no ``load:`` section and no ``--locustfile`` is given,
+    or when a duration cannot be parsed.
+    """
+    base = settings_from_config(service.load)
+    locustfile: Path | None = overrides.get("locustfile")
+    if base is None:
+        if locustfile is None:
+            raise UsageError(
+                f"{service.name} has no load test: its service.yaml has no `load:` section",
+                hint="add one (locustfile, users, duration, thresholds) or pass --locustfile",
+            )
+        base = LoadSettings(locustfile=locustfile)
+    elif locustfile is not None:
+        base = replace(base, locustfile=locustfile)
+    limits = base.thresholds
+    thresholds = Thresholds(
+        fail_ratio=_pick(overrides.get("fail_ratio"), limits.fail_ratio),
+        p95_ms=_pick(overrides.get("p95_ms"), limits.p95_ms),
+        min_rps=_pick(overrides.get("min_rps"), limits.min_rps),
+    )
+    return base.override(
+        users=overrides.get("users"),
+        spawn_rate=overrides.get("spawn_rate"),
+        duration=_duration(overrides.get("duration")),
+        user_class=overrides.get("user_class"),
+        thresholds=thresholds,
+    )
+
+
+def router_url(env: Any, env_name: str) -> str:
+    """The base URL of an environment's router: the local router's port, or ``aws.url``."""
+    if env.local is not None:
+        return f"http://127.0.0.1:{env.local.port}"
+    url = getattr(env.aws, "url", None)
+    if not url:
+        raise UsageError(
+            f"no URL to load for {env_name}: its aws section has no `url`",
+            hint=f"set environments.{env_name}.aws.url in pipeline.yaml, or pass --target URL",
+        )
+    return str(url)
+
+
+def check_reachable(url: str, what: str) -> None:
+    """Fail fast, before starting locust, when nothing accepts connections at ``url``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return  # the runner reports malformed targets
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=3).close()
+    except OSError as exc:
+        raise PlatformError(
+            f"nothing answers at {url} ({what}): {exc.strerror or exc}",
+            hint="start the platform (`pipeline local up`) and deploy the service, or pass --target URL",
+        ) from exc
+
+
+def summary_table(result: LoadResult) -> Table:
+    """The gate as a rich table: measured figures against thresholds, pass or fail."""
+    verdict = "[bold green]passed[/]" if result.passed else "[bold red]failed[/]"
+    table = Table(
+        title=f"load test of {result.service} @ {result.environment}: {verdict}", title_justify="left"
+    )
+    for column in ("check", "measured", "threshold", "result"):
+        table.add_column(column)
+    for check in result.checks:
+        bound = "≥" if check.bound == ">=" else "≤"
+        mark = "[green]pass[/]" if check.passed else "[red]fail[/]"
+        table.add_row(
+            check.label,
+            format_value(check.name, check.value),
+            f"{bound} {format_value(check.name, check.limit)}",
+            mark,
+        )
+    return table
+
+
+def _pick(override: float | None, configured: float | None) -> float | None:
+    return configured if override is None else float(override)
+
+
+def _duration(text: str | None) -> float | None:
+    if text is None:
+        return None
+    from pipeline.config import parse_duration
+
+    if text.replace(".", "", 1).isdigit():
+        return float(text)  # plain seconds on the command line
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"invalid --duration {text!r}: {exc}", hint="use e.g. 30s, 2m or 90") from exc

@@ -1,0 +1,167 @@
+"""``LoadRunner``: locust in subprocesses against a target URL, gated on its JSON statistics.
+
+Locust is never imported here: it monkey-patches the standard library with gevent, and
+importing it after boto3/requests crashes with RecursionError. It runs as
+``python -m locust`` headless, writing HTML, CSV and JSON reports into the run's report
+folder; the gate then reads the JSON (``stats``), judges it (``gates``) and writes the
+markdown summary (``report``).
+
+With ``workers=N`` (N >= 1) locust runs distributed on loopback: one master bound to
+127.0.0.1 on a free port, expecting N worker processes; the gate reads the master's
+statistics, which aggregate every worker's requests.
+
+Every process is stopped on return, timeout, error and Ctrl-C (see ``processes``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline.core.errors import NotFoundError, PlatformError, UsageError
+from pipeline.loadtest.command import LocustCommand
+from pipeline.loadtest.gates import evaluate
+from pipeline.loadtest.processes import ProcessGroup, free_port, tail
+from pipeline.loadtest.report import new_report_dir, write_reports
+from pipeline.loadtest.result import LoadResult, ReportPaths
+from pipeline.loadtest.settings import LoadSettings
+from pipeline.loadtest.stats import read_failure_samples, read_figures
+
+STARTUP_MARGIN = 15.0
+"""Seconds a run may take beyond its duration: interpreter start, workers joining, shutdown."""
+
+WORKER_EXIT_WAIT = 5.0
+"""Seconds workers get to exit on their own after the master finished, before SIGTERM."""
+
+
+class LoadRunner:
+    """Runs load tests from the project at ``root`` with this Python interpreter.
+
+    Reports go to ``reports_root/<service>/<environment>/<UTC timestamp>/`` (default
+    ``root/reports``) unless a run names its own folder. Each run is independent; a runner
+    holds no state between runs and may be shared.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        reports_root: Path | None = None,
+        python: str = sys.executable,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.reports_root = reports_root if reports_root is not None else self.root / "reports"
+        self.python = python
+        self.environ = dict(os.environ if environ is None else environ)
+
+    def run(
+        self,
+        service: str,
+        environment: str,
+        target: str,
+        settings: LoadSettings,
+        *,
+        workers: int = 0,
+        timeout: float | None = None,
+        reports: Path | None = None,
+    ) -> LoadResult:
+        """Load ``target`` (a base URL) as ``settings`` say and gate on the result.
+
+        ``timeout`` (seconds, default duration + ``STARTUP_MARGIN``) bounds the whole run.
+        Returns a ``LoadResult`` whether or not the gate passed. Raises ``NotFoundError``
+        for a missing locustfile, ``UsageError`` for a bad target or worker count, and
+        ``PlatformError`` when locust times out or writes no statistics.
+        """
+        locustfile = self._locustfile(service, settings)
+        _check_target(target)
+        if workers < 0:
+            raise UsageError(f"--workers must be 0 or more, got {workers}", hint="0 runs one local process")
+        budget = settings.duration + STARTUP_MARGIN if timeout is None else timeout
+        if budget < settings.duration + 1:
+            raise PlatformError(
+                f"load test of {service} cannot finish in time: it runs {settings.duration:g} s "
+                f"but only {budget:g} s are allowed",
+                hint="shorten load.duration or raise the stage timeout (deploy.timeouts.stage)",
+            )
+        paths = ReportPaths(reports or new_report_dir(self.reports_root, service, environment))
+        paths.directory.mkdir(parents=True, exist_ok=True)
+        paths.json.unlink(missing_ok=True)  # never gate on a previous run's statistics
+        command = LocustCommand(self.python, locustfile, target, settings)
+        exit_code = self._execute(service, command, workers, budget, paths)
+        figures = read_figures(paths.json)
+        result = LoadResult(
+            service=service,
+            environment=environment,
+            target=target,
+            settings=settings,
+            workers=workers,
+            figures=figures,
+            checks=evaluate(figures, settings.thresholds),
+            reports=paths,
+            exit_code=exit_code,
+            failure_samples=read_failure_samples(paths.csv_failures) if figures.failures else (),
+        )
+        write_reports(result, self.environ)
+        return result
+
+    # --- internals -----------------------------------------------------------------
+
+    def _execute(
+        self, service: str, command: LocustCommand, workers: int, budget: float, paths: ReportPaths
+    ) -> int:
+        """Run locust to completion; its exit code. Stops everything on any way out."""
+        deadline = time.monotonic() + budget
+        log = paths.log("master" if workers else "locust")
+        with ProcessGroup(cwd=self.root, env={**self.environ, "PYTHONUNBUFFERED": "1"}) as group:
+            if workers:
+                port = free_port()
+                main = group.start(command.master(paths, port, workers), log)
+                for n in range(1, workers + 1):
+                    group.start(command.worker(port), paths.log(f"worker-{n}"))
+            else:
+                main = group.start(command.single(paths), log)
+            code = group.wait(main, deadline)
+            if code is not None:  # the master told its workers to quit: let them
+                group.wait_all(time.monotonic() + WORKER_EXIT_WAIT)
+        if code is None:
+            raise PlatformError(
+                f"load test of {service} timed out: locust was still running after {budget:g} s "
+                "and was stopped",
+                hint=f"see {log}; raise the stage timeout or shorten load.duration",
+            )
+        if not paths.json.exists():
+            output = tail(log)
+            hint = f"full output in {log}"
+            if "Unknown User(s)" in output:
+                hint = (
+                    f"load.user_class in services/{service}/service.yaml must name a user class defined "
+                    f"in {command.locustfile.name} (not a locust base class), or be removed; {hint}"
+                )
+            raise PlatformError(
+                f"load test of {service} failed: locust exited with code {code} and wrote no statistics\n"
+                + output,
+                hint=hint,
+            )
+        return code
+
+    def _locustfile(self, service: str, settings: LoadSettings) -> Path:
+        path = settings.locustfile if settings.locustfile.is_absolute() else self.root / settings.locustfile
+        if not path.is_file():
+            raise NotFoundError(
+                f"no locustfile for {service}: {path} does not exist",
+                hint=f"create it (like loadtests/orders.py) or fix load.locustfile in "
+                f"services/{service}/service.yaml",
+            )
+        return path
+
+
+def _check_target(target: str) -> None:
+    if not target.startswith(("http://", "https://")):
+        raise UsageError(
+            f"cannot load {target!r}: the target must be a base URL like http://127.0.0.1:8080",
+            hint="pass --target URL, or deploy the service so the environment's router serves it",
+        )
