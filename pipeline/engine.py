@@ -91,6 +91,8 @@ class Engine:
         try:
             if state.phase.value == "pending":
                 self._check_not_superseded(state)
+            else:
+                state = self._latest(state)  # another run may have moved it before we got the lock
             self._store.commit(state if state.phase.value == "pending" else None, audit)
             if state.phase.value == "pending":
                 state = self.apply(state, Start(self._clock.now()))
@@ -139,6 +141,10 @@ class Engine:
         return state
 
     # --- internals ----------------------------------------------------------------
+
+    def _latest(self, state: DeploymentState) -> DeploymentState:
+        stored = self._store.load(state.ref)
+        return stored if stored is not None and stored.id == state.id else state
 
     def _check_not_superseded(self, state: DeploymentState) -> None:
         stored = self._store.load(state.ref)

@@ -1,9 +1,10 @@
 """Use cases on top of the engine: deploy, resume, signal, rollback, approve, promote.
 
-Every operator command is an event for the same engine: if an engine is running the
-deployment (it holds the lock), the event goes to the store's inbox and that engine
-applies it at its next tick; otherwise this process takes the lock and runs the engine
-itself, starting with the event. Each command also writes an audit record.
+Every operator command is an event for the same engine: the event goes to the store's
+inbox, then this process tries to take the lock and run the engine itself (which applies
+the event first). If a live engine holds the lock, that engine applies the event at its
+next tick instead. A lock left by a dead process is taken over (expired lease, or a
+holder process that no longer exists on this host). Each command also writes an audit record.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pipeline.core.errors import NotFoundError, PromotionRefused, StateConflict
+from pipeline.core.errors import LockHeldError, NotFoundError, PromotionRefused, StateConflict
 from pipeline.core.machine import transition
 from pipeline.core.model import Release, ServiceRef
 from pipeline.core.plan import Strategy, new_deployment
@@ -113,13 +114,13 @@ def signal(ctx: Context, ref: ServiceRef, sig: Signal) -> DeploymentState | None
     state = current(ctx, ref)
     transition(state, sig)  # raises StateConflict for an illegal move; the result is discarded
     record = _audit(ctx, state, _SIGNAL_NAMES[type(sig)], getattr(sig, "reason", ""))
-    holder = ctx.locks.holder(ref)
-    if holder is not None and holder.owner != ctx.owner:
-        ctx.store.commit(None, [record])
-        ctx.store.send(ref, sig)
-        return None
     ctx.store.send(ref, sig)
-    return ctx.engine(ref).run(state, [record])
+    try:
+        return ctx.engine(ref).run(state, [record])
+    except LockHeldError:
+        # A live engine holds the deployment: it takes the signal from the inbox at its next tick.
+        ctx.store.commit(None, [record])
+        return None
 
 
 _SIGNAL_NAMES: dict[type, str] = {
