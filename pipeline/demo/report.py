@@ -45,7 +45,7 @@ def _polyline(points: Sequence[tuple[float, float]], colour: str, width: float =
 
 
 def chart(timeline: Timeline) -> str:
-    """An SVG chart: green weight (%), error rate (%) and marks, against seconds."""
+    """An SVG chart: both slots' weights (%), the error rate (%) and marks, against seconds."""
     samples = timeline.samples
     if not samples:
         return "<p>no samples</p>"
@@ -53,6 +53,7 @@ def chart(timeline: Timeline) -> str:
     t1 = max([samples[-1].t] + [m.t for m in timeline.marks])
     span = max(t1 - t0, 1.0)
     green = [(_x(s.t, t0, span), _y(s.green / 100)) for s in samples]
+    blue = [(_x(s.t, t0, span), _y(s.blue / 100)) for s in samples]
     errors = [(_x(s.t, t0, span), _y(min(s.error_rate, 1.0))) for s in samples]
     parts = [
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img">',
@@ -78,11 +79,13 @@ def chart(timeline: Timeline) -> str:
             f'transform="rotate(-20 {x + 3:.1f} {PAD - 4})">'
             f"{html.escape(mark.label)}</text>"
         )
+    parts.append(_polyline(blue, "#1565c0", 2.5))
     parts.append(_polyline(green, "#2e7d32", 2.5))
     parts.append(_polyline(errors, "#c62828", 1.5))
     parts.append("</svg>")
     legend = (
-        '<p class="legend"><span style="color:#2e7d32">━ weight on the new slot</span> '
+        '<p class="legend"><span style="color:#1565c0">━ blue slot weight</span> '
+        '<span style="color:#2e7d32">━ green slot weight</span> '
         '<span style="color:#c62828">━ error rate (all requests)</span></p>'
     )
     return "\n".join(parts) + legend
