@@ -1,0 +1,163 @@
+"""``LambdaSpec``: everything the Lambda adapters and bootstrap need, as plain values.
+
+The adapters never read configuration; ``lambda_spec()`` is the one function that turns
+an environment and a ``service.yaml`` (``kind: lambda``) into a spec, and tests build
+specs directly. Naming, in one place so the adapters, bootstrap and IAM policy agree:
+
+- function ``<service>-<environment>`` (functions are per account and region, and two
+  environments may share an account); aliases ``live``, ``blue``, ``green``;
+- execution role: the environment's ``aws.lambda_role_arn``, else the bootstrap-managed
+  ``pipeline-<environment>-lambda``;
+- HTTP API ``pipeline-<environment>`` (see ``pipeline.aws.lambda_gateway``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pipeline.aws.lambda_api import FunctionSettings
+from pipeline.aws.lambda_compute import Readiness
+from pipeline.core.errors import PlatformError
+
+__all__ = ["LambdaSpec", "iam_resources", "lambda_spec", "managed_role_name"]
+
+
+def managed_role_name(environment: str) -> str:
+    return f"pipeline-{environment}-lambda"
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaSpec:
+    """One Lambda service in one environment. Memory in MiB, timeout in whole seconds."""
+
+    environment: str
+    service: str
+    region: str
+    account: str
+    handler: str
+    source: Path
+    route_path: str
+    runtime: str = "python3.11"
+    memory: int = 128
+    timeout: int = 10
+    role_arn: str = ""  # "" = the bootstrap-managed role
+    variables: tuple[tuple[str, str], ...] = ()
+    package_type: Literal["zip", "image"] = "zip"
+    readiness: Readiness = Readiness()
+    alarm_names: tuple[str, ...] = ()
+    alias: str = "live"
+
+    @property
+    def function(self) -> str:
+        return f"{self.service}-{self.environment}"[:64]
+
+    @property
+    def partition(self) -> str:
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        return "aws-us-gov" if self.region.startswith("us-gov-") else "aws"
+
+    @property
+    def role_managed(self) -> bool:
+        return not self.role_arn
+
+    @property
+    def execution_role(self) -> str:
+        managed = f"arn:{self.partition}:iam::{self.account}:role/{managed_role_name(self.environment)}"
+        return self.role_arn or managed
+
+    @property
+    def function_arn(self) -> str:
+        return f"arn:{self.partition}:lambda:{self.region}:{self.account}:function:{self.function}"
+
+    @property
+    def settings(self) -> FunctionSettings:
+        return FunctionSettings(
+            handler=self.handler,
+            runtime=self.runtime,
+            memory=self.memory,
+            timeout=self.timeout,
+            role_arn=self.execution_role,
+            environment=self.variables,
+            package_type=self.package_type,
+        )
+
+
+def iam_resources(
+    action: str,
+    *,
+    partition: str,
+    region: str,
+    account: str,
+    environment: str,
+    services: tuple[str, ...],
+    role_arn: str = "",
+) -> list[str]:
+    """The ARNs the Lambda adapters need ``action`` on (``[]``: unscoped, i.e. ``*``).
+
+    For ``pipeline iam-policy``: functions ``<service>-<environment>`` and their versions and
+    aliases; the execution role (``iam:PassRole`` there should carry the condition
+    ``iam:PassedToService = lambda.amazonaws.com``); the environment's HTTP API.
+    """
+    prefix, _, name = action.partition(":")
+    role = role_arn or f"arn:{partition}:iam::{account}:role/{managed_role_name(environment)}"
+    if prefix == "lambda":
+        fn = f"arn:{partition}:lambda:{region}:{account}:function"
+        return [f"{fn}:{s}-{environment}{suffix}" for s in services for suffix in ("", ":*")]
+    if prefix == "iam" and name in ("GetRole", "CreateRole", "PutRolePolicy", "PassRole"):
+        return [role]
+    if prefix == "apigateway":
+        apis = f"arn:{partition}:apigateway:{region}::/apis"
+        return [apis, f"{apis}/*"]
+    return []
+
+
+def lambda_spec(env: Any, service: Any, *, root: Path, env_name: str = "") -> LambdaSpec:
+    """The spec of ``service`` (a ``ServiceConfig``) in ``env``.
+
+    ``env`` is either ``pipeline.aws.settings.AwsEnvironment`` (has ``name``) or a
+    ``pipeline.config.EnvironmentConfig`` (its ``aws`` block; pass ``env_name``).
+    ``root`` is the project root that ``build.context`` is relative to.
+    """
+    aws = getattr(env, "aws", None) or env
+    name = env_name or str(getattr(env, "name", "") or "")
+    config = getattr(service, "lambda_", None)
+    if config is None:
+        raise PlatformError(
+            f"cannot deploy {getattr(service, 'name', '?')} to AWS Lambda: "
+            "its service.yaml has no `lambda:` section",
+            hint="set `kind: lambda` and a `lambda:` section (handler, route, ...) in its service.yaml",
+        )
+    if not name:
+        raise PlatformError(
+            f"cannot deploy {service.name} to AWS Lambda: the environment's name is unknown",
+            hint="pass an AwsEnvironment (pipeline.aws.config_glue.aws_environment) or env_name=",
+        )
+    readiness = Readiness(
+        smoke_events=tuple(config.smoke_events),
+        route=str(config.route.path),
+        provisioned_concurrency=config.provisioned_concurrency,
+        reserved_concurrency=config.reserved_concurrency,
+        expected_peak_rps=config.expected_peak_rps,
+        throttle_guard=config.throttle_guard,
+    )
+    return LambdaSpec(
+        environment=name,
+        service=str(service.name),
+        region=str(aws.region),
+        account=str(aws.account),
+        handler=str(config.handler),
+        source=root / str(service.build.context),
+        route_path=str(config.route.path),
+        runtime=str(config.runtime),
+        memory=int(config.memory),
+        timeout=max(1, math.ceil(float(config.timeout))),
+        role_arn=str(getattr(aws, "lambda_role_arn", "") or ""),
+        variables=tuple(sorted((str(k), str(v)) for k, v in dict(config.environment).items())),
+        package_type=getattr(config, "package", "zip"),
+        readiness=readiness,
+        alarm_names=tuple(getattr(config, "alarms", ()) or ()),
+    )

@@ -1,0 +1,139 @@
+"""Plain values the AWS adapters are built from, and the names they give AWS resources.
+
+The adapters never read configuration files: ``pipeline.aws.config_glue`` turns the loaded
+project into these values (and tests build them directly). Durations are seconds.
+
+Naming (one place, so bootstrap, the adapters and the IAM policy agree):
+
+- slot services ``<svc>-blue`` / ``<svc>-green`` in the environment's cluster;
+- target groups with the same names (at most 32 characters: longer service names are
+  shortened with a hash so the two slots never collide);
+- one task definition family per service, ``<svc>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from pipeline.core.model import Slot
+
+TARGET_GROUP_MAX = 32
+
+
+@dataclass(frozen=True, slots=True)
+class AwsEnvironment:
+    """Where an environment's deployments go (the ``aws:`` block of an environment)."""
+
+    name: str
+    region: str
+    account: str
+    cluster: str
+    listener_arn: str
+    test_listener_arn: str
+    state_table: str
+    role_arn: str = ""
+    vpc_id: str = ""
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    ecr_registry: str = ""
+    assign_public_ip: bool = False
+    execution_role_arn: str = ""
+    task_role_arn: str = ""
+    lambda_role_arn: str = ""
+    log_group: str = ""
+    test_url: str = ""
+    endpoint_url: str = ""
+
+    @property
+    def partition(self) -> str:
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        if self.region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"
+
+    @property
+    def load_balancer_dimension(self) -> str:
+        """``app/<name>/<id>``: the ALB's CloudWatch dimension, read from the listener ARN."""
+        return load_balancer_of(self.listener_arn)
+
+    def execution_role(self) -> str:
+        """The ECS task execution role (pulls the image, reads secrets, writes logs)."""
+        return self.execution_role_arn or (
+            f"arn:{self.partition}:iam::{self.account}:role/ecsTaskExecutionRole"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheckSpec:
+    """Target-group and container health check. Seconds; thresholds are counts."""
+
+    path: str = "/health"
+    interval: float = 10.0
+    timeout: float = 5.0
+    healthy_threshold: int = 2
+    unhealthy_threshold: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class EcsServiceSpec:
+    """What an ECS service's slots run and how they are reached (the ``ecs:`` block)."""
+
+    name: str
+    container: str
+    port: int
+    route_path: str
+    route_priority: int
+    cpu: int = 256
+    memory: int = 512
+    desired_count: int = 1
+    environment: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[tuple[str, str], ...] = ()  # (variable, SSM parameter or secret ARN)
+    health_check: HealthCheckSpec = HealthCheckSpec()
+    deregistration_delay: float = 30.0
+    alarm_names: tuple[str, ...] = ()
+    min_requests: int = 20  # analysis floor; an alarm in ALARM reports at least this many
+
+    def slot_service(self, slot: Slot) -> str:
+        return slot_service_name(self.name, slot)
+
+    def target_group(self, slot: Slot) -> str:
+        return target_group_name(self.name, slot)
+
+    @property
+    def family(self) -> str:
+        return self.name
+
+
+def slot_service_name(service: str, slot: Slot) -> str:
+    return f"{service}-{slot.value}"
+
+
+def target_group_name(service: str, slot: Slot) -> str:
+    """``<svc>-<slot>``, shortened with a stable hash to fit ALB's 32-character limit."""
+    name = f"{service}-{slot.value}"
+    if len(name) <= TARGET_GROUP_MAX:
+        return name
+    digest = hashlib.sha256(service.encode()).hexdigest()[:6]
+    keep = TARGET_GROUP_MAX - len(slot.value) - len(digest) - 2
+    return f"{service[:keep].rstrip('-')}-{digest}-{slot.value}"
+
+
+def load_balancer_of(listener_arn: str) -> str:
+    """``app/<name>/<id>`` from ``arn:...:listener/app/<name>/<id>/<listener-id>``."""
+    _, _, path = listener_arn.partition(":listener/")
+    parts = path.split("/")
+    return "/".join(parts[:3]) if len(parts) >= 3 else ""
+
+
+def target_group_dimension(target_group_arn: str) -> str:
+    """``targetgroup/<name>/<id>``: a target group's CloudWatch dimension, from its ARN."""
+    _, _, suffix = target_group_arn.partition(":targetgroup/")
+    return f"targetgroup/{suffix}"
+
+
+def path_prefix(path_pattern: str) -> str:
+    """The literal start of an ALB path pattern: ``/orders/*`` -> ``/orders``."""
+    literal = path_pattern.split("*", 1)[0].split("?", 1)[0]
+    return literal.rstrip("/")

@@ -1,0 +1,66 @@
+"""AWS commands: ``pipeline bootstrap`` and ``pipeline iam-policy``.
+
+Registered by ``pipeline.cli.main`` (``EXTRA_COMMANDS``). Data goes to stdout (the plan,
+the policy JSON), progress to stderr.
+"""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.aws.bootstrap import describe, execute
+from pipeline.aws.config_glue import aws_environment
+from pipeline.aws.factory import AwsFactory
+from pipeline.aws.iam import ServiceKinds, policy
+from pipeline.cli.app import App
+from pipeline.cli.render import emit_json, err, out
+from pipeline.core.errors import UsageError
+
+
+def _aws_env(app: App, env_name: str) -> None:
+    env = app.environment(env_name)
+    if env.platform != "aws":
+        raise UsageError(
+            f"environment {env_name} runs on the {env.platform} platform: there is nothing to set up on AWS",
+            hint="pass an environment with `platform: aws` in pipeline.yaml",
+        )
+
+
+@click.command()
+@click.option("--env", "env_name", required=True, help="An environment with platform aws.")
+@click.argument("service", required=False)
+@click.option("--dry-run", is_flag=True, help="Print what would be created; change nothing.")
+@click.pass_obj
+def bootstrap(app: App, env_name: str, service: str | None, dry_run: bool) -> None:
+    """Create the AWS resources SERVICE (default: every service) needs in ENV. Idempotent."""
+    _aws_env(app, env_name)
+    project = app.project
+    services = (
+        [project.service(service)] if service else [project.services[n] for n in sorted(project.services)]
+    )
+    factory = AwsFactory(project, app.clock, actor=app.actor)
+    steps = factory.bootstrap_plan(app.environment(env_name), services)
+    for line in describe(steps):
+        out.print(line, markup=False)
+    if dry_run:
+        err.print(f"dry run: {sum(st.action == 'create' for st in steps)} resource(s) would be created")
+        return
+    created = execute(steps)
+    err.print(
+        f"[green]bootstrapped[/] {env_name}: created {len(created)}, {len(steps) - len(created)} existed"
+    )
+
+
+@click.command("iam-policy")
+@click.option("--env", "env_name", required=True, help="An environment with platform aws.")
+@click.pass_obj
+def iam_policy(app: App, env_name: str) -> None:
+    """Print the least-privilege IAM policy (JSON) of ENV's deploy role."""
+    _aws_env(app, env_name)
+    project = app.project
+    settings = aws_environment(project, app.environment(env_name))
+    kinds = ServiceKinds(
+        ecs=tuple(sorted(n for n, s in project.services.items() if s.kind == "ecs")),
+        lambda_=tuple(sorted(n for n, s in project.services.items() if s.kind == "lambda")),
+    )
+    emit_json(policy(settings, kinds))

@@ -1,0 +1,68 @@
+"""AwsFactory wires the AWS adapters from a project on disk (moto behind it)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.aws.alb_router import AlbListenerRouter
+from pipeline.aws.cloudwatch_metrics import CloudWatchMetrics
+from pipeline.aws.dynamo_lock import DynamoLockManager
+from pipeline.aws.dynamo_store import DynamoStateStore
+from pipeline.aws.ecs_compute import EcsCompute
+from pipeline.aws.factory import AwsFactory
+from pipeline.aws.settings import AwsEnvironment
+from pipeline.config import load_project
+from pipeline.core.errors import PlatformError
+from pipeline.core.model import Weights
+from pipeline.testing import FakeClock
+from pipeline.wiring import PlatformFactory
+from tests.adapters.aws_ecs_support import (
+    bootstrap,
+    orders_spec,
+    write_project,
+)
+
+pytest_plugins = ("tests.adapters.fixtures_ecs",)
+
+
+@pytest.fixture
+def factory(ecs_env: AwsEnvironment, tmp_path: Path, clock: FakeClock) -> AwsFactory:
+    write_project(tmp_path, ecs_env)
+    return AwsFactory(load_project(tmp_path), clock, actor="tester", max_attempts=2)
+
+
+def test_builds_the_ecs_platform_and_dynamo_stores_of_an_environment(
+    factory: AwsFactory, ecs_env: AwsEnvironment, clock: FakeClock
+) -> None:
+    as_port: PlatformFactory = factory
+    env = factory.project.environment("aws-test")
+    session = factory.session(env)
+    bootstrap(session, ecs_env, orders_spec(port=8000), clock)
+
+    store, locks = as_port.stores(env)
+    platform = as_port.platform(env, factory.project.service("orders"))
+
+    assert isinstance(store, DynamoStateStore) and store.table == "pipeline-state"
+    assert isinstance(locks, DynamoLockManager)
+    assert isinstance(platform.compute, EcsCompute) and platform.compute.spec.desired_count == 2
+    assert isinstance(platform.router, AlbListenerRouter) and isinstance(platform.metrics, CloudWatchMetrics)
+    assert type(platform.stages).__name__ == "ServiceStageRunner"
+    assert platform.router.get_weights() == Weights(100, 0)  # the real rule, through the assumed role
+    assert factory.session(env) is session
+    assert session.credentials_expiry() is not None  # pipeline.yaml names a role: it was assumed
+    assert type(as_port.registry(env)).__name__ == "EcrRegistry"
+
+
+def test_a_missing_lambda_adapter_is_a_clear_platform_error(
+    factory: AwsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pipeline.aws.lambda_platform", None)
+    service = factory.project.service("orders").model_copy(update={"kind": "lambda"})
+
+    with pytest.raises(PlatformError) as caught:
+        factory.platform(factory.project.environment("aws-test"), service)
+
+    assert "pipeline.aws.lambda_platform is not installed" in caught.value.message

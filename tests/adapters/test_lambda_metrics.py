@@ -1,0 +1,83 @@
+"""``LambdaMetrics`` against moto's CloudWatch: per executed version, no data, alarms."""
+# ruff: noqa: F401, F811 - the ``lambda_aws`` fixture is imported, then requested by name
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.aws.lambda_metrics import LambdaMetrics
+from pipeline.core.errors import PlatformError
+from pipeline.core.model import Slot
+from pipeline.testing import release
+from tests.adapters.test_lambda_fixtures import LambdaWorld, lambda_aws
+
+
+def _metrics(world: LambdaWorld, alarms: tuple[str, ...] = ()) -> LambdaMetrics:
+    spec = world.spec(alarm_names=alarms)
+    world.bootstrap(spec)
+    platform = world.platform(spec)
+    platform.compute.provision(Slot.BLUE, release("v1"))
+    world.write_code("{'statusCode': 200, 'body': 'v2'}")
+    platform.compute.provision(Slot.GREEN, release("v2"))
+    metrics = platform.metrics
+    assert isinstance(metrics, LambdaMetrics)
+    return metrics
+
+
+def test_each_slot_is_measured_by_the_version_it_executed(lambda_aws: LambdaWorld) -> None:
+    metrics = _metrics(lambda_aws)
+    start = lambda_aws.clock.now()
+    lambda_aws.put_metrics(
+        "orders-dev", "3", invocations=30, errors=3, throttles=2, duration_ms=120.0, minutes=5
+    )
+    lambda_aws.put_metrics("orders-dev", "2", invocations=100, errors=1, duration_ms=50.0, minutes=5)
+
+    green = metrics.measure(Slot.GREEN, start, start + 300)
+    blue = metrics.measure(Slot.BLUE, start, start + 300)
+
+    assert (green.requests, green.errors) == (5 * 32, 5 * 5)  # throttles count as failed requests
+    assert (blue.requests, blue.errors) == (500, 5)
+    assert green.p95_ms == 120.0 and blue.p95_ms == 50.0
+    assert ("p95_is_maximum", 1.0) in green.extra  # moto has no percentiles
+    assert ("throttles", 10.0) in green.extra
+
+
+def test_no_datapoints_means_no_requests(lambda_aws: LambdaWorld) -> None:
+    metrics = _metrics(lambda_aws)
+    now = lambda_aws.clock.now()
+
+    m = metrics.measure(Slot.GREEN, now - 60, now)
+
+    assert (m.requests, m.errors, m.p95_ms) == (0, 0, None)
+
+
+def test_the_window_bounds_what_is_counted(lambda_aws: LambdaWorld) -> None:
+    metrics = _metrics(lambda_aws)
+    start = lambda_aws.clock.now()
+    lambda_aws.put_metrics("orders-dev", "3", invocations=10, minutes=10)
+
+    m = metrics.measure(Slot.GREEN, start + 120, start + 240)
+
+    assert 10 <= m.requests <= 30  # 2 of the 10 minutes (+ one boundary minute at most)
+
+
+def test_an_alarm_in_alarm_state_fails_the_measurement(lambda_aws: LambdaWorld) -> None:
+    metrics = _metrics(lambda_aws, alarms=("orders-dev-errors",))
+    cloudwatch = lambda_aws.session.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="orders-dev-errors",
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    now = lambda_aws.clock.now()
+    assert metrics.measure(Slot.GREEN, now - 60, now).requests == 0  # OK: no gate
+
+    cloudwatch.set_alarm_state(AlarmName="orders-dev-errors", StateValue="ALARM", StateReason="5 errors")
+
+    with pytest.raises(PlatformError, match=r"orders-dev-errors \(5 errors\)"):
+        metrics.measure(Slot.GREEN, now - 60, now)
