@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pipeline.core.errors import PipelineError, PlatformError, StateConflict
+from pipeline.core.errors import PipelineError, PlatformError, StateConflict, TransientPlatformError
 from pipeline.core.machine import transition
 from pipeline.core.model import Slot, SlotHealth
 from pipeline.core.ports import Clock, EventSink, Lease, LockManager, Platform, Record, StateStore
@@ -207,19 +207,23 @@ class Engine:
         return Measured(self._clock.now(), canary, baseline)
 
     def _action_failed(self, state: DeploymentState, action: Action, exc: PipelineError) -> DeploymentState:
-        """Retry a failed action a few times; then roll back (or stop, if rolling back)."""
+        """Retry a transient failure with backoff; otherwise (or when retries run out) roll
+        back, or stop with the state saved if the deployment is already rolling back."""
         self._failures += 1
         name = type(action).__name__
-        note = f"{name} failed ({self._failures}/{self._settings.max_action_retries}): {exc.message}"
+        transient = isinstance(exc, TransientPlatformError)
+        limit = self._settings.max_action_retries if transient else 0
+        note = f"{name} failed ({self._failures}/{limit + 1}): {exc.message}"
         self._store.commit(state, [self._record(state, ENGINE_ACTOR, "error", note, self._clock.now())])
         self._sink.emit(state, [note])
-        if self._failures <= self._settings.max_action_retries:
+        if self._failures <= limit:
             self._clock.sleep(state.timeouts.poll * self._failures)
+            self._renew()
             return state
+        self._failures = 0
         if state.phase.value in ("rolling_back", "draining"):
             raise exc
-        self._failures = 0
-        event = RollbackRequested(self._clock.now(), ENGINE_ACTOR, f"{name} kept failing: {exc.message}")
+        event = RollbackRequested(self._clock.now(), ENGINE_ACTOR, f"{name} failed: {exc.message}")
         return self.apply(state, event)
 
     def _renew(self) -> None:

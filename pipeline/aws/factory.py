@@ -40,7 +40,11 @@ def ecs_platform(
     """The ports of one ECS service in one environment (the routes share one lookup)."""
     live, test = service_routes(session, env, spec)
     return Platform(
-        compute=EcsCompute(session, env, spec, groups=live.groups, test_route=test, clock=clock),
+        # The engine holds for the deregistration delay (Strategy.drain_seconds, renewing its
+        # lease) before it scales a slot down, so the adapter does not wait again.
+        compute=EcsCompute(
+            session, env, spec, groups=live.groups, test_route=test, clock=clock, drain_wait=False
+        ),
         router=AlbListenerRouter(live),
         metrics=CloudWatchMetrics(
             session,
@@ -99,8 +103,12 @@ class AwsFactory:
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
         module = _adapter("pipeline.aws.ecr", "ECR images")
         settings = self.environment(env)
+        build = importlib.import_module("pipeline.build")
+        root = self.project.root
         registry: ImageRegistry = module.EcrRegistry(
-            self.session(env).client("ecr"), registry=settings.ecr_registry
+            self.session(env).client("ecr"),
+            registry=settings.ecr_registry,
+            head=lambda: build.source_revision(root)[0],
         )
         return registry
 

@@ -6,6 +6,7 @@ platform factory named by each environment and builds ``operations.Context`` obj
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import importlib
 import os
@@ -122,10 +123,16 @@ class App:
         env = self.environment(env_name)
         return self.factory(env).registry(env)
 
-    def strategy(self, service: str) -> Strategy:
+    def strategy(self, service: str, env_name: str) -> Strategy:
+        """The service's strategy; on AWS, ECS slots drain for the target group's
+        deregistration delay before they are scaled down."""
         from pipeline.config import strategy_for
 
-        return strategy_for(self.project, service)
+        strategy = strategy_for(self.project, service)
+        svc: Any = self.project.service(service)
+        if str(self.environment(env_name).platform) == "aws" and svc.ecs is not None:
+            strategy = dataclasses.replace(strategy, drain_seconds=float(svc.ecs.deregistration_delay))
+        return strategy
 
     def release(self, service: str, env_name: str, image: str | None, ref: str | None) -> Release:
         """Resolve ``--image`` (a reference with a digest) or ``--ref`` (default HEAD)."""

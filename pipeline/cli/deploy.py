@@ -92,14 +92,14 @@ def deploy(
         return
     release = app.release(service, env_name, image, git_ref)
     if dry_run:
-        plan = ops.plan(ctx, ref, release, app.strategy(service))
+        plan = ops.plan(ctx, ref, release, app.strategy(service, env_name))
         if as_json:
             emit_json({**state_summary(plan), "plan": describe(plan)})
         else:
             out.print("\n".join(describe(plan)))
         return
     confirm(app, service, env_name, yes, f"deploy {release.short}")
-    finish(ops.deploy(ctx, ref, release, app.strategy(service)), as_json)
+    finish(ops.deploy(ctx, ref, release, app.strategy(service, env_name)), as_json)
 
 
 @click.command()
@@ -187,7 +187,7 @@ def rollback(app: App, service: str, env_name: str, to: str, yes: bool, as_json:
     """Return SERVICE to the last successfully deployed release."""
     confirm(app, service, env_name, yes, "roll back")
     ctx = app.context(env_name, ConsoleSink())
-    state = ops.rollback(ctx, app.ref(service, env_name), app.strategy(service), to=to)
+    state = ops.rollback(ctx, app.ref(service, env_name), app.strategy(service, env_name), to=to)
     if state is not None and state.phase is Phase.ROLLED_BACK:
         err.print(f"[yellow]rolled back[/]: {state.stable.short if state.stable else '-'} serves {state.ref}")
         if as_json:
@@ -242,5 +242,5 @@ def promote(app: App, service: str, source: str, target: str, yes: bool, as_json
     release = ops.promotable(ctx, service, source)
     ops.check_requirements(ctx, app.ref(service, target), release, app.requirements(target))
     confirm(app, service, target, yes, f"promote {release.short}")
-    state = ops.promote(ctx, service, source, target, app.strategy(service), app.requirements(target))
+    state = ops.promote(ctx, service, source, target, app.strategy(service, target), app.requirements(target))
     finish(state, as_json)

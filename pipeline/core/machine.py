@@ -21,7 +21,7 @@ from typing import Any
 
 from pipeline.core.analysis import Outcome, assess
 from pipeline.core.errors import StateConflict
-from pipeline.core.model import Weights
+from pipeline.core.model import Slot, Weights
 from pipeline.core.state import (
     AbortRequested,
     AwaitReady,
@@ -145,7 +145,7 @@ def _traffic_observed(s: DeploymentState, e: TrafficObserved) -> Result:
         if s.phase is Phase.PROMOTING:
             state, notes = _promoted(verified, e.now)
         elif s.phase is Phase.ROLLING_BACK:
-            state, notes = verified.evolve(pending=ScaleDown(s.new_slot)), ()
+            state, notes = _drain(verified, e.now, s.new_slot)
         else:
             state, notes = _next_step(verified, e.now)
         return state, (note, *notes)
@@ -166,6 +166,8 @@ def _tick(s: DeploymentState, e: Tick) -> Result:
     if until is not None and e.now >= until:
         if s.phase is Phase.DRAINING:
             return s.evolve(pending=ScaleDown(s.old_slot)), ()
+        if s.phase is Phase.ROLLING_BACK:
+            return s.evolve(pending=ScaleDown(s.new_slot)), ()
         return _next_step(s, e.now)
     if s.deadline is not None and e.now >= s.deadline:
         why = f"nobody continued within {format_seconds(s.timeouts.hold)}"
@@ -243,10 +245,20 @@ def _promoted(s: DeploymentState, now: float) -> Result:
     if s.stable is None:
         return s.evolve(phase=Phase.SUCCEEDED, pending=None, reason="promoted"), (note,)
     draining = s.evolve(phase=Phase.DRAINING, reason="promoted")
-    if s.keep_previous > 0:
-        keep = f"keeping {s.stable.short} warm on {s.old_slot} for {format_seconds(s.keep_previous)}"
-        return draining.evolve(pending=Hold(now + s.keep_previous)), (note, keep)
+    wait = max(s.keep_previous, s.drain_seconds)
+    if wait > 0:
+        keep = f"keeping {s.stable.short} warm on {s.old_slot} for {format_seconds(wait)}"
+        return draining.evolve(pending=Hold(now + wait)), (note, keep)
     return draining.evolve(pending=ScaleDown(s.old_slot)), (note,)
+
+
+def _drain(s: DeploymentState, now: float, slot: Slot) -> Result:
+    """Scale ``slot`` down once its in-flight requests had ``drain_seconds`` to finish."""
+    if s.drain_seconds > 0:
+        return s.evolve(pending=Hold(now + s.drain_seconds)), (
+            f"draining {slot} for {format_seconds(s.drain_seconds)} before scaling it down",
+        )
+    return s.evolve(pending=ScaleDown(slot)), ()
 
 
 def _scaled_down(s: DeploymentState, e: ScaledDown) -> Result:
@@ -325,6 +337,7 @@ TABLE: dict[tuple[Phase, type[Any]], Handler] = {
     (_P.DRAINING, RollbackRequested): _rollback_draining,
     (_P.ROLLING_BACK, TrafficSet): _traffic_set,
     (_P.ROLLING_BACK, TrafficObserved): _traffic_observed,
+    (_P.ROLLING_BACK, Tick): _tick,
     (_P.ROLLING_BACK, ScaledDown): _scaled_down,
     (_P.ROLLING_BACK, AbortRequested): _already_rolling_back,
     (_P.ROLLING_BACK, RollbackRequested): _already_rolling_back,

@@ -22,6 +22,7 @@ class Strategy:
     analysis: AnalysisSpec = AnalysisSpec()
     timeouts: Timeouts = Timeouts()
     keep_previous: float = 0.0
+    drain_seconds: float = 0.0  # e.g. the ALB target group's deregistration delay
 
 
 def new_deployment(
@@ -58,6 +59,7 @@ def new_deployment(
         analysis=strategy.analysis,
         timeouts=strategy.timeouts,
         keep_previous=strategy.keep_previous,
+        drain_seconds=strategy.drain_seconds,
         actor=actor,
         created_at=now,
         updated_at=now,
@@ -92,7 +94,8 @@ def describe(state: DeploymentState) -> list[str]:
     n = len(s.steps) + 2
     lines.append(f"{n}. set 100% to {s.new_slot} and verify (deadline {format_seconds(s.timeouts.verify)})")
     if s.stable:
-        keep = f"after {format_seconds(s.keep_previous)}" if s.keep_previous else "at once"
+        wait = max(s.keep_previous, s.drain_seconds)
+        keep = f"after {format_seconds(wait)}" if wait else "at once"
         lines.append(f"{n + 1}. scale {s.old_slot} ({s.stable.short}) down {keep}")
     a = s.analysis
     checks = ", ".join(f"{c.metric} <= {c.max:g}" for c in a.checks)

@@ -229,6 +229,7 @@ class DeploymentState:
     keep_previous: float
     actor: str
     created_at: float
+    drain_seconds: float = 0.0  # wait after traffic left a slot before scaling it down
     phase: Phase = Phase.PENDING
     step_index: int = 0
     weights: Weights | None = None  # last verified
@@ -299,6 +300,7 @@ def _encode(s: DeploymentState) -> dict[str, Any]:
         "analysis": asdict(s.analysis),
         "timeouts": asdict(s.timeouts),
         "keep_previous": s.keep_previous,
+        "drain_seconds": s.drain_seconds,
         "actor": s.actor,
         "created_at": s.created_at,
         "phase": s.phase.value,
@@ -327,6 +329,7 @@ def _decode(d: dict[str, Any]) -> DeploymentState:
         analysis=AnalysisSpec(**analysis),
         timeouts=Timeouts(**d["timeouts"]),
         keep_previous=d["keep_previous"],
+        drain_seconds=d.get("drain_seconds", 0.0),
         actor=d["actor"],
         created_at=d["created_at"],
         phase=Phase(d["phase"]),

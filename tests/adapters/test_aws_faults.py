@@ -186,4 +186,4 @@ def test_a_registration_whose_answer_was_lost_is_not_repeated(
     revisions = boto3.client("ecs", region_name=REGION).list_task_definitions(familyPrefix="orders")
     assert len(revisions["taskDefinitionArns"]) == 2  # the bootstrap placeholder and this release
     errors = [r.detail for r in h.store.history(state.ref) if r.action == "error"]
-    assert len(errors) == 1 and "Provision failed (1/5)" in errors[0] and "did not answer" in errors[0]
+    assert len(errors) == 1 and "Provision failed (1/6)" in errors[0] and "did not answer" in errors[0]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.core.errors import LockHeldError, NotFoundError, PromotionRefused, StateConflict
+from pipeline.core.errors import (
+    LockHeldError,
+    NotFoundError,
+    PlatformError,
+    PromotionRefused,
+    StateConflict,
+    TransientPlatformError,
+)
 from pipeline.core.model import Measurement, ServiceRef, Slot, StageResult, Weights
 from pipeline.core.plan import Strategy
 from pipeline.core.state import Phase, Timeouts
@@ -330,3 +337,32 @@ def test_the_lease_is_renewed_through_a_pause_longer_than_its_ttl() -> None:
     assert state.phase is Phase.SUCCEEDED
     assert seen == ["alice@host:1"]
     assert world.store.holder(REF) is None  # released at the end
+
+
+def test_transient_platform_errors_are_retried_then_succeed() -> None:
+    world, _ = stable_world()
+    failures = iter([TransientPlatformError("throttled")] * 2)
+    original = world.platform.compute.provision
+
+    def provision(slot: Slot, rel: object) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        original(slot, rel)  # type: ignore[arg-type]
+
+    world.platform.compute.provision = provision  # type: ignore[method-assign]
+    state = deploy(world.ctx(), REF, release("v2"), CANARY)
+    assert state.phase is Phase.SUCCEEDED
+    errors = [r.detail for r in world.store.history(REF) if r.action == "error"]
+    assert len(errors) == 2 and all(e.startswith("Provision failed") for e in errors)
+
+
+def test_a_permanent_platform_error_rolls_back_at_once() -> None:
+    world, _ = stable_world()
+    world.platform.compute.fail_provision = PlatformError("AccessDenied: not allowed to UpdateService")
+    state = deploy(world.ctx(), REF, release("v2"), CANARY)
+    assert state.phase is Phase.ROLLED_BACK
+    assert state.reason.startswith("Provision failed: AccessDenied")
+    errors = [r for r in world.store.history(REF) if r.action == "error"]
+    assert len(errors) == 1  # not retried
+    assert world.platform.router.actual == BLUE_ONLY

@@ -207,6 +207,12 @@ ROWS: dict[tuple[Phase, type], tuple[DeploymentState, Any, Phase, type | None]] 
         Phase.ROLLING_BACK,
         ScaleDown,
     ),
+    (Phase.ROLLING_BACK, Tick): (
+        _state(Phase.ROLLING_BACK, Hold(NOW)),
+        Tick(NOW),
+        Phase.ROLLING_BACK,
+        ScaleDown,
+    ),
     (Phase.ROLLING_BACK, ScaledDown): (
         _state(Phase.ROLLING_BACK, ScaleDown(Slot.GREEN)),
         ScaledDown(NOW),
@@ -280,3 +286,16 @@ def test_unverified_weights_retry_until_the_deadline_then_roll_back() -> None:
 def test_state_survives_a_json_roundtrip_in_every_row() -> None:
     for state, _event, _phase, _pending in ROWS.values():
         assert DeploymentState.from_json(state.to_json()) == state
+
+
+@pytest.mark.parametrize("phase", [Phase.PROMOTING, Phase.ROLLING_BACK])
+def test_a_slot_is_drained_before_it_is_scaled_down(phase: Phase) -> None:
+    target = Weights(0, 100) if phase is Phase.PROMOTING else Weights(100, 0)
+    state = _state(phase, VerifyTraffic(target), drain_seconds=30)
+    held, _notes = transition(state, TrafficObserved(NOW, target))
+    assert held.pending == Hold(NOW + 30)
+    early, _ = transition(held, Tick(NOW + 29))
+    assert early.pending == Hold(NOW + 30)
+    done, _ = transition(early, Tick(NOW + 30))
+    assert isinstance(done.pending, ScaleDown)
+    assert done.pending.slot is (Slot.BLUE if phase is Phase.PROMOTING else Slot.GREEN)
