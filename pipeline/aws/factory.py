@@ -98,7 +98,8 @@ class AwsFactory:
             )
             return platform
         stages = self._stages(settings, service)
-        return ecs_platform(session, settings, ecs_spec(service), self.clock, stages)
+        alarms = tuple(service.ecs.alarms) if service.ecs is not None else ()
+        return ecs_platform(session, settings, ecs_spec(service, alarm_names=alarms), self.clock, stages)
 
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
         module = _adapter("pipeline.aws.ecr", "ECR images")

@@ -119,6 +119,9 @@ FARGATE_MEMORY: dict[int, frozenset[int]] = {
 }
 
 
+AlarmName = Annotated[StrictStr, Matches(r"^[^\x00-\x1f]{1,255}$", "a CloudWatch alarm name")]
+
+
 class EcsConfig(Model):
     """An ECS (Fargate) service behind the ALB."""
 
@@ -132,6 +135,9 @@ class EcsConfig(Model):
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
     route: RouteConfig
     deregistration_delay: Annotated[Duration, Within(0, 3600)] = 30.0
+    alarms: tuple[AlarmName, ...] = Field(
+        default=(), description="CloudWatch alarms that fail the analysis while in ALARM (aws)"
+    )
 
     def _value_rules(self) -> list[Issue]:
         allowed = FARGATE_MEMORY[self.cpu]
@@ -168,6 +174,12 @@ class LambdaConfig(Model):
     expected_peak_rps: Annotated[float, Field(strict=True, gt=0)] | None = None
     throttle_guard: Literal["warn", "fail"] = Field(
         default="warn", description="when reserved concurrency cannot carry expected_peak_rps"
+    )
+    package: Literal["zip", "image"] = Field(
+        default="zip", description="zip of the code, or the release's container image from ECR (aws)"
+    )
+    alarms: tuple[AlarmName, ...] = Field(
+        default=(), description="CloudWatch alarms that fail the analysis while in ALARM (aws)"
     )
 
     def _value_rules(self) -> list[Issue]:
