@@ -31,7 +31,7 @@ from pipeline.aws.session import AwsSession
 from pipeline.core.errors import LockHeldError
 from pipeline.core.model import ServiceRef
 from pipeline.core.ports import Clock, Lease
-from pipeline.local.sqlite_lock import crashed_on_this_host
+from pipeline.owners import crashed_on_this_host
 
 IAM_ACTIONS: frozenset[str] = frozenset(
     {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}

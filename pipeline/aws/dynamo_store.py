@@ -39,8 +39,7 @@ from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
 from pipeline.core.model import ServiceRef
 from pipeline.core.ports import Record
-from pipeline.core.state import DeploymentState, Signal
-from pipeline.local.sqlite_store import signal_from_json, signal_to_json
+from pipeline.core.state import DeploymentState, Signal, signal_from_json, signal_to_json
 
 IAM_ACTIONS: frozenset[str] = frozenset(
     {

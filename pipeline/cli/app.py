@@ -10,7 +10,6 @@ import dataclasses
 import getpass
 import importlib
 import os
-import socket
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,6 +21,7 @@ from pipeline.core.model import Release, ServiceRef
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
 from pipeline.operations import Context, Requirements
+from pipeline.owners import owner_id
 
 if TYPE_CHECKING:
     from pipeline.config import EnvironmentConfig, Project
@@ -81,7 +81,7 @@ class App:
 
     @property
     def owner(self) -> str:
-        return f"{self.actor}@{socket.gethostname()}:{os.getpid()}"
+        return owner_id(self.actor)
 
     def environment(self, name: str) -> EnvironmentConfig:
         return self.project.environment(name)

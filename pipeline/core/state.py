@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.core.analysis import AnalysisSpec, Check
+from pipeline.core.errors import PlatformError
 from pipeline.core.model import Measurement, Release, ServiceRef, Slot, StageResult, Weights
 from pipeline.core.steps import Step, step_from_dict, step_to_dict
 
@@ -343,3 +344,29 @@ def _decode(d: dict[str, Any]) -> DeploymentState:
         measure_from=d["measure_from"],
         updated_at=d["updated_at"],
     )
+
+
+_SIGNALS: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (ContinueRequested, AbortRequested, RollbackRequested)
+}
+
+
+def signal_to_json(signal: Signal) -> str:
+    """``{"type": "<class name>", ...fields}``; the inverse of ``signal_from_json``."""
+    data: dict[str, Any] = asdict(signal)
+    data["type"] = type(signal).__name__
+    return json.dumps(data, sort_keys=True)
+
+
+def signal_from_json(text: str) -> Signal:
+    """Raises PlatformError for a signal type this toolkit does not know."""
+    data = json.loads(text)
+    kind = data.pop("type", None)
+    cls = _SIGNALS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise PlatformError(
+            f"state store holds a signal of unknown type {kind!r}",
+            hint="a newer toolkit may have queued it; upgrade, or send the signal again",
+        )
+    signal: Signal = cls(**data)
+    return signal

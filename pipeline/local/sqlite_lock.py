@@ -12,17 +12,15 @@ exists, the lease is taken over at once instead of after it expires.
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
-import sys
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import LockHeldError
 from pipeline.core.model import ServiceRef
 from pipeline.core.ports import Clock, Lease
+from pipeline.owners import crashed_on_this_host
 
-__all__ = ["SqliteLockManager", "crashed_on_this_host", "owner_id"]
+__all__ = ["SqliteLockManager"]
 
 if TYPE_CHECKING:  # the store module imports this one to build both from one file
     from pipeline.local.sqlite_store import SqliteDatabase
@@ -79,33 +77,6 @@ class SqliteLockManager:
         with self.db.read(f"read the lock of {ref}") as conn:
             held = _select(conn, ref.key)
         return held if held is not None and held.expires_at > self.clock.now() else None
-
-
-def owner_id(name: str) -> str:
-    """``name@HOST:PID`` for this process: an owner string that allows crash takeover."""
-    return f"{name}@{socket.gethostname()}:{os.getpid()}"
-
-
-def crashed_on_this_host(owner: str) -> bool:
-    """True only if ``owner`` is ``anything@HOST:PID``, HOST is this machine and PID is gone."""
-    _, at, host_pid = owner.rpartition("@")
-    host, colon, pid_text = host_pid.rpartition(":")
-    if not (at and colon and pid_text.isdigit()) or host != socket.gethostname():
-        return False
-    pid = int(pid_text)
-    return pid > 0 and not _process_exists(pid)
-
-
-def _process_exists(pid: int) -> bool:
-    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists but belongs to someone else; anything else: assume alive
-        return True
-    return True
 
 
 def _may_take(held: Lease, owner: str, now: float) -> bool:

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +28,10 @@ from pipeline.core.errors import PlatformError, TransientPlatformError
 from pipeline.core.model import ServiceRef
 from pipeline.core.ports import Clock, Record
 from pipeline.core.state import (
-    AbortRequested,
-    ContinueRequested,
     DeploymentState,
-    RollbackRequested,
     Signal,
+    signal_from_json,
+    signal_to_json,
 )
 from pipeline.local.sqlite_lock import SqliteLockManager
 
@@ -74,10 +72,6 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
 _RECORD_COLUMNS = (
     "ts, service, environment, deployment, actor, action, kind, phase, version, digest, detail, data"
 )
-
-_SIGNALS: dict[str, type[Signal]] = {
-    cls.__name__: cls for cls in (ContinueRequested, AbortRequested, RollbackRequested)
-}
 
 
 class SqliteDatabase:
@@ -274,26 +268,6 @@ def open_sqlite(
     """The state store and the lock manager of one SQLite file (created on first use)."""
     db = SqliteDatabase(path, busy_timeout=busy_timeout)
     return SqliteStateStore(db), SqliteLockManager(db, clock)
-
-
-def signal_to_json(signal: Signal) -> str:
-    """``{"type": "<class name>", ...fields}``; the inverse of ``signal_from_json``."""
-    data: dict[str, Any] = asdict(signal)
-    data["type"] = type(signal).__name__
-    return json.dumps(data, sort_keys=True)
-
-
-def signal_from_json(text: str) -> Signal:
-    """Raises PlatformError for a signal type this toolkit does not know."""
-    data = json.loads(text)
-    kind = data.pop("type", None)
-    cls = _SIGNALS.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise PlatformError(
-            f"state store holds a signal of unknown type {kind!r}",
-            hint="a newer toolkit may have queued it; upgrade, or send the signal again",
-        )
-    return cls(**data)
 
 
 def _state_row(state: DeploymentState) -> tuple[object, ...]:

@@ -30,7 +30,7 @@ from pipeline.core.state import (
     Signal,
 )
 from pipeline.core.steps import SetWeight
-from pipeline.local.sqlite_lock import owner_id
+from pipeline.owners import owner_id
 from pipeline.testing import FakeClock
 from tests.adapters.aws_ecs_support import new_session
 

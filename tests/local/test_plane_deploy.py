@@ -19,8 +19,8 @@ from pipeline.core.state import Phase
 from pipeline.local.clock import SystemClock
 from pipeline.local.factory import LocalFactory
 from pipeline.local.plane_process import plane_processes, read_plane, stop_plane
-from pipeline.local.sqlite_lock import owner_id
 from pipeline.operations import Context, deploy
+from pipeline.owners import owner_id
 from pipeline.testing import CollectingSink
 from tests.local.conftest import Load, Project, get, git, version_of
 

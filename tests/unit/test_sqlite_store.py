@@ -26,8 +26,9 @@ from pipeline.core.state import (
     Signal,
 )
 from pipeline.core.steps import SetWeight
-from pipeline.local.sqlite_lock import SqliteLockManager, crashed_on_this_host, owner_id
+from pipeline.local.sqlite_lock import SqliteLockManager
 from pipeline.local.sqlite_store import SCHEMA_VERSION, SqliteStateStore, open_sqlite
+from pipeline.owners import crashed_on_this_host, owner_id
 
 REF = ServiceRef("orders", "staging")
 OTHER = ServiceRef("orders", "prod")
