@@ -81,18 +81,19 @@ def state_summary(state: DeploymentState) -> dict[str, Any]:
 
 
 def status_table(states: Iterable[DeploymentState]) -> Table:
-    table = Table("service", "env", "phase", "release", "slot", "weights", "step", "updated", "reason")
+    columns = ("service", "env", "phase", "release", "new", "blue/green", "step", "updated", "reason")
+    table = Table(*columns)
     for s in states:
         style = PHASE_STYLE.get(s.phase.value, "cyan")
         table.add_row(
             s.ref.service,
             s.ref.environment,
             f"[{style}]{s.phase.value}[/]",
-            s.release.short,
+            s.release.version,
             s.new_slot.value,
-            str(s.weights) if s.weights else "-",
+            f"{s.weights.blue}/{s.weights.green}" if s.weights else "-",
             f"{min(s.step_index + 1, len(s.steps))}/{len(s.steps)}",
-            when(s.updated_at),
+            when(s.updated_at)[11:],
             s.reason,
         )
     return table
