@@ -76,6 +76,7 @@ class Engine:
         self._settings = settings
         self._lease: Lease | None = None
         self._failures = 0
+        self._signals_at = float("-inf")
 
     # --- public -----------------------------------------------------------------
 
@@ -118,13 +119,20 @@ class Engine:
         return new
 
     def tick(self, state: DeploymentState) -> DeploymentState:
-        """Take queued signals, then run the pending action (or one slice of its wait)."""
-        state = self._take_signals(state)
+        """Take queued signals, then run the pending action (or one slice of its wait).
+
+        The inbox is read before every wait and otherwise at most once per ``poll``
+        seconds, so a burst of quick actions costs one read, not one per action.
+        """
+        now = self._clock.now()
+        wake = _wake_time(state.pending) if state.pending is not None else None
+        if (wake is not None and now < wake) or now - self._signals_at >= state.timeouts.poll:
+            self._signals_at = now
+            state = self._take_signals(state)
         action = state.pending
         if state.phase.terminal or action is None:
             return state
         wake = _wake_time(action)
-        now = self._clock.now()
         if wake is not None and now < wake:
             self._clock.sleep(min(state.timeouts.poll, wake - now))
             self._renew()
