@@ -118,7 +118,7 @@ def report(calls: Counter[str], times: list[float], phase: str) -> None:
         print(f"  {n:4d}  {op}")
     total = sum(platform.values())
     print(f"  {total:4d}  total; minimum {MINIMUM} (see the module docstring); ratio {total / MINIMUM:.2f}\n")
-    print("state store calls (DynamoDB: one commit per action, the signal inbox before waits, history reads, the lock):")
+    print("state store calls (DynamoDB: a commit per action, the inbox before waits, history, the lock):")
     for op, n in sorted(store.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {n:4d}  {op}")
     print(f"  {sum(store.values()):4d}  total\n")
