@@ -6,9 +6,16 @@ a process that no longer exists can be taken over at once instead of waiting for
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 import sys
+
+
+def actor() -> str:
+    """Who is acting: ``$GITHUB_ACTOR`` in GitHub Actions, ``$PIPELINE_ACTOR`` if set, else the
+    OS user. Recorded in every audit record and used in lock owners and AWS session names."""
+    return os.environ.get("GITHUB_ACTOR") or os.environ.get("PIPELINE_ACTOR") or getpass.getuser()
 
 
 def owner_id(name: str) -> str:

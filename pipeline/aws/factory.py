@@ -14,7 +14,6 @@ a ``PlatformError`` saying so instead of failing at import time.
 from __future__ import annotations
 
 import importlib
-import os
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -29,6 +28,7 @@ from pipeline.aws.session import DEFAULT_MAX_ATTEMPTS, AwsSession, SessionSettin
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.errors import PlatformError
 from pipeline.core.ports import Clock, ImageRegistry, LockManager, Platform, StageRunner, StateStore
+from pipeline.owners import actor as current_actor
 
 if TYPE_CHECKING:
     from pipeline.config import EnvironmentConfig, Project, ServiceConfig
@@ -63,7 +63,7 @@ class AwsFactory:
     def __init__(self, project: Project, clock: Clock, *, actor: str = "", max_attempts: int = 0) -> None:
         self.project = project
         self.clock = clock
-        self.actor = actor or os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "pipeline"
+        self.actor = actor or current_actor()
         self.max_attempts = max_attempts or DEFAULT_MAX_ATTEMPTS
         self._sessions: dict[str, AwsSession] = {}
 

@@ -7,9 +7,7 @@ platform factory named by each environment and builds ``operations.Context`` obj
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import importlib
-import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,7 +19,7 @@ from pipeline.core.model import Release, ServiceRef
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
 from pipeline.operations import Context, Requirements
-from pipeline.owners import owner_id
+from pipeline.owners import actor, owner_id
 
 if TYPE_CHECKING:
     from pipeline.config import EnvironmentConfig, Project
@@ -41,11 +39,6 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
-
-
-def actor() -> str:
-    """Who is acting: ``$GITHUB_ACTOR`` in GitHub Actions, else the OS user."""
-    return os.environ.get("GITHUB_ACTOR") or os.environ.get("PIPELINE_ACTOR") or getpass.getuser()
 
 
 def find_root(start: Path) -> Path:
