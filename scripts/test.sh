@@ -14,6 +14,13 @@ if ! command -v buildah >/dev/null 2>&1; then
     fi
 fi
 
+# Tests make real git commits in throwaway repositories: give them an identity if the
+# machine has none (the user's own configuration wins when present).
+if [ -z "$(git config user.name 2>/dev/null)" ]; then
+    export GIT_AUTHOR_NAME="pipeline tests" GIT_COMMITTER_NAME="pipeline tests"
+    export GIT_AUTHOR_EMAIL="tests@pipeline.invalid" GIT_COMMITTER_EMAIL="tests@pipeline.invalid"
+fi
+
 echo "== installing the toolkit with its dev extra" >&2
 python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
 
