@@ -18,6 +18,7 @@ from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.core.model import Release, ServiceRef
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
+from pipeline.engine import EngineSettings
 from pipeline.operations import Context, Requirements
 from pipeline.owners import actor, owner_id
 
@@ -106,6 +107,7 @@ class App:
             actor=self.actor,
             owner=self.owner,
             stores=self.store,
+            settings=EngineSettings(lease_ttl=float(self.project.config.defaults.lock_ttl)),
         )
 
     def store(self, env_name: str) -> StateStore:

@@ -102,20 +102,3 @@ class Cancelled(PipelineError):
 
 def _iso(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-EXIT_CODES: dict[str, int] = {
-    cls.__name__: cls.exit_code
-    for cls in (
-        PipelineError,
-        ConfigError,
-        UsageError,
-        NotFoundError,
-        LockHeldError,
-        PromotionRefused,
-        DeploymentFailed,
-        PlatformError,
-        StateConflict,
-        Cancelled,
-    )
-}

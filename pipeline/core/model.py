@@ -23,11 +23,6 @@ class Slot(StrEnum):
         return Slot.GREEN if self is Slot.BLUE else Slot.BLUE
 
 
-class Kind(StrEnum):
-    ECS = "ecs"
-    LAMBDA = "lambda"
-
-
 @dataclass(frozen=True, slots=True)
 class ServiceRef:
     """A service in one environment: the unit of locking, state and history."""

@@ -94,10 +94,6 @@ class ScaleDown:
 Action = Provision | AwaitReady | SetTraffic | VerifyTraffic | Hold | RunStage | Measure | ScaleDown
 
 
-def action_name(action: Action) -> str:
-    return type(action).__name__
-
-
 def not_before(action: Action) -> float:
     match action:
         case AwaitReady(not_before=t) | VerifyTraffic(not_before=t) | Measure(not_before=t):

@@ -22,7 +22,7 @@ from pipeline.cli import app as app_module
 from pipeline.cli.main import cli
 from pipeline.core.model import Measurement, ServiceRef, Slot
 from pipeline.core.ports import ImageRegistry, LockManager, Platform, StateStore
-from pipeline.testing import FakeClock, FakePlatform, FakeRegistry, InMemoryStore
+from pipeline.testing import CollectingSink, FakeClock, FakePlatform, FakeRegistry, InMemoryStore
 from tests.unit.conftest import REPO_ROOT
 
 
@@ -186,3 +186,13 @@ def test_rollback_returns_to_the_last_good_release(fake: type[FakeFactory]) -> N
     exit_code, out, _err = code("rollback", "orders", "--env", "dev", "--json")
     assert exit_code == 0
     assert json.loads(out)["release"]["version"] == "v1"
+
+
+def test_the_lock_lease_comes_from_defaults_lock_ttl(fake: type[FakeFactory], tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(REPO_ROOT / "services", tmp_path / "services", ignore=shutil.ignore_patterns("tests"))
+    text = (REPO_ROOT / "pipeline.yaml").read_text().replace("lock_ttl: 30s", "lock_ttl: 45s")
+    (tmp_path / "pipeline.yaml").write_text(text)
+    ctx = app_module.App(root_hint=tmp_path).context("dev", CollectingSink())
+    assert ctx.settings.lease_ttl == 45.0
