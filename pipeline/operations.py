@@ -249,9 +249,18 @@ def check_requirements(ctx: Context, ref: ServiceRef, release: Release, req: Req
         if not approvals:
             missing.append(f"no approval of {release.short} by a member of {req.approval}")
     if missing:
+        hints = [
+            f"deploy it to {env} first (`pipeline promote {ref.service} --to {env} ...`)"
+            for env in req.passed
+            if any(m.endswith(f"passed {env}") for m in missing)
+        ]
+        if req.approval and missing[-1].startswith("no approval"):
+            hints.append(
+                f"a member of {req.approval} runs `pipeline approve {ref.service} --env {ref.environment}`"
+            )
         raise PromotionRefused(
             f"cannot deploy {release.short} of {ref.service} to {ref.environment}: " + "; ".join(missing),
-            hint=f"`pipeline approve {ref.service} --env {ref.environment}` records an approval",
+            hint="; ".join(hints),
         )
 
 
