@@ -33,6 +33,7 @@ from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.errors import PipelineError, PromotionRefused
 from pipeline.core.model import Release, ServiceRef, Weights
 from pipeline.core.plan import Strategy
+from pipeline.core.ports import Compute
 from pipeline.core.state import DeploymentState, Timeouts
 from pipeline.core.steps import Analyze, Pause, SetWeight, canary
 from pipeline.demo.report import SceneResult, write_report
@@ -151,7 +152,26 @@ class Demo:
         )
         timeline = Timeline(title)
         self.timelines.append(timeline)
-        return timeline, Sampler(timeline, platform.router, platform.metrics)
+        health = self._health_of(env, service, platform.compute) if service != "notify" else None
+        return timeline, Sampler(timeline, platform.router, platform.metrics, health=health)
+
+    def _health_of(self, env: str, service: str, compute: Compute) -> Callable[[], str]:
+        """Healthy/desired replicas of each slot that runs a release of the deployment."""
+        store = self.a.factory(self.a.environment(env)).stores(self.a.environment(env))[0]
+        ref = ServiceRef(service, env)
+
+        def health() -> str:
+            state = store.load(ref)
+            if state is None:
+                return ""
+            parts = []
+            for slot, release in ((state.new_slot, state.release), (state.old_slot, state.stable)):
+                if release is not None:
+                    h = compute.health(slot, release)
+                    parts.append(f"{slot} {h.healthy}/{h.desired} healthy")
+            return ", ".join(sorted(parts))
+
+        return health
 
     def live(self, timeline: Timeline) -> Live:
         def render() -> Table:
@@ -164,6 +184,7 @@ class Demo:
                     bar(_weights(s.blue, s.green)),
                     f"{s.rps:6.0f} req/s",
                     f"errors {s.error_rate:6.1%}",
+                    s.health,
                 )
             return table
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.core.errors import PipelineError
@@ -24,6 +25,7 @@ class Sample:
     error_rate: float  # over both slots, for the last interval
     green_errors: int
     blue_errors: int
+    health: str = ""  # e.g. "blue 2/2 healthy, green 2/2 healthy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +45,18 @@ class Timeline:
 
 
 class Sampler:
-    """Samples ``router`` and ``metrics`` every ``interval`` seconds until stopped."""
+    """Samples ``router``, ``metrics`` (and ``health``) every ``interval`` seconds until stopped."""
 
-    def __init__(self, timeline: Timeline, router: TrafficRouter, metrics: Metrics, interval: float = 0.5):
+    def __init__(
+        self,
+        timeline: Timeline,
+        router: TrafficRouter,
+        metrics: Metrics,
+        interval: float = 0.5,
+        health: Callable[[], str] | None = None,
+    ):
         self.timeline = timeline
+        self.health = health
         self.router = router
         self.metrics = metrics
         self.interval = interval
@@ -85,5 +95,6 @@ class Sampler:
                 error_rate=errors / requests if requests else 0.0,
                 green_errors=green.errors,
                 blue_errors=blue.errors,
+                health=self.health() if self.health else "",
             )
         )
