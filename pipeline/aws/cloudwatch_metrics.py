@@ -13,11 +13,10 @@ environment's ALB (dimensions ``LoadBalancer`` + ``TargetGroup``, namespace
 
 No datapoints means ``requests=0``: the core's analysis turns that into Inconclusive.
 
-Alarms are extra gates: when any alarm named in ``alarm_names`` is in state ``ALARM`` the
-measurement is reported as failing outright: ``errors == requests`` and at least
-``min_requests`` requests (so the verdict is Failed, not Inconclusive), with
-``("alarm:<name>", 1.0)`` in ``extra`` for each firing alarm. Alarms are service-wide, so
-a firing alarm fails whichever slot is measured. That costs one ``DescribeAlarms`` call.
+Alarms are extra gates: each alarm named in ``alarm_names`` that is in state ``ALARM``
+appears as ``("alarm:<name>", 1.0)`` in ``extra``, which the core's analysis turns into a
+Failed verdict naming the alarm, whatever the traffic. Alarms are service-wide, so a
+firing alarm fails whichever slot is measured. That costs one ``DescribeAlarms`` call.
 """
 
 from __future__ import annotations
@@ -74,11 +73,7 @@ class CloudWatchMetrics:
         extra: list[tuple[str, float]] = []
         if p95 is not None and self.latency_stat != PERCENTILE:
             extra.append(("p95_is_maximum", 1.0))
-        firing = self._firing_alarms()
-        if firing:
-            requests = max(requests, self.min_requests, 1)
-            errors = requests
-            extra += [(f"alarm:{name}", 1.0) for name in firing]
+        extra += [(f"alarm:{name}", 1.0) for name in self._firing_alarms()]
         return Measurement(requests=requests, errors=errors, p95_ms=p95, extra=tuple(extra))
 
     def _metric_data(self, slot: Slot, since: float, until: float) -> dict[str, list[float]]:

@@ -13,9 +13,9 @@ one ``get_metric_data`` call:
   (``("p95_is_maximum", 1.0)``).
 
 No datapoints means requests = 0: the core's analysis turns that into Inconclusive, never
-Successful. CloudWatch alarms named in ``alarm_names`` are gates: one in ALARM makes
-``measure`` raise ``PlatformError`` naming it, which the analysis counts against its
-consecutive-error limit and then rolls back.
+Successful. CloudWatch alarms named in ``alarm_names`` are gates: each one in ALARM is
+reported as ``("alarm:<name> (<reason>)", 1.0)`` in ``extra``, which the core's analysis
+turns into a Failed verdict naming the alarm, whatever the traffic.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from botocore.exceptions import ClientError
 from pipeline.aws.errors import aws_errors
 from pipeline.aws.lambda_api import LambdaApi, error_code
 from pipeline.aws.lambda_slots import SlotVersions
-from pipeline.core.errors import PlatformError
 from pipeline.core.model import Measurement, Slot
 
 __all__ = ["LambdaMetrics"]
@@ -63,10 +62,10 @@ class LambdaMetrics:
         self._percentiles = True  # until the endpoint proves otherwise
 
     def measure(self, slot: Slot, since: float, until: float) -> Measurement:
-        self._check_alarms()
+        alarms = tuple((f"alarm:{name}", 1.0) for name in self._firing_alarms())
         version = self.slots.version(slot)
         if version is None:
-            return Measurement(requests=0, errors=0)
+            return Measurement(requests=0, errors=0, extra=alarms)
         sums, duration, is_max = self._query(version, since, until)
         throttles = int(sums["thr"])
         extra: tuple[tuple[str, float], ...] = (
@@ -75,6 +74,7 @@ class LambdaMetrics:
         )
         if is_max and duration is not None:
             extra += (("p95_is_maximum", 1.0),)
+        extra += alarms
         return Measurement(
             requests=int(sums["inv"]) + throttles,
             errors=int(sums["err"]) + throttles,
@@ -154,16 +154,15 @@ class LambdaMetrics:
                 return sums, (max(durations) if durations else None)
             kwargs["NextToken"] = page["NextToken"]
 
-    def _check_alarms(self) -> None:
+    def _firing_alarms(self) -> list[str]:
+        """Names of the configured alarms in ALARM, each with the start of its reason."""
         if not self.alarm_names:
-            return
+            return []
         with aws_errors(f"read the alarms {', '.join(self.alarm_names)}"):
             page = self.cloudwatch.describe_alarms(AlarmNames=list(self.alarm_names))
-        firing = [a for a in page.get("MetricAlarms", []) + page.get("CompositeAlarms", [])
-                  if a.get("StateValue") == "ALARM"]
-        if firing:
-            names = ", ".join(f"{a['AlarmName']} ({a.get('StateReason', '')[:120]})" for a in firing)
-            raise PlatformError(
-                f"CloudWatch alarm in ALARM for {self.api.function}: {names}",
-                hint="the new version is judged unhealthy while an alarm fires; check the alarm",
-            )
+        alarms = page.get("MetricAlarms", []) + page.get("CompositeAlarms", [])
+        return [
+            f"{a['AlarmName']} ({a.get('StateReason', '')[:120]})"
+            for a in alarms
+            if a.get("StateValue") == "ALARM"
+        ]

@@ -60,8 +60,23 @@ class Verdict:
     measured: dict[str, float] | None = None
 
 
+ALARM_PREFIX = "alarm:"
+
+
+def firing_alarms(m: Measurement) -> list[str]:
+    """Alarms the metrics source reported in ALARM, as ``("alarm:<name>", 1.0)`` in ``extra``."""
+    return [key[len(ALARM_PREFIX) :] for key, value in m.extra if key.startswith(ALARM_PREFIX) and value]
+
+
 def assess(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None) -> Verdict:
-    """Judge ``canary`` against ``spec``'s checks and, if given, the stable ``baseline``."""
+    """Judge ``canary`` against ``spec``'s checks and, if given, the stable ``baseline``.
+
+    A firing alarm fails the verdict whatever the traffic: alarms are the platform's own
+    judgement (CloudWatch on AWS) and need no minimum request count.
+    """
+    alarms = firing_alarms(canary)
+    if alarms:
+        return Verdict(Outcome.FAILED, f"alarm in ALARM: {', '.join(alarms)}", {"alarms": float(len(alarms))})
     measured: dict[str, float] = {
         "requests": float(canary.requests),
         "errors": float(canary.errors),

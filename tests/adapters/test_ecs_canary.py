@@ -92,7 +92,7 @@ def test_a_firing_alarm_rolls_the_release_back(
     state = h.deploy("2.0.0")
 
     assert state.phase is Phase.ROLLED_BACK
-    assert "error_rate 1 > 0.05" in state.reason
+    assert state.reason == "analysis failed: alarm in ALARM: orders-5xx"
     assert h.router.get_weights() == Weights(100, 0)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.aws.lambda_metrics import LambdaMetrics
+from pipeline.core.analysis import AnalysisSpec, Outcome, assess
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import Slot
 from pipeline.testing import release
@@ -79,5 +80,8 @@ def test_an_alarm_in_alarm_state_fails_the_measurement(lambda_aws: LambdaWorld) 
 
     cloudwatch.set_alarm_state(AlarmName="orders-dev-errors", StateValue="ALARM", StateReason="5 errors")
 
-    with pytest.raises(PlatformError, match=r"orders-dev-errors \(5 errors\)"):
-        metrics.measure(Slot.GREEN, now - 60, now)
+    measured = metrics.measure(Slot.GREEN, now - 60, now)
+    assert ("alarm:orders-dev-errors (5 errors)", 1.0) in measured.extra
+    verdict = assess(AnalysisSpec(), measured, None)
+    assert verdict.outcome is Outcome.FAILED
+    assert verdict.reason == "alarm in ALARM: orders-dev-errors (5 errors)"

@@ -299,3 +299,11 @@ def test_a_slot_is_drained_before_it_is_scaled_down(phase: Phase) -> None:
     done, _ = transition(early, Tick(NOW + 30))
     assert isinstance(done.pending, ScaleDown)
     assert done.pending.slot is (Slot.BLUE if phase is Phase.PROMOTING else Slot.GREEN)
+
+
+def test_a_firing_alarm_fails_the_analysis_even_without_traffic() -> None:
+    state = _state(Phase.PROGRESSING, Measure(Slot.GREEN, 0), step_index=2)
+    quiet = Measurement(0, 0, None, extra=(("alarm:orders-5xx", 1.0),))
+    rolled, _ = transition(state, Measured(NOW, quiet, None))
+    assert rolled.phase is Phase.ROLLING_BACK
+    assert rolled.reason == "analysis failed: alarm in ALARM: orders-5xx"
