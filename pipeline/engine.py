@@ -35,6 +35,7 @@ from pipeline.core.state import (
     ScaledDown,
     ScaleDown,
     SetTraffic,
+    Signal,
     StageFinished,
     Start,
     Tick,
@@ -165,15 +166,21 @@ class Engine:
 
     def _take_signals(self, state: DeploymentState) -> DeploymentState:
         for signal in self._store.receive(state.ref):
-            if state.phase.terminal:
-                break
+            stale = signal.deployment and signal.deployment != state.id
+            if stale or state.phase.terminal:
+                why = f"meant for deployment {signal.deployment}" if stale else f"{state.id} already ended"
+                self._reject(state, signal, why)
+                continue
             try:
                 state = self.apply(state, signal, actor=signal.actor)
             except StateConflict as exc:
-                record = self._record(state, signal.actor, "rejected", exc.message, signal.now)
-                self._store.commit(state, [record])
-                self._sink.emit(state, [f"rejected {type(signal).__name__}: {exc.message}"])
+                self._reject(state, signal, exc.message)
         return state
+
+    def _reject(self, state: DeploymentState, signal: Signal, why: str) -> None:
+        record = self._record(state, signal.actor, "rejected", f"{type(signal).__name__}: {why}", signal.now)
+        self._store.commit(None, [record])
+        self._sink.emit(state, [f"ignored {type(signal).__name__} from {signal.actor}: {why}"])
 
     def _execute(self, s: DeploymentState, action: Action) -> Event:
         p, now = self._platform, self._clock.now

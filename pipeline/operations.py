@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline.core.errors import LockHeldError, NotFoundError, PromotionRefused, StateConflict
 from pipeline.core.machine import transition
@@ -112,6 +112,7 @@ def signal(ctx: Context, ref: ServiceRef, sig: Signal) -> DeploymentState | None
     when nothing is paused, abort after the end) fails here with a clear message.
     """
     state = current(ctx, ref)
+    sig = replace(sig, deployment=state.id)  # never applied to a later deployment
     transition(state, sig)  # raises StateConflict for an illegal move; the result is discarded
     record = _audit(ctx, state, _SIGNAL_NAMES[type(sig)], getattr(sig, "reason", ""))
     ctx.store.send(ref, sig)

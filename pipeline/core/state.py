@@ -161,6 +161,7 @@ class ContinueRequested:
     now: float
     actor: str
     full: bool = False
+    deployment: str = ""  # the deployment it was meant for ("" = whichever runs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,7 @@ class AbortRequested:
     now: float
     actor: str
     reason: str = "aborted by operator"
+    deployment: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +177,7 @@ class RollbackRequested:
     now: float
     actor: str
     reason: str = "rollback requested by operator"
+    deployment: str = ""
 
 
 Event = (

@@ -14,7 +14,7 @@ from pipeline.core.errors import (
 )
 from pipeline.core.model import Measurement, ServiceRef, Slot, StageResult, Weights
 from pipeline.core.plan import Strategy
-from pipeline.core.state import Phase, Timeouts
+from pipeline.core.state import AbortRequested, Phase, Timeouts
 from pipeline.core.steps import Pause, SetWeight, canary
 from pipeline.operations import (
     Context,
@@ -366,3 +366,17 @@ def test_a_permanent_platform_error_rolls_back_at_once() -> None:
     errors = [r for r in world.store.history(REF) if r.action == "error"]
     assert len(errors) == 1  # not retried
     assert world.platform.router.actual == BLUE_ONLY
+
+
+def test_a_signal_for_an_ended_deployment_never_touches_the_next_one() -> None:
+    world, _ = stable_world()
+    finished = world.store.load(REF)
+    assert finished is not None
+    # An abort that reached the inbox just after its deployment ended...
+    world.store.send(REF, AbortRequested(world.clock.now(), "bob", "too late", deployment=finished.id))
+    state = deploy(world.ctx(), REF, release("v2"), CANARY)
+    # ...is recorded and ignored by the next deployment, which succeeds.
+    assert state.phase is Phase.SUCCEEDED
+    rejected = [r for r in world.store.history(REF) if r.action == "rejected"]
+    assert len(rejected) == 1 and f"meant for deployment {finished.id}" in rejected[0].detail
+    assert rejected[0].actor == "bob"
