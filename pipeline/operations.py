@@ -17,12 +17,12 @@ from pipeline.core.errors import LockHeldError, NotFoundError, PromotionRefused,
 from pipeline.core.machine import transition
 from pipeline.core.model import Release, ServiceRef
 from pipeline.core.plan import Strategy, new_deployment
+from pipeline.core.plan import serving as plan_serving
 from pipeline.core.ports import Clock, EventSink, LockManager, Platform, Record, StateStore
 from pipeline.core.state import (
     AbortRequested,
     ContinueRequested,
     DeploymentState,
-    Phase,
     RollbackRequested,
     Signal,
 )
@@ -152,11 +152,7 @@ def successful_releases(ctx: Context, ref: ServiceRef) -> list[Release]:
 
 def serving(state: DeploymentState | None) -> Release | None:
     """The release taking traffic after ``state``'s deployment ended (None if unknown)."""
-    if state is None:
-        return None
-    if state.phase is Phase.SUCCEEDED:
-        return state.release
-    return state.stable
+    return plan_serving(state)[0]
 
 
 def rollback(ctx: Context, ref: ServiceRef, strategy: Strategy, *, to: str = "") -> DeploymentState | None:

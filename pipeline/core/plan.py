@@ -42,7 +42,7 @@ def new_deployment(
     stable release there is nothing to compare with or fall back to, so only the test and
     load stages run before 100%. ``fast`` (rollbacks) skips every step: straight to 100%.
     """
-    stable, live_slot = _stable(previous)
+    stable, live_slot = serving(previous)
     steps = strategy.steps
     if fast:
         steps = ()
@@ -66,7 +66,7 @@ def new_deployment(
     )
 
 
-def _stable(previous: DeploymentState | None) -> tuple[Release | None, Slot | None]:
+def serving(previous: DeploymentState | None) -> tuple[Release | None, Slot | None]:
     """The release serving now and its slot, judged from the last deployment's end."""
     if previous is None:
         return None, None

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +15,7 @@ from pipeline.core.errors import NotFoundError
 from pipeline.core.ports import LockManager, StateStore
 from pipeline.testing import FakeClock
 from tests.adapters.aws_ecs_support import new_session
+from tests.racing import run_race
 from tests.store_contract import (
     REF,
     CrashTakeoverContract,
@@ -116,32 +113,14 @@ print(json.dumps(outcomes))
 def race(tmp: Path, keys: list[str], owners: list[str]) -> list[dict[str, dict[str, object]]]:
     """One process per owner; released together, each tries every key in order."""
     go = tmp / "go"
-    procs = []
-    for owner in owners:
-        ready = tmp / f"ready-{owner}"
-        argv = [sys.executable, "-c", RACER, owner, ",".join(keys), str(ready), str(go)]
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+    racers = [
+        (
+            tmp / f"ready-{o}",
+            [sys.executable, "-c", RACER, o, ",".join(keys), str(tmp / f"ready-{o}"), str(go)],
         )
-        procs.append((ready, proc))
-    try:
-        deadline = time.monotonic() + 60
-        while not all(ready.exists() for ready, _ in procs):
-            assert time.monotonic() < deadline, "racers did not get ready"
-            assert all(p.poll() is None for _, p in procs), [p.communicate() for _, p in procs]
-            time.sleep(0.01)
-        go.touch()
-        outcomes = []
-        for _, proc in procs:
-            out, err = proc.communicate(timeout=60)
-            assert proc.returncode == 0, err
-            outcomes.append(json.loads(out))
-        return outcomes
-    finally:
-        for _, proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        for o in owners
+    ]
+    return run_race(racers, go)
 
 
 def test_two_processes_race_for_one_lock_and_exactly_one_wins(session: AwsSession, tmp_path: Path) -> None:

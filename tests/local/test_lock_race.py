@@ -7,12 +7,12 @@ it is first), says it is ready by creating a file, waits for a "go" file, then c
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from tests.racing import run_race
 
 RACERS = 6
 
@@ -51,35 +51,15 @@ def race(tmp: Path, owners: list[str], ttl: float, *, warm: bool = True) -> list
     also race to create the database file and its schema.
     """
     db, go = tmp / "state" / "pipeline.db", tmp / f"go-{owners[0]}"
-    procs = []
-    for owner in owners:
-        ready = tmp / f"ready-{owner}"
-        argv = [
-            sys.executable,
-            "-c",
-            RACER,
-            str(db),
-            owner,
-            str(ttl),
-            str(ready),
-            str(go),
-            "warm" if warm else "cold",
-        ]
-        procs.append(
-            (ready, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    mode = "warm" if warm else "cold"
+    racers = [
+        (
+            tmp / f"ready-{o}",
+            [sys.executable, "-c", RACER, str(db), o, str(ttl), str(tmp / f"ready-{o}"), str(go), mode],
         )
-    deadline = time.monotonic() + 60
-    while not all(ready.exists() for ready, _ in procs):
-        assert time.monotonic() < deadline, "racers did not get ready"
-        assert all(p.poll() is None for _, p in procs), [p.communicate() for _, p in procs]
-        time.sleep(0.01)
-    go.touch()
-    outcomes = []
-    for _, proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        outcomes.append(json.loads(out))
-    return outcomes
+        for o in owners
+    ]
+    return run_race(racers, go)
 
 
 def test_six_processes_race_for_one_lock_and_exactly_one_wins(tmp_path: Path) -> None:
