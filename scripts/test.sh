@@ -3,6 +3,8 @@
 # gates (lint, types, import contracts) and every test tier. Used by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/python-env.sh
+. scripts/python-env.sh
 
 if ! command -v buildah >/dev/null 2>&1; then
     echo "== installing buildah (image builds for the ECR tests)" >&2
