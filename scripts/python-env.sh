@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/demo.sh and scripts/test.sh: choose the Python environment to install into.
 #
 # An active virtual environment ($VIRTUAL_ENV) is used as it is. Otherwise the project's own
