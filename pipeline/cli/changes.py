@@ -1,29 +1,45 @@
-"""``pipeline changes``: which services a push changed (for the push pipeline's matrix)."""
+"""``pipeline changes``: which services a push changed (for the push pipeline's matrix).
+
+With ``--base``/``--head`` the services come from the git diff (see ``pipeline.changes``);
+with ``--select`` (a manual dispatch's input) they are exactly the named ones, each checked
+against the project's services, so a crafted name never reaches a later step.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import click
 
-from pipeline.changes import detect
+from pipeline.changes import Changes, detect, select
 from pipeline.cli.app import App
+from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.cli.render import emit_json, err
+from pipeline.core.errors import UsageError
 
 
 @click.command()
-@click.option("--base", required=True, help="The commit before the push (all zeros: everything changed).")
+@click.option("--base", help="The commit before the push (all zeros: everything changed).")
 @click.option("--head", default="HEAD", show_default=True, help="The pushed commit.")
 @click.option(
-    "--github-output", is_flag=True, help="Also write services=[...] and any=true|false to $GITHUB_OUTPUT."
+    "--select",
+    "selected",
+    metavar="NAMES",
+    help="Exactly these services (separated by spaces or commas), e.g. a manual dispatch's input.",
 )
+@github_output_option
 @click.pass_obj
-def changes(app: App, base: str, head: str, github_output: bool) -> None:
-    """List the services changed between two commits, as JSON on stdout."""
-    paths = {name: tuple(svc.paths) for name, svc in app.project.services.items()}
-    result = detect(app.root, base, head, paths)
+def changes(app: App, base: str | None, head: str, selected: str | None, github_output: bool) -> None:
+    """List the services changed between two commits (or selected by name), as JSON on stdout.
+
+    GitHub outputs: services (a JSON list) and any (true|false).
+    """
+    project = app.project
+    if selected is not None:
+        result = Changes("", head, (), select(selected, project.services), reason="selected by name")
+    elif base is None:
+        raise UsageError("pass --base SHA (the commit before the push) or --select NAMES")
+    else:
+        paths = {name: tuple(svc.paths) for name, svc in project.services.items()}
+        result = detect(app.root, base, head, paths, tuple(project.config.shared_paths))
     emit_json(
         {
             "base": result.base,
@@ -31,13 +47,14 @@ def changes(app: App, base: str, head: str, github_output: bool) -> None:
             "services": list(result.services),
             "files": list(result.files),
             "everything": result.everything,
+            "reason": result.reason,
         }
     )
-    err.print(f"{len(result.services)} service(s) changed: {', '.join(result.services) or 'none'}")
+    why = f" ({result.reason})" if result.reason else ""
+    err.print(
+        f"{len(result.services)} service(s): {', '.join(result.services) or 'none'}{why}",
+        markup=False,
+        soft_wrap=True,
+    )
     if github_output:
-        target = os.environ.get("GITHUB_OUTPUT")
-        if not target:
-            raise click.UsageError("--github-output needs $GITHUB_OUTPUT (set by GitHub Actions)")
-        with Path(target).open("a", encoding="utf-8") as fh:
-            fh.write(f"services={json.dumps(list(result.services))}\n")
-            fh.write(f"any={'true' if result.services else 'false'}\n")
+        write_github_output({"services": list(result.services), "any": bool(result.services)})

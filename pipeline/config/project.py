@@ -134,3 +134,6 @@ class ProjectConfig(Model):
     organisations: Annotated[dict[Name, Organisation], Field(min_length=1)]
     defaults: Defaults = Field(default_factory=Defaults)
     environments: Annotated[dict[Name, EnvironmentConfig], Field(min_length=1)]
+    shared_paths: tuple[RelPath, ...] = Field(
+        default=(), description="globs; a change to a matching file means every service changed"
+    )
