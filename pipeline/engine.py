@@ -18,7 +18,16 @@ from dataclasses import dataclass, replace
 from pipeline.core.errors import PipelineError, PlatformError, StateConflict, TransientPlatformError
 from pipeline.core.machine import transition
 from pipeline.core.model import Slot, SlotHealth
-from pipeline.core.ports import Clock, EventSink, Lease, LockManager, Platform, Record, StateStore
+from pipeline.core.ports import (
+    Clock,
+    EventSink,
+    Lease,
+    LockManager,
+    Platform,
+    Record,
+    StateStore,
+    WaitObserver,
+)
 from pipeline.core.state import (
     Action,
     AwaitReady,
@@ -73,6 +82,7 @@ class Engine:
         self._clock = clock
         self._platform = platform
         self._sink = sink
+        self._observer = sink if isinstance(sink, WaitObserver) else None
         self._owner = owner
         self._settings = settings
         self._lease: Lease | None = None
@@ -135,9 +145,12 @@ class Engine:
             return state
         wake = _wake_time(action)
         if wake is not None and now < wake:
+            self._waiting(state)
             self._clock.sleep(min(state.timeouts.poll, wake - now))
             self._renew()
             return state
+        if isinstance(action, RunStage):
+            self._waiting(state)  # a stage blocks until it ends: show it while it runs
         try:
             event = self._execute(state, action)
         except PipelineError as exc:
@@ -145,6 +158,7 @@ class Engine:
         self._failures = 0
         state = self.apply(state, event)
         if isinstance(action, Hold) and state.pending == action:
+            self._waiting(state)
             self._clock.sleep(state.timeouts.poll)  # an open-ended hold: wait a slice
         self._renew()
         return state
@@ -240,6 +254,10 @@ class Engine:
             raise exc
         event = RollbackRequested(self._clock.now(), ENGINE_ACTOR, f"{name} failed: {exc.message}")
         return self.apply(state, event)
+
+    def _waiting(self, state: DeploymentState) -> None:
+        if self._observer is not None:
+            self._observer.waiting(state, self._clock.now())
 
     def _renew(self) -> None:
         lease = self._lease

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pipeline.core.model import Measurement, Release, ServiceRef, Slot, SlotHealth, StageResult, Weights
 from pipeline.core.state import DeploymentState, Signal
@@ -127,6 +127,19 @@ class EventSink(Protocol):
     """Progress output: the CLI renders these on stderr; tests collect them."""
 
     def emit(self, state: DeploymentState, notes: Sequence[str]) -> None: ...
+
+
+@runtime_checkable
+class WaitObserver(Protocol):
+    """What an ``EventSink`` may also implement to show waits while they last.
+
+    The engine calls ``waiting`` before each slice of a wait (a pause, a bake, a readiness
+    or weight check not yet due, an analysis window) and before a test or load stage,
+    which blocks. ``state.pending`` says what is awaited; ``now`` is the engine clock's
+    epoch seconds. Must return quickly and never raise.
+    """
+
+    def waiting(self, state: DeploymentState, now: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
