@@ -10,7 +10,8 @@ With ``workers=N`` (N >= 1) locust runs distributed on loopback: one master boun
 127.0.0.1 on a free port, expecting N worker processes; the gate reads the master's
 statistics, which aggregate every worker's requests.
 
-Every process is stopped on return, timeout, error and Ctrl-C (see ``processes``).
+Every process is stopped on return, timeout, error and Ctrl-C (see ``processes``). While
+locust runs, a watcher set with ``live.watching`` receives its figures every second.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from pipeline.core.errors import NotFoundError, PlatformError, UsageError
 from pipeline.loadtest.command import LocustCommand
 from pipeline.loadtest.gates import evaluate
+from pipeline.loadtest.live import follow
 from pipeline.loadtest.processes import ProcessGroup, free_port, tail
 from pipeline.loadtest.report import new_report_dir, write_reports
 from pipeline.loadtest.result import LoadResult, ReportPaths
@@ -124,7 +126,13 @@ class LoadRunner:
                     group.start(command.worker(port), paths.log(f"worker-{n}"))
             else:
                 main = group.start(command.single(paths), log)
-            code = group.wait(main, deadline)
+            code = follow(
+                lambda until: group.wait(main, until),
+                deadline,
+                paths.csv_stats,
+                service=service,
+                duration=command.settings.duration,
+            )
             if code is not None:  # the master told its workers to quit: let them
                 group.wait_all(time.monotonic() + WORKER_EXIT_WAIT)
         if code is None:
