@@ -30,6 +30,7 @@ EXTRA_COMMANDS = [
     ("pipeline.cli.aws", "iam_policy"),
     ("pipeline.cli.demo", "demo"),
     ("pipeline.cli.changes", "changes"),
+    ("pipeline.cli.servicetest", "test"),
 ]
 
 

@@ -46,7 +46,9 @@ class UnitTestConfig(Model):
     """The service's own tests, run before its image is pushed, and an optional smoke
     command for the test stage of a deployment."""
 
-    command: Text = Field(description="unit tests: shell command, run from the project root")
+    command: Text = Field(
+        description="unit tests: a command line, split like a shell would, run without one from the project root"
+    )
     env: EnvVars = Field(default_factory=dict)
     smoke: Text | None = Field(
         default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def service_yaml(name: str, test: str = "python -c pass") -> str:
         owner: dev
         paths: [services/{name}/**, loadtests/{name}.py]
         build: {{context: services/{name}}}
-        test: {{command: {test!r}}}
+        test: {{command: {json.dumps(test)}}}
         local: {{command: "python -m app"}}
         ecs:
           container: {name}
