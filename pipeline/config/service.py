@@ -47,7 +47,7 @@ class UnitTestConfig(Model):
     command for the test stage of a deployment."""
 
     command: Text = Field(
-        description="unit tests: a command line, split like a shell would, run without one from the project root"
+        description="unit tests: a command line (split like a shell would, run without one) from the root"
     )
     env: EnvVars = Field(default_factory=dict)
     smoke: Text | None = Field(
