@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from pipeline.core.analysis import SYNTHETIC
 from pipeline.core.errors import PipelineError, PlatformError, StateConflict, TransientPlatformError
+from pipeline.core.evidence import traffic_rate
 from pipeline.core.machine import transition
-from pipeline.core.model import Slot, SlotHealth
+from pipeline.core.model import Measurement, Slot, SlotHealth
 from pipeline.core.ports import (
     Clock,
     EventSink,
@@ -88,6 +90,7 @@ class Engine:
         self._lease: Lease | None = None
         self._failures = 0
         self._signals_at = float("-inf")
+        self._driving = 0.0  # synthetic requests per second asked of the TrafficDriver
 
     # --- public -----------------------------------------------------------------
 
@@ -109,10 +112,13 @@ class Engine:
             if state.phase.value == "pending":
                 state = self.apply(state, Start(self._clock.now()))
             while not state.phase.terminal:
+                self._drive(state)
                 state = self.tick(state)
         except Exception:
+            self._drive(None)
             self._release()
             raise
+        self._drive(None)
         self._release()
         return state
 
@@ -122,7 +128,9 @@ class Engine:
         if new == state.evolve(updated_at=new.updated_at) and not notes:
             return state
         who = actor or getattr(event, "actor", "") or state.actor
-        records = [self._record(new, who, type(event).__name__, note, event.now) for note in notes]
+        data = _evidence_data(event) if isinstance(event, Measured) else {}
+        name = type(event).__name__
+        records = [replace(self._record(new, who, name, note, event.now), data=data) for note in notes]
         if new.phase.terminal and not state.phase.terminal:
             records.append(self._outcome_record(new, event.now))
         self._store.commit(new, records)
@@ -227,13 +235,34 @@ class Engine:
         until = self._clock.now()
         metrics = self._platform.metrics
         try:
-            canary = metrics.measure(slot, since, until)
+            canary = self._with_synthetic(metrics.measure(slot, since, until), slot, since, until)
             baseline = None
             if s.stable is not None and s.weights is not None and s.weights.of(slot.other()) > 0:
-                baseline = metrics.measure(slot.other(), since, until)
+                measured = metrics.measure(slot.other(), since, until)
+                baseline = self._with_synthetic(measured, slot.other(), since, until)
         except PlatformError as exc:
             return Measured(self._clock.now(), None, None, exc.message)
         return Measured(self._clock.now(), canary, baseline)
+
+    def _with_synthetic(self, m: Measurement, slot: Slot, since: float, until: float) -> Measurement:
+        """``m`` with the driver's count of the synthetic requests among them, if it sent any."""
+        driver = self._platform.traffic
+        sent = driver.sent(slot, since, until) if driver is not None else None
+        if sent is None:
+            return m
+        return replace(m, extra=(*m.extra, (SYNTHETIC, float(sent))))
+
+    def _drive(self, state: DeploymentState | None) -> None:
+        """Reconcile the TrafficDriver with what the deployment needs now (None: stop)."""
+        driver = self._platform.traffic
+        rate = traffic_rate(state) if state is not None and not state.phase.terminal else 0.0
+        if driver is None or rate == self._driving:
+            return
+        if rate > 0:
+            driver.drive(rate)
+        else:
+            driver.stop()
+        self._driving = rate
 
     def _action_failed(self, state: DeploymentState, action: Action, exc: PipelineError) -> DeploymentState:
         """Retry a transient failure with backoff; otherwise (or when retries run out) roll
@@ -312,3 +341,12 @@ class NullSink:
 
     def emit(self, state: DeploymentState, notes: Sequence[str]) -> None:
         return None
+
+
+def _evidence_data(event: Measured) -> dict[str, object]:
+    """What an analysis judged, per slot, for the history (``pipeline history --json``)."""
+    data: dict[str, object] = {}
+    for name, m in (("canary", event.canary), ("baseline", event.baseline)):
+        if m is not None:
+            data[name] = {"requests": m.requests, "errors": m.errors, "p95_ms": m.p95_ms, **dict(m.extra)}
+    return {"analysis": data} if data else {}

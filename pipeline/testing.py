@@ -118,12 +118,19 @@ class FakeRouter:
         return self.actual
 
 
+MetricsSource = Callable[[Slot, float, float], Measurement]
+
+
 class FakeMetrics:
-    """Returns ``per_slot[slot]`` (or a callable producing one); ``fail`` raises PlatformError."""
+    """Returns ``per_slot[slot]`` (or a callable producing one); ``fail`` raises PlatformError.
+
+    ``source``, when set, answers every window instead (``FakeTrafficDriver.metrics`` is one:
+    a quiet environment where only synthetic requests arrive)."""
 
     def __init__(self, log: ActionLog) -> None:
         self.log = log
         self.per_slot: dict[Slot, Measurement | Callable[[], Measurement]] = {}
+        self.source: MetricsSource | None = None
         self.fail: str | None = None
         self.calls = 0
 
@@ -132,8 +139,53 @@ class FakeMetrics:
         self.log.note(f"measure {slot}")
         if self.fail:
             raise PlatformError(f"metrics unavailable: {self.fail}")
+        if self.source is not None:
+            return self.source(slot, since, until)
         value = self.per_slot.get(slot, Measurement(requests=1000, errors=0, p95_ms=50.0))
         return value() if callable(value) else value
+
+
+class FakeTrafficDriver:
+    """Synthetic traffic on a fake clock: ``rate`` requests per second while driving, split
+    by the router's current weights. ``metrics(error_rate)`` turns it into a Metrics source
+    of a quiet environment (no other traffic; ``error_rate[slot]`` of it fails)."""
+
+    def __init__(self, clock: FakeClock, router: FakeRouter) -> None:
+        self.clock = clock
+        self.router = router
+        self.segments: list[tuple[float, float | None, float]] = []  # (start, end, rate)
+
+    @property
+    def rate(self) -> float:
+        return self.segments[-1][2] if self.segments and self.segments[-1][1] is None else 0.0
+
+    def drive(self, rate: float) -> None:
+        if rate != self.rate:
+            self.stop()
+            self.segments.append((self.clock.now(), None, rate))
+
+    def stop(self) -> None:
+        if self.segments and self.segments[-1][1] is None:
+            start, _, rate = self.segments[-1]
+            self.segments[-1] = (start, self.clock.now(), rate)
+
+    def sent(self, slot: Slot, since: float, until: float) -> int | None:
+        weights = self.router.actual
+        share = weights.of(slot) / 100 if weights is not None else 0.0
+        total = 0.0
+        for start, end, rate in self.segments:
+            overlap = min(until, self.clock.now() if end is None else end) - max(since, start)
+            total += rate * max(0.0, overlap)
+        return int(total * share)
+
+    def metrics(self, error_rate: dict[Slot, float] | None = None) -> MetricsSource:
+        rates = error_rate or {}
+
+        def measure(slot: Slot, since: float, until: float) -> Measurement:
+            n = self.sent(slot, since, until) or 0
+            return Measurement(n, int(n * rates.get(slot, 0.0)), p95_ms=20.0 if n else None)
+
+        return measure
 
 
 class FakeStages:
@@ -155,16 +207,21 @@ class FakePlatform:
     router: FakeRouter
     metrics: FakeMetrics
     stages: FakeStages
+    traffic: FakeTrafficDriver | None = None
 
     @classmethod
-    def create(cls, *, ready_after: int | None = 0, lag: int = 0) -> FakePlatform:
+    def create(
+        cls, *, ready_after: int | None = 0, lag: int = 0, clock: FakeClock | None = None
+    ) -> FakePlatform:
+        """With a ``clock``, the platform can also drive synthetic traffic (``traffic``)."""
         log = ActionLog()
-        return cls(
-            log, FakeCompute(log, ready_after), FakeRouter(log, lag), FakeMetrics(log), FakeStages(log)
-        )
+        router = FakeRouter(log, lag)
+        traffic = FakeTrafficDriver(clock, router) if clock is not None else None
+        return cls(log, FakeCompute(log, ready_after), router, FakeMetrics(log), FakeStages(log), traffic)
 
     def ports(self) -> Platform:
-        return Platform(compute=self.compute, router=self.router, metrics=self.metrics, stages=self.stages)
+        return Platform(compute=self.compute, router=self.router, metrics=self.metrics, stages=self.stages,
+                        traffic=self.traffic)
 
 
 class InMemoryStore:

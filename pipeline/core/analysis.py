@@ -14,6 +14,9 @@ from typing import Literal
 from pipeline.core.model import Measurement
 
 MetricName = Literal["error_rate", "p95_ms"]
+OnInconclusive = Literal["rollback", "pause", "promote"]
+"""What a run does once inconclusive verdicts exceed the limit: roll back, wait for a
+person's ``pipeline continue`` / ``pipeline abort``, or accept the step and go on."""
 
 
 class Outcome(StrEnum):
@@ -40,7 +43,12 @@ class AnalysisSpec:
     is available, the new slot's error rate may exceed the stable slot's by at most this.
     Limits follow Argo Rollouts: a run rolls back when failures exceed ``failure_limit``,
     inconclusive verdicts exceed ``inconclusive_limit``, or consecutive provider errors
-    exceed ``consecutive_error_limit``.
+    exceed ``consecutive_error_limit``; what "rolls back" means for inconclusive verdicts
+    is ``on_inconclusive``.
+
+    ``synthetic_rate``: requests per second the deployment sends itself through the
+    environment's main route while an analysis window is open (0 = none), so that quiet
+    environments still give every slot ``min_requests``; the weights split them.
     """
 
     checks: tuple[Check, ...] = (Check("error_rate", 0.01),)
@@ -51,16 +59,23 @@ class AnalysisSpec:
     failure_limit: int = 0
     inconclusive_limit: int = 2
     consecutive_error_limit: int = 2
+    synthetic_rate: float = 0.0
+    on_inconclusive: OnInconclusive = "rollback"
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """``starved``: Inconclusive only because a slot got fewer than ``min_requests``."""
+
     outcome: Outcome
     reason: str
     measured: dict[str, float] | None = None
+    starved: bool = False
 
 
 ALARM_PREFIX = "alarm:"
+SYNTHETIC = "synthetic"
+"""Key in ``Measurement.extra``: how many of the window's requests the deployment sent itself."""
 
 
 def firing_alarms(m: Measurement) -> list[str]:
@@ -68,29 +83,31 @@ def firing_alarms(m: Measurement) -> list[str]:
     return [key[len(ALARM_PREFIX) :] for key, value in m.extra if key.startswith(ALARM_PREFIX) and value]
 
 
+def synthetic_requests(m: Measurement) -> int | None:
+    """Requests of ``m`` the deployment sent itself; None when nobody counted them."""
+    for key, value in m.extra:
+        if key == SYNTHETIC:
+            return min(m.requests, int(value))
+    return None
+
+
 def assess(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None) -> Verdict:
     """Judge ``canary`` against ``spec``'s checks and, if given, the stable ``baseline``.
 
     A firing alarm fails the verdict whatever the traffic: alarms are the platform's own
-    judgement (CloudWatch on AWS) and need no minimum request count.
+    judgement (CloudWatch on AWS) and need no minimum request count. When the new slot is
+    compared with the stable one (``max_error_rate_increase`` and a baseline given), the
+    baseline needs ``min_requests`` too: a comparison with a handful of requests is no
+    evidence. Reasons say how many requests were synthetic ("42 of 60 synthetic").
     """
     alarms = firing_alarms(canary)
     if alarms:
         return Verdict(Outcome.FAILED, f"alarm in ALARM: {', '.join(alarms)}", {"alarms": float(len(alarms))})
-    measured: dict[str, float] = {
-        "requests": float(canary.requests),
-        "errors": float(canary.errors),
-        "error_rate": round(canary.error_rate, 6),
-    }
-    if canary.p95_ms is not None:
-        measured["p95_ms"] = round(canary.p95_ms, 3)
-    if canary.requests < spec.min_requests:
-        return Verdict(
-            Outcome.INCONCLUSIVE,
-            f"only {canary.requests} requests reached the new release in the window "
-            f"(need {spec.min_requests})",
-            measured,
-        )
+    compared = baseline if spec.max_error_rate_increase is not None else None
+    measured = _measured(canary, compared)
+    short = _short_of_requests(spec, canary, compared)
+    if short:
+        return Verdict(Outcome.INCONCLUSIVE, short, measured, starved=True)
     failures: list[str] = []
     for check in spec.checks:
         value = _value(canary, check.metric)
@@ -98,17 +115,71 @@ def assess(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None
             return Verdict(Outcome.INCONCLUSIVE, f"no data for {check.metric} in the window", measured)
         if value > check.max:
             failures.append(f"{check.metric} {_fmt(value)} > {_fmt(check.max)}")
-    if spec.max_error_rate_increase is not None and baseline and baseline.requests:
-        allowed = baseline.error_rate + spec.max_error_rate_increase
-        measured["baseline_error_rate"] = round(baseline.error_rate, 6)
+    if spec.max_error_rate_increase is not None and compared is not None and compared.requests:
+        allowed = compared.error_rate + spec.max_error_rate_increase
         if canary.error_rate > allowed:
             failures.append(
                 f"error_rate {_fmt(canary.error_rate)} > baseline "
-                f"{_fmt(baseline.error_rate)} + {_fmt(spec.max_error_rate_increase)}"
+                f"{_fmt(compared.error_rate)} + {_fmt(spec.max_error_rate_increase)}"
             )
+    evidence = _evidence(canary, compared)
     if failures:
-        return Verdict(Outcome.FAILED, "; ".join(failures), measured)
-    return Verdict(Outcome.SUCCESSFUL, f"all checks passed over {canary.requests} requests", measured)
+        return Verdict(Outcome.FAILED, f"{'; '.join(failures)} ({evidence})", measured)
+    return Verdict(Outcome.SUCCESSFUL, f"all checks passed over {evidence}", measured)
+
+
+def _measured(canary: Measurement, baseline: Measurement | None) -> dict[str, float]:
+    measured: dict[str, float] = {
+        "requests": float(canary.requests),
+        "errors": float(canary.errors),
+        "error_rate": round(canary.error_rate, 6),
+    }
+    if canary.p95_ms is not None:
+        measured["p95_ms"] = round(canary.p95_ms, 3)
+    synthetic = synthetic_requests(canary)
+    if synthetic is not None:
+        measured["synthetic"] = float(synthetic)
+    if baseline is not None:
+        measured["baseline_requests"] = float(baseline.requests)
+        measured["baseline_error_rate"] = round(baseline.error_rate, 6)
+        base_synthetic = synthetic_requests(baseline)
+        if base_synthetic is not None:
+            measured["baseline_synthetic"] = float(base_synthetic)
+    return measured
+
+
+def _short_of_requests(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None) -> str:
+    """Why the window holds too few requests to judge, or "" when it holds enough."""
+    if canary.requests < spec.min_requests:
+        return (
+            f"only {_count(canary)} reached the new release in the window (need {spec.min_requests})"
+        )
+    if baseline is not None and baseline.requests < spec.min_requests:
+        return (
+            f"only {_count(baseline)} reached the stable release in the window "
+            f"(need {spec.min_requests} to compare)"
+        )
+    return ""
+
+
+def _count(m: Measurement) -> str:
+    synthetic = synthetic_requests(m)
+    if synthetic is None:
+        return f"{m.requests} requests"
+    return f"{m.requests} requests ({synthetic} synthetic)"
+
+
+def _evidence(canary: Measurement, baseline: Measurement | None) -> str:
+    """``60 requests to the new release, 42 of 60 synthetic; 540 to the stable one, ...``."""
+    text = f"{canary.requests} requests to the new release{_share(canary)}"
+    if baseline is not None:
+        text += f"; {baseline.requests} to the stable one{_share(baseline)}"
+    return text
+
+
+def _share(m: Measurement) -> str:
+    synthetic = synthetic_requests(m)
+    return "" if synthetic is None else f", {synthetic} of {m.requests} synthetic"
 
 
 def _value(m: Measurement, metric: MetricName) -> float | None:

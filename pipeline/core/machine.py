@@ -17,10 +17,12 @@ Safety invariants kept here, not in adapters:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pipeline.core.analysis import Outcome, assess
 from pipeline.core.errors import StateConflict
+from pipeline.core.evidence import evidence_due
 from pipeline.core.model import Slot, Weights
 from pipeline.core.state import (
     AbortRequested,
@@ -180,6 +182,8 @@ def _continue(s: DeploymentState, e: ContinueRequested) -> Result:
         state, notes = _promote(s, e.now)
         return state, (f"{e.actor} skipped the remaining steps (continue --full)", *notes)
     if isinstance(s.pending, Hold):
+        if isinstance(s.current_step, Analyze):  # a paused inconclusive analysis, accepted
+            s = s.evolve(counters=replace(s.counters, inconclusives=0), reason="")
         state, notes = _next_step(s, e.now)
         return state, (f"{e.actor} continued step {s.step_index + 1}", *notes)
     raise StateConflict(
@@ -200,33 +204,63 @@ def _stage_finished(s: DeploymentState, e: StageFinished) -> Result:
 def _measured(s: DeploymentState, e: Measured) -> Result:
     assert isinstance(s.pending, Measure)
     spec, c = s.analysis, s.counters
-    retry = s.evolve(
-        pending=Measure(s.new_slot, since=_window_start(s, e.now), not_before=e.now + spec.interval_seconds)
-    )
+    retry = _measure_again(s, e.now, e.now + spec.interval_seconds)
     if e.canary is None:
-        c = c.__class__(c.failures, c.inconclusives, c.consecutive_errors + 1)
+        c = replace(c, consecutive_errors=c.consecutive_errors + 1)
         note = f"analysis error ({c.consecutive_errors}/{spec.consecutive_error_limit}): {e.error}"
         if c.consecutive_errors > spec.consecutive_error_limit:
             return _rollback(s.evolve(counters=c), e.now, f"analysis kept failing: {e.error}")
         return retry.evolve(counters=c), (note,)
     verdict = assess(spec, e.canary, e.baseline)
-    c = c.__class__(c.failures, c.inconclusives, 0)
+    c = replace(c, consecutive_errors=0)
     if verdict.outcome is Outcome.SUCCESSFUL:
         state, notes = _next_step(s.evolve(counters=c), e.now)
         return state, (f"analysis successful: {verdict.reason}", *notes)
     if verdict.outcome is Outcome.FAILED:
-        c = c.__class__(c.failures + 1, c.inconclusives, 0)
+        c = replace(c, failures=c.failures + 1)
         if c.failures > spec.failure_limit:
             return _rollback(s.evolve(counters=c), e.now, f"analysis failed: {verdict.reason}")
         return retry.evolve(counters=c), (
             f"analysis failed ({c.failures}/{spec.failure_limit} allowed): {verdict.reason}",
         )
-    c = c.__class__(c.failures, c.inconclusives + 1, 0)
-    if c.inconclusives > spec.inconclusive_limit:
-        why = f"analysis inconclusive {c.inconclusives} times: {verdict.reason}"
-        return _rollback(s.evolve(counters=c), e.now, why)
-    note = f"analysis inconclusive ({c.inconclusives}/{spec.inconclusive_limit} allowed): {verdict.reason}"
-    return retry.evolve(counters=c), (note,)
+    due = evidence_due(s)
+    if verdict.starved and due is not None and e.now < due:
+        wait = format_seconds(due - e.now)
+        note = f"synthetic traffic needs {wait} more for enough evidence: {verdict.reason}"
+        return _measure_again(s.evolve(counters=c), e.now, due), (note,)
+    c = replace(c, inconclusives=c.inconclusives + 1)
+    return _inconclusive(s.evolve(counters=c), e.now, verdict.reason)
+
+
+def _measure_again(s: DeploymentState, now: float, at: float) -> DeploymentState:
+    return s.evolve(pending=Measure(s.new_slot, since=_window_start(s, now), not_before=at))
+
+
+def _inconclusive(s: DeploymentState, now: float, reason: str) -> Result:
+    """Count one inconclusive verdict; past the limit, do what ``on_inconclusive`` says."""
+    spec, n = s.analysis, s.counters.inconclusives
+    if n <= spec.inconclusive_limit:
+        note = f"analysis inconclusive ({n}/{spec.inconclusive_limit} allowed): {reason}"
+        return _measure_again(s, now, now + spec.interval_seconds), (note,)
+    why = f"analysis inconclusive {n} times: {reason}"
+    if spec.on_inconclusive == "promote":
+        state, notes = _next_step(s, now)
+        return state, (f"{why}; on_inconclusive is promote: step {s.step_index + 1} accepted", *notes)
+    if spec.on_inconclusive == "pause":
+        return _pause_for_decision(s, now, why)
+    return _rollback(s, now, why)
+
+
+def _pause_for_decision(s: DeploymentState, now: float, why: str) -> Result:
+    """Wait (up to ``timeouts.hold``) for a person to accept the step or to abort."""
+    where = f"{s.ref.service} --env {s.ref.environment}"
+    waiting = (
+        f"waiting for a decision: {why}. Run `pipeline continue {where}` to accept step "
+        f"{s.step_index + 1} and go on, or `pipeline abort {where}` to roll back"
+    )
+    state = s.evolve(pending=Hold(None), deadline=now + s.timeouts.hold, reason=waiting)
+    hold = format_seconds(s.timeouts.hold)
+    return state, (f"{waiting} (on_inconclusive is pause; rolls back if nobody decides within {hold})",)
 
 
 # --- the end: promote or roll back --------------------------------------------------

@@ -59,6 +59,24 @@ class StageRunner(Protocol):
         """``stage`` is "test" or "load"; must return within ``timeout`` seconds."""
 
 
+class TrafficDriver(Protocol):
+    """Sends synthetic requests through an environment's *main* route, where the router's
+    weights split them between the two slots (evidence for analysis in quiet environments).
+    """
+
+    def drive(self, rate: float) -> None:
+        """Send about ``rate`` requests per second from now until ``stop()``; returns at
+        once. Idempotent: calling it again with another rate changes the rate."""
+
+    def stop(self) -> None:
+        """Stop sending and wait for requests in flight. Idempotent."""
+
+    def sent(self, slot: Slot, since: float, until: float) -> int | None:
+        """Synthetic requests that ``slot`` answered between two epoch times, counted the way
+        ``Metrics`` counts (whole seconds); None when the driver cannot tell which slot
+        answered (a router that does not name it)."""
+
+
 class ImageRegistry(Protocol):
     def resolve(self, service: str, reference: str) -> Release:
         """Turn a tag, commit or digest into a release pinned by digest. NotFoundError if absent."""
@@ -144,9 +162,13 @@ class WaitObserver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Platform:
-    """The ports one deployment of one service in one environment talks to."""
+    """The ports one deployment of one service in one environment talks to.
+
+    ``traffic`` is None where the platform cannot send synthetic traffic (no main-route
+    URL); a deployment that asks for it then judges whatever real traffic there is."""
 
     compute: Compute
     router: TrafficRouter
     metrics: Metrics
     stages: StageRunner
+    traffic: TrafficDriver | None = None
