@@ -1,0 +1,1 @@
+"""Test support shared by every tier: the fake GitHub API."""
