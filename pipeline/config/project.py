@@ -15,10 +15,25 @@ from pipeline.config.deploy import TimeoutsConfig
 from pipeline.config.fields import Issue, Matches, Model, Name, PositiveDuration, RelPath, Text, presence
 
 
+class GitHubOrgConfig(Model):
+    """The GitHub organisation (and optionally team) whose members approve for an organisation."""
+
+    org: Annotated[
+        StrictStr,
+        Matches(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$", "a GitHub organisation like 'acme-ops'"),
+    ]
+    team: Annotated[
+        StrictStr, Matches(r"^[a-z0-9][a-z0-9_-]{0,99}$", "a GitHub team slug like 'release-approvers'")
+    ] | None = Field(default=None, description="team slug; approvers must be active members of it")
+
+
 class Organisation(Model):
     """A group of people; ``members`` empty means anyone may act for it."""
 
     members: tuple[Text, ...] = ()
+    github: GitHubOrgConfig | None = Field(
+        default=None, description="approvals come only from reviews by members of this GitHub org/team"
+    )
 
     @model_validator(mode="before")
     @classmethod
