@@ -215,9 +215,13 @@ def approve(ctx: Context, ref: ServiceRef, release: Release, organisation: str) 
     ctx.store.commit(None, [record])
 
 
-def promotable(ctx: Context, service: str, source: str) -> Release:
-    """The release serving in ``source``, which must have completed a deployment there."""
+def promotable(ctx: Context, service: str, source: str, digest: str = "") -> Release:
+    """The release serving in ``source``, which must have completed a deployment there; or,
+    with ``digest``, exactly that release, which must have completed a deployment there
+    (even if ``source`` serves another one now)."""
     ref = ServiceRef(service, source)
+    if digest:
+        return _passed(ctx, ref, digest)
     live = serving(ctx.store_of(source).load(ref))
     passed = {r.digest for r in successful_releases(ctx, ref)}
     if live is None or live.digest not in passed:
@@ -226,6 +230,18 @@ def promotable(ctx: Context, service: str, source: str) -> Release:
             hint=f"deploy it to {source} first: `pipeline deploy {service} --env {source}`",
         )
     return live
+
+
+def _passed(ctx: Context, ref: ServiceRef, digest: str) -> Release:
+    wanted = digest.rsplit("@", 1)[-1]  # a digest, or an image reference with one
+    for release in reversed(successful_releases(ctx, ref)):
+        if release.digest == wanted:
+            return release
+    raise PromotionRefused(
+        f"cannot promote {wanted} of {ref.service} from {ref.environment}: that release never "
+        f"completed a deployment in {ref.environment}",
+        hint=f"`pipeline history {ref.service} --env {ref.environment}` lists the releases that passed it",
+    )
 
 
 def check_requirements(ctx: Context, ref: ServiceRef, release: Release, req: Requirements) -> None:
@@ -262,10 +278,18 @@ def check_requirements(ctx: Context, ref: ServiceRef, release: Release, req: Req
 
 
 def promote(
-    ctx: Context, service: str, source: str, target: str, strategy: Strategy, req: Requirements
+    ctx: Context,
+    service: str,
+    source: str,
+    target: str,
+    strategy: Strategy,
+    req: Requirements,
+    *,
+    digest: str = "",
 ) -> DeploymentState:
-    """Deploy the same image digest that passed ``source`` into ``target``."""
-    release = promotable(ctx, service, source)
+    """Deploy the same image digest that passed ``source`` (``digest``, or what ``source``
+    serves) into ``target``."""
+    release = promotable(ctx, service, source, digest)
     ref = ServiceRef(service, target)
     check_requirements(ctx, ref, release, req)
     return deploy(ctx, ref, release, strategy, why=f"promote from {source}")

@@ -132,6 +132,8 @@ class App:
     def release(self, service: str, env_name: str, image: str | None, ref: str | None) -> Release:
         """Resolve ``--image`` (a reference with a digest) or ``--ref`` (default HEAD)."""
         self.project.service(service)
+        if image and "@sha256:" in image and str(self.environment(env_name).platform) == "local":
+            return self.registry(env_name).resolve(service, image)  # the stored release, with its commit
         if image and "@sha256:" in image:
             digest = image.split("@", 1)[1]
             tag = image.split("@", 1)[0].rsplit(":", 1)

@@ -22,8 +22,10 @@ from pipeline.build import (
     source_revision,
 )
 from pipeline.cli.app import App
+from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.cli.render import emit_json, err, out
 from pipeline.core.errors import UsageError
+from pipeline.core.model import Release
 from pipeline.oci import OciArchive
 
 if TYPE_CHECKING:
@@ -82,11 +84,13 @@ def build(
 
 @click.command()
 @click.argument("service")
-@click.option("--env", "env_name", required=True, help="AWS environment whose ECR registry receives it.")
+@click.option("--env", "env_name", required=True, help="Environment whose registry receives it.")
 @click.option("--archive", type=click.Path(dir_okay=True, path_type=Path), help="Default: HEAD's build.")
 @click.option("--tag", help="Default: the image's commit (its org.opencontainers.image.revision label).")
+@click.option("--ref", "git_ref", default="HEAD", show_default=True, help="Local platform: commit to store.")
 @click.option("--part-size", type=click.IntRange(5, 20), default=10, show_default=True, help="MiB per part.")
 @json_option
+@github_output_option
 @click.pass_obj
 def push(
     app: App,
@@ -94,11 +98,22 @@ def push(
     env_name: str,
     archive: Path | None,
     tag: str | None,
+    git_ref: str,
     part_size: int,
     as_json: bool,
+    github_output: bool,
 ) -> None:
-    """Push SERVICE's image archive to the environment's ECR repository (idempotent)."""
+    """Push SERVICE's image to the environment's registry (idempotent): ECR on AWS; on the
+    local platform, the commit's snapshot into the local registry.
+
+    GitHub outputs: image (repo@sha256:...), digest, version, commit.
+    """
     config = app.project.service(service)
+    if app.environment(env_name).platform == "local":
+        release = app.registry(env_name).resolve(service, git_ref)
+        err.print(f"[green]stored[/] {release.image} ({release.version})", soft_wrap=True)
+        _pushed(release, {}, as_json, github_output)
+        return
     registry = ecr_registry(app, env_name, part_size=part_size * 2**20)
     if archive is None:
         commit, _ = source_revision(app.root, app.root / config.build.context)
@@ -120,7 +135,17 @@ def push(
         )
     else:
         err.print(f"[green]already pushed[/]: {release.image}; nothing uploaded", soft_wrap=True)
-    _show({**release.to_dict(), "uploaded_blobs": report.blobs_uploaded}, release.image, as_json)
+    _pushed(release, {"uploaded_blobs": report.blobs_uploaded}, as_json, github_output)
+
+
+def _pushed(release: Release, extra: dict[str, object], as_json: bool, github_output: bool) -> None:
+    """Show a pushed release; with ``github_output``, its image, digest, version and commit."""
+    if github_output:
+        write_github_output(
+            {"image": release.image, "digest": release.digest, "version": release.version,
+             "commit": release.commit}
+        )
+    _show({**release.to_dict(), **extra}, release.image, as_json)
 
 
 def ecr_registry(app: App, env_name: str, *, part_size: int) -> EcrRegistry:

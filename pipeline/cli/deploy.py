@@ -11,6 +11,7 @@ import click
 
 from pipeline import operations as ops
 from pipeline.cli.app import App
+from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.cli.render import (
     ConsoleSink,
     emit_json,
@@ -46,8 +47,11 @@ def confirm(app: App, service: str, env_name: str, yes: bool, what: str) -> None
         raise Cancelled(f"{what} cancelled: nothing was changed")
 
 
-def finish(state: DeploymentState | None, as_json: bool) -> None:
-    """Print the outcome; raise DeploymentFailed unless the release really serves."""
+def finish(state: DeploymentState | None, as_json: bool, github_output: bool = False) -> None:
+    """Print the outcome (and, with ``github_output``, its step outputs); raise
+    DeploymentFailed unless the release really serves."""
+    if github_output:
+        write_github_output(deployment_outputs(state))
     if state is None:
         err.print("signal sent: the running deployment applies it at its next step")
         return
@@ -62,6 +66,23 @@ def finish(state: DeploymentState | None, as_json: bool) -> None:
     )
 
 
+def deployment_outputs(state: DeploymentState | None) -> dict[str, object]:
+    """GitHub step outputs of a deployment: phase, deployment id, the release's digest and
+    version, succeeded (true only when it serves 100%), and the digest serving now."""
+    if state is None:
+        return {"phase": "signalled", "deployment": "", "digest": "", "version": "", "succeeded": False,
+                "serving": ""}
+    live = ops.serving(state)
+    return {
+        "phase": state.phase.value,
+        "deployment": state.id,
+        "digest": state.release.digest,
+        "version": state.release.version,
+        "succeeded": state.phase is Phase.SUCCEEDED,
+        "serving": live.digest if live else "",
+    }
+
+
 @click.command()
 @click.argument("service")
 @env_option
@@ -71,6 +92,7 @@ def finish(state: DeploymentState | None, as_json: bool) -> None:
 @click.option("--resume", "resume_", is_flag=True, help="Continue the persisted deployment after a crash.")
 @yes_option
 @json_option
+@github_output_option
 @click.pass_obj
 def deploy(
     app: App,
@@ -82,13 +104,17 @@ def deploy(
     resume_: bool,
     yes: bool,
     as_json: bool,
+    github_output: bool,
 ) -> None:
-    """Deploy SERVICE to an environment progressively (or --resume, or --dry-run)."""
+    """Deploy SERVICE to an environment progressively (or --resume, or --dry-run).
+
+    GitHub outputs: phase, deployment, digest, version, succeeded, serving.
+    """
     ref = app.ref(service, env_name)
     ctx = app.context(env_name, ConsoleSink())
     if resume_:
         confirm(app, service, env_name, yes, "resume a deployment")
-        finish(ops.resume(ctx, ref), as_json)
+        finish(ops.resume(ctx, ref), as_json, github_output)
         return
     release = app.release(service, env_name, image, git_ref)
     if dry_run:
@@ -99,7 +125,7 @@ def deploy(
             out.print("\n".join(describe(plan)))
         return
     confirm(app, service, env_name, yes, f"deploy {release.short}")
-    finish(ops.deploy(ctx, ref, release, app.strategy(service, env_name)), as_json)
+    finish(ops.deploy(ctx, ref, release, app.strategy(service, env_name)), as_json, github_output)
 
 
 @click.command()
@@ -182,18 +208,26 @@ def continue_(app: App, service: str, env_name: str, full: bool, yes: bool) -> N
 @click.option("--to", "to", default="", help="Version, commit or digest (default: last good release).")
 @yes_option
 @json_option
+@github_output_option
 @click.pass_obj
-def rollback(app: App, service: str, env_name: str, to: str, yes: bool, as_json: bool) -> None:
-    """Return SERVICE to the last successfully deployed release."""
+def rollback(
+    app: App, service: str, env_name: str, to: str, yes: bool, as_json: bool, github_output: bool
+) -> None:
+    """Return SERVICE to the last successfully deployed release.
+
+    GitHub outputs: as deploy's; ``serving`` is the digest serving after the rollback.
+    """
     confirm(app, service, env_name, yes, "roll back")
     ctx = app.context(env_name, ConsoleSink())
     state = ops.rollback(ctx, app.ref(service, env_name), app.strategy(service, env_name), to=to)
     if state is not None and state.phase is Phase.ROLLED_BACK:
+        if github_output:
+            write_github_output(deployment_outputs(state))
         err.print(f"[yellow]rolled back[/]: {state.stable.short if state.stable else '-'} serves {state.ref}")
         if as_json:
             emit_json(state_summary(state))
         return
-    finish(state, as_json)
+    finish(state, as_json, github_output)
 
 
 @click.command()
@@ -232,15 +266,37 @@ def approve(app: App, service: str, env_name: str, which: str) -> None:
 @click.argument("service")
 @click.option("--from", "source", required=True, help="Environment the release passed.")
 @click.option("--to", "target", required=True, help="Environment to deploy it to.")
+@click.option(
+    "--release",
+    "digest",
+    default="",
+    metavar="DIGEST",
+    help="Exactly this release (sha256:... or repo@sha256:...), which must have succeeded in --from.",
+)
 @yes_option
 @json_option
+@github_output_option
 @click.pass_obj
-def promote(app: App, service: str, source: str, target: str, yes: bool, as_json: bool) -> None:
-    """Deploy the same image digest that passed --from into --to, if its requirements hold."""
+def promote(
+    app: App,
+    service: str,
+    source: str,
+    target: str,
+    digest: str,
+    yes: bool,
+    as_json: bool,
+    github_output: bool,
+) -> None:
+    """Deploy the same image digest that passed --from into --to, if its requirements hold.
+
+    Without --release, the release --from serves now. GitHub outputs: as deploy's.
+    """
     app.ref(service, source)
     ctx = app.context(target, ConsoleSink())
-    release = ops.promotable(ctx, service, source)
+    release = ops.promotable(ctx, service, source, digest)
     ops.check_requirements(ctx, app.ref(service, target), release, app.requirements(target))
     confirm(app, service, target, yes, f"promote {release.short}")
-    state = ops.promote(ctx, service, source, target, app.strategy(service, target), app.requirements(target))
-    finish(state, as_json)
+    state = ops.promote(
+        ctx, service, source, target, app.strategy(service, target), app.requirements(target), digest=digest
+    )
+    finish(state, as_json, github_output)
