@@ -11,6 +11,7 @@ import click
 
 from pipeline import operations as ops
 from pipeline.cli.app import App
+from pipeline.cli.completion import complete_environments, complete_services
 from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.cli.render import (
     ConsoleSink,
@@ -18,6 +19,8 @@ from pipeline.cli.render import (
     err,
     history_table,
     out,
+    print_history,
+    print_status,
     record_dict,
     state_summary,
     status_table,
@@ -26,7 +29,11 @@ from pipeline.core.errors import Cancelled, DeploymentFailed, PromotionRefused, 
 from pipeline.core.plan import describe
 from pipeline.core.state import DeploymentState, Phase
 
-env_option = click.option("--env", "env_name", required=True, help="Target environment.")
+env_option = click.option(
+    "--env", "env_name", required=True, help="Target environment.", shell_complete=complete_environments
+)
+service_argument = click.argument("service", shell_complete=complete_services)
+wide_option = click.option("--wide", is_flag=True, help="A table, one column per field (for wide terminals).")
 yes_option = click.option(
     "--yes", is_flag=True, help="Do not ask before touching another organisation's environment."
 )
@@ -84,7 +91,7 @@ def deployment_outputs(state: DeploymentState | None) -> dict[str, object]:
 
 
 @click.command()
-@click.argument("service")
+@service_argument
 @env_option
 @click.option("--image", help="Image reference with a digest (repo@sha256:...) or a tag.")
 @click.option("--ref", "git_ref", help="Git commit, tag or branch to deploy (default HEAD).")
@@ -129,12 +136,17 @@ def deploy(
 
 
 @click.command()
-@click.argument("service", required=False)
-@click.option("--env", "env_name", help="Only this environment.")
+@click.argument("service", required=False, shell_complete=complete_services)
+@click.option("--env", "env_name", help="Only this environment.", shell_complete=complete_environments)
+@wide_option
 @json_option
 @click.pass_obj
-def status(app: App, service: str | None, env_name: str | None, as_json: bool) -> None:
-    """Show the latest deployment of each service in each environment."""
+def status(app: App, service: str | None, env_name: str | None, wide: bool, as_json: bool) -> None:
+    """Show the latest deployment of each service in each environment.
+
+    One line per deployment (phase, release and digest prefix, weights, step, time of the
+    last change), then what it waits for and its reason, wrapped: nothing is cut at any width.
+    """
     states: list[DeploymentState] = []
     envs = [env_name] if env_name else list(app.project.config.environments)
     services = [service] if service else sorted(app.project.services)
@@ -149,30 +161,37 @@ def status(app: App, service: str | None, env_name: str | None, as_json: bool) -
                 states.append(state)
     if as_json:
         emit_json([state_summary(s) for s in states])
-    elif states:
+    elif states and wide:
         out.print(status_table(states))
+    elif states:
+        print_status(states)
     else:
         err.print("no deployments yet")
 
 
 @click.command()
-@click.argument("service")
+@service_argument
 @env_option
 @click.option("--limit", default=200, show_default=True, help="How many records.")
+@wide_option
 @json_option
 @click.pass_obj
-def history(app: App, service: str, env_name: str, limit: int, as_json: bool) -> None:
-    """Show the history and audit records of SERVICE in an environment."""
-    ctx = app.context(env_name, ConsoleSink())
-    records = ctx.store.history(app.ref(service, env_name), limit)
+def history(app: App, service: str, env_name: str, limit: int, wide: bool, as_json: bool) -> None:
+    """Show the history and audit records of SERVICE in an environment, oldest first.
+
+    One line per event (time in UTC, actor, action, release), then its reason wrapped.
+    """
+    records = app.store(env_name).history(app.ref(service, env_name), limit)
     if as_json:
         emit_json([record_dict(r) for r in records])
-    else:
+    elif wide:
         out.print(history_table(records))
+    else:
+        print_history(records)
 
 
 @click.command()
-@click.argument("service")
+@service_argument
 @env_option
 @click.option("--reason", default="aborted by operator", help="Why; recorded in the history.")
 @yes_option
@@ -190,7 +209,7 @@ def abort(app: App, service: str, env_name: str, reason: str, yes: bool) -> None
 
 
 @click.command(name="continue")
-@click.argument("service")
+@service_argument
 @env_option
 @click.option("--full", is_flag=True, help="Skip every remaining step and promote.")
 @yes_option
@@ -203,7 +222,7 @@ def continue_(app: App, service: str, env_name: str, full: bool, yes: bool) -> N
 
 
 @click.command()
-@click.argument("service")
+@service_argument
 @env_option
 @click.option("--to", "to", default="", help="Version, commit or digest (default: last good release).")
 @yes_option
@@ -231,7 +250,7 @@ def rollback(
 
 
 @click.command()
-@click.argument("service")
+@service_argument
 @env_option
 @click.option(
     "--release", "which", default="", help="Version, commit or digest (default: what the source serves)."
@@ -263,9 +282,17 @@ def approve(app: App, service: str, env_name: str, which: str) -> None:
 
 
 @click.command()
-@click.argument("service")
-@click.option("--from", "source", required=True, help="Environment the release passed.")
-@click.option("--to", "target", required=True, help="Environment to deploy it to.")
+@service_argument
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    help="Environment the release passed.",
+    shell_complete=complete_environments,
+)
+@click.option(
+    "--to", "target", required=True, help="Environment to deploy it to.", shell_complete=complete_environments
+)
 @click.option(
     "--release",
     "digest",

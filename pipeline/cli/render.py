@@ -1,34 +1,46 @@
-"""Rendering: progress on stderr (rich), data on stdout (plain text or JSON)."""
+"""Rendering: progress on stderr (rich), data on stdout (plain text or JSON).
+
+Both consoles honour ``NO_COLOR`` (https://no-color.org): when it is set to anything,
+they print no colour and no other text style, on a terminal too. ``FORCE_COLOR`` forces
+colour into a pipe unless ``NO_COLOR`` is set.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.cli.layout import PHASE_STYLE, history_lines, status_lines, when
+from pipeline.cli.progress import ProgressView, progress_interval
 from pipeline.core.model import Weights
 from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
 
-PHASE_STYLE = {
-    "succeeded": "bold green",
-    "rolled_back": "bold yellow",
-    "aborted": "bold yellow",
-    "failed": "bold red",
-    "rolling_back": "yellow",
-}
+def make_console(*, stderr: bool, environ: Mapping[str, str] | None = None, **options: Any) -> Console:
+    """A console for stderr (progress) or stdout (data, never wrapped by rich); with
+    ``NO_COLOR`` set it emits no styles at all."""
+    env = os.environ if environ is None else environ
+    plain = env.get("NO_COLOR", "") != ""
+    return Console(
+        stderr=stderr,
+        highlight=False,
+        soft_wrap=not stderr,
+        color_system=None if plain else "auto",
+        no_color=plain,
+        **options,
+    )
 
 
-def when(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+err = make_console(stderr=True)
+out = make_console(stderr=False)
 
 
 def bar(weights: Weights | None, width: int = 20) -> str:
@@ -40,20 +52,39 @@ def bar(weights: Weights | None, width: int = 20) -> str:
 
 
 class ConsoleSink:
-    """The engine's EventSink for humans: one line per note, a weights bar when they change."""
+    """The engine's EventSink (and WaitObserver) for humans: one line per note, a weights
+    bar when they change, and the progress of every wait (see ``progress``).
 
-    def __init__(self, console: Console = err) -> None:
-        self.console = console
+    ``interval`` defaults to ``PIPELINE_PROGRESS_INTERVAL``; ``live`` (redraw one line)
+    defaults to whether the console is a terminal.
+    """
+
+    def __init__(
+        self, console: Console | None = None, *, interval: float | None = None, live: bool | None = None
+    ) -> None:
+        self.console = err if console is None else console
         self._weights: Weights | None = None
+        self.progress = ProgressView(
+            self.console,
+            interval=progress_interval(os.environ) if interval is None else interval,
+            live=self.console.is_terminal if live is None else live,
+        )
 
     def emit(self, state: DeploymentState, notes: Sequence[str]) -> None:
+        self.progress.update(state)
         style = PHASE_STYLE.get(state.phase.value, "")
         stamp = dt.datetime.now().strftime("%H:%M:%S")
         for note in notes:
-            self.console.print(f"[dim]{stamp}[/] [{style or 'default'}]{state.ref}[/] {note}")
+            self.console.print(f"[dim]{stamp}[/] [{style or 'default'}]{state.ref}[/] ", end="")
+            self.console.print(note, markup=False)
         if state.weights != self._weights and state.weights is not None:
             self._weights = state.weights
             self.console.print(f"         {bar(state.weights)}")
+        if state.phase.terminal:
+            self.progress.end()
+
+    def waiting(self, state: DeploymentState, now: float) -> None:
+        self.progress.waiting(state, now)
 
 
 def emit_json(data: Any) -> None:
@@ -97,6 +128,18 @@ def status_table(states: Iterable[DeploymentState]) -> Table:
             s.reason,
         )
     return table
+
+
+def print_status(states: Sequence[DeploymentState], console: Console = out) -> None:
+    """``pipeline status``: the compact lines of ``layout.status_lines`` at the console's width."""
+    for line in status_lines(states, console.width):
+        console.print(line)
+
+
+def print_history(records: Iterable[Record], console: Console = out) -> None:
+    """``pipeline history``: the compact event log of ``layout.history_lines``."""
+    for line in history_lines(records, console.width):
+        console.print(line)
 
 
 def record_dict(r: Record) -> dict[str, Any]:
