@@ -14,6 +14,7 @@ a ``PlatformError`` saying so instead of failing at import time.
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from pipeline.aws.session import DEFAULT_MAX_ATTEMPTS, AwsSession, SessionSettin
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.errors import PlatformError
 from pipeline.core.ports import Clock, ImageRegistry, LockManager, Platform, StageRunner, StateStore
+from pipeline.loadtest.synthetic import service_traffic
 from pipeline.owners import actor as current_actor
 
 if TYPE_CHECKING:
@@ -90,16 +92,19 @@ class AwsFactory:
         return DynamoStateStore(session, table), DynamoLockManager(session, table, self.clock)
 
     def platform(self, env: EnvironmentConfig, service: ServiceConfig) -> Platform:
+        """The service's ports; synthetic traffic goes to ``aws.url`` when it is set."""
         session, settings = self.session(env), self.environment(env)
+        traffic = service_traffic(env.aws.url, service) if env.aws is not None and env.aws.url else None
         if service.kind == "lambda":
             module = _adapter("pipeline.aws.lambda_platform", "Lambda services")
             platform: Platform = module.lambda_platform(
                 session, settings, service, self.clock, root=self.project.root, env_name=settings.name
             )
-            return platform
+            return replace(platform, traffic=traffic)
         stages = self._stages(settings, service)
         alarms = tuple(service.ecs.alarms) if service.ecs is not None else ()
-        return ecs_platform(session, settings, ecs_spec(service, alarm_names=alarms), self.clock, stages)
+        platform = ecs_platform(session, settings, ecs_spec(service, alarm_names=alarms), self.clock, stages)
+        return replace(platform, traffic=traffic)
 
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
         module = _adapter("pipeline.aws.ecr", "ECR images")

@@ -119,13 +119,15 @@ class App:
         return self.factory(env).registry(env)
 
     def strategy(self, service: str, env_name: str) -> Strategy:
-        """The service's strategy; on AWS, ECS slots drain for the target group's
+        """The service's strategy as the environment shapes it (synthetic traffic,
+        on_inconclusive, max_pause); on AWS, ECS slots drain for the target group's
         deregistration delay before they are scaled down."""
         from pipeline.config import strategy_for
 
-        strategy = strategy_for(self.project, service)
+        env = self.environment(env_name)
+        strategy = env.shape(strategy_for(self.project, service))
         svc: Any = self.project.service(service)
-        if str(self.environment(env_name).platform) == "aws" and svc.ecs is not None:
+        if str(env.platform) == "aws" and svc.ecs is not None:
             strategy = dataclasses.replace(strategy, drain_seconds=float(svc.ecs.deregistration_delay))
         return strategy
 

@@ -13,6 +13,8 @@ from pydantic import Field, StrictBool, StrictStr, model_validator
 
 from pipeline.config.deploy import TimeoutsConfig
 from pipeline.config.fields import Issue, Matches, Model, Name, PositiveDuration, RelPath, Text, presence
+from pipeline.config.quiet import EnvironmentAnalysisConfig
+from pipeline.core.plan import Strategy
 
 
 class GitHubOrgConfig(Model):
@@ -131,6 +133,18 @@ class EnvironmentConfig(Model):
     requires: Requires = Field(default_factory=Requires)
     local: LocalPlatformConfig | None = None
     aws: AwsPlatformConfig | None = None
+    analysis: EnvironmentAnalysisConfig = Field(
+        default_factory=EnvironmentAnalysisConfig, description="synthetic traffic and on_inconclusive"
+    )
+    max_pause: PositiveDuration | None = Field(
+        default=None, description="cap timed pauses, bakes and keep_previous here (sandboxes, tests)"
+    )
+
+    def shape(self, strategy: Strategy) -> Strategy:
+        """A service's strategy as deployments to this environment run it (``config.quiet``);
+        a person is expected where the environment requires an approval."""
+        attended = self.requires.approval is not None
+        return self.analysis.apply(strategy, attended=attended, max_pause=self.max_pause)
 
     @classmethod
     def _presence_rules(cls, data: dict[Any, Any]) -> list[Issue]:

@@ -99,6 +99,14 @@ def linear(
     return tuple(steps)
 
 
+def capped(steps: tuple[Step, ...], seconds: float) -> tuple[Step, ...]:
+    """``steps`` with every timed pause shortened to at most ``seconds`` (open pauses stay)."""
+    return tuple(
+        Pause(min(step.seconds, seconds)) if isinstance(step, Pause) and step.seconds is not None else step
+        for step in steps
+    )
+
+
 def describe(step: Step) -> str:
     """A short human label for plans and progress output."""
     match step:

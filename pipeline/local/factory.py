@@ -10,12 +10,13 @@ themselves take plain values.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import ConfigError, NotFoundError
 from pipeline.core.model import Release
-from pipeline.core.ports import Clock, Platform, StageRunner
+from pipeline.core.ports import Clock, Platform, StageRunner, TrafficDriver
 from pipeline.local.adapters import (
     Launch,
     LocalCompute,
@@ -70,14 +71,17 @@ class LocalFactory:
         binding = service_binding(self.project, env, service)
         client = self.plane()
         client.base_url  # noqa: B018 - start (or find) the plane now, not mid-deployment
+        traffic = _traffic(binding, service)
         if service.kind == "lambda":
             PlaneService(client, binding).register()
             stages = self._stages(binding, service)
-            return _lambda_platform(client, self.registry(env), binding, service, stages)
+            platform = _lambda_platform(client, self.registry(env), binding, service, stages)
+            return replace(platform, traffic=traffic)
         compute = LocalCompute(client, binding, local_launch(self.project, service),
                                self.registry(env).snapshot_dir)
         return Platform(compute=compute, router=LocalRouter(client, binding),
-                        metrics=LocalMetrics(client, binding), stages=self._stages(binding, service))
+                        metrics=LocalMetrics(client, binding), stages=self._stages(binding, service),
+                        traffic=traffic)
 
     def _stages(self, binding: ServiceBinding, service: ServiceConfig) -> StageRunner:
         """The load-test package's stage runner when installed, else HTTP smoke checks."""
@@ -145,6 +149,16 @@ def _local(env: EnvironmentConfig, project: Project) -> LocalPlatformConfig:
         raise ConfigError([f"environment {environment_name(project, env)} is not on the local platform: "
                            "it has no `local:` section"])
     return env.local
+
+
+def _traffic(binding: ServiceBinding, service: ServiceConfig) -> TrafficDriver | None:
+    """Synthetic requests through the environment's main listener (the router on ``port``),
+    so the router's weights split them; None without the load-test package."""
+    try:
+        from pipeline.loadtest.synthetic import service_traffic  # noqa: PLC0415
+    except ImportError:
+        return None
+    return service_traffic(f"http://127.0.0.1:{binding.port}", service)
 
 
 def _smoke_stages(service: ServiceConfig) -> HttpSmokeStages:
