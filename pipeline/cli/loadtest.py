@@ -3,10 +3,16 @@
 Parse -> settings from ``service.yaml`` with command-line overrides -> ``LoadRunner`` ->
 render: the summary table on stderr, the result as JSON on stdout with ``--json``. Exit 0
 when the gate passes, 6 (``DeploymentFailed``) when it fails.
+
+For GitHub Actions: ``--report-dir DIR`` puts every report in DIR (for upload-artifact),
+``--github-summary`` appends the markdown summary to ``$GITHUB_STEP_SUMMARY`` (only then:
+a plain run inside a job leaves the job summary alone) and ``--github-output`` writes
+``passed``, ``requests``, ``failures``, ``rps``, ``p95_ms`` and ``report_dir``.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +23,10 @@ import click
 from rich.table import Table
 
 from pipeline.cli.app import App
+from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.cli.render import emit_json, err
 from pipeline.core.errors import Cancelled, DeploymentFailed, PlatformError, UsageError
-from pipeline.loadtest.report import format_value
+from pipeline.loadtest.report import STEP_SUMMARY_ENV, format_value
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.runner import LoadRunner
 from pipeline.loadtest.settings import LoadSettings, Thresholds, settings_from_config
@@ -47,11 +54,17 @@ from pipeline.loadtest.settings import LoadSettings, Thresholds, settings_from_c
 @click.option("--p95-ms", type=click.FloatRange(min=0), help="Gate: highest p95 response time in ms.")
 @click.option("--min-rps", type=click.FloatRange(min=0), help="Gate: lowest throughput in requests/s.")
 @click.option(
+    "--report-dir",
     "--reports",
+    "reports",
     type=click.Path(file_okay=False, path_type=Path),
     help="Report folder (default: reports/SERVICE/ENV/TIMESTAMP).",
 )
+@click.option(
+    "--github-summary", is_flag=True, help="Append the markdown summary to $GITHUB_STEP_SUMMARY."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@github_output_option
 @click.pass_obj
 def loadtest(
     app: App,
@@ -61,10 +74,16 @@ def loadtest(
     target: str | None,
     workers: int,
     reports: Path | None,
+    github_summary: bool,
     as_json: bool,
+    github_output: bool,
     **overrides: Any,
 ) -> None:
-    """Load SERVICE in ENV with locust and gate on failures, p95 latency and throughput."""
+    """Load SERVICE in ENV with locust and gate on failures, p95 latency and throughput.
+
+    GitHub outputs: passed, requests, failures, rps, p95_ms, report_dir.
+    """
+    environ = runner_environ(github_summary)
     env = app.environment(env_name)
     settings = resolve_settings(app.project.service(service), overrides)
     url = target or router_url(env, env_name)
@@ -74,7 +93,9 @@ def loadtest(
         f"loading [bold]{service}[/] at {url}: {settings.users} users for {settings.duration:g} s{on_workers}"
     )
     try:
-        result = LoadRunner(app.root).run(service, env_name, url, settings, workers=workers, reports=reports)
+        runner = LoadRunner(app.root, environ=environ)
+        folder = reports.resolve() if reports else None
+        result = runner.run(service, env_name, url, settings, workers=workers, reports=folder)
     except KeyboardInterrupt:
         raise Cancelled(
             f"load test of {service} interrupted: every locust process was stopped",
@@ -89,6 +110,8 @@ def loadtest(
     )
     if as_json:
         emit_json(result.to_dict())
+    if github_output:
+        write_github_output(load_outputs(result))
     if not result.passed:
         samples = result.failure_samples
         frequent = f"; most frequent failure: {samples[0].describe()}" if samples else ""
@@ -96,6 +119,34 @@ def loadtest(
             f"load test of {service} in {env_name} failed: {'; '.join(result.reasons)}{frequent}",
             hint=f"see {result.reports.html} and {result.reports.markdown}",
         )
+
+
+def runner_environ(github_summary: bool) -> dict[str, str]:
+    """The environment of the load run: ``$GITHUB_STEP_SUMMARY`` only with ``--github-summary``
+    (UsageError when that is asked for but the variable is unset)."""
+    environ = dict(os.environ)
+    summary = environ.pop(STEP_SUMMARY_ENV, "")
+    if github_summary:
+        if not summary:
+            raise UsageError(
+                f"--github-summary needs ${STEP_SUMMARY_ENV}, which GitHub Actions sets in every step",
+                hint=f"drop --github-summary outside GitHub Actions, or set {STEP_SUMMARY_ENV}=FILE",
+            )
+        environ[STEP_SUMMARY_ENV] = summary
+    return environ
+
+
+def load_outputs(result: LoadResult) -> dict[str, object]:
+    """The step outputs of a load run (times in ms, throughput in requests/s)."""
+    f = result.figures
+    return {
+        "passed": result.passed,
+        "requests": f.requests,
+        "failures": f.failures,
+        "rps": round(f.rps, 3),
+        "p95_ms": round(f.p95_ms, 3),
+        "report_dir": str(result.reports.directory),
+    }
 
 
 def resolve_settings(service: Any, overrides: dict[str, Any]) -> LoadSettings:
