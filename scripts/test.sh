@@ -6,13 +6,13 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/python-env.sh
 . scripts/python-env.sh
 
-if ! command -v buildah >/dev/null 2>&1; then
-    echo "== installing buildah (image builds for the ECR tests)" >&2
+if ! command -v buildah >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1; then
+    echo "== installing buildah (image builds for the ECR tests) and shellcheck (workflow lint)" >&2
     if [ "$(id -u)" = 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck >/dev/null
     else
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck >/dev/null
     fi
 fi
 
