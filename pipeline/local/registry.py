@@ -153,12 +153,33 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _extract_data(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract with the "data" filter (no absolute paths, no escapes, no devices).
+
+    Python 3.11.4+ and 3.12 have the filter built in; older 3.11 builds (Debian 12's python3
+    is 3.11.2) do not, so the same rules are checked here before a plain extraction.
+    """
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, filter="data")
+        return
+    root = dest.resolve()
+    for member in tar.getmembers():
+        path = (root / member.name).resolve()
+        link_ok = not (member.issym() or member.islnk()) or (
+            (path.parent / member.linkname).resolve().is_relative_to(root)
+            and not Path(member.linkname).is_absolute()
+        )
+        if not path.is_relative_to(root) or not link_ok or member.isdev():
+            raise tarfile.TarError(f"unsafe member {member.name!r} in the snapshot")
+    tar.extractall(dest)  # every member was checked above
+
+
 def _extract(archive: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
+            _extract_data(tar, tmp)
         os.rename(tmp, target)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
