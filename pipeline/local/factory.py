@@ -2,7 +2,8 @@
 
 One plane per project (``<root>/.pipeline``) serves every local environment; ``platform()``
 starts it when it is not running, so ``pipeline deploy`` needs no prior ``local up``.
-State lives in ``<root>/<env.local.state_dir>/state.db``.
+State lives in ``<root>/<env.local.state_dir>/state.db``. With ``$PIPELINE_LOCAL_HOME`` set,
+plane, registry and state all live in that folder instead (``state_dir_of``).
 
 The config-reading glue is ``local_launch`` and ``service_binding``; the adapters
 themselves take plain values.
@@ -51,8 +52,8 @@ class LocalFactory:
         self._client: PlaneClient | None = None
 
     def stores(self, env: EnvironmentConfig) -> tuple[SqliteStateStore, SqliteLockManager]:
-        """The SQLite store and lock manager of ``<root>/<state_dir>/state.db`` (shared per file)."""
-        path = Path(self.project.root).resolve() / _local(env, self.project).state_dir / "state.db"
+        """The SQLite store and lock manager of ``<state_dir_of(root, state_dir)>/state.db`` (per file)."""
+        path = state_dir_of(self.project.root, _local(env, self.project).state_dir) / "state.db"
         if path not in self._stores:
             self._stores[path] = open_sqlite(path, self.clock)
         return self._stores[path]

@@ -1,6 +1,8 @@
 """Start, find and stop the plane process of a project (``pipeline local up | down``).
 
-The plane of a project lives in ``<root>/.pipeline``: ``plane.json`` says where its
+The plane of a project lives in ``<root>/.pipeline``, or in ``$PIPELINE_LOCAL_HOME`` when
+that is set (``state_dir_of``, the one place this folder is chosen, so that two checkouts,
+e.g. a Dev repository and an Ops repository, share one local platform): ``plane.json`` says where its
 control API listens, ``logs/plane.log`` holds its output. Every process the plane starts
 (replicas, Lambda workers) inherits ``PIPELINE_PLANE_ID=<id>`` in its environment, which is
 how ``stop_plane`` finds and kills leftovers even after the plane itself was killed.
@@ -27,9 +29,11 @@ from pathlib import Path
 import psutil
 
 import pipeline
-from pipeline.core.errors import PlatformError
+from pipeline.core.errors import PlatformError, UsageError
 
 PLANE_FILE = "plane.json"
+LOCAL_HOME_ENV = "PIPELINE_LOCAL_HOME"
+DEFAULT_STATE_DIR = ".pipeline"
 PLANE_ID_ENV = "PIPELINE_PLANE_ID"
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -57,8 +61,22 @@ class StopReport:
     killed: int
 
 
-def state_dir_of(root: Path) -> Path:
-    return Path(root).resolve() / ".pipeline"
+def state_dir_of(root: Path, configured: str = DEFAULT_STATE_DIR) -> Path:
+    """Where the local platform keeps state, registry, plane and logs: ``$PIPELINE_LOCAL_HOME``
+    when set (an absolute folder, shared by every project and environment that names it),
+    else ``<root>/<configured>`` (an environment's ``local.state_dir``, default ``.pipeline``).
+
+    UsageError when ``$PIPELINE_LOCAL_HOME`` is not an absolute path.
+    """
+    home = os.environ.get(LOCAL_HOME_ENV, "")
+    if not home:
+        return Path(root).resolve() / configured
+    if not Path(home).is_absolute():
+        raise UsageError(
+            f"${LOCAL_HOME_ENV} must be an absolute folder, got {home!r}",
+            hint=f'e.g. export {LOCAL_HOME_ENV}="$PWD/{home}"',
+        )
+    return Path(home).resolve()
 
 
 def read_plane(state_dir: Path) -> PlaneInfo | None:
