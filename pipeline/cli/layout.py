@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from rich.text import Text
 
-from pipeline.cli.waits import describe_wait
+from pipeline.cli.waits import Wait, describe_wait
 from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState
 
@@ -74,8 +74,9 @@ def release_text(version: str, digest: str) -> str:
 
 
 def status_lines(states: Sequence[DeploymentState], width: int) -> list[Text]:
-    """One block per deployment: service, environment, phase, release, weights, step and
-    time of the last change; then what it waits for (while it runs) and its reason."""
+    """One block per deployment: a line with service, environment, phase, release, weights
+    and step; then when it last changed, who started it and why it is in its phase; then,
+    while it runs, what it waits for."""
     pads = _widths([(s.ref.service, s.ref.environment, s.phase.value) for s in states])
     lines: list[Text] = []
     for s in states:
@@ -87,18 +88,24 @@ def status_lines(states: Sequence[DeploymentState], width: int) -> list[Text]:
             Text(release_text(s.release.version, s.release.digest)),
             Text(weights),
             Text(f"step {min(s.step_index + 1, len(s.steps))}/{len(s.steps)}"),
-            Text(f"{when(s.updated_at)[11:]} UTC", style="dim"),
         ]
         lines.extend(fit(fields, width))
+        changed = f"{when(s.updated_at)} UTC, started by {s.actor}"
+        lines.extend(wrapped(f"{changed}: {s.reason}" if s.reason else changed, width))
         wait = describe_wait(s)
         if wait is not None:
-            until = f" (until {when(wait.until)[11:]} UTC)" if wait.until is not None else ""
-            lines.extend(wrapped(f"waits: {wait.what}{until}", width, style="cyan"))
+            lines.extend(wrapped(f"waits: {wait.what}{_times(wait)}", width, style="cyan"))
             if wait.hint:
                 lines.extend(wrapped(wait.hint, width, style="cyan"))
-        if s.reason:
-            lines.extend(wrapped(s.reason, width))
     return lines
+
+
+def _times(wait: Wait) -> str:
+    if wait.until is not None:
+        return f" until {when(wait.until)[11:]} UTC"
+    if wait.deadline is not None:
+        return f", gives up at {when(wait.deadline)[11:]} UTC"
+    return ""
 
 
 def history_lines(records: Iterable[Record], width: int) -> list[Text]:

@@ -82,7 +82,7 @@ class ProgressView:
             self._begin(state.ref, wait, now)
         elif self._line is None and now - self._printed_at >= self.interval:
             self._printed_at = now
-            self._plain(self._remaining_text(wait, now), now)
+            self._plain(self._remaining_text(wait, now))
         self._wait = wait
         if self._line is not None:
             self._show(wait, now)
@@ -103,7 +103,7 @@ class ProgressView:
             self._line.show(what, live.elapsed, live.duration or None, live.remaining, live.elapsed)
         elif live.elapsed - self._load_printed_at >= self.interval:
             self._load_printed_at = live.elapsed
-            self._plain(f"load: {load_text(live)}, {duration_text(live.remaining)} left", None)
+            self._plain(f"load: {load_text(live)}, {duration_text(live.remaining)} left")
 
     def end(self) -> None:
         """Forget the current wait: stop watching a load test, remove the live line."""
@@ -121,14 +121,18 @@ class ProgressView:
         if wait.stage == "load":
             self._watch.enter_context(watching(self.load))
         if self._line is None:
-            self._plain(self._remaining_text(wait, now), now)
+            self._plain(self._remaining_text(wait, now))
         if wait.hint:
-            self._plain(wait.hint, now)
+            self._plain(wait.hint)
 
     def _remaining_text(self, wait: Wait, now: float) -> str:
-        if wait.until is None:
-            return f"{wait.what}: waiting {duration_text(now - self._started)}"
-        return f"{wait.what}: {duration_text(wait.until - now)} left"
+        if wait.until is not None:
+            return f"{wait.what}: {duration_text(wait.until - now)} left"
+        waited = now - self._started
+        text = f"{wait.what}: waiting {duration_text(waited)}" if waited > 0 else wait.what
+        if wait.deadline is not None:
+            text += f", gives up in {duration_text(wait.deadline - now)}"
+        return text
 
     def _show(self, wait: Wait, now: float) -> None:
         assert self._line is not None
@@ -139,8 +143,8 @@ class ProgressView:
             total = max(wait.until - self._started, 0.001)
             self._line.show(wait.what, waited, total, wait.until - now, waited)
 
-    def _plain(self, text: str, now: float | None) -> None:
-        stamp = dt.datetime.fromtimestamp(now if now is not None else time.time()).strftime("%H:%M:%S")
+    def _plain(self, text: str) -> None:
+        stamp = dt.datetime.now().strftime("%H:%M:%S")  # wall time, like the sink's notes
         self.console.print(f"[dim]{stamp}[/] {self._ref} ", end="")
         self.console.print(text, markup=False, highlight=False)
 

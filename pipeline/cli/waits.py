@@ -1,9 +1,11 @@
 """What a deployment is waiting for, in words an operator can act on.
 
 ``describe_wait(state)`` reads the persisted state's pending action (a pause, a bake, a
-readiness or weight check, an analysis window, a stage) and says what is awaited, until
-when (epoch seconds, None when open-ended) and, for a human gate, what to run. The live
-progress view and ``pipeline status`` both use it, so they never disagree.
+readiness or weight check, an analysis window, a stage) and says what is awaited, when it
+ends by itself (``until``: a pause, a bake, the next measurement), when the engine gives
+up on it (``deadline``: readiness, weights, stages, a human gate) and, for a human gate,
+what to run. The live progress view and ``pipeline status`` both use it, so they never
+disagree.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ from pipeline.core.steps import Pause, format_seconds
 
 @dataclass(frozen=True, slots=True)
 class Wait:
-    """One wait. Two calls with the same ``key`` describe the same wait (its ``until`` may move)."""
+    """One wait. Two calls with the same ``key`` describe the same wait (its times may move).
+    Times are epoch seconds; None when there is none."""
 
     key: tuple[str, ...]
     what: str
     until: float | None = None
+    deadline: float | None = None
     hint: str = ""
     stage: str = ""  # "test" or "load" while a stage runs
 
@@ -45,22 +49,23 @@ def describe_wait(state: DeploymentState) -> Wait | None:
             svc, env = state.ref.service, state.ref.environment
             return Wait(
                 key,
-                f"{step}waiting for a person (rolls back when the hold times out)",
-                state.deadline,
-                f"`pipeline continue {svc} --env {env}` goes on, `pipeline abort {svc} --env {env}` stops",
+                f"{step}waiting for a person",
+                deadline=state.deadline,
+                hint=f"run `pipeline continue {svc} --env {env}` to go on "
+                f"or `pipeline abort {svc} --env {env}` to stop",
             )
         case Hold(until=until):
             return Wait(key, _hold_label(state, step), until)
         case AwaitReady(slot=slot):
             what = f"waiting for {slot} to run {state.release.short}, all replicas healthy"
-            return Wait(key, what, state.deadline)
+            return Wait(key, what, deadline=state.deadline)
         case VerifyTraffic(weights=weights):
-            return Wait(key, f"verifying traffic: {weights}", state.deadline)
+            return Wait(key, f"verifying traffic: {weights}", deadline=state.deadline)
         case Measure(slot=slot, not_before=next_at):
             window = format_seconds(state.analysis.window_seconds)
             return Wait(key, f"{step}analysing {slot} (window {window}), next measurement", next_at or None)
         case RunStage(stage=stage, slot=slot):
-            return Wait(key, f"{step}{stage} stage against {slot}", state.deadline, stage=stage)
+            return Wait(key, f"{step}{stage} stage against {slot}", deadline=state.deadline, stage=stage)
     return None
 
 
