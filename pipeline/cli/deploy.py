@@ -21,6 +21,7 @@ from pipeline.cli.render import (
     out,
     print_history,
     print_status,
+    print_wide,
     record_dict,
     state_summary,
     status_table,
@@ -162,7 +163,7 @@ def status(app: App, service: str | None, env_name: str | None, wide: bool, as_j
     if as_json:
         emit_json([state_summary(s) for s in states])
     elif states and wide:
-        out.print(status_table(states))
+        print_wide(status_table(states))
     elif states:
         print_status(states)
     else:
@@ -185,7 +186,7 @@ def history(app: App, service: str, env_name: str, limit: int, wide: bool, as_js
     if as_json:
         emit_json([record_dict(r) for r in records])
     elif wide:
-        out.print(history_table(records))
+        print_wide(history_table(records))
     else:
         print_history(records)
 

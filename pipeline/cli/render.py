@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from pipeline.cli.layout import PHASE_STYLE, history_lines, status_lines, when
@@ -140,6 +141,24 @@ def print_history(records: Iterable[Record], console: Console = out) -> None:
     """``pipeline history``: the compact event log of ``layout.history_lines``."""
     for line in history_lines(records, console.width):
         console.print(line)
+
+
+def print_wide(table: Table, console: Console = out) -> None:
+    """``--wide``: the table at its natural width, however narrow the terminal, so no cell
+    is shortened (the terminal wraps long lines instead)."""
+    natural = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    wide = Console(
+        file=console.file,
+        width=natural,
+        force_terminal=console.is_terminal,
+        color_system=console.color_system,  # type: ignore[arg-type]  # a name it accepts back
+        no_color=console.no_color,
+        highlight=False,
+    )
+    wide.print(table)
 
 
 def record_dict(r: Record) -> dict[str, Any]:
