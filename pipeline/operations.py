@@ -196,6 +196,7 @@ class Requirements:
     passed: tuple[str, ...] = ()
     approval: str | None = None  # organisation whose member must approve
     approvers: frozenset[str] | None = None  # members of that organisation; None = anyone
+    verified: str | None = None  # "github": only approvals verified through GitHub count
 
 
 def approve(ctx: Context, ref: ServiceRef, release: Release, organisation: str) -> None:
@@ -213,6 +214,39 @@ def approve(ctx: Context, ref: ServiceRef, release: Release, organisation: str) 
         kind="audit",
     )
     ctx.store.commit(None, [record])
+
+
+def approve_verified(
+    ctx: Context,
+    ref: ServiceRef,
+    release: Release,
+    organisation: str,
+    *,
+    reviewer: str,
+    url: str,
+    source: str,
+) -> bool:
+    """Record an approval whose reviewer ``source`` (e.g. "github") verified; the record binds
+    to ``release.digest`` alone. Idempotent: False when the same approval is already recorded."""
+    wanted = (reviewer, release.digest, url)
+    for r in ctx.store.history(ref, limit=100_000):
+        if r.action == "approve" and (r.actor, r.digest, r.data.get("url")) == wanted:
+            return False
+    data = {"verified": source, "reviewer": reviewer, "url": url, "digest": release.digest}
+    record = Record(
+        ts=ctx.clock.now(),
+        ref=ref,
+        deployment="",
+        actor=reviewer,
+        action="approve",
+        version=release.version,
+        digest=release.digest,
+        detail=f"approved {release.short} for {ref.environment} on behalf of {organisation} ({url})",
+        data={**data, "release": release.to_dict(), "organisation": organisation},
+        kind="audit",
+    )
+    ctx.store.commit(None, [record])
+    return True
 
 
 def promotable(ctx: Context, service: str, source: str, digest: str = "") -> Release:
@@ -257,7 +291,11 @@ def check_requirements(ctx: Context, ref: ServiceRef, release: Release, req: Req
             for r in ctx.store.history(ref, limit=100_000)
             if r.action == "approve"
             and r.digest == release.digest
-            and (req.approvers is None or r.actor in req.approvers)
+            and (
+                r.data.get("verified") == req.verified
+                if req.verified
+                else req.approvers is None or r.actor in req.approvers
+            )
         ]
         if not approvals:
             missing.append(f"no approval of {release.short} by a member of {req.approval}")
@@ -267,7 +305,12 @@ def check_requirements(ctx: Context, ref: ServiceRef, release: Release, req: Req
             for env in req.passed
             if any(m.endswith(f"passed {env}") for m in missing)
         ]
-        if req.approval and missing[-1].startswith("no approval"):
+        if req.approval and req.verified and missing[-1].startswith("no approval"):
+            hints.append(
+                f"a member of {req.approval} approves the promotion pull request on GitHub; "
+                "`pipeline approval github-pr` records that review"
+            )
+        elif req.approval and missing[-1].startswith("no approval"):
             hints.append(
                 f"a member of {req.approval} runs `pipeline approve {ref.service} --env {ref.environment}`"
             )

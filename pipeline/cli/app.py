@@ -150,10 +150,14 @@ class App:
             return Requirements()
         approval = req.approval
         approvers = None
+        verified = None
         if approval:
             members = self.project.config.organisations[approval].members
             approvers = frozenset(members) if members else None
-        return Requirements(passed=tuple(req.passed), approval=approval, approvers=approvers)
+            verified = "github" if self.project.config.organisations[approval].github else None
+        return Requirements(
+            passed=tuple(req.passed), approval=approval, approvers=approvers, verified=verified
+        )
 
     def guarded(self, service: str, env_name: str) -> str | None:
         """The owning organisation when ``env_name`` belongs to another organisation than

@@ -30,6 +30,9 @@ EXTRA_COMMANDS = [
     ("pipeline.cli.aws", "iam_policy"),
     ("pipeline.cli.demo", "demo"),
     ("pipeline.cli.changes", "changes"),
+    ("pipeline.cli.github", "handoff"),
+    ("pipeline.cli.github", "approval"),
+    ("pipeline.cli.github", "deployment_status"),
     ("pipeline.cli.servicetest", "test"),
 ]
 
