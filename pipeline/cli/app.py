@@ -42,11 +42,14 @@ class SystemClock:
         time.sleep(max(0.0, seconds))
 
 
-def find_root(start: Path) -> Path:
-    """The nearest directory at or above ``start`` holding a pipeline.yaml."""
+def find_root(start: Path, marker: str = "pipeline.yaml") -> Path:
+    """The nearest directory at or above ``start`` holding ``marker`` (a pipeline.yaml; with
+    ``--project``, a services folder)."""
     for folder in (start, *start.parents):
-        if (folder / "pipeline.yaml").is_file():
+        if (folder / marker).exists():
             return folder
+    if marker != "pipeline.yaml":
+        return start
     raise NotFoundError(
         f"no pipeline.yaml in {start} or any parent folder",
         hint="run the command inside a project, or pass --root PATH",
@@ -58,16 +61,18 @@ class App:
     root_hint: Path
     clock: Clock = field(default_factory=lambda: SystemClock())  # noqa: PLW0108 - late binding lets tests swap the clock
     _factories: dict[str, PlatformFactory] = field(default_factory=dict)
+    project_file: Path | None = None  # --project: environments from this file, services from the root
 
     @cached_property
     def root(self) -> Path:
-        return find_root(self.root_hint.resolve())
+        marker = "pipeline.yaml" if self.project_file is None else "services"
+        return find_root(self.root_hint.resolve(), marker)
 
     @cached_property
     def project(self) -> Project:
         from pipeline.config import load_project
 
-        return load_project(self.root)
+        return load_project(self.root, self.project_file)
 
     @property
     def actor(self) -> str:

@@ -44,11 +44,19 @@ EXTRA_COMMANDS = [
     default=Path("."),
     help="Project folder (default: the nearest folder with a pipeline.yaml).",
 )
+@click.option(
+    "--project",
+    "project_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    envvar="PIPELINE_PROJECT",
+    help="Take environments and organisations from this file (e.g. the Ops repository's "
+    "pipeline.yaml); services still come from the root's services/ folder.",
+)
 @click.version_option(__version__, prog_name="pipeline")
 @click.pass_context
-def cli(ctx: click.Context, root: Path) -> None:
+def cli(ctx: click.Context, root: Path, project_file: Path | None) -> None:
     """Progressive deployments for microservices: local platform and AWS."""
-    ctx.obj = App(root_hint=root)
+    ctx.obj = App(root_hint=root, project_file=project_file.resolve() if project_file else None)
 
 
 @cli.command()
@@ -59,6 +67,8 @@ def validate(app: App, as_json: bool) -> None:
     project = app.project
     summary = {
         "root": str(app.root),
+        "project_file": str(app.root / project.project_file),
+        "services_dir": str(app.root / "services"),
         "environments": sorted(project.config.environments),
         "services": sorted(project.services),
     }
@@ -69,6 +79,9 @@ def validate(app: App, as_json: bool) -> None:
         f"[green]ok[/]: {len(summary['environments'])} environments ({', '.join(summary['environments'])}), "
         f"{len(summary['services'])} services ({', '.join(summary['services'])})"
     )
+    if app.project_file is not None:
+        used = f"  from {summary['project_file']} and {summary['services_dir']}/"
+        err.print(used, markup=False, soft_wrap=True)
 
 
 @cli.command()

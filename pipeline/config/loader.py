@@ -5,6 +5,10 @@ The contract: for any content of ``pipeline.yaml`` and ``services/*/service.yaml
 ``load_project`` either returns a ``Project`` or raises a single ``ConfigError`` whose
 ``problems`` list *every* problem found, each as ``file:line: key.path: message`` with
 the file relative to the project root. Nothing else escapes.
+
+``project_file`` (``pipeline --project FILE``) reads environments, organisations and
+defaults from another file than ``<root>/pipeline.yaml``, e.g. an Ops repository's, while
+services still come from ``<root>/services/``; its problems name that file.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Project:
     root: Path
     config: ProjectConfig
     services: dict[str, ServiceConfig]
+    project_file: str = PROJECT_FILE  # as problems name it: relative to the root, or absolute
 
     def service(self, name: str) -> ServiceConfig:
         """The service ``name``; ``NotFoundError`` naming the known services otherwise."""
@@ -62,7 +67,7 @@ class Project:
             return self.config.environments[name]
         except KeyError:
             raise NotFoundError(
-                f"unknown environment '{name}': it is not defined in {PROJECT_FILE}",
+                f"unknown environment '{name}': it is not defined in {self.project_file}",
                 hint=f"known environments: {', '.join(sorted(self.config.environments))}",
             ) from None
 
@@ -77,14 +82,17 @@ def strategy_for(project: Project, service_name: str) -> Strategy:
     return project.service(service_name).strategy(project.config.defaults)
 
 
-def load_project(root: Path) -> Project:
-    """Read and validate ``root/pipeline.yaml`` and every ``root/services/*/service.yaml``.
+def load_project(root: Path, project_file: Path | None = None) -> Project:
+    """Read and validate ``root/pipeline.yaml`` (or ``project_file``) and every
+    ``root/services/*/service.yaml``.
 
     Folders under ``services/`` whose names start with '.' or '_' are not services.
     Raises ``ConfigError`` listing every problem, sorted by file and line.
     """
     root = Path(root)
-    project_doc = read_document(root, PROJECT_FILE, missing="run from the project root, or create it")
+    shown = PROJECT_FILE if project_file is None else display_name(root, project_file)
+    missing = "run from the project root, or create it" if project_file is None else "check --project"
+    project_doc = read_document(root, shown, missing=missing)
     problems = list(project_doc.problems)
     config = _validate(project_doc, ProjectConfig, problems)
     problems += project_references(project_doc)
@@ -102,8 +110,17 @@ def load_project(root: Path) -> Project:
             services[folder] = service
     problems += route_clashes(docs)
     if problems or config is None:
-        raise ConfigError([str(p) for p in sorted(problems, key=_order)])
-    return Project(root=root, config=config, services=services)
+        raise ConfigError([str(p) for p in sorted(problems, key=lambda p: (p.file != shown, p.file, p.line))])
+    return Project(root=root, config=config, services=services, project_file=shown)
+
+
+def display_name(root: Path, file: Path) -> str:
+    """``file`` as problems name it: relative to ``root`` when inside it, else absolute."""
+    path = Path(file).resolve()
+    try:
+        return path.relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 _NO_SERVICE_FILE = (
@@ -148,6 +165,3 @@ def _service_folders(root: Path, problems: list[Problem]) -> list[str]:
         return []
     return sorted(p.name for p in entries if p.is_dir() and not p.name.startswith((".", "_")))
 
-
-def _order(problem: Problem) -> tuple[bool, str, int]:
-    return (problem.file != PROJECT_FILE, problem.file, problem.line)
