@@ -16,6 +16,7 @@ Safety invariants kept here, not in adapters:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -225,7 +226,7 @@ def _measured(s: DeploymentState, e: Measured) -> Result:
         )
     due = evidence_due(s)
     if verdict.starved and due is not None and e.now < due:
-        wait = format_seconds(due - e.now)
+        wait = format_seconds(math.ceil(due - e.now))
         note = f"synthetic traffic needs {wait} more for enough evidence: {verdict.reason}"
         return _measure_again(s.evolve(counters=c), e.now, due), (note,)
     c = replace(c, inconclusives=c.inconclusives + 1)
