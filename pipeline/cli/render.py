@@ -173,7 +173,6 @@ def record_dict(r: Record) -> dict[str, Any]:
         "version": r.version,
         "digest": r.digest,
         "detail": r.detail,
-        "data": r.data,  # e.g. an analysis's figures per slot, synthetic requests included
     }
 
 
