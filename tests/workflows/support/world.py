@@ -1,0 +1,282 @@
+"""The end-to-end world: a Dev repository (a throwaway copy of this project with short
+strategies), an Ops repository (the ``ops/`` template), a fake GitHub API, and one local
+platform (``PIPELINE_LOCAL_HOME``) that both repositories' workflows share.
+
+Builds everything in a temporary folder; ``close()`` stops the local plane and the fake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.workflows.support.act import Act, ActRun
+from tests.workflows.support.files import OPS_ROOT, REPO_ROOT
+
+DEV_ORG, DEV_NAME = "dev-org", "shop"
+OPS_ORG, OPS_NAME = "ops-org", "ops"
+DEV_REPO = f"{DEV_ORG}/{DEV_NAME}"
+OPS_REPO = f"{OPS_ORG}/{OPS_NAME}"
+OPS_TEAM = "production"
+OPS_MEMBER = "carol"
+OUTSIDER = "mallory"
+GIT_IDENTITY = ["-c", "user.name=pipeline tests", "-c", "user.email=tests@pipeline.invalid"]
+FAST_ENVIRONMENT = {"max_pause": "1s", "analysis": {"traffic": {"enabled": True, "rate": 20}}}
+
+
+def git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return proc.stdout.strip()
+
+
+def free_port_pair() -> int:
+    """A port p with p and p + 1 free (a local environment's router and its test route)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port < 65000 and _free(port + 1):
+            return port
+    raise RuntimeError("no two adjacent free ports")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def copy_worktree(source: Path, target: Path) -> None:
+    """The files git would commit from ``source`` (tracked and new, not ignored), as they are now."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=source, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        src = source / name
+        if src.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target / name)
+
+
+def edit_yaml(path: Path, change: Any) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def shorten_orders(service: dict[str, Any]) -> None:
+    """orders with one replica, a short canary and a short load stage."""
+    service["local"]["replicas"] = 1
+    service["deploy"] = {
+        "strategy": "canary",
+        "steps": [{"set_weight": 50}, {"pause": "1s"}, {"analyze": {}}],
+        "analysis": {
+            "interval": "1s", "window": "3s", "min_requests": 5,
+            "checks": [{"metric": "error_rate", "max": 0.05}],
+            "failure_limit": 0, "inconclusive_limit": 4, "consecutive_error_limit": 2,
+        },
+        "keep_previous": "0s",
+        "timeouts": {"ready": "60s"},
+    }
+    service["load"] |= {"users": 4, "spawn_rate": 4, "duration": "2s", "thresholds": {"fail_ratio": 0.05}}
+
+
+def fast_environments(project: dict[str, Any], ports: dict[str, int]) -> None:
+    project["defaults"]["timeouts"] |= {"poll": "200ms", "verify": "20s"}
+    for name, env in project["environments"].items():
+        if name in ports:
+            env["local"]["port"] = ports[name]
+            env.update(json.loads(json.dumps(FAST_ENVIRONMENT)))
+            if env.get("requires", {}).get("approval"):
+                env["analysis"]["on_inconclusive"] = "rollback"
+
+
+@dataclass
+class FakeGitHubProcess:
+    """``python3 -m tests.support.fake_github`` in its own process (act's jobs call it)."""
+
+    state: Path
+    proc: subprocess.Popen[str] | None = None
+    url: str = ""
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.fake_github", "--port", "0", "--state", str(self.state)],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        assert self.url.startswith("http"), f"fake GitHub did not start: {self.url!r}"
+
+    def call(self, method: str, path: str, body: object = None, token: str | None = None) -> Any:
+        headers = {"Content-Type": "application/json", "Accept": "application/vnd.github+json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read().decode()
+        return json.loads(text) if text else None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@dataclass
+class World:
+    base: Path
+    dev: Path = field(init=False)
+    ops: Path = field(init=False)
+    home: Path = field(init=False)
+    artifacts: Path = field(init=False)
+    github: FakeGitHubProcess = field(init=False)
+    act: Act = field(init=False)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.dev, self.ops = self.base / "dev", self.base / "ops"
+        self.home, self.artifacts = self.base / "local-home", self.base / "artifacts"
+        for folder in (self.dev, self.ops, self.home, self.artifacts, self.base / "act", self.base / "repos"):
+            folder.mkdir(parents=True)
+        self.ports = {name: free_port_pair() for name in ("dev", "staging", "prod")}
+        self.github = FakeGitHubProcess(self.base / "github.json")
+
+    # --- building -------------------------------------------------------------------
+
+    def build(self) -> None:
+        self._dev_repository()
+        self._ops_repository()
+        self.github.start()
+        self._seed_github()
+        tools = self.base / "build-tools"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--target", str(tools), "setuptools>=68", "wheel"],
+            check=True, capture_output=True,
+        )
+        self.act = Act(
+            cache=self.base / "act",
+            env={
+                "PIPELINE_LOCAL_HOME": str(self.home),
+                "GITHUB_API_URL": self.github.url,
+                "STANDIN_REPOS": str(self.base / "repos"),
+                "STANDIN_ARTIFACTS": str(self.artifacts),
+                "STANDIN_BUILD_TOOLS": str(tools),
+            },
+            variables={
+                "OPS_ORG": OPS_ORG, "OPS_REPO": OPS_NAME,
+                "OPS_APP_CLIENT_ID": "ops-client", "DEV_APP_CLIENT_ID": "dev-client",
+                "DEV_ORG": DEV_ORG, "DEV_REPO": DEV_NAME, "DEV_REPOS": DEV_NAME,
+                "PIPELINE_TOOLKIT_REPO": DEV_REPO, "PIPELINE_TOOLKIT_REF": self.head(),
+            },
+            secrets={"OPS_APP_PRIVATE_KEY": "ops-private-key", "DEV_APP_PRIVATE_KEY": "dev-private-key"},
+        )
+
+    def _dev_repository(self) -> None:
+        copy_worktree(REPO_ROOT, self.dev)
+        edit_yaml(self.dev / "pipeline.yaml", lambda p: fast_environments(p, self.ports))
+        edit_yaml(self.dev / "services/orders/service.yaml", shorten_orders)
+        git(self.dev, "init", "-q", "-b", "main")
+        git(self.dev, "remote", "add", "origin", f"https://github.com/{DEV_REPO}.git")
+        git(self.dev, "add", "-A")
+        git(self.dev, "commit", "-q", "-m", "the project, with short strategies for the workflow tests")
+        (self.base / "repos" / DEV_REPO).parent.mkdir(parents=True)
+        (self.base / "repos" / DEV_REPO).symlink_to(self.dev)
+
+    def _ops_repository(self) -> None:
+        shutil.copytree(OPS_ROOT, self.ops, dirs_exist_ok=True)
+
+        def configure(project: dict[str, Any]) -> None:
+            fast_environments(project, self.ports)
+            project["organisations"]["ops"]["github"] = {"org": OPS_ORG, "team": OPS_TEAM}
+            project["organisations"]["ops"]["members"] = [OPS_MEMBER]
+
+        edit_yaml(self.ops / "pipeline.yaml", configure)
+        git(self.ops, "init", "-q", "-b", "main")
+        git(self.ops, "remote", "add", "origin", f"https://github.com/{OPS_REPO}.git")
+        git(self.ops, "add", "-A")
+        git(self.ops, "commit", "-q", "-m", "the Ops repository")
+
+    def _seed_github(self) -> None:
+        gh = self.github
+        gh.call("POST", "/_fake/tokens", {"token": "app-token-ops-client", "login": "shop-ops[bot]",
+                                          "repos": [OPS_REPO]})
+        gh.call("POST", "/_fake/tokens", {"token": "app-token-dev-client", "login": "shop-dev[bot]",
+                                          "repos": [DEV_REPO]})
+        gh.call("POST", f"/_fake/orgs/{OPS_ORG}/members", {"login": OPS_MEMBER, "teams": [OPS_TEAM]})
+        files = {str(p.relative_to(self.ops)): p.read_text(encoding="utf-8")
+                 for p in self.ops.rglob("*") if p.is_file() and ".git" not in p.relative_to(self.ops).parts}
+        gh.call("POST", "/_fake/repos", {"full_name": OPS_REPO, "files": files})
+        gh.call("POST", "/_fake/repos", {"full_name": DEV_REPO})
+
+    # --- using ----------------------------------------------------------------------
+
+    def head(self) -> str:
+        return git(self.dev, "rev-parse", "HEAD")
+
+    def commit_dev(self, message: str, files: dict[str, str]) -> str:
+        for name, text in files.items():
+            (self.dev / name).write_text(text, encoding="utf-8")
+        git(self.dev, "add", "-A")
+        git(self.dev, "commit", "-q", "-m", message)
+        return self.head()
+
+    def push(self, before: str) -> ActRun:
+        """The ``deliver`` workflow for a push of the Dev repository's HEAD over ``before``."""
+        event = {"ref": "refs/heads/main", "before": before, "after": self.head(),
+                 "repository": {"full_name": DEV_REPO, "default_branch": "main"}}
+        return self.act.run(self.dev, "push", event, "deliver.yml")
+
+    def dispatch(self, repo: Path, workflow: str, inputs: dict[str, str]) -> ActRun:
+        event = {"inputs": inputs, "ref": "refs/heads/main"}
+        return self.act.run(repo, "workflow_dispatch", event, workflow, inputs=inputs)
+
+    def merged_pull_request(self, number: int, head_ref: str) -> ActRun:
+        """Ops ``promote.yml`` for the merge of pull request ``number``."""
+        event = {
+            "action": "closed", "number": number,
+            "pull_request": {"number": number, "merged": True, "head": {"ref": head_ref},
+                             "base": {"ref": "main"}},
+            "repository": {"full_name": OPS_REPO, "default_branch": "main"},
+        }
+        return self.act.run(self.ops, "pull_request", event, "promote.yml")
+
+    def pipeline(self, *args: str, root: Path | None = None, project: Path | None = None,
+                 actor: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The machine's ``pipeline`` on the shared local platform."""
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
+        environ["PIPELINE_LOCAL_HOME"] = str(self.home)
+        if actor:
+            environ["PIPELINE_ACTOR"] = actor
+        head = ["--root", str(root or self.dev)] + (["--project", str(project)] if project else [])
+        proc = subprocess.run(["pipeline", *head, *args], env=environ, capture_output=True, text=True,
+                              timeout=300, check=False)
+        if check:
+            command = " ".join(args)
+            assert proc.returncode == 0, f"pipeline {command}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
+        return proc
+
+    def history(self, service: str, env: str) -> list[dict[str, Any]]:
+        project = self.ops / "pipeline.yaml" if env == "prod" else None
+        proc = self.pipeline("history", service, "--env", env, "--json", project=project)
+        data = json.loads(proc.stdout)
+        return list(data["records"] if isinstance(data, dict) else data)
+
+    def close(self) -> None:
+        self.pipeline("local", "down", check=False)
+        self.github.stop()
