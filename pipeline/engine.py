@@ -28,6 +28,7 @@ from pipeline.core.ports import (
     Platform,
     Record,
     StateStore,
+    TrafficDriver,
     WaitObserver,
 )
 from pipeline.core.state import (
@@ -235,22 +236,15 @@ class Engine:
         until = self._clock.now()
         metrics = self._platform.metrics
         try:
-            canary = self._with_synthetic(metrics.measure(slot, since, until), slot, since, until)
+            driver = self._platform.traffic if s.analysis.synthetic_rate > 0 else None
+            canary = _with_synthetic(metrics.measure(slot, since, until), driver, slot, since, until)
             baseline = None
             if s.stable is not None and s.weights is not None and s.weights.of(slot.other()) > 0:
                 measured = metrics.measure(slot.other(), since, until)
-                baseline = self._with_synthetic(measured, slot.other(), since, until)
+                baseline = _with_synthetic(measured, driver, slot.other(), since, until)
         except PlatformError as exc:
             return Measured(self._clock.now(), None, None, exc.message)
         return Measured(self._clock.now(), canary, baseline)
-
-    def _with_synthetic(self, m: Measurement, slot: Slot, since: float, until: float) -> Measurement:
-        """``m`` with the driver's count of the synthetic requests among them, if it sent any."""
-        driver = self._platform.traffic
-        sent = driver.sent(slot, since, until) if driver is not None else None
-        if sent is None:
-            return m
-        return replace(m, extra=(*m.extra, (SYNTHETIC, float(sent))))
 
     def _drive(self, state: DeploymentState | None) -> None:
         """Reconcile the TrafficDriver with what the deployment needs now (None: stop)."""
@@ -341,6 +335,16 @@ class NullSink:
 
     def emit(self, state: DeploymentState, notes: Sequence[str]) -> None:
         return None
+
+
+def _with_synthetic(
+    m: Measurement, driver: TrafficDriver | None, slot: Slot, since: float, until: float
+) -> Measurement:
+    """``m`` with the driver's count of the synthetic requests among them (when it counts)."""
+    sent = driver.sent(slot, since, until) if driver is not None else None
+    if sent is None:
+        return m
+    return replace(m, extra=(*m.extra, (SYNTHETIC, float(sent))))
 
 
 def _evidence_data(event: Measured) -> dict[str, object]:
