@@ -3,10 +3,10 @@
 A zip is built from the function's folder plus, when the folder has a
 ``requirements.txt``, its dependencies installed for the Lambda runtime's platform
 (``pip install --target --platform manylinux2014_x86_64 --only-binary=:all:
---python-version 3.11``). The zip is deterministic: entries sorted by path, every
-timestamp 1980-01-01 00:00, permissions 0644 (0755 for executables), no directories,
-no ``__pycache__``/``*.pyc``, fixed compression. So an unchanged function gives
-byte-identical bytes and the same ``CodeSha256``, and Lambda publishes no new version.
+--python-version 3.11``), by the one deterministic builder both platforms share
+(``pipeline.lambda_zip``). So an unchanged function gives byte-identical bytes and the
+same ``CodeSha256``, Lambda publishes no new version, and a function without
+requirements has the same bytes as the local runtime's package of it.
 
 ``ImagePackage`` is the other option: a container image in ECR, always by digest.
 """
@@ -14,20 +14,17 @@ byte-identical bytes and the same ``CodeSha256``, and Lambda publishes no new ve
 from __future__ import annotations
 
 import base64
-import fnmatch
 import hashlib
-import io
-import os
 import subprocess
 import sys
 import tempfile
-import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.model import Release
+from pipeline.lambda_zip import DEFAULT_EXCLUDES, deterministic_zip, function_files
 
 __all__ = [
     "DEFAULT_EXCLUDES",
@@ -41,11 +38,6 @@ __all__ = [
     "package_function",
 ]
 
-FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-DEFAULT_EXCLUDES: tuple[str, ...] = (
-    "__pycache__", "*.pyc", "*.pyo", ".git", ".DS_Store", ".pytest_cache", ".mypy_cache",
-    ".ruff_cache", ".venv", "*.egg-info", "tests", "Dockerfile", "service.yaml",
-)
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
 
 
@@ -89,42 +81,6 @@ def image_package(release: Release) -> ImagePackage:
     head, _, last = repo.rpartition("/")
     repo = f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]  # drop a tag, keep a port
     return ImagePackage(f"{repo}@{release.digest}")
-
-
-def _excluded(parts: Sequence[str], excludes: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatch(part, pattern) for part in parts for pattern in excludes)
-
-
-def function_files(root: Path, excludes: Sequence[str] = DEFAULT_EXCLUDES) -> dict[str, Path]:
-    """Files under ``root`` by archive name (POSIX, relative), skipping ``excludes`` globs.
-
-    A glob matches any path component, so ``tests`` skips every ``tests`` folder.
-    """
-    files: dict[str, Path] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel = Path(dirpath).relative_to(root).parts
-        dirnames[:] = sorted(d for d in dirnames if not _excluded((*rel, d), excludes))
-        for name in filenames:
-            if _excluded((*rel, name), excludes):
-                continue
-            path = Path(dirpath, name)
-            if path.is_file():  # skips dangling symlinks, sockets, fifos
-                files["/".join((*rel, name))] = path
-    return files
-
-
-def deterministic_zip(files: Iterable[tuple[str, Path]]) -> bytes:
-    """A zip of ``(archive name, file)`` pairs that depends only on names and contents."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, path in sorted(files):
-            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
-            mode = 0o755 if os.access(path, os.X_OK) else 0o644
-            info.external_attr = (0o100000 | mode) << 16
-            info.create_system = 3  # unix, so the permissions above are honoured
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, path.read_bytes(), compresslevel=6)
-    return buffer.getvalue()
 
 
 def install_requirements(

@@ -1,68 +1,23 @@
-"""Deterministic Lambda deployment packages: the same source tree gives the same zip bytes.
+"""Local Lambda packages: the shared deterministic zip (``pipeline.lambda_zip``) on disk,
+and safe extraction of a published package into the runtime's version store.
 
-A package is a zip of every regular file under a source directory, with
-
-- entries sorted by their POSIX path relative to the source directory,
-- every timestamp fixed at 1980-01-01 00:00:00 (the zip format's epoch),
-- fixed permissions (0644 for files, 0755 for files that are executable by their owner),
-- no directory entries, no ``__pycache__`` folders, no ``*.pyc`` files, no symlinks to
-  directories (symlinked files are stored as the file they point to),
-- DEFLATE compression at a fixed level.
-
-So ``sha256(package)`` identifies the code: publishing an unchanged tree twice yields the
-same digest, which is what lets the runtime (and AWS) recognise "nothing changed".
+``sha256(package)`` identifies the code: publishing an unchanged tree twice yields the
+same digest, which is what lets the runtime (and AWS) recognise "nothing changed"; the
+bytes are the same as the AWS platform's package of the same folder.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 import shutil
-import stat
 import zipfile
 from pathlib import Path
 
 from pipeline.core.errors import UsageError
+from pipeline.lambda_zip import package_directory
 
-EPOCH = (1980, 1, 1, 0, 0, 0)
-EXCLUDED_DIRS = frozenset({"__pycache__", ".git", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
-EXCLUDED_SUFFIXES = (".pyc", ".pyo")
-_FILE_MODE = 0o100644
-_EXEC_MODE = 0o100755
-
-
-def package_files(source: Path) -> list[tuple[str, Path]]:
-    """The files a package of ``source`` holds, as (archive name, path), sorted by name."""
-    if not source.is_dir():
-        raise UsageError(
-            f"cannot package {source}: it is not a directory",
-            hint="point the Lambda service's source at the folder holding its handler module",
-        )
-    found: list[tuple[str, Path]] = []
-    for root, dirs, files in os.walk(source):
-        dirs[:] = [d for d in dirs if d not in EXCLUDED_DIRS]
-        for name in files:
-            path = Path(root, name)
-            if name.endswith(EXCLUDED_SUFFIXES) or not path.is_file():
-                continue
-            found.append((path.relative_to(source).as_posix(), path))
-    found.sort(key=lambda item: item[0])
-    return found
-
-
-def package_directory(source: Path) -> bytes:
-    """The deterministic zip of ``source`` (see the module docstring), as bytes."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-        for name, path in package_files(source):
-            info = zipfile.ZipInfo(name, date_time=EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3  # Unix, so external_attr carries POSIX permissions
-            executable = path.stat().st_mode & stat.S_IXUSR
-            info.external_attr = (_EXEC_MODE if executable else _FILE_MODE) << 16
-            archive.writestr(info, path.read_bytes(), compresslevel=6)
-    return buffer.getvalue()
+__all__ = ["extract_package", "package_directory", "sha256_hex", "write_package"]
 
 
 def write_package(source: Path, dest: Path) -> str:

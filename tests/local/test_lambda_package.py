@@ -81,5 +81,5 @@ def test_extract_restores_the_tree_and_refuses_paths_outside_it(tmp_path: Path) 
 
 
 def test_packaging_something_that_is_not_a_directory_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="not a directory"):
+    with pytest.raises(UsageError, match="is not a folder"):
         package_directory(tmp_path / "missing")

@@ -133,3 +133,20 @@ def test_container_images_are_deployed_by_digest() -> None:
     assert image_package(ported) == ImagePackage(f"localhost:5000/team/orders@{r.digest}")
     with pytest.raises(PipelineError, match="has no image"):
         image_package(r)
+
+
+def test_local_and_aws_packages_of_the_same_function_are_byte_identical(tmp_path: Path) -> None:
+    from pipeline.aws.lambda_package import package_function as aws_package
+    from pipeline.local.lambda_package import package_directory as local_package
+
+    notify = Path(__file__).resolve().parents[2] / "services" / "notify"
+    assert local_package(notify) == aws_package(notify).data
+    tree = _function(tmp_path)
+    (tree / "tests").mkdir(exist_ok=True)
+    (tree / "tests" / "test_app.py").write_text("def test(): pass\n")
+    (tree / "service.yaml").write_text("name: x\n")
+    local = local_package(tree)
+    assert local == aws_package(tree).data
+    names = zipfile.ZipFile(io.BytesIO(local)).namelist()
+    assert "service.yaml" not in names
+    assert not any(n.startswith("tests/") for n in names)
