@@ -31,8 +31,8 @@ def environment_names(root: Path) -> list[str]:
 
 
 def service_names(root: Path) -> list[str]:
-    """The services under ``root/services/``: each ``service.yaml``'s ``name`` (or its
-    folder's name when it has none), sorted; unreadable files are skipped."""
+    """The services under ``root/services/``: each ``service.yaml``'s ``name`` (its folder's
+    name when it has none or cannot be read), sorted."""
     names = set()
     for path in sorted((root / "services").glob("*/service.yaml")):
         data = _yaml(path)
