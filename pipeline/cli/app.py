@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.core.errors import NotFoundError, PlatformError
+from pipeline.clock import SystemClock
+from pipeline.core.errors import NotFoundError, PlatformError, UsageError
 from pipeline.core.model import Release, ServiceRef
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
@@ -30,16 +30,6 @@ FACTORIES = {
     "local": ("pipeline.local.factory", "LocalFactory"),
     "aws": ("pipeline.aws.factory", "AwsFactory"),
 }
-
-
-class SystemClock:
-    """Wall-clock time for real runs."""
-
-    def now(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
 
 
 def find_root(start: Path, marker: str = "pipeline.yaml") -> Path:
@@ -163,6 +153,17 @@ class App:
         return Requirements(
             passed=tuple(req.passed), approval=approval, approvers=approvers, verified=verified
         )
+
+    def writable(self, env_name: str, what: str) -> None:
+        """UsageError (exit 2) when ``env_name`` is declared ``access: read`` in the project
+        file: its history, status and requirements may be read here, nothing changed."""
+        env = self.environment(env_name)
+        if env.access == "read":
+            raise UsageError(
+                f"cannot {what} {env_name}: {self.project.project_file} gives this project read access only "
+                "(`access: read`: history, status and requirements)",
+                hint=f"run it from the repository whose pipeline.yaml deploys to {env_name}",
+            )
 
     def guarded(self, service: str, env_name: str) -> str | None:
         """The owning organisation when ``env_name`` belongs to another organisation than

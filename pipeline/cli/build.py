@@ -109,6 +109,7 @@ def push(
     GitHub outputs: image (repo@sha256:...), digest, version, commit.
     """
     config = app.project.service(service)
+    app.writable(env_name, "push to")
     if app.environment(env_name).platform == "local":
         release = app.registry(env_name).resolve(service, git_ref)
         err.print(f"[green]stored[/] {release.image} ({release.version})", soft_wrap=True)
@@ -154,7 +155,7 @@ def ecr_registry(app: App, env_name: str, *, part_size: int) -> EcrRegistry:
     from pipeline.aws.session import AwsSession, SessionSettings
 
     env = app.environment(env_name)
-    if env.aws is None:
+    if env.aws is None or env.aws.ecr_registry is None:
         raise UsageError(
             f"cannot push to {env_name}: it runs on the {env.platform} platform, which has no ECR",
             hint="push to an environment with `platform: aws`; the local platform needs no push",

@@ -119,6 +119,8 @@ def deploy(
     GitHub outputs: phase, deployment, digest, version, succeeded, serving.
     """
     ref = app.ref(service, env_name)
+    if not dry_run:
+        app.writable(env_name, "deploy to")
     ctx = app.context(env_name, ConsoleSink())
     if resume_:
         confirm(app, service, env_name, yes, "resume a deployment")
@@ -199,6 +201,7 @@ def history(app: App, service: str, env_name: str, limit: int, wide: bool, as_js
 @click.pass_obj
 def abort(app: App, service: str, env_name: str, reason: str, yes: bool) -> None:
     """Stop a deployment: traffic back to the stable release, verified, new slot scaled down."""
+    app.writable(env_name, "abort a deployment in")
     confirm(app, service, env_name, yes, "abort the deployment")
     state = ops.abort(app.context(env_name, ConsoleSink()), app.ref(service, env_name), reason)
     if state is not None and state.phase is Phase.ABORTED:
@@ -217,6 +220,7 @@ def abort(app: App, service: str, env_name: str, reason: str, yes: bool) -> None
 @click.pass_obj
 def continue_(app: App, service: str, env_name: str, full: bool, yes: bool) -> None:
     """End the current pause now (or, with --full, skip the remaining steps)."""
+    app.writable(env_name, "continue a deployment in")
     confirm(app, service, env_name, yes, "continue the deployment")
     ctx = app.context(env_name, ConsoleSink())
     finish(ops.resume_paused(ctx, app.ref(service, env_name), full=full), False)
@@ -237,6 +241,7 @@ def rollback(
 
     GitHub outputs: as deploy's; ``serving`` is the digest serving after the rollback.
     """
+    app.writable(env_name, "roll back")
     confirm(app, service, env_name, yes, "roll back")
     ctx = app.context(env_name, ConsoleSink())
     state = ops.rollback(ctx, app.ref(service, env_name), app.strategy(service, env_name), to=to)
@@ -259,6 +264,7 @@ def rollback(
 @click.pass_obj
 def approve(app: App, service: str, env_name: str, which: str) -> None:
     """Record your approval of a release for an environment that requires one."""
+    app.writable(env_name, "approve a release for")
     req = app.requirements(env_name)
     if not req.approval:
         raise UsageError(
@@ -319,6 +325,7 @@ def promote(
 
     Without --release, the release --from serves now. GitHub outputs: as deploy's.
     """
+    app.writable(target, "promote into")
     app.ref(service, source)
     ctx = app.context(target, ConsoleSink())
     release = ops.promotable(ctx, service, source, digest)

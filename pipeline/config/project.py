@@ -75,33 +75,34 @@ def _arn(service: str, what: str) -> Matches:
     return Matches(rf"^arn:aws[a-z-]*:{service}:", f"the ARN of {what} (arn:aws:{service}:...)")
 
 
+_Account = Annotated[StrictStr, Matches(AWS_ACCOUNT, 'a quoted 12-digit account id like "123456789012"')]
+_Listener = Annotated[StrictStr, _arn("elasticloadbalancing", "an ALB listener")]
+_Subnet = Annotated[StrictStr, Matches(r"^subnet-[0-9a-z]+$", "a subnet id like 'subnet-0abc'")]
+_SecurityGroup = Annotated[StrictStr, Matches(r"^sg-[0-9a-z]+$", "a security group id like 'sg-0abc'")]
+_EcrHost = Annotated[
+    StrictStr, Matches(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$", "an ECR registry host")
+]
+
+
 class AwsPlatformConfig(Model):
     """The AWS resources an environment deploys into."""
 
     region: Annotated[StrictStr, Matches(r"^[a-z]{2}(-[a-z]+)+-\d+$", "an AWS region like 'eu-west-1'")]
-    account: Annotated[StrictStr, Matches(AWS_ACCOUNT, 'a quoted 12-digit account id like "123456789012"')]
+    # Keys in AWS_DEPLOY_KEYS are required (EnvironmentConfig's rules) unless `access: read`.
+    account: _Account | None = None
     role_arn: Annotated[StrictStr, _arn("iam", "an IAM role")] | None = Field(
         default=None, description="role to assume; unset = the ambient credentials"
     )
-    cluster: Text = Field(description="ECS cluster name")
-    listener_arn: Annotated[StrictStr, _arn("elasticloadbalancing", "an ALB listener")]
-    test_listener_arn: Annotated[StrictStr, _arn("elasticloadbalancing", "an ALB listener")] = Field(
-        description="listener that reaches only the new slot (test and load stages)"
+    cluster: Text | None = Field(default=None, description="ECS cluster name (unless access: read)")
+    listener_arn: _Listener | None = None
+    test_listener_arn: _Listener | None = Field(
+        default=None, description="listener that reaches only the new slot (test and load stages)"
     )
     state_table: Text = Field(description="DynamoDB table for state, locks and history")
-    vpc_id: Annotated[StrictStr, Matches(r"^vpc-[0-9a-z]+$", "a VPC id like 'vpc-0abc'")]
-    subnets: Annotated[
-        tuple[Annotated[StrictStr, Matches(r"^subnet-[0-9a-z]+$", "a subnet id like 'subnet-0abc'")], ...],
-        Field(min_length=1),
-    ]
-    security_groups: Annotated[
-        tuple[Annotated[StrictStr, Matches(r"^sg-[0-9a-z]+$", "a security group id like 'sg-0abc'")], ...],
-        Field(min_length=1),
-    ]
-    ecr_registry: Annotated[
-        StrictStr,
-        Matches(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$", "an ECR registry host"),
-    ]
+    vpc_id: Annotated[StrictStr, Matches(r"^vpc-[0-9a-z]+$", "a VPC id like 'vpc-0abc'")] | None = None
+    subnets: Annotated[tuple[_Subnet, ...], Field(min_length=1)] | None = None
+    security_groups: Annotated[tuple[_SecurityGroup, ...], Field(min_length=1)] | None = None
+    ecr_registry: _EcrHost | None = None
     assign_public_ip: StrictBool = False
     execution_role_arn: Annotated[StrictStr, _arn("iam", "an IAM role")] | None = Field(
         default=None, description="ECS task execution role"
@@ -129,6 +130,9 @@ class EnvironmentConfig(Model):
 
     platform: Literal["local", "aws"]
     owner: Name = Field(description="organisation that owns the environment")
+    access: Literal["write", "read"] = Field(
+        default="write", description="read: history, status and requirements only (another repo deploys)"
+    )
     auto_deploy: StrictBool = Field(default=False, description="deploy on every push to the main branch")
     requires: Requires = Field(default_factory=Requires)
     local: LocalPlatformConfig | None = None
@@ -152,8 +156,33 @@ class EnvironmentConfig(Model):
         if platform == "local":
             return presence(data, "platform", "local", {"local"}, {"aws"})
         if platform == "aws":
-            return presence(data, "platform", "aws", {"aws"}, {"local"})
+            return presence(data, "platform", "aws", {"aws"}, {"local"}) + _aws_for_deploying(data)
         return []
+
+
+AWS_DEPLOY_KEYS = (
+    "account",
+    "cluster",
+    "listener_arn",
+    "test_listener_arn",
+    "vpc_id",
+    "subnets",
+    "security_groups",
+    "ecr_registry",
+)
+
+
+def _aws_for_deploying(data: dict[Any, Any]) -> list[Issue]:
+    """The ``aws`` keys deploying needs; an ``access: read`` environment only reads history
+    (region, state_table, optional role_arn and endpoint_url)."""
+    aws = data.get("aws")
+    if data.get("access") == "read" or not isinstance(aws, dict):
+        return []
+    return [
+        (("aws", key), "required key is missing: add it (only an `access: read` environment may omit it)")
+        for key in AWS_DEPLOY_KEYS
+        if aws.get(key) is None
+    ]
 
 
 class ProjectConfig(Model):
