@@ -1,4 +1,5 @@
-"""The real-time clock the CLI wires into the engine (tests use ``pipeline.testing.FakeClock``)."""
+"""The one wall clock: the ``Clock`` port on real time, for the CLI and every platform
+(tests use ``pipeline.testing.FakeClock``)."""
 
 from __future__ import annotations
 

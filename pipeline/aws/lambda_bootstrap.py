@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from pipeline.aws.lambda_api import LambdaApi, error_code, is_not_found
 from pipeline.aws.lambda_gateway import STAGE_VARIABLE, STAGES, HttpApi, route_keys
 from pipeline.aws.lambda_platform import IAM_ACTIONS as PLATFORM_ACTIONS
 from pipeline.aws.lambda_spec import LambdaSpec, lambda_spec, managed_role_name
+from pipeline.clock import SystemClock
 from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.core.ports import Clock
 
@@ -75,14 +75,6 @@ class PlannedResource:
         return "exists" if self.exists else "create"
 
 
-class _WallClock:
-    def now(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-
 def plan_lambda(
     session: Any, env: Any, service: Any, *, env_name: str = "", clock: Clock | None = None
 ) -> list[PlannedResource]:
@@ -108,7 +100,7 @@ def execute(steps: list[PlannedResource]) -> list[PlannedResource]:
 
 def plan(spec: LambdaSpec, session: Any, clock: Clock | None = None) -> list[PlannedResource]:
     """The resources of ``spec``, each with ``exists`` and ``create()``."""
-    planner = _Planner(spec, session, clock or _WallClock())
+    planner = _Planner(spec, session, clock or SystemClock())
     return planner.function() + planner.http_api()
 
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipeline.clock import SystemClock
 from pipeline.config import load_project
 from pipeline.core.model import ServiceRef
 from pipeline.core.state import Phase
-from pipeline.local.clock import SystemClock
 from pipeline.local.factory import LocalFactory
 from pipeline.local.plane_process import plane_processes, read_plane, stop_plane
 from pipeline.operations import Context, deploy
