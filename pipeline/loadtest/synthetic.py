@@ -10,10 +10,12 @@ an ECS service's route prefix (``/orders*`` -> ``GET /orders``), the service's o
 path, which a bad release fails like any other request (health paths are not used: the
 example apps never fault them, so they would hide a bad release).
 
-Counting is honest: the driver counts only answers it received, per slot as the router
-names it in the ``X-Pipeline-Slot`` response header, per whole second of the wall clock
-(the local router's metric buckets). Where no answer names a slot (an ALB), ``sent()``
-returns None and the verdict does not claim a synthetic share.
+Counting is honest: the driver counts only answers it received, per whole second of the
+wall clock (the local router's metric buckets), by the response header that names what
+answered: ``X-Pipeline-Slot`` from the local router's ECS routes, or ``X-Lambda-Version``
+from the local Lambda runtime (``label_of`` maps a slot to the version it runs). Where
+no answer names one (an ALB), ``sent()`` returns None and the verdict claims no
+synthetic share.
 """
 
 from __future__ import annotations
@@ -48,10 +50,17 @@ def traffic_requests(route: str, smoke_events: Sequence[Mapping[str, Any]] = ())
     return (SmokeRequest("GET", prefix or "/"),)
 
 
-def service_traffic(base_url: str, service: ServiceConfig) -> HttpTrafficDriver:
+def service_traffic(
+    base_url: str,
+    service: ServiceConfig,
+    *,
+    label_header: str = SLOT_HEADER,
+    label_of: Callable[[Slot], str | None] | None = None,
+) -> HttpTrafficDriver:
     """The driver that feeds ``service``'s analysis through the main route at ``base_url``."""
     events = service.lambda_.smoke_events if service.lambda_ is not None else ()
-    return HttpTrafficDriver(base_url, traffic_requests(service.route.path, events))
+    requests = traffic_requests(service.route.path, events)
+    return HttpTrafficDriver(base_url, requests, label_header=label_header, label_of=label_of)
 
 
 class HttpTrafficDriver:
@@ -60,7 +69,9 @@ class HttpTrafficDriver:
     ``concurrency`` worker threads send; a ticker thread releases one request every
     ``1 / rate`` seconds and skips tickets while every worker is busy (a slow release
     gets fewer requests, never a growing backlog). ``now`` is the wall clock the
-    counters use (epoch seconds), the same clock as the router's metrics.
+    counters use (epoch seconds), the same clock as the router's metrics. Answers are
+    counted by the value of ``label_header``; ``label_of(slot)`` is the value that names
+    ``slot`` (default: the slot's name).
     """
 
     def __init__(
@@ -71,6 +82,8 @@ class HttpTrafficDriver:
         concurrency: int = 4,
         timeout: float = 5.0,
         now: Callable[[], float] = time.time,
+        label_header: str = SLOT_HEADER,
+        label_of: Callable[[Slot], str | None] | None = None,
     ) -> None:
         if not requests:
             raise ValueError("HttpTrafficDriver needs at least one request to send")
@@ -79,6 +92,8 @@ class HttpTrafficDriver:
         self.concurrency = concurrency
         self.timeout = timeout
         self._now = now
+        self.label_header = label_header
+        self._label_of = label_of or _slot_name
         self._rate = 0.0
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, int]] = Counter()
@@ -117,9 +132,12 @@ class HttpTrafficDriver:
     def sent(self, slot: Slot, since: float, until: float) -> int | None:
         """Answers from ``slot`` in the whole seconds overlapping ``[since, until]``."""
         first, last = math.floor(since), math.floor(until)
+        label = self._label_of(slot)
+        if label is None:
+            return 0  # nothing runs in the slot: nothing of ours reached it
         with self._lock:
             named = sum(
-                n for (s, second), n in self._counts.items() if s == slot.value and first <= second <= last
+                n for (s, second), n in self._counts.items() if s == label and first <= second <= last
             )
             if named == 0 and self._unnamed:
                 return None
@@ -166,25 +184,29 @@ class HttpTrafficDriver:
         http = urllib.request.Request(
             self.base_url + request.path, data=request.body or None, method=request.method, headers=headers
         )
-        slot: str | None
+        label: str | None
         try:
             with urllib.request.urlopen(http, timeout=self.timeout) as response:
                 response.read()
-                slot = response.headers.get(SLOT_HEADER)
+                label = response.headers.get(self.label_header)
         except urllib.error.HTTPError as exc:  # an answer all the same (4xx/5xx)
             exc.read()
-            slot = exc.headers.get(SLOT_HEADER)
+            label = exc.headers.get(self.label_header)
         except (OSError, ValueError):
             return  # no answer: nothing reached a slot, nothing to count
-        self._count(slot, self._now())
+        self._count(label, self._now())
 
-    def _count(self, slot: str | None, at: float) -> None:
+    def _count(self, label: str | None, at: float) -> None:
         second = math.floor(at)
         with self._lock:
-            if slot in (Slot.BLUE.value, Slot.GREEN.value):
-                self._counts[(str(slot), second)] += 1
+            if label:
+                self._counts[(label, second)] += 1
             else:
                 self._unnamed += 1
             if len(self._counts) > 4 * RETENTION_SECONDS:
                 for key in [k for k in self._counts if k[1] < second - RETENTION_SECONDS]:
                     del self._counts[key]
+
+
+def _slot_name(slot: Slot) -> str:
+    return slot.value

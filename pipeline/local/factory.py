@@ -72,17 +72,16 @@ class LocalFactory:
         binding = service_binding(self.project, env, service)
         client = self.plane()
         client.base_url  # noqa: B018 - start (or find) the plane now, not mid-deployment
-        traffic = _traffic(binding, service)
         if service.kind == "lambda":
             PlaneService(client, binding).register()
             stages = self._stages(binding, service)
             platform = _lambda_platform(client, self.registry(env), binding, service, stages)
-            return replace(platform, traffic=traffic)
+            return replace(platform, traffic=_lambda_traffic(client, binding, service))
         compute = LocalCompute(client, binding, local_launch(self.project, service),
                                self.registry(env).snapshot_dir)
         return Platform(compute=compute, router=LocalRouter(client, binding),
                         metrics=LocalMetrics(client, binding), stages=self._stages(binding, service),
-                        traffic=traffic)
+                        traffic=_traffic(binding, service))
 
     def _stages(self, binding: ServiceBinding, service: ServiceConfig) -> StageRunner:
         """The load-test package's stage runner when installed, else HTTP smoke checks."""
@@ -160,6 +159,22 @@ def _traffic(binding: ServiceBinding, service: ServiceConfig) -> TrafficDriver |
     except ImportError:
         return None
     return service_traffic(f"http://127.0.0.1:{binding.port}", service)
+
+
+def _lambda_traffic(client: PlaneClient, binding: ServiceBinding,
+                    service: ServiceConfig) -> TrafficDriver | None:
+    """Synthetic requests through the router's Lambda route, counted by the version that ran
+    (``X-Lambda-Version``) and mapped to the slot whose alias points at that version."""
+    try:
+        from pipeline.loadtest.synthetic import service_traffic  # noqa: PLC0415
+    except ImportError:
+        return None
+    from pipeline.local.lambda_client import LambdaControlClient  # noqa: PLC0415 - Lambda only
+
+    control = LambdaControlClient(f"{client.base_url}/lambda/")
+    function = lambda_function_name(binding.environment, service.name)
+    return service_traffic(f"http://127.0.0.1:{binding.port}", service, label_header="X-Lambda-Version",
+                           label_of=lambda slot: control.slot_version(function, slot))
 
 
 def _smoke_stages(service: ServiceConfig) -> HttpSmokeStages:
