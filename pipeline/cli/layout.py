@@ -102,9 +102,9 @@ def status_lines(states: Sequence[DeploymentState], width: int) -> list[Text]:
 
 def _times(wait: Wait) -> str:
     if wait.until is not None:
-        return f" until {when(wait.until)[11:]} UTC"
+        return f" until {when(wait.until)} UTC"
     if wait.deadline is not None:
-        return f", gives up at {when(wait.deadline)[11:]} UTC"
+        return f", gives up at {when(wait.deadline)} UTC"
     return ""
 
 
