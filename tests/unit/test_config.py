@@ -92,7 +92,9 @@ def test_example_project_in_the_repo_loads_cleanly() -> None:
     project = load_project(REPO_ROOT)
 
     assert sorted(project.services) == ["catalog", "notify", "orders"]
-    assert sorted(project.config.environments) == ["aws-prod", "dev", "prod", "staging"]
+    environments = ["aws-dev", "aws-prod", "aws-staging", "dev", "prod", "staging"]
+    assert sorted(project.config.environments) == environments
+    assert project.environment("aws-staging").requires.passed == ("aws-dev",)
     assert project.environment("aws-prod").aws is not None
     assert project.environment("prod").requires.approval == "ops"
     assert project.service("notify").lambda_ is not None
