@@ -12,6 +12,7 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 
 import pytest
 from rich.console import Console
@@ -21,6 +22,7 @@ from pipeline.cli.render import ConsoleSink, make_console
 from pipeline.core.errors import UsageError
 from pipeline.core.model import ServiceRef, Slot
 from pipeline.core.plan import Strategy
+from pipeline.core.ports import EventSink
 from pipeline.core.state import DeploymentState, Hold, Phase, RunStage, Timeouts
 from pipeline.core.steps import Pause, SetWeight
 from pipeline.loadtest.live import LiveLoad, current_watcher
@@ -38,7 +40,7 @@ def console(*, terminal: bool = False, environ: dict[str, str] | None = None) ->
     return made, buffer
 
 
-def run_deployments(sink: ConsoleSink, strategy: Strategy = CANARY) -> FakeClock:
+def run_deployments(sink: EventSink, strategy: Strategy = CANARY) -> FakeClock:
     """v1 (no steps but the stages) then v2 through ``strategy``, on a fake clock."""
     clock = FakeClock()
     store = InMemoryStore(clock)
@@ -98,6 +100,29 @@ def test_a_human_gate_says_what_to_run_once_and_how_long_it_has_waited() -> None
         ": waiting 20s, gives up in 10s",
     ]
     assert "nobody continued within 30s" in text
+
+
+class WaitRecorder:
+    """An EventSink that is also a WaitObserver: records what the engine says it waits for."""
+
+    def __init__(self) -> None:
+        self.waits: list[tuple[str, float]] = []
+
+    def emit(self, state: DeploymentState, notes: Sequence[str]) -> None:
+        return None
+
+    def waiting(self, state: DeploymentState, now: float) -> None:
+        self.waits.append((type(state.pending).__name__, now))
+
+
+def test_the_engine_tells_a_wait_observer_before_each_wait_slice_and_each_stage() -> None:
+    recorder = WaitRecorder()
+    run_deployments(recorder)
+    kinds = [kind for kind, _ in recorder.waits]
+    assert kinds.count("RunStage") == 2  # the test stage of v1 and of v2, before each blocks
+    holds = [now for kind, now in recorder.waits if kind == "Hold"]
+    assert len(holds) == 120  # two 60 s pauses in slices of poll = 1 s
+    assert holds[1] - holds[0] == CANARY.timeouts.poll
 
 
 def test_progress_interval_comes_from_the_environment_and_refuses_nonsense() -> None:
