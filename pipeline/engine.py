@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pipeline.core.analysis import SYNTHETIC
+from pipeline.core.analysis import SYNTHETIC, SYNTHETIC_ERRORS
 from pipeline.core.errors import PipelineError, PlatformError, StateConflict, TransientPlatformError
 from pipeline.core.evidence import traffic_rate
 from pipeline.core.machine import transition
@@ -344,7 +344,13 @@ def _with_synthetic(
     sent = driver.sent(slot, since, until) if driver is not None else None
     if sent is None:
         return m
-    return replace(m, extra=(*m.extra, (SYNTHETIC, float(sent))))
+    # The driver's answers are a subset of the slot's: max() never counts one twice.
+    return replace(
+        m,
+        requests=max(m.requests, sent.requests),
+        errors=max(m.errors, sent.errors),
+        extra=(*m.extra, (SYNTHETIC, float(sent.requests)), (SYNTHETIC_ERRORS, float(sent.errors))),
+    )
 
 
 def _evidence_data(event: Measured) -> dict[str, object]:

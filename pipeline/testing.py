@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from pipeline.core.errors import LockHeldError, NotFoundError, PlatformError
 from pipeline.core.model import Measurement, Release, ServiceRef, Slot, SlotHealth, StageResult, Weights
-from pipeline.core.ports import Lease, Platform, Record
+from pipeline.core.ports import Lease, Platform, Record, SyntheticCount
 from pipeline.core.state import DeploymentState, Signal
 
 
@@ -154,6 +154,7 @@ class FakeTrafficDriver:
         self.clock = clock
         self.router = router
         self.segments: list[tuple[float, float | None, float]] = []  # (start, end, rate)
+        self.error_rate: dict[Slot, float] = {}
 
     @property
     def rate(self) -> float:
@@ -169,21 +170,27 @@ class FakeTrafficDriver:
             start, _, rate = self.segments[-1]
             self.segments[-1] = (start, self.clock.now(), rate)
 
-    def sent(self, slot: Slot, since: float, until: float) -> int | None:
+    def sent(self, slot: Slot, since: float, until: float) -> SyntheticCount | None:
         weights = self.router.actual
         share = weights.of(slot) / 100 if weights is not None else 0.0
         total = 0.0
         for start, end, rate in self.segments:
             overlap = min(until, self.clock.now() if end is None else end) - max(since, start)
             total += rate * max(0.0, overlap)
-        return int(total * share)
+        n = int(total * share)
+        return SyntheticCount(n, int(n * self.error_rate.get(slot, 0.0)))
 
-    def metrics(self, error_rate: dict[Slot, float] | None = None) -> MetricsSource:
-        rates = error_rate or {}
+    def metrics(
+        self, error_rate: dict[Slot, float] | None = None, *, see_errors: bool = True
+    ) -> MetricsSource:
+        """A quiet environment's metrics: only these requests; ``error_rate[slot]`` of them
+        fail. ``see_errors=False``: the metric misses them (a handler's own 500 on Lambda)."""
+        self.error_rate = dict(error_rate or {})
 
         def measure(slot: Slot, since: float, until: float) -> Measurement:
-            n = self.sent(slot, since, until) or 0
-            return Measurement(n, int(n * rates.get(slot, 0.0)), p95_ms=20.0 if n else None)
+            sent = self.sent(slot, since, until)
+            n, errors = (sent.requests, sent.errors) if sent is not None else (0, 0)
+            return Measurement(n, errors if see_errors else 0, p95_ms=20.0 if n else None)
 
         return measure
 

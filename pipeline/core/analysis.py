@@ -76,6 +76,8 @@ class Verdict:
 ALARM_PREFIX = "alarm:"
 SYNTHETIC = "synthetic"
 """Key in ``Measurement.extra``: how many of the window's requests the deployment sent itself."""
+SYNTHETIC_ERRORS = "synthetic_errors"
+"""Key in ``Measurement.extra``: how many of those got a 5xx answer."""
 
 
 def firing_alarms(m: Measurement) -> list[str]:

@@ -71,10 +71,21 @@ class TrafficDriver(Protocol):
     def stop(self) -> None:
         """Stop sending and wait for requests in flight. Idempotent."""
 
-    def sent(self, slot: Slot, since: float, until: float) -> int | None:
+    def sent(self, slot: Slot, since: float, until: float) -> SyntheticCount | None:
         """Synthetic requests that ``slot`` answered between two epoch times, counted the way
         ``Metrics`` counts (whole seconds); None when the driver cannot tell which slot
         answered (a router that does not name it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticCount:
+    """Answers one slot gave to a TrafficDriver's requests, and the 5xx among them.
+
+    The driver saw every one of them: a platform metric that misses some errors (Lambda
+    counts function errors, not a handler's own 500 answer) cannot hide them."""
+
+    requests: int
+    errors: int = 0
 
 
 class ImageRegistry(Protocol):

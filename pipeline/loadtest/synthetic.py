@@ -10,7 +10,9 @@ an ECS service's route prefix (``/orders*`` -> ``GET /orders``), the service's o
 path, which a bad release fails like any other request (health paths are not used: the
 example apps never fault them, so they would hide a bad release).
 
-Counting is honest: the driver counts only answers it received, per whole second of the
+Counting is honest: the driver counts only answers it received (and the 5xx among them,
+which a platform metric may miss: Lambda counts function errors, not a handler's own 500
+answer), per whole second of the
 wall clock (the local router's metric buckets), by the response header that names what
 answered: ``X-Pipeline-Slot`` from the local router's ECS routes, or ``X-Lambda-Version``
 from the local Lambda runtime (``label_of`` maps a slot to the version it runs). Where
@@ -32,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline.core.model import Slot
+from pipeline.core.ports import SyntheticCount
 from pipeline.loadtest.smoke import SmokeRequest, route_prefix
 
 if TYPE_CHECKING:
@@ -96,7 +99,7 @@ class HttpTrafficDriver:
         self._label_of = label_of or _slot_name
         self._rate = 0.0
         self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, int]] = Counter()
+        self._counts: Counter[tuple[str, int, bool]] = Counter()  # (label, second, 5xx)
         self._unnamed = 0  # answers that did not say which slot answered
         self._tickets: queue.Queue[int | None] = queue.Queue(maxsize=concurrency)
         self._stopping = threading.Event()
@@ -129,19 +132,22 @@ class HttpTrafficDriver:
         self._tickets = queue.Queue(maxsize=self.concurrency)
         self._stopping = threading.Event()
 
-    def sent(self, slot: Slot, since: float, until: float) -> int | None:
-        """Answers from ``slot`` in the whole seconds overlapping ``[since, until]``."""
+    def sent(self, slot: Slot, since: float, until: float) -> SyntheticCount | None:
+        """Answers (and 5xx answers) from ``slot`` in the whole seconds overlapping
+        ``[since, until]``; None when answers came but none named what answered."""
         first, last = math.floor(since), math.floor(until)
         label = self._label_of(slot)
         if label is None:
-            return 0  # nothing runs in the slot: nothing of ours reached it
+            return SyntheticCount(0)  # nothing runs in the slot: nothing of ours reached it
+        requests = errors = 0
         with self._lock:
-            named = sum(
-                n for (s, second), n in self._counts.items() if s == label and first <= second <= last
-            )
-            if named == 0 and self._unnamed:
+            for (name, second, failed), n in self._counts.items():
+                if name == label and first <= second <= last:
+                    requests += n
+                    errors += n if failed else 0
+            if requests == 0 and self._unnamed:
                 return None
-        return named
+        return SyntheticCount(requests, errors)
 
     @property
     def total(self) -> int:
@@ -188,19 +194,19 @@ class HttpTrafficDriver:
         try:
             with urllib.request.urlopen(http, timeout=self.timeout) as response:
                 response.read()
-                label = response.headers.get(self.label_header)
+                label, status = response.headers.get(self.label_header), response.status
         except urllib.error.HTTPError as exc:  # an answer all the same (4xx/5xx)
             exc.read()
-            label = exc.headers.get(self.label_header)
+            label, status = exc.headers.get(self.label_header), exc.code
         except (OSError, ValueError):
             return  # no answer: nothing reached a slot, nothing to count
-        self._count(label, self._now())
+        self._count(label, status >= 500, self._now())
 
-    def _count(self, label: str | None, at: float) -> None:
+    def _count(self, label: str | None, failed: bool, at: float) -> None:
         second = math.floor(at)
         with self._lock:
             if label:
-                self._counts[(label, second)] += 1
+                self._counts[(label, second, failed)] += 1
             else:
                 self._unnamed += 1
             if len(self._counts) > 4 * RETENTION_SECONDS:

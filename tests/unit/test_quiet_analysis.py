@@ -30,12 +30,14 @@ QUIET = Strategy(
 )
 
 
-def quiet_world(strategy: Strategy = QUIET, error_rate: dict[Slot, float] | None = None) -> World:
+def quiet_world(
+    strategy: Strategy = QUIET, error_rate: dict[Slot, float] | None = None, *, see_errors: bool = True
+) -> World:
     """A world whose only requests are the deployment's own, v1 already serving on blue."""
     clock = FakeClock()
     world = World(clock=clock, platform=FakePlatform.create(clock=clock))
     assert world.platform.traffic is not None
-    world.platform.metrics.source = world.platform.traffic.metrics(error_rate)
+    world.platform.metrics.source = world.platform.traffic.metrics(error_rate, see_errors=see_errors)
     assert deploy(world.ctx(), REF, release("v1"), strategy).phase is Phase.SUCCEEDED
     return world
 
@@ -64,6 +66,13 @@ def test_a_bad_canary_in_a_quiet_environment_rolls_back_on_synthetic_evidence() 
     assert state.reason.startswith("analysis failed: error_rate 0.5 > 0.01")
     assert "synthetic" in state.reason
     assert world.platform.router.actual == Weights(100, 0)
+
+
+def test_5xx_answers_the_platform_metric_misses_still_fail_the_analysis() -> None:
+    world = quiet_world(error_rate={Slot.GREEN: 0.5}, see_errors=False)  # Lambda: a handler's 500
+    state = deploy(world.ctx(), REF, release("v2"), QUIET)
+    assert state.phase is Phase.ROLLED_BACK
+    assert state.reason.startswith("analysis failed: error_rate 0.5 > 0.01")
 
 
 def test_without_synthetic_traffic_a_quiet_canary_is_inconclusive_and_rolls_back() -> None:
