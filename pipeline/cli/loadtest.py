@@ -24,6 +24,7 @@ from rich.table import Table
 
 from pipeline.cli.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
+from pipeline.cli.progress import load_progress
 from pipeline.cli.render import emit_json, err
 from pipeline.core.errors import Cancelled, DeploymentFailed, PlatformError, UsageError
 from pipeline.loadtest.report import STEP_SUMMARY_ENV, format_value
@@ -95,7 +96,8 @@ def loadtest(
     try:
         runner = LoadRunner(app.root, environ=environ)
         folder = reports.resolve() if reports else None
-        result = runner.run(service, env_name, url, settings, workers=workers, reports=folder)
+        with load_progress(err, service):  # live requests, failures and rps on stderr
+            result = runner.run(service, env_name, url, settings, workers=workers, reports=folder)
     except KeyboardInterrupt:
         raise Cancelled(
             f"load test of {service} interrupted: every locust process was stopped",

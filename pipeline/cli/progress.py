@@ -19,8 +19,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as dt
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TaskID, TextColumn
@@ -53,6 +54,24 @@ def progress_interval(environ: Mapping[str, str]) -> float:
     return value
 
 
+@contextlib.contextmanager
+def load_progress(
+    console: Console, service: str, *, interval: float | None = None, live: bool | None = None
+) -> Iterator[None]:
+    """Show the live figures of the load tests run inside the block, as a deployment's
+    load stage shows them; ``interval`` and ``live`` default as in ``ConsoleSink``."""
+    view = ProgressView(
+        console,
+        interval=progress_interval(os.environ) if interval is None else interval,
+        live=console.is_terminal if live is None else live,
+    )
+    view.follow_load(service, f"load test of {service}")
+    try:
+        yield
+    finally:
+        view.end()
+
+
 def load_text(live: LiveLoad) -> str:
     share = f" ({live.failures / live.requests:.1%})" if live.requests and live.failures else ""
     return f"{live.requests} requests, {live.failures} failed{share}, {live.rps:.1f} rps"
@@ -66,7 +85,7 @@ class ProgressView:
         self.interval = interval
         self._line = _LiveLine(console) if live else None
         self._wait: Wait | None = None
-        self._ref: ServiceRef | None = None
+        self._label = ""
         self._started = 0.0
         self._printed_at = 0.0
         self._load_printed_at = 0.0
@@ -105,6 +124,13 @@ class ProgressView:
             self._load_printed_at = live.elapsed
             self._plain(f"load: {load_text(live)}, {duration_text(live.remaining)} left")
 
+    def follow_load(self, label: str, what: str) -> None:
+        """Show the figures of load tests run from now until ``end()`` (``pipeline loadtest``)."""
+        self.end()
+        self._wait, self._label = Wait(("load", label), what, stage="load"), label
+        self._load_printed_at = 0.0
+        self._watch.enter_context(watching(self.load))
+
     def end(self) -> None:
         """Forget the current wait: stop watching a load test, remove the live line."""
         self._watch.close()
@@ -115,7 +141,7 @@ class ProgressView:
     # --- internals ---------------------------------------------------------------
 
     def _begin(self, ref: ServiceRef, wait: Wait, now: float) -> None:
-        self._wait, self._ref = wait, ref
+        self._wait, self._label = wait, str(ref)
         self._started = self._printed_at = now
         self._load_printed_at = 0.0
         if wait.stage == "load":
@@ -145,7 +171,7 @@ class ProgressView:
 
     def _plain(self, text: str) -> None:
         stamp = dt.datetime.now().strftime("%H:%M:%S")  # wall time, like the sink's notes
-        self.console.print(f"[dim]{stamp}[/] {self._ref} ", end="")
+        self.console.print(f"[dim]{stamp}[/] {self._label} ", end="")
         self.console.print(text, markup=False, highlight=False)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import pytest
 from rich.console import Console
 
-from pipeline.cli.progress import ProgressView, progress_interval
+from pipeline.cli.progress import ProgressView, load_progress, progress_interval
 from pipeline.cli.render import ConsoleSink, make_console
 from pipeline.core.errors import UsageError
 from pipeline.core.model import ServiceRef, Slot
@@ -160,6 +160,20 @@ def test_a_load_stage_reports_live_requests_failures_and_rps_at_the_interval() -
         "400 requests, 1 failed (0.2%), 40.0 rps, 20s left",
         "800 requests, 2 failed (0.2%), 40.0 rps, 10s left",
         "1200 requests, 3 failed (0.2%), 40.0 rps, 0s left",
+    ]
+
+
+def test_a_standalone_load_test_shows_its_figures_while_the_block_runs() -> None:
+    out, buffer = console()
+    with load_progress(out, "orders", interval=5, live=False):
+        watcher = current_watcher()
+        assert watcher is not None
+        for second in range(1, 13):
+            watcher(LiveLoad("orders", second, 10.0, requests=10 * second, failures=0, rps=10.0))
+    assert current_watcher() is None
+    assert lines_about(buffer.getvalue(), "orders load: ") == [
+        "50 requests, 0 failed, 10.0 rps, 5s left",
+        "100 requests, 0 failed, 10.0 rps, 0s left",
     ]
 
 
