@@ -224,3 +224,19 @@ def test_without_github_an_unverified_approval_still_counts(
     ctx = app.context("prod", ConsoleSink())
     ops.approve(dataclasses.replace(ctx, actor="carol"), PROD, v1, "ops")
     assert requirements_met(world, v1)
+
+
+def test_records_from_an_ops_checkout_that_holds_only_its_pipeline_yaml(world: World, tmp_path: Path) -> None:
+    v1 = proposed(world)
+    world.github.review(OPS_REPO, 1, "carol")
+    world.github.merge(OPS_REPO, 1)
+    ops_root = tmp_path / "ops-checkout"
+    ops_root.mkdir()
+    (ops_root / "pipeline.yaml").write_text((world.root / "pipeline.yaml").read_text())
+    ops_side = World(ops_root, world.github)
+    code, out, err = ops_side.cli(
+        "approval", "github-pr", "--repo", OPS_REPO, "--pr", "1", "--env", "prod", "--json", token=OPS_TOKEN
+    )
+    assert code == 0, err
+    assert json.loads(out)["digest"] == v1.digest
+    assert [r.actor for r in ops_side.history("prod") if r.action == "approve"] == ["carol"]
