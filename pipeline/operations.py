@@ -86,11 +86,19 @@ def plan(
 
 
 def deploy(
-    ctx: Context, ref: ServiceRef, release: Release, strategy: Strategy, *, why: str = "deploy"
+    ctx: Context,
+    ref: ServiceRef,
+    release: Release,
+    strategy: Strategy,
+    *,
+    why: str = "deploy",
+    reason: str = "",
 ) -> DeploymentState:
-    """Run a new deployment of ``release`` to its end; return the final state."""
+    """Run a new deployment of ``release`` to its end; return the final state. ``reason``
+    (the operator's words) is added to the audit record."""
     state = plan(ctx, ref, release, strategy, fast=why == "rollback")
-    return ctx.engine(ref).run(state, [_audit(ctx, state, why, f"{why} {release.short}")])
+    detail = f"{why} {release.short}" + (f": {reason}" if reason else "")
+    return ctx.engine(ref).run(state, [_audit(ctx, state, why, detail)])
 
 
 def resume(ctx: Context, ref: ServiceRef) -> DeploymentState:
@@ -155,8 +163,11 @@ def serving(state: DeploymentState | None) -> Release | None:
     return plan_serving(state)[0]
 
 
-def rollback(ctx: Context, ref: ServiceRef, strategy: Strategy, *, to: str = "") -> DeploymentState | None:
-    """Return ``ref`` to the last successfully deployed release (or the one named by ``to``).
+def rollback(
+    ctx: Context, ref: ServiceRef, strategy: Strategy, *, to: str = "", reason: str = ""
+) -> DeploymentState | None:
+    """Return ``ref`` to the last successfully deployed release (or the one named by ``to``);
+    ``reason`` is recorded in the history.
 
     An unfinished deployment is rolled back by an event to its engine (the old slot is
     still serving or warm). After a finished one, the target release is redeployed fast:
@@ -164,7 +175,8 @@ def rollback(ctx: Context, ref: ServiceRef, strategy: Strategy, *, to: str = "")
     """
     state = current(ctx, ref)
     if not state.phase.terminal and not to:
-        return signal(ctx, ref, RollbackRequested(ctx.clock.now(), ctx.actor))
+        event = RollbackRequested(ctx.clock.now(), ctx.actor)
+        return signal(ctx, ref, replace(event, reason=reason) if reason else event)
     live = serving(state)
     candidates = [r for r in successful_releases(ctx, ref) if live is None or r.digest != live.digest]
     if to:
@@ -175,7 +187,8 @@ def rollback(ctx: Context, ref: ServiceRef, strategy: Strategy, *, to: str = "")
             + (f": none matching {to!r} succeeded there" if to else ": no earlier successful deployment"),
             hint=f"`pipeline history {ref.service} --env {ref.environment}` lists what was deployed",
         )
-    return deploy(ctx, ref, candidates[-1], strategy, why="rollback")
+    return deploy(ctx, ref, candidates[-1], strategy, why="rollback", reason=reason)
+
 
 
 def abort(ctx: Context, ref: ServiceRef, reason: str = "aborted by operator") -> DeploymentState | None:

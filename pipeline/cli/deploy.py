@@ -230,12 +230,20 @@ def continue_(app: App, service: str, env_name: str, full: bool, yes: bool) -> N
 @service_argument
 @env_option
 @click.option("--to", "to", default="", help="Version, commit or digest (default: last good release).")
+@click.option("--reason", default="", help="Why; recorded in the history.")
 @yes_option
 @json_option
 @github_output_option
 @click.pass_obj
 def rollback(
-    app: App, service: str, env_name: str, to: str, yes: bool, as_json: bool, github_output: bool
+    app: App,
+    service: str,
+    env_name: str,
+    to: str,
+    reason: str,
+    yes: bool,
+    as_json: bool,
+    github_output: bool,
 ) -> None:
     """Return SERVICE to the last successfully deployed release.
 
@@ -244,7 +252,8 @@ def rollback(
     app.writable(env_name, "roll back")
     confirm(app, service, env_name, yes, "roll back")
     ctx = app.context(env_name, ConsoleSink())
-    state = ops.rollback(ctx, app.ref(service, env_name), app.strategy(service, env_name), to=to)
+    strategy = app.strategy(service, env_name)
+    state = ops.rollback(ctx, app.ref(service, env_name), strategy, to=to, reason=reason)
     if state is not None and state.phase is Phase.ROLLED_BACK:
         if github_output:
             write_github_output(deployment_outputs(state))
