@@ -171,8 +171,7 @@ class ProgressView:
 
     def _plain(self, text: str) -> None:
         stamp = dt.datetime.now().strftime("%H:%M:%S")  # wall time, like the sink's notes
-        self.console.print(f"[dim]{stamp}[/] {self._label} ", end="")
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(Text.assemble((stamp, "dim"), " ", self._label, " ", text))
 
 
 class _LiveLine:

@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.cli.layout import PHASE_STYLE, history_lines, status_lines, when
 from pipeline.cli.progress import ProgressView, progress_interval
@@ -76,8 +77,7 @@ class ConsoleSink:
         style = PHASE_STYLE.get(state.phase.value, "")
         stamp = dt.datetime.now().strftime("%H:%M:%S")
         for note in notes:
-            self.console.print(f"[dim]{stamp}[/] [{style or 'default'}]{state.ref}[/] ", end="")
-            self.console.print(note, markup=False)
+            self.console.print(Text.assemble((stamp, "dim"), " ", (str(state.ref), style), " ", note))
         if state.weights != self._weights and state.weights is not None:
             self._weights = state.weights
             self.console.print(f"         {bar(state.weights)}")
