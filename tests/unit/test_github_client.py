@@ -115,14 +115,33 @@ def test_membership_answers_204_404_and_refuses_to_guess_on_302(github: FakeGitH
 # --- what the user sees ------------------------------------------------------------
 
 
-def status_command(fake: FakeGitHub, token: str) -> subprocess.CompletedProcess[str]:
+def status_command(fake: FakeGitHub, token: str, api_url: str = "") -> subprocess.CompletedProcess[str]:
     """``pipeline deployment-status`` as a separate process, as in a workflow step."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli.main", "deployment-status", "--repo", DEV_REPO,
-         "--commit", "a" * 40, "--env", "prod", "--state", "success"],
-        env={"PATH": "/usr/bin:/bin", "GITHUB_API_URL": fake.url, "GITHUB_TOKEN": token, "NO_COLOR": "1"},
+         "--commit", "a" * 40, "--env", "prod", "--state", "success", "--json"],
+        env={"PATH": "/usr/bin:/bin", "GITHUB_API_URL": api_url or fake.url, "GITHUB_TOKEN": token,
+             "NO_COLOR": "1"},
         capture_output=True, text=True, timeout=60, check=False,
     )
+
+
+def test_the_cli_reaches_github_through_github_api_url_and_its_path() -> None:
+    with running(prefix="/api/v3") as fake:
+        fake.token("t", "bot")
+        fake.repo(DEV_REPO)
+        fake.push(DEV_REPO, "main", {"x": "x"})
+        commit = fake.state["repos"][DEV_REPO]["branches"]["main"]
+        assert status_command(fake, "t", api_url=fake.web_url).returncode == 3  # the path matters
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli.main", "deployment-status", "--repo", DEV_REPO,
+             "--commit", commit, "--env", "prod", "--state", "success", "--json"],
+            env={"PATH": "/usr/bin:/bin", "GITHUB_API_URL": fake.url, "GITHUB_TOKEN": "t"},
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["state"] == "success"
+        assert fake.requests[-1]["path"].startswith(f"/repos/{DEV_REPO}/deployments/")
 
 
 def test_a_refused_token_says_it_may_have_expired(fake_github: FakeGitHub) -> None:
