@@ -22,6 +22,8 @@ from typing import Any
 from pipeline.core.errors import NotFoundError, PlatformError, TransientPlatformError
 from pipeline.local.plane_process import ensure_plane
 
+PLANE_LOG = "logs/plane.log under .pipeline (or $PIPELINE_LOCAL_HOME)"
+
 
 class PlaneClient:
     """Calls ``locate()``'s base URL; ``locate(True)`` must find the plane afresh."""
@@ -58,7 +60,7 @@ class PlaneClient:
         except _Unreachable as exc:
             raise TransientPlatformError(
                 f"the local plane at {self._base} does not answer: {exc.reason}",
-                hint="run `pipeline local up`; its log is .pipeline/logs/plane.log",
+                hint=f"run `pipeline local up`; its log is {PLANE_LOG}",
             ) from exc
 
     def _once(self, method: str, path: str, body: dict[str, Any] | None,
@@ -77,7 +79,7 @@ class PlaneClient:
         except TimeoutError as exc:
             raise TransientPlatformError(
                 f"the local plane did not answer {method} {path} within {timeout or self._timeout:g}s",
-                hint="the machine may be overloaded; see .pipeline/logs/plane.log",
+                hint=f"the machine may be overloaded; see {PLANE_LOG}",
             ) from exc
         except ValueError as exc:
             raise PlatformError(f"the local plane answered {method} {path} with invalid JSON: {exc}") from exc
@@ -98,7 +100,7 @@ def _translate(method: str, path: str, exc: urllib.error.HTTPError) -> PlatformE
     except ValueError:
         data = {}
     message = str(data.get("error") or exc.reason)
-    hint = str(data.get("hint") or "see .pipeline/logs/plane.log")
+    hint = str(data.get("hint") or f"see {PLANE_LOG}")
     if exc.code == 404:
         return NotFoundError(f"local plane: {message}", hint=hint)
     if exc.code >= 500:
