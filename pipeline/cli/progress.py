@@ -171,7 +171,8 @@ class ProgressView:
 
     def _plain(self, text: str) -> None:
         stamp = dt.datetime.now().strftime("%H:%M:%S")  # wall time, like the sink's notes
-        self.console.print(Text.assemble((stamp, "dim"), " ", self._label, " ", text))
+        line = Text.assemble((stamp, "dim"), " ", self._label, " ", text)
+        self.console.print(line, soft_wrap=True)  # one line per report, however long: logs are grepped
 
 
 class _LiveLine:
