@@ -279,6 +279,11 @@ def approve(app: App, service: str, env_name: str, which: str) -> None:
         raise UsageError(
             f"{env_name} does not require an approval", hint="`pipeline promote` needs none there"
         )
+    if req.verified:
+        raise UsageError(
+            f"approvals for {env_name} come from GitHub: organisations.{req.approval}.github is set",
+            hint="approve the promotion pull request on GitHub; `pipeline approval github-pr` records it",
+        )
     if req.approvers is not None and app.actor not in req.approvers:
         raise PromotionRefused(
             f"{app.actor} cannot approve for {env_name}: not a member of {req.approval}",

@@ -240,3 +240,11 @@ def test_records_from_an_ops_checkout_that_holds_only_its_pipeline_yaml(world: W
     assert code == 0, err
     assert json.loads(out)["digest"] == v1.digest
     assert [r.actor for r in ops_side.history("prod") if r.action == "approve"] == ["carol"]
+
+
+def test_pipeline_approve_points_to_github_where_approvals_come_from_github(world: World) -> None:
+    world.passed_staging("v1")
+    code, _out, err = world.cli("approve", "orders", "--env", "prod", GITHUB_ACTOR="carol")
+    assert code == 2 and "approvals for prod come from GitHub" in err
+    assert "`pipeline approval github-pr` records it" in err
+    assert approvals(world) == []
