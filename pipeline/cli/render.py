@@ -77,7 +77,8 @@ class ConsoleSink:
         style = PHASE_STYLE.get(state.phase.value, "")
         stamp = dt.datetime.now().strftime("%H:%M:%S")
         for note in notes:
-            self.console.print(Text.assemble((stamp, "dim"), " ", (str(state.ref), style), " ", note))
+            line = Text.assemble((stamp, "dim"), " ", (str(state.ref), style), " ", note)
+            self.console.print(line, soft_wrap=not self.console.is_terminal)  # a log wraps for itself
         if state.weights != self._weights and state.weights is not None:
             self._weights = state.weights
             self.console.print(f"         {bar(state.weights)}")
