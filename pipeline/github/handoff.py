@@ -4,9 +4,11 @@ repository.
 Branch ``promote/<service>`` carries one commit on top of the base branch: the new
 ``releases/<service>.json``. Idempotent: when the open pull request already proposes the
 same digest nothing is written (``changed`` is false), so a re-run CI job is harmless. A
-newer release force-moves the branch back to the base and commits the new file, so the
-pull request always shows exactly one change against production, and reviews of the
-older release stop counting (their ``commit_id`` is no longer the head).
+newer release is committed on top of the base as a commit object first, then the branch
+is force-moved to it in one ref update, so the pull request always shows exactly one
+change against production and reviews of the older release stop counting (their
+``commit_id`` is no longer the head). The branch is never reset to the base itself:
+GitHub marks an open pull request merged once the base contains its head.
 """
 
 from __future__ import annotations
@@ -55,9 +57,8 @@ def hand_off(contents: Contents, pulls: PullRequests, request: HandoffRequest) -
             return HandoffResult(existing.number, existing.url, False, note)
     elif current is not None and current.digest == new.digest:
         return HandoffResult(None, "", False, f"{path} on {request.base} already names this release")
-    contents.point_branch(repo, branch, base_sha)
     message = f"{rf.title(new)}\n\nFrom {new.source_repo or 'the Dev repository'} ({new.source_environment})."
-    contents.write_file(repo, path, branch, new.to_json(), message, base_file.sha if base_file else None)
+    contents.point_branch(repo, branch, contents.commit_file(repo, base_sha, path, new.to_json(), message))
     title = rf.title(new)
     text = rf.body(current, new, base=request.base, server_url=request.server_url)
     if existing is not None:

@@ -26,16 +26,14 @@ class Contents(Protocol):
         """The commit ``branch`` points at, or None when there is no such branch."""
 
     def point_branch(self, repo: RepoName, branch: str, sha: str) -> None:
-        """Create ``branch`` at ``sha``, or move it there (a force update)."""
+        """Create ``branch`` at ``sha``, or move it there (a force update, in one step)."""
 
     def read_file(self, repo: RepoName, path: str, ref: str) -> FileText | None:
         """``path`` at ``ref`` (a branch or commit), or None when it does not exist there."""
 
-    def write_file(
-        self, repo: RepoName, path: str, branch: str, text: str, message: str, replaces: str | None
-    ) -> str:
-        """Commit ``text`` to ``path`` on ``branch``; ``replaces`` is the blob sha of the file
-        there now (None for a new file). Returns the new commit's sha."""
+    def commit_file(self, repo: RepoName, parent: str, path: str, text: str, message: str) -> str:
+        """A new commit on top of ``parent`` that writes ``text`` to ``path``; moves no branch.
+        Returns the commit's sha."""
 
 
 class PullRequests(Protocol):

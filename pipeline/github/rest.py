@@ -3,7 +3,9 @@ returning domain values). Endpoints, as documented on docs.github.com/rest:
 
 - ``GET /repos/{o}/{r}/git/ref/heads/{branch}``, ``POST .../git/refs``,
   ``PATCH .../git/refs/heads/{branch}`` with ``force``
-- ``GET|PUT /repos/{o}/{r}/contents/{path}`` (base64 content, the blob ``sha`` to replace)
+- ``GET .../git/commits/{sha}``, ``POST .../git/trees`` and ``.../git/commits``: a commit
+  is built as an object first, then one ref update moves the branch to it
+- ``GET /repos/{o}/{r}/contents/{path}?ref=`` (base64 content)
 - ``GET|POST /repos/{o}/{r}/pulls`` (``head=OWNER:BRANCH``), ``GET|PATCH .../pulls/{n}``,
   ``.../pulls/{n}/files``, ``.../pulls/{n}/reviews``
 - ``GET /orgs/{org}/members/{user}`` (204 member, 404 not, 302 requester not a member) and
@@ -77,18 +79,13 @@ class RestContents:
             ) from exc
         return FileText(path=path, text=text, sha=str(found["sha"]))
 
-    def write_file(
-        self, repo: RepoName, path: str, branch: str, text: str, message: str, replaces: str | None
-    ) -> str:
-        body: dict[str, Any] = {
-            "message": message,
-            "content": base64.b64encode(text.encode("utf-8")).decode("ascii"),
-            "branch": branch,
-        }
-        if replaces:
-            body["sha"] = replaces
-        answer = self.http.json("PUT", f"{_repo(repo)}/contents/{_path(path)}", json=body)
-        return str(answer["commit"]["sha"])
+    def commit_file(self, repo: RepoName, parent: str, path: str, text: str, message: str) -> str:
+        base_tree = self.http.json("GET", f"{_repo(repo)}/git/commits/{parent}")["tree"]["sha"]
+        entry = {"path": path, "mode": "100644", "type": "blob", "content": text}
+        tree_body = {"base_tree": base_tree, "tree": [entry]}
+        tree = self.http.json("POST", f"{_repo(repo)}/git/trees", json=tree_body)
+        body = {"message": message, "tree": tree["sha"], "parents": [parent]}
+        return str(self.http.json("POST", f"{_repo(repo)}/git/commits", json=body)["sha"])
 
 
 def _pull(data: Mapping[str, Any]) -> PullRequest:

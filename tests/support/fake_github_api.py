@@ -9,7 +9,10 @@ Each route names the GitHub App permission it needs (``contents``, ``pull_reques
   and the blob ``sha``; PUT needs the current ``sha`` to replace a file: 409 when it does
   not match, 422 when it is missing)
 - git refs: https://docs.github.com/rest/git/refs (PATCH without ``force`` refuses a
-  non-fast-forward with 422; POST of an existing ref is 422 "Reference already exists")
+  non-fast-forward with 422; POST of an existing ref is 422 "Reference already exists");
+  git trees and commits: https://docs.github.com/rest/git/trees, .../git/commits (objects
+  only, no branch moves). An open pull request whose head the base branch comes to contain
+  is marked merged, as GitHub does (``fake_github_model.move_branch``).
 - pulls: https://docs.github.com/rest/pulls/pulls (list filters ``head=OWNER:BRANCH``,
   ``state``, ``base``; a second open PR for the same head is 422)
 - reviews: https://docs.github.com/rest/pulls/reviews (chronological; ``state`` is
@@ -187,8 +190,45 @@ def update_ref(call: Call) -> Answer:
     fast_forward = repo["branches"][branch] in m.ancestors(repo, sha)
     if not fast_forward and not call.body.get("force"):
         raise m.FakeError(422, "Update is not a fast forward")
-    repo["branches"][branch] = sha
+    m.move_branch(repo, branch, sha)
     return ok(ref_json(repo, branch))
+
+
+def get_commit(call: Call) -> Answer:
+    repo, sha = call.repo(), call.params["sha"]
+    if sha not in repo["commits"]:
+        raise m.FakeError(404, "Not Found", "https://docs.github.com/rest/git/commits#get-a-commit-object")
+    data = repo["commits"][sha]
+    return ok({"sha": sha, "message": data["message"], "tree": {"sha": data["tree"]},
+               "parents": [{"sha": p} for p in data["parents"]]})
+
+
+def create_tree(call: Call) -> Answer:
+    """``base_tree`` plus entries with inline ``content`` (or ``sha: null`` to delete)."""
+    repo, b = call.repo(), call.body
+    files = dict(repo.get("trees", {}).get(b.get("base_tree", ""), {}))
+    if b.get("base_tree") and b["base_tree"] not in repo.get("trees", {}):
+        raise m.FakeError(422, "Invalid tree info: base_tree not found")
+    for entry in b.get("tree", []):
+        if entry.get("type", "blob") != "blob" or entry.get("mode", "100644") != "100644":
+            raise m.FakeError(422, "this fake takes regular file blobs only")
+        if "content" in entry:
+            files[entry["path"]] = entry["content"]
+        elif entry.get("sha") is None:
+            files.pop(entry["path"], None)
+    return ok({"sha": m.tree_of(repo, files)}, 201)
+
+
+def create_commit(call: Call) -> Answer:
+    """A commit object only: no branch moves (https://docs.github.com/rest/git/commits)."""
+    repo, b = call.repo(), call.body
+    tree = repo.get("trees", {}).get(b.get("tree", ""))
+    parents = list(b.get("parents", []))
+    if tree is None or any(p not in repo["commits"] for p in parents):
+        raise m.FakeError(422, "Validation Failed: tree or parent not found")
+    sha = m.commit(call.state, repo, tree, {}, str(b.get("message", "")), call.login, parents)
+    data = repo["commits"][sha]
+    return ok({"sha": sha, "tree": {"sha": data["tree"]}, "parents": [{"sha": p} for p in parents]}, 201)
 
 
 # --- pulls and reviews -------------------------------------------------------------
@@ -343,6 +383,9 @@ ROUTES: list[tuple[str, str, tuple[str, str] | None, Handler]] = [
     ("GET", REPO + r"/git/ref/heads/(?P<branch>.+)", ("contents", "read"), get_ref),
     ("POST", REPO + r"/git/refs", ("contents", "write"), create_ref),
     ("PATCH", REPO + r"/git/refs/heads/(?P<branch>.+)", ("contents", "write"), update_ref),
+    ("GET", REPO + r"/git/commits/(?P<sha>[0-9a-f]{40})", ("contents", "read"), get_commit),
+    ("POST", REPO + r"/git/trees", ("contents", "write"), create_tree),
+    ("POST", REPO + r"/git/commits", ("contents", "write"), create_commit),
     ("GET", REPO + r"/pulls", ("pull_requests", "read"), list_pulls),
     ("POST", REPO + r"/pulls", ("pull_requests", "write"), create_pull),
     ("GET", REPO + r"/pulls/(?P<number>\d+)", ("pull_requests", "read"), get_pull),

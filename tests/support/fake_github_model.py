@@ -103,8 +103,32 @@ def commit(state: State, repo: Repo, files: dict[str, str], changes: dict[str, s
     body = json.dumps([tree, parents or [], message, next_id(state)], sort_keys=True)
     sha = hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
     repo["commits"][sha] = {"files": tree, "parents": parents or [], "message": message,
-                            "author": author, "date": now_iso()}
+                            "author": author, "date": now_iso(), "tree": tree_of(repo, tree)}
     return sha
+
+
+def tree_of(repo: Repo, files: dict[str, str]) -> str:
+    """The id of a tree holding ``files`` (stored so the git data API can build on it)."""
+    sha = hashlib.sha1(json.dumps(files, sort_keys=True).encode(), usedforsecurity=False).hexdigest()
+    repo.setdefault("trees", {})[sha] = dict(files)
+    return sha
+
+
+def move_branch(repo: Repo, branch: str, sha: str) -> None:
+    """Point ``branch`` at ``sha``, then settle the pull requests this may have merged.
+
+    GitHub marks an open pull request merged once its head commit is contained in its base
+    branch, e.g. when the head is pushed to the base or the head branch is force-moved onto
+    a commit the base already has: a promotion branch must never be reset to its base.
+    """
+    repo["branches"][branch] = sha
+    for pull in repo["pulls"].values():
+        if pull["state"] != "open" or pull["head"] not in repo["branches"]:
+            continue
+        head = repo["branches"][pull["head"]]
+        if head in ancestors(repo, repo["branches"][pull["base"]]):
+            pull.update(state="closed", merged=True, merged_at=now_iso(), merge_commit_sha=head,
+                        head_sha=head, files_at_merge=[])
 
 
 def push(state: State, repo: Repo, branch: str, changes: dict[str, str | None], message: str,
@@ -114,7 +138,7 @@ def push(state: State, repo: Repo, branch: str, changes: dict[str, str | None], 
     if parent is None:
         raise FakeError(404, f"Branch not found: {branch}")
     sha = commit(state, repo, repo["commits"][parent]["files"], changes, message, author, [parent])
-    repo["branches"][branch] = sha
+    move_branch(repo, branch, sha)
     return sha
 
 

@@ -69,3 +69,15 @@ def test_a_token_without_a_permission_gets_githubs_403(fake_github: FakeGitHub) 
     fake_github.token("ro", "bot", permissions={"pull_requests": "read"})
     answer = httpx.post(f"{fake_github.url}/repos/o/r/pulls", json={}, headers={"Authorization": "token ro"})
     assert answer.status_code == 403 and answer.json()["message"] == "Resource not accessible by integration"
+
+
+def test_a_head_branch_moved_onto_its_base_marks_the_pull_request_merged(
+    api: httpx.Client, fake_github: FakeGitHub
+) -> None:
+    main = fake_github.state["repos"]["o/r"]["branches"]["main"]
+    api.post("/repos/o/r/git/refs", json={"ref": "refs/heads/x", "sha": main})
+    fake_github.push("o/r", "x", {"b.txt": "b"})
+    number = api.post("/repos/o/r/pulls", json={"head": "x", "base": "main", "title": "t"}).json()["number"]
+    assert api.patch("/repos/o/r/git/refs/heads/x", json={"sha": main, "force": True}).status_code == 200
+    pull = api.get(f"/repos/o/r/pulls/{number}").json()
+    assert pull["state"] == "closed" and pull["merged"] is True  # as GitHub does: never reset a PR's head
