@@ -147,6 +147,7 @@ def approval() -> None:
 
 
 def _approver(app: App, env_name: str) -> Approver:
+    app.writable(env_name, "record an approval for")
     req = app.requirements(env_name)
     if not req.approval:
         raise UsageError(
