@@ -265,7 +265,11 @@ def _message(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text[:200]
-    return str(body.get("message", "")) if isinstance(body, dict) else ""
+    if not isinstance(body, dict):
+        return ""
+    errors = [e for e in body.get("errors") or [] if isinstance(e, dict)]
+    details = [str(e.get("message") or e.get("code") or "") for e in errors]
+    return "; ".join([str(body.get("message", "")), *[d for d in details if d]])
 
 
 def _plain(path: str, api_url: str) -> str:
