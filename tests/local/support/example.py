@@ -66,7 +66,6 @@ def git(root: Path, *args: str) -> str:
 @dataclass
 class Example:
     root: Path
-    ports: dict[str, int]
 
     def store(self) -> SqliteStateStore:
         return open_sqlite(self.root / ".pipeline" / "state.db", SystemClock())[0]
@@ -106,13 +105,13 @@ def example_clone(where: Path, environments: str = "") -> Example:
         config = config.replace(f"local: {{port: {old}}}", f"local: {{port: {new}}}{settings}")
     for port in ports[len(names):]:
         environments = environments.replace("{port}", str(port), 1)
-    (root / "pipeline.yaml").write_text(config + environments)
+    config = config.replace("\nenvironments:\n", "\nenvironments:\n" + environments, 1)
+    (root / "pipeline.yaml").write_text(config)
     for service in (root / "services").glob("*/service.yaml"):
         text = re.sub(r"(\n  duration: )\S+", rf"\g<1>{LOAD_SECONDS}", service.read_text())
         service.write_text(text)
     git(root, "commit", "-q", "-am", "tests: free ports, short pauses and load stages")
-    named = re.findall(r"^  ([a-z][\w-]*):\n    platform: local", config + environments, re.M)
-    return Example(root, dict(zip(named, ports, strict=False)))
+    return Example(root)
 
 
 def shell_blocks(markdown: str, skip: set[str]) -> list[tuple[str, str]]:
