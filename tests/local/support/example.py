@@ -3,8 +3,8 @@
 ``example_clone()`` clones the committed repository (what a new user gets), then makes
 the changes any test of it needs through documented settings only, committed as one
 commit: free router ports; ``max_pause`` (every timed pause, bake and ``keep_previous``
-capped) and a higher synthetic ``analysis.traffic.rate`` in every environment, and a
-3-second ``load.duration``, so that a deployment takes seconds instead of minutes.
+capped) in every local environment, a higher synthetic ``analysis.traffic.rate`` where one
+is set, and a 3-second ``load.duration``, so that a deployment takes seconds, not minutes.
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ def example_clone(where: Path, environments: str = "") -> Example:
     extra = environments.count("{port}")
     ports = free_port_pairs(len(names) + extra)
     for old, new in zip(names, ports, strict=False):
-        settings = f"\n    max_pause: {MAX_PAUSE}\n    analysis: {{traffic: {{rate: {RATE}}}}}"
-        config = config.replace(f"local: {{port: {old}}}", f"local: {{port: {new}}}{settings}")
+        pause = f"\n    max_pause: {MAX_PAUSE}"
+        config = config.replace(f"local: {{port: {old}}}", f"local: {{port: {new}}}{pause}")
+    config = re.sub(r"traffic: \{rate: [\d.]+\}", f"traffic: {{rate: {RATE}}}", config)
     for port in ports[len(names):]:
         environments = environments.replace("{port}", str(port), 1)
     config = config.replace("\nenvironments:\n", "\nenvironments:\n" + environments, 1)
