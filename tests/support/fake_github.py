@@ -23,8 +23,10 @@ Seeding and reading back (JSON bodies; no token needed; all under the prefix)::
                                  answer 404), "outsider"?: true (membership checks answer 302)}
     POST /_fake/orgs/ORG/members {"login", "teams"?: ["slug"], "team_state"?: "active"|"pending"}
     POST /_fake/repos           {"full_name", "default_branch"?: "main", "files"?: {path: text}}
-    POST /_fake/repos/O/R/commits  {"branch", "files": {path: text|null}, "message"?, "author"?}
-                                -> {"sha"}   (a push; null deletes the path)
+    POST /_fake/repos/O/R/commits  {"branch"?: "main", "files"?: {path: text|null}, "message"?,
+                                 "author"?, "sha"?} -> {"sha"}   (a push; null deletes the path;
+                                 "sha" mirrors a commit of a real repository, e.g. the Dev commit
+                                 a deployment status is reported on)
     GET  /_fake/repos/O/R/files?ref=BRANCH|SHA  -> {path: text}
     GET  /_fake/repos/O/R/pulls/N  -> the stored pull request, with its reviews
     POST /_fake/repos/O/R/pulls/N/reviews {"user", "state": APPROVED|CHANGES_REQUESTED|COMMENTED|
@@ -122,9 +124,9 @@ class FakeGitHub:
             m.create_repo(self.state, full_name, default_branch, files)
 
     def push(self, full_name: str, branch: str, files: dict[str, str | None], message: str = "push",
-             author: str = "someone") -> str:
+             author: str = "someone", sha: str | None = None) -> str:
         with self.lock:
-            return m.push(self.state, m.repo_of(self.state, full_name), branch, files, message, author)
+            return m.push(self.state, m.repo_of(self.state, full_name), branch, files, message, author, sha)
 
     def review(self, full_name: str, number: int, user: str, state: str = "APPROVED",
                commit_id: str | None = None, allow_self: bool = False) -> dict[str, Any]:
@@ -267,8 +269,8 @@ class FakeGitHub:
     def _admin_repo(self, method: str, repo: str, rest: list[str], query: dict[str, str],
                     b: dict[str, Any]) -> api.Answer:
         if method == "POST" and rest == ["commits"]:
-            sha = self.push(repo, b["branch"], b["files"], b.get("message", "push"),
-                            b.get("author", "someone"))
+            sha = self.push(repo, b.get("branch", "main"), b.get("files", {}), b.get("message", "push"),
+                            b.get("author", "someone"), b.get("sha"))
             return api.ok({"sha": sha}, 201)
         if method == "GET" and rest == ["files"]:
             return api.ok(self.files(repo, query.get("ref", "main")))

@@ -92,8 +92,9 @@ def repo_of(state: State, full_name: str) -> Repo:
 
 
 def commit(state: State, repo: Repo, files: dict[str, str], changes: dict[str, str | None],
-           message: str, author: str, parents: list[str] | None = None) -> str:
-    """Store a new commit: ``files`` with ``changes`` applied (None deletes a path)."""
+           message: str, author: str, parents: list[str] | None = None, sha: str | None = None) -> str:
+    """Store a new commit: ``files`` with ``changes`` applied (None deletes a path). ``sha``
+    stores it under a given id, to mirror a commit of a real git repository."""
     tree = dict(files)
     for path, text in changes.items():
         if text is None:
@@ -101,7 +102,7 @@ def commit(state: State, repo: Repo, files: dict[str, str], changes: dict[str, s
         else:
             tree[path] = text
     body = json.dumps([tree, parents or [], message, next_id(state)], sort_keys=True)
-    sha = hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
+    sha = sha or hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
     repo["commits"][sha] = {"files": tree, "parents": parents or [], "message": message,
                             "author": author, "date": now_iso(), "tree": tree_of(repo, tree)}
     return sha
@@ -132,12 +133,14 @@ def move_branch(repo: Repo, branch: str, sha: str) -> None:
 
 
 def push(state: State, repo: Repo, branch: str, changes: dict[str, str | None], message: str,
-         author: str) -> str:
+         author: str, sha: str | None = None) -> str:
     """A commit on top of ``branch`` (as a ``git push`` would make); returns its sha."""
     parent = repo["branches"].get(branch)
     if parent is None:
         raise FakeError(404, f"Branch not found: {branch}")
-    sha = commit(state, repo, repo["commits"][parent]["files"], changes, message, author, [parent])
+    if sha is not None and (len(sha) != 40 or sha in repo["commits"]):
+        raise FakeError(422, f"sha must be 40 hex digits and new, got {sha!r}")
+    sha = commit(state, repo, repo["commits"][parent]["files"], changes, message, author, [parent], sha)
     move_branch(repo, branch, sha)
     return sha
 

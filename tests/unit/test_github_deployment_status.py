@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.support.fake_github import FakeGitHub
@@ -64,3 +65,14 @@ def test_refuses_what_is_not_a_commit_or_a_state(world: World) -> None:
     code, _out, err = status(world, "a" * 40, "done")
     assert code == 2 and "'done' is not one of" in err
     assert world.github.requests == []
+
+
+def test_a_commit_github_does_not_have_is_refused_and_a_mirrored_one_is_reported(world: World) -> None:
+    commit = "c0ffee" + "0" * 34
+    code, _out, err = status(world, commit, "success")
+    assert code == 7 and f"No ref found for: {commit}" in err
+    mirrored = httpx.post(f"{world.github.url}/_fake/repos/{DEV_REPO}/commits", json={"sha": commit})
+    assert mirrored.status_code == 201 and mirrored.json() == {"sha": commit}
+    code, _out, err = status(world, commit, "success")
+    assert code == 0, err
+    assert world.github.state["repos"][DEV_REPO]["deployments"][0]["sha"] == commit
