@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Task, TaskID, TextColumn
+from rich.table import Column
 from rich.text import Text
 
 from pipeline.cli.waits import Wait, describe_wait, duration_text
@@ -117,8 +118,8 @@ class ProgressView:
         wait = self._wait
         if wait is None:
             return
-        if self._line is not None:
-            what = f"{wait.what} · {load_text(live)}"
+        if self._line is not None:  # short, so the figures fit beside the bar in 80 columns
+            what = f"load: {live.requests} req, {live.failures} failed, {live.rps:.0f} rps"
             self._line.show(what, live.elapsed, live.duration or None, live.remaining, live.elapsed)
         elif live.elapsed - self._load_printed_at >= self.interval:
             self._load_printed_at = live.elapsed
@@ -175,6 +176,9 @@ class ProgressView:
         self.console.print(line, soft_wrap=True)  # one line per report, however long: logs are grepped
 
 
+_FLEXIBLE = Column(no_wrap=True, overflow="ellipsis", ratio=1)
+
+
 class _LiveLine:
     """One redrawn line on a terminal (rich ``Progress``), started on demand, removed on stop."""
 
@@ -189,11 +193,13 @@ class _LiveLine:
         if self._progress is None or self._task is None:
             self._progress = Progress(
                 SpinnerColumn(),
-                TextColumn("{task.description}"),
+                # what is awaited gives way (…) before the bar and the countdown do
+                TextColumn("{task.description}", table_column=_FLEXIBLE),
                 BarColumn(bar_width=20),
-                _Countdown(),
+                _Countdown(table_column=Column(no_wrap=True)),
                 console=self.console,
                 transient=True,
+                expand=True,
             )
             self._task = self._progress.add_task(what, total=total, left=left, waited=waited, at=at)
             self._progress.update(self._task, completed=done)

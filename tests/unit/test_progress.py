@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -161,6 +162,20 @@ def test_a_load_stage_reports_live_requests_failures_and_rps_at_the_interval() -
         "800 requests, 2 failed (0.2%), 40.0 rps, 10s left",
         "1200 requests, 3 failed (0.2%), 40.0 rps, 0s left",
     ]
+
+
+def test_on_a_terminal_the_load_figures_and_the_countdown_fit_80_columns() -> None:
+    out, buffer = console(terminal=True)
+    view = ProgressView(out, interval=10, live=True)
+    view.waiting(_state().evolve(pending=RunStage("load", Slot.GREEN)), 1_700_000_000.0)
+    watcher = current_watcher()
+    assert watcher is not None
+    watcher(LiveLoad("orders", 12.0, 30.0, requests=1200, failures=3, rps=40.2))
+    view.end()  # the last frame is drawn, then the line is removed
+    frames = [part for part in buffer.getvalue().replace("\n", "\r").split("\r") if "load: " in part]
+    last = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", frames[-1])
+    assert "load: 1200 req, 3 failed, 40 rps" in last and re.search(r" 1?\d+s left$", last.rstrip())
+    assert len(last.rstrip()) <= 80
 
 
 def test_a_standalone_load_test_shows_its_figures_while_the_block_runs() -> None:
