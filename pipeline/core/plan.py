@@ -104,5 +104,11 @@ def describe(state: DeploymentState) -> list[str]:
         f"limits failure {a.failure_limit}, inconclusive {a.inconclusive_limit}, "
         f"errors {a.consecutive_error_limit}"
     )
+    traffic = (
+        f"synthetic traffic {a.synthetic_rate:g}/s through the main route during analysis windows"
+        if a.synthetic_rate > 0
+        else "real traffic only"
+    )
+    lines.append(f"evidence: {traffic}; inconclusive beyond the limit: {a.on_inconclusive}")
     lines.append("on failure: 100% back to the stable slot, verified, then the new slot scaled down")
     return lines
