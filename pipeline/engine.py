@@ -344,11 +344,11 @@ def _with_synthetic(
     sent = driver.sent(slot, since, until) if driver is not None else None
     if sent is None:
         return m
-    # The driver's answers are a subset of the slot's: max() never counts one twice.
+    # The driver's answers are among the slot's: max() never counts an error twice, and the
+    # platform's request count stays the total (a bucket-edge skew never inflates it).
     return replace(
         m,
-        requests=max(m.requests, sent.requests),
-        errors=max(m.errors, sent.errors),
+        errors=min(m.requests, max(m.errors, sent.errors)),
         extra=(*m.extra, (SYNTHETIC, float(sent.requests)), (SYNTHETIC_ERRORS, float(sent.errors))),
     )
 
