@@ -4,6 +4,7 @@ of requests)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -186,3 +187,15 @@ def test_a_verdict_says_how_many_requests_were_synthetic() -> None:
         "540 to the stable one, 540 of 540 synthetic"
     )
     assert verdict.measured is not None and verdict.measured["synthetic"] == 42.0
+
+
+def test_the_evidence_settings_survive_a_json_roundtrip_and_old_states_get_the_defaults() -> None:
+    state = _state(PAUSING, Weights(90, 10), 2).evolve(
+        analysis=replace(PAUSING.analysis, synthetic_rate=7.5)
+    )
+    again = DeploymentState.from_json(state.to_json())
+    assert (again.analysis.synthetic_rate, again.analysis.on_inconclusive) == (7.5, "pause")
+    old = json.loads(state.to_json())
+    del old["analysis"]["synthetic_rate"], old["analysis"]["on_inconclusive"]  # saved by an older toolkit
+    legacy = DeploymentState.from_json(json.dumps(old))
+    assert (legacy.analysis.synthetic_rate, legacy.analysis.on_inconclusive) == (0.0, "rollback")
