@@ -110,13 +110,14 @@ class FakeGitHubProcess:
     """``python3 -m tests.support.fake_github`` in its own process (act's jobs call it)."""
 
     state: Path
+    log: Path
     proc: subprocess.Popen[str] | None = None
     url: str = ""
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.fake_github", "--port", "0", "--state", str(self.state)],
-            cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True,
         )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
@@ -155,7 +156,7 @@ class World:
         for folder in (self.dev, self.ops, self.home, self.artifacts, self.base / "act", self.base / "repos"):
             folder.mkdir(parents=True)
         self.ports = {name: free_port_pair() for name in ("dev", "staging", "prod")}
-        self.github = FakeGitHubProcess(self.base / "github.json")
+        self.github = FakeGitHubProcess(self.base / "github.json", self.base / "github.log")
 
     # --- building -------------------------------------------------------------------
 
