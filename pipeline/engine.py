@@ -107,6 +107,7 @@ class Engine:
         try:
             if state.phase.value == "pending":
                 self._check_not_superseded(state)
+                state, audit = self._without_driver(state, audit)
             else:
                 state = self._latest(state)  # another run may have moved it before we got the lock
             self._store.commit(state if state.phase.value == "pending" else None, audit)
@@ -245,6 +246,21 @@ class Engine:
         except PlatformError as exc:
             return Measured(self._clock.now(), None, None, exc.message)
         return Measured(self._clock.now(), canary, baseline)
+
+    def _without_driver(
+        self, state: DeploymentState, audit: Sequence[Record]
+    ) -> tuple[DeploymentState, Sequence[Record]]:
+        """A plan that asks for synthetic traffic on a platform that cannot send any judges
+        real traffic only, and the history says so (rather than waiting for evidence)."""
+        if state.analysis.synthetic_rate <= 0 or self._platform.traffic is not None:
+            return state, audit
+        note = (
+            "no synthetic traffic: this platform has no main-route URL to send it to (on AWS set "
+            "aws.url); analysis judges real traffic only"
+        )
+        state = state.evolve(analysis=replace(state.analysis, synthetic_rate=0.0))
+        self._sink.emit(state, [note])
+        return state, [*audit, self._record(state, ENGINE_ACTOR, "evidence", note, self._clock.now())]
 
     def _drive(self, state: DeploymentState | None) -> None:
         """Reconcile the TrafficDriver with what the deployment needs now (None: stop)."""

@@ -145,7 +145,7 @@ def _state(strategy: Strategy, weights: Weights, step: int) -> DeploymentState:
     previous = world.store.load(REF)
     assert previous is not None
     base = replace(previous, id="d-2", release=release("v2"), stable=release("v1"), new_slot=Slot.GREEN,
-                   steps=strategy.steps, phase=Phase.PROGRESSING)
+                   steps=strategy.steps, analysis=strategy.analysis, phase=Phase.PROGRESSING)
     return base.evolve(weights=weights, step_index=step, measure_from=clock.now())
 
 
@@ -199,3 +199,12 @@ def test_the_evidence_settings_survive_a_json_roundtrip_and_old_states_get_the_d
     del old["analysis"]["synthetic_rate"], old["analysis"]["on_inconclusive"]  # saved by an older toolkit
     legacy = DeploymentState.from_json(json.dumps(old))
     assert (legacy.analysis.synthetic_rate, legacy.analysis.on_inconclusive) == (0.0, "rollback")
+
+
+def test_a_platform_that_cannot_send_synthetic_traffic_judges_real_traffic_and_says_so() -> None:
+    world = World()  # FakePlatform without a clock: no TrafficDriver (like AWS without aws.url)
+    assert deploy(world.ctx(), REF, release("v1"), QUIET).phase is Phase.SUCCEEDED
+    state = deploy(world.ctx(), REF, release("v2"), QUIET)
+    assert state.phase is Phase.SUCCEEDED and state.analysis.synthetic_rate == 0.0
+    notes = [line for line in world.history() if line.startswith("no synthetic traffic")]
+    assert len(notes) == 2  # one per deployment, each recorded once
