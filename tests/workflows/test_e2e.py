@@ -17,6 +17,7 @@ import pytest
 
 from tests.workflows.support.act import ActRun
 from tests.workflows.support.story import (
+    open_pull_numbers,
     open_release_pull,
     pulls,
     release_file,
@@ -26,7 +27,7 @@ from tests.workflows.support.story import (
 )
 from tests.workflows.support.world import DEV_REPO, OPS_MEMBER, OUTSIDER, World
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # one act run takes about a minute
 
 FAULT = json.dumps({"error_rate": 0.5}) + "\n"
 
@@ -59,7 +60,7 @@ def good(world: World, first_digest: str) -> Delivery:
 
 @pytest.fixture(scope="module")
 def promotion(world: World, good: Delivery) -> Promotion:
-    (number,) = [int(n) for n, p in pulls(world).items() if p["head"] == "promote/orders"]
+    (number,) = open_pull_numbers(world, "orders")
     review_and_merge(world, number, OPS_MEMBER)
     return Promotion(world.merged_pull_request(number, "promote/orders"), number)
 
@@ -102,7 +103,7 @@ def test_the_load_report_is_an_artifact_and_summarised(world: World, good: Deliv
 
 
 def test_the_handoff_opens_one_promotion_pull_request_with_the_digest(world: World, good: Delivery) -> None:
-    opened = [p for p in pulls(world).values() if p["head"] == "promote/orders"]
+    opened = [pulls(world)[str(n)] for n in open_pull_numbers(world, "orders")]
     assert len(opened) == 1
     release = release_file(world, "promote/orders", "orders")
     assert release["digest"] == good.digest

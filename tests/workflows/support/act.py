@@ -119,4 +119,6 @@ class Act:
         proc = subprocess.run(
             args, cwd=repo, env=environ, capture_output=True, text=True, timeout=TIMEOUT_S, check=False
         )
+        log = event_file.with_suffix(".log")
+        log.write_text(proc.stdout + proc.stderr, encoding="utf-8")  # kept with the test's tmp folder
         return ActRun(returncode=proc.returncode, output=proc.stdout + proc.stderr)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.workflows.support.world import OPS_REPO, World
+from tests.workflows.support.world import OPS_APP_TOKEN, OPS_REPO, World
 
 
 def serving(world: World, service: str, env: str) -> str:
@@ -30,6 +30,12 @@ def pulls(world: World) -> dict[str, dict[str, Any]]:
     return dict(state["repos"][OPS_REPO].get("pulls") or {})
 
 
+def open_pull_numbers(world: World, service: str) -> list[int]:
+    """The open promotion pull requests of ``service``."""
+    head = f"promote/{service}"
+    return [int(n) for n, p in pulls(world).items() if p["head"] == head and p["state"] == "open"]
+
+
 def release_file(world: World, ref: str, service: str) -> dict[str, Any]:
     files = world.github.call("GET", f"/_fake/repos/{OPS_REPO}/files?ref={ref}")
     return dict(json.loads(files[f"releases/{service}.json"]))
@@ -44,7 +50,7 @@ def open_release_pull(world: World, service: str, release: dict[str, Any]) -> in
     })
     pull = world.github.call("POST", f"/repos/{OPS_REPO}/pulls",
                              {"head": branch, "base": "main", "title": f"Promote {service}"},
-                             token="app-token-ops-client")
+                             token=OPS_APP_TOKEN)
     return int(pull["number"])
 
 

@@ -28,6 +28,8 @@ OPS_ORG, OPS_NAME = "ops-org", "ops"
 DEV_REPO = f"{DEV_ORG}/{DEV_NAME}"
 OPS_REPO = f"{OPS_ORG}/{OPS_NAME}"
 OPS_TEAM = "production"
+OPS_APP_TOKEN = "app-token-ops-client"  # what the app-token stand-in mints for the Ops App
+DEV_APP_TOKEN = "app-token-dev-client"
 OPS_MEMBER = "carol"
 OUTSIDER = "mallory"
 GIT_IDENTITY = ["-c", "user.name=pipeline tests", "-c", "user.email=tests@pipeline.invalid"]
@@ -215,15 +217,16 @@ class World:
 
     def _seed_github(self) -> None:
         gh = self.github
-        gh.call("POST", "/_fake/tokens", {"token": "app-token-ops-client", "login": "shop-ops[bot]",
+        gh.call("POST", "/_fake/tokens", {"token": OPS_APP_TOKEN, "login": "shop-ops[bot]",
                                           "repos": [OPS_REPO]})
-        gh.call("POST", "/_fake/tokens", {"token": "app-token-dev-client", "login": "shop-dev[bot]",
+        gh.call("POST", "/_fake/tokens", {"token": DEV_APP_TOKEN, "login": "shop-dev[bot]",
                                           "repos": [DEV_REPO]})
         gh.call("POST", f"/_fake/orgs/{OPS_ORG}/members", {"login": OPS_MEMBER, "teams": [OPS_TEAM]})
         files = {str(p.relative_to(self.ops)): p.read_text(encoding="utf-8")
                  for p in self.ops.rglob("*") if p.is_file() and ".git" not in p.relative_to(self.ops).parts}
         gh.call("POST", "/_fake/repos", {"full_name": OPS_REPO, "files": files})
         gh.call("POST", "/_fake/repos", {"full_name": DEV_REPO})
+        self._mirror_dev_commit()
 
     # --- using ----------------------------------------------------------------------
 
@@ -235,7 +238,14 @@ class World:
             (self.dev / name).write_text(text, encoding="utf-8")
         git(self.dev, "add", "-A")
         git(self.dev, "commit", "-q", "-m", message)
-        return self.head()
+        return self._mirror_dev_commit()
+
+    def _mirror_dev_commit(self) -> str:
+        """The Dev repository's HEAD, pushed to the fake too (deployment statuses name it)."""
+        sha = self.head()
+        self.github.call("POST", f"/_fake/repos/{DEV_REPO}/commits",
+                         {"branch": "main", "files": {"HEAD": sha}, "sha": sha})
+        return sha
 
     def push(self, before: str) -> ActRun:
         """The ``deliver`` workflow for a push of the Dev repository's HEAD over ``before``."""
@@ -258,10 +268,15 @@ class World:
         return self.act.run(self.ops, "pull_request", event, "promote.yml")
 
     def pipeline(self, *args: str, root: Path | None = None, project: Path | None = None,
-                 actor: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """The machine's ``pipeline`` on the shared local platform."""
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_")}
-        environ["PIPELINE_LOCAL_HOME"] = str(self.home)
+                 actor: str | None = None, token: str | None = None,
+                 check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The machine's ``pipeline`` on the shared local platform (and the fake GitHub API)."""
+        hidden = ("PIPELINE_", "GITHUB_")
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
+        environ |= {"PIPELINE_LOCAL_HOME": str(self.home), "GITHUB_API_URL": self.github.url,
+                    "GITHUB_REPOSITORY": DEV_REPO}
+        if token:
+            environ["GITHUB_TOKEN"] = token
         if actor:
             environ["PIPELINE_ACTOR"] = actor
         head = ["--root", str(root or self.dev)] + (["--project", str(project)] if project else [])
