@@ -18,7 +18,8 @@ def test_the_workflows_call_the_commands_of_the_contract() -> None:
     called = {tuple(parse(cli, argv_of(command))) for _, command in COMMANDS}
     assert {
         ("changes",), ("test",), ("push",), ("deploy",), ("promote",), ("loadtest",), ("handoff",),
-        ("rollback",), ("abort",), ("continue",), ("approval", "github-pr"), ("deployment-status",),
+        ("rollback",), ("abort",), ("continue",), ("approval", "github-pr"), ("approval", "github-run"),
+        ("deployment-status",),
     } <= called
 
 

@@ -203,6 +203,35 @@ def test_ops_rollback_returns_prod_to_its_last_good_release(world: World, promot
     assert serving(world, "orders", "prod") == first_digest
 
 
+# --- single-organisation mode ------------------------------------------------------------
+
+
+def test_single_organisation_mode_records_the_runs_approval_and_promotes(
+    world: World, good: Delivery, promotion: Promotion, first_digest: str
+) -> None:
+    target = good.digest if serving(world, "orders", "prod") != good.digest else first_digest
+    world.approve_run(501, OPS_MEMBER)
+    run = world.dispatch(world.dev, "promote-single-org.yml", {"service": "orders", "release": target},
+                         run_id=501)
+    assert run.succeeded, run.tail()
+    assert serving(world, "orders", "prod") == target
+    approvals = [r for r in world.history("orders", "prod")
+                 if r["digest"] == target and "actions/runs/501" in json.dumps(r)]
+    assert approvals and all(r["actor"] == OPS_MEMBER for r in approvals), approvals
+
+
+def test_single_organisation_mode_refuses_a_run_approved_by_a_non_member(
+    world: World, good: Delivery, promotion: Promotion
+) -> None:
+    before = serving(world, "orders", "prod")
+    world.approve_run(502, OUTSIDER)
+    run = world.dispatch(world.dev, "promote-single-org.yml", {"service": "orders", "release": good.digest},
+                         run_id=502)
+    assert not run.succeeded
+    assert f"{OUTSIDER} is not a member" in run.output
+    assert serving(world, "orders", "prod") == before
+
+
 # --- crafted inputs -----------------------------------------------------------------------
 
 
@@ -226,4 +255,4 @@ def test_a_dispatch_input_crafted_to_inject_shell_is_inert(world: World, tmp_pat
         del world.act.env["MARKER"]
     assert not marker.exists(), "an input ran as shell"
     assert not run.succeeded
-    assert "error" in run.output.lower()
+    assert "unknown service" in run.output, run.tail()

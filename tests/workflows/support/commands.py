@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import click
 
 # Sample values for variables whose option has a type or a fixed set of choices.
-SAMPLES = {"PR": "7", "STATE": "success", "ENVIRONMENT": "dev"}
+SAMPLES = {"PR": "7", "RUN_ID": "42", "STATE": "success", "ENVIRONMENT": "dev"}
 DEFAULT_SAMPLE = "sample"
 
 

@@ -97,6 +97,11 @@ def shorten_orders(service: dict[str, Any]) -> None:
     service["load"] |= {"users": 4, "spawn_rate": 4, "duration": "2s", "thresholds": {"fail_ratio": 0.05}}
 
 
+def single_organisation(project: dict[str, Any]) -> None:
+    """The Dev project approves prod through GitHub too (single-organisation mode)."""
+    project["organisations"]["ops"]["github"] = {"org": OPS_ORG, "team": OPS_TEAM}
+
+
 def fast_environments(project: dict[str, Any], ports: dict[str, int]) -> None:
     project["defaults"]["timeouts"] |= {"poll": "200ms", "verify": "20s"}
     for name, env in project["environments"].items():
@@ -192,7 +197,11 @@ class World:
 
     def _dev_repository(self) -> None:
         copy_worktree(REPO_ROOT, self.dev)
-        edit_yaml(self.dev / "pipeline.yaml", lambda p: fast_environments(p, self.ports))
+        def configure(project: dict[str, Any]) -> None:
+            fast_environments(project, self.ports)
+            single_organisation(project)
+
+        edit_yaml(self.dev / "pipeline.yaml", configure)
         edit_yaml(self.dev / "services/orders/service.yaml", shorten_orders)
         git(self.dev, "init", "-q", "-b", "main")
         git(self.dev, "remote", "add", "origin", f"https://github.com/{DEV_REPO}.git")
@@ -253,9 +262,24 @@ class World:
                  "repository": {"full_name": DEV_REPO, "default_branch": "main"}}
         return self.act.run(self.dev, "push", event, "deliver.yml")
 
-    def dispatch(self, repo: Path, workflow: str, inputs: dict[str, str]) -> ActRun:
+    def dispatch(
+        self, repo: Path, workflow: str, inputs: dict[str, str], run_id: int | None = None
+    ) -> ActRun:
+        """A manual run of ``workflow`` (``run_id``: the run's number, as GitHub's API knows it)."""
         event = {"inputs": inputs, "ref": "refs/heads/main"}
-        return self.act.run(repo, "workflow_dispatch", event, workflow, inputs=inputs)
+        if run_id is not None:
+            self.act.env["GITHUB_RUN_ID"] = str(run_id)
+        try:
+            return self.act.run(repo, "workflow_dispatch", event, workflow, inputs=inputs)
+        finally:
+            self.act.env.pop("GITHUB_RUN_ID", None)
+
+    def approve_run(self, run_id: int, reviewer: str, environment: str = "prod") -> None:
+        """A reviewer's approval of run ``run_id``'s deployment to ``environment`` on the fake."""
+        self.github.call("POST", f"/_fake/repos/{DEV_REPO}/runs", {
+            "id": run_id, "head_sha": self.head(),
+            "approvals": [{"user": reviewer, "state": "approved", "environments": [environment]}],
+        })
 
     def merged_pull_request(self, number: int, head_ref: str) -> ActRun:
         """Ops ``promote.yml`` for the merge of pull request ``number``."""
