@@ -159,6 +159,10 @@ class StateStoreContract:
             t.start()
         for t in threads:
             t.join()
+        # A receiver that loses a conditional-write race takes nothing that round; on a slow
+        # machine the bounded rounds can end with signals left over, so take those last.
+        # What matters: no signal twice, none lost.
+        got.extend(s.now for s in store.receive(REF))
         assert sorted(got) == [float(i) for i in range(30)]
 
 
