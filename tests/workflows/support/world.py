@@ -30,6 +30,7 @@ OPS_REPO = f"{OPS_ORG}/{OPS_NAME}"
 OPS_TEAM = "production"
 OPS_APP_TOKEN = "app-token-ops-client"  # what the app-token stand-in mints for the Ops App
 DEV_APP_TOKEN = "app-token-dev-client"
+SINGLE_ORG_CLIENT = "single-org-client"  # the App of single-organisation mode, on the Dev repository
 OPS_MEMBER = "carol"
 OUTSIDER = "mallory"
 GIT_IDENTITY = ["-c", "user.name=pipeline tests", "-c", "user.email=tests@pipeline.invalid"]
@@ -230,6 +231,8 @@ class World:
                                           "repos": [OPS_REPO]})
         gh.call("POST", "/_fake/tokens", {"token": DEV_APP_TOKEN, "login": "shop-dev[bot]",
                                           "repos": [DEV_REPO]})
+        gh.call("POST", "/_fake/tokens", {"token": f"app-token-{SINGLE_ORG_CLIENT}", "login": "shop[bot]",
+                                          "repos": [DEV_REPO]})
         gh.call("POST", f"/_fake/orgs/{OPS_ORG}/members", {"login": OPS_MEMBER, "teams": [OPS_TEAM]})
         files = {str(p.relative_to(self.ops)): p.read_text(encoding="utf-8")
                  for p in self.ops.rglob("*") if p.is_file() and ".git" not in p.relative_to(self.ops).parts}
@@ -267,12 +270,16 @@ class World:
     ) -> ActRun:
         """A manual run of ``workflow`` (``run_id``: the run's number, as GitHub's API knows it)."""
         event = {"inputs": inputs, "ref": "refs/heads/main"}
+        saved = dict(self.act.variables)
         if run_id is not None:
             self.act.env["GITHUB_RUN_ID"] = str(run_id)
+        if repo == self.dev:  # single-organisation mode: the organisation's App on this repository
+            self.act.variables["OPS_APP_CLIENT_ID"] = SINGLE_ORG_CLIENT
         try:
             return self.act.run(repo, "workflow_dispatch", event, workflow, inputs=inputs)
         finally:
             self.act.env.pop("GITHUB_RUN_ID", None)
+            self.act.variables = saved
 
     def approve_run(self, run_id: int, reviewer: str, environment: str = "prod") -> None:
         """A reviewer's approval of run ``run_id``'s deployment to ``environment`` on the fake."""
