@@ -13,15 +13,19 @@ import shutil
 import socket
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tests.workflows.support.act import Act, ActRun
+from tests.workflows.support.fake_github_process import FakeGitHubProcess
 from tests.workflows.support.files import OPS_ROOT, REPO_ROOT
+from tests.workflows.support.shortened import (
+    edit_yaml,
+    fast_environments,
+    shorten_orders,
+    single_organisation,
+)
 
 DEV_ORG, DEV_NAME = "dev-org", "shop"
 OPS_ORG, OPS_NAME = "ops-org", "ops"
@@ -34,7 +38,6 @@ SINGLE_ORG_CLIENT = "single-org-client"  # the App of single-organisation mode, 
 OPS_MEMBER = "carol"
 OUTSIDER = "mallory"
 GIT_IDENTITY = ["-c", "user.name=pipeline tests", "-c", "user.email=tests@pipeline.invalid"]
-FAST_ENVIRONMENT = {"max_pause": "1s", "analysis": {"traffic": {"enabled": True, "rate": 20}}}
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -73,78 +76,6 @@ def copy_worktree(source: Path, target: Path) -> None:
         if src.is_file():
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target / name)
-
-
-def edit_yaml(path: Path, change: Any) -> None:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-
-
-def shorten_orders(service: dict[str, Any]) -> None:
-    """orders with one replica, a short canary and a short load stage."""
-    service["local"]["replicas"] = 1
-    service["deploy"] = {
-        "strategy": "canary",
-        "steps": [{"set_weight": 50}, {"pause": "1s"}, {"analyze": {}}],
-        "analysis": {
-            "interval": "1s", "window": "3s", "min_requests": 5,
-            "checks": [{"metric": "error_rate", "max": 0.05}],
-            "failure_limit": 0, "inconclusive_limit": 4, "consecutive_error_limit": 2,
-        },
-        "keep_previous": "0s",
-        "timeouts": {"ready": "60s"},
-    }
-    service["load"] |= {"users": 4, "spawn_rate": 4, "duration": "2s", "thresholds": {"fail_ratio": 0.05}}
-
-
-def single_organisation(project: dict[str, Any]) -> None:
-    """The Dev project approves prod through GitHub too (single-organisation mode)."""
-    project["organisations"]["ops"]["github"] = {"org": OPS_ORG, "team": OPS_TEAM}
-
-
-def fast_environments(project: dict[str, Any], ports: dict[str, int]) -> None:
-    project["defaults"]["timeouts"] |= {"poll": "200ms", "verify": "20s"}
-    for name, env in project["environments"].items():
-        if name in ports:
-            env["local"]["port"] = ports[name]
-            env.update(json.loads(json.dumps(FAST_ENVIRONMENT)))
-            if env.get("requires", {}).get("approval"):
-                env["analysis"]["on_inconclusive"] = "rollback"
-
-
-@dataclass
-class FakeGitHubProcess:
-    """``python3 -m tests.support.fake_github`` in its own process (act's jobs call it)."""
-
-    state: Path
-    log: Path
-    proc: subprocess.Popen[str] | None = None
-    url: str = ""
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.fake_github", "--port", "0", "--state", str(self.state)],
-            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True,
-        )
-        assert self.proc.stdout is not None
-        self.url = self.proc.stdout.readline().strip()
-        assert self.url.startswith("http"), f"fake GitHub did not start: {self.url!r}"
-
-    def call(self, method: str, path: str, body: object = None, token: str | None = None) -> Any:
-        headers = {"Content-Type": "application/json", "Accept": "application/vnd.github+json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            text = answer.read().decode()
-        return json.loads(text) if text else None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
 
 
 @dataclass
@@ -200,7 +131,7 @@ class World:
         copy_worktree(REPO_ROOT, self.dev)
         def configure(project: dict[str, Any]) -> None:
             fast_environments(project, self.ports)
-            single_organisation(project)
+            single_organisation(project, OPS_ORG, OPS_TEAM)
 
         edit_yaml(self.dev / "pipeline.yaml", configure)
         edit_yaml(self.dev / "services/orders/service.yaml", shorten_orders)
@@ -216,7 +147,7 @@ class World:
 
         def configure(project: dict[str, Any]) -> None:
             fast_environments(project, self.ports)
-            project["organisations"]["ops"]["github"] = {"org": OPS_ORG, "team": OPS_TEAM}
+            single_organisation(project, OPS_ORG, OPS_TEAM)
             project["organisations"]["ops"]["members"] = [OPS_MEMBER]
 
         edit_yaml(self.ops / "pipeline.yaml", configure)
