@@ -11,13 +11,17 @@ environment, literal, never cancelling.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.workflows.support.files import (
+    OPS_ROOT,
     PIN,
+    REPO_ROOT,
     VERSION_COMMENT,
     WorkflowFile,
     all_files,
@@ -199,3 +203,70 @@ def test_the_quoting_check_finds_an_unquoted_variable() -> None:
 
 def _dump(value: object) -> str:
     return repr(value)
+
+
+def test_every_stage_of_the_service_chain_says_why_it_stopped() -> None:
+    for job_id, job in workflow("dev", "service.yml").jobs().items():
+        last = job["steps"][-1]
+        assert last.get("if") == "failure()", f"service.yml: job {job_id} ends without a failure summary"
+        assert "GITHUB_STEP_SUMMARY" in last["run"], f"service.yml: job {job_id}"
+
+
+def test_the_chain_runs_its_stages_in_order() -> None:
+    jobs = workflow("dev", "service.yml").jobs()
+    order = ["test", "push", "dev", "staging", "load", "handoff"]
+    assert list(jobs) == order
+    for before, job_id in itertools.pairwise(order):
+        needs = jobs[job_id]["needs"]
+        assert before in ([needs] if isinstance(needs, str) else needs), f"{job_id} must need {before}"
+
+
+def test_deliver_runs_one_chain_per_changed_service_without_fail_fast() -> None:
+    job = workflow("dev", "deliver.yml").jobs()["service"]
+    assert job["uses"] == "./.github/workflows/service.yml"
+    assert job["strategy"]["fail-fast"] is False
+    assert job["strategy"]["matrix"]["service"] == "${{ fromJSON(needs.changes.outputs.services) }}"
+
+
+def test_ci_runs_the_readme_test_command_and_validate() -> None:
+    runs = [str(step.get("run", "")) for _, step in workflow("dev", "ci.yml").steps()]
+    assert "bash scripts/test.sh" in runs
+    assert "pipeline validate" in runs
+    assert "bash scripts/test.sh" in (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_ops_team_owns_the_releases_and_the_workflows() -> None:
+    owners = dict(
+        line.split(maxsplit=1) for line in (OPS_ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert set(owners) >= {"/releases/", "/.github/"}
+    assert all(re.fullmatch(r"@[\w-]+/[\w-]+", team.strip()) for team in owners.values()), owners
+
+
+BAD_WORKFLOW = """\
+on: push
+jobs:
+  j:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo ${{ github.sha }}
+"""
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        test_workflow_grants_nothing_at_the_top_and_each_job_its_own,
+        test_every_action_is_pinned_to_a_commit_with_its_version,
+        test_checkout_never_persists_credentials,
+        test_no_expression_inside_a_run_script,
+    ],
+    ids=lambda rule: rule.__name__.removeprefix("test_"),
+)
+def test_the_rules_reject_a_workflow_that_breaks_them(rule: Any) -> None:
+    bad = WorkflowFile(path=REPO_ROOT / ".github/workflows/bad.yml", text=BAD_WORKFLOW,
+                       data=yaml.safe_load(BAD_WORKFLOW), side="dev")
+    with pytest.raises(AssertionError):
+        rule(bad)
