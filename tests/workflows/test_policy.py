@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -270,3 +271,15 @@ def test_the_rules_reject_a_workflow_that_breaks_them(rule: Any) -> None:
                        data=yaml.safe_load(BAD_WORKFLOW), side="dev")
     with pytest.raises(AssertionError):
         rule(bad)
+
+
+@pytest.mark.parametrize("project", [None, OPS_ROOT / "pipeline.yaml"], ids=["dev", "ops"])
+def test_the_project_files_the_workflows_use_are_valid(project: Path | None) -> None:
+    from click.testing import CliRunner
+
+    from pipeline.cli.main import cli
+
+    head = ["--root", str(REPO_ROOT)] + (["--project", str(project)] if project else [])
+    result = CliRunner().invoke(cli, [*head, "validate", "--json"])
+    assert result.exit_code == 0, f"{result.output}{result.exception!r}"
+    assert "orders" in result.output
