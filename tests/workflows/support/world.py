@@ -13,6 +13,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,9 +179,13 @@ class World:
     def head(self) -> str:
         return git(self.dev, "rev-parse", "HEAD")
 
-    def commit_dev(self, message: str, files: dict[str, str]) -> str:
+    def commit_dev(self, message: str, files: dict[str, str | None]) -> str:
+        """Commit ``files`` (None removes one) to the Dev repository; the new HEAD."""
         for name, text in files.items():
-            (self.dev / name).write_text(text, encoding="utf-8")
+            if text is None:
+                (self.dev / name).unlink()
+            else:
+                (self.dev / name).write_text(text, encoding="utf-8")
         git(self.dev, "add", "-A")
         git(self.dev, "commit", "-q", "-m", message)
         return self._mirror_dev_commit()
@@ -233,10 +240,7 @@ class World:
                  actor: str | None = None, token: str | None = None,
                  check: bool = True) -> subprocess.CompletedProcess[str]:
         """The machine's ``pipeline`` on the shared local platform (and the fake GitHub API)."""
-        hidden = ("PIPELINE_", "GITHUB_")
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
-        environ |= {"PIPELINE_LOCAL_HOME": str(self.home), "GITHUB_API_URL": self.github.url,
-                    "GITHUB_REPOSITORY": DEV_REPO}
+        environ = self._environ()
         if token:
             environ["GITHUB_TOKEN"] = token
         if actor:
@@ -249,11 +253,40 @@ class World:
             assert proc.returncode == 0, f"pipeline {command}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
         return proc
 
+    @contextmanager
+    def background(self, *args: str) -> Iterator[subprocess.Popen[str]]:
+        """``pipeline ARGS`` running while the block runs (killed if it is still running after)."""
+        proc = subprocess.Popen(["pipeline", "--root", str(self.dev), *args], env=self._environ(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+
+    def wait_for_status(self, service: str, env: str, ready: Callable[[dict[str, Any]], bool],
+                        attempts: int = 300) -> dict[str, Any]:
+        """The status row of ``service`` in ``env`` once ``ready(row)`` (polled, at most ``attempts``)."""
+        rows: list[dict[str, Any]] = []
+        for _ in range(attempts):
+            rows = json.loads(self.pipeline("status", service, "--env", env, "--json").stdout)
+            if rows and ready(rows[0]):
+                return rows[0]
+            time.sleep(0.2)
+        raise AssertionError(f"{service}@{env} never reached the state the test waits for: {rows}")
+
     def history(self, service: str, env: str) -> list[dict[str, Any]]:
         project = self.ops / "pipeline.yaml" if env == "prod" else None
         proc = self.pipeline("history", service, "--env", env, "--json", project=project)
         data = json.loads(proc.stdout)
         return list(data["records"] if isinstance(data, dict) else data)
+
+    def _environ(self) -> dict[str, str]:
+        hidden = ("PIPELINE_", "GITHUB_")
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(hidden)}
+        return environ | {"PIPELINE_LOCAL_HOME": str(self.home), "GITHUB_API_URL": self.github.url,
+                          "GITHUB_REPOSITORY": DEV_REPO}
 
     def close(self) -> None:
         self.pipeline("local", "down", check=False)
