@@ -206,19 +206,23 @@ def test_ops_rollback_returns_prod_to_its_last_good_release(world: World, promot
 
 def test_operate_signals_a_deployment_that_is_still_running(world: World, bad: Delivery) -> None:
     service_file = world.dev / "services/orders/service.yaml"
-    service = yaml.safe_load(service_file.read_text(encoding="utf-8"))
+    original = service_file.read_text(encoding="utf-8")
+    service = yaml.safe_load(original)
     service["deploy"]["steps"] = [{"set_weight": 50}, {"pause": None}, {"analyze": {}}]
     commit = world.commit_dev("orders: the fault fixed, and a release that waits for a person", {
         "services/orders/service.yaml": yaml.safe_dump(service, sort_keys=False),
         "services/orders/fault.json": None,
     })
-    with world.background("deploy", "orders", "--env", "dev", "--ref", commit, "--yes") as deployment:
-        row = world.wait_for_status("orders", "dev", lambda r: r["waiting_for"] == "Hold")
-        assert row["release"]["commit"] == commit
-        run = world.dispatch(world.dev, "operate.yml", {"action": "continue", "service": "orders",
-                                                        "environment": "dev", "reason": "e2e: go on"})
-        assert run.succeeded, run.tail()
-        assert deployment.wait(timeout=240) == 0
+    try:
+        with world.background("deploy", "orders", "--env", "dev", "--ref", commit, "--yes") as deployment:
+            row = world.wait_for_status("orders", "dev", lambda r: r["waiting_for"] == "Hold")
+            assert row["release"]["commit"] == commit
+            run = world.dispatch(world.dev, "operate.yml", {"action": "continue", "service": "orders",
+                                                            "environment": "dev", "reason": "e2e: go on"})
+            assert run.succeeded, run.tail()
+            assert deployment.wait(timeout=240) == 0
+    finally:  # later runs check out HEAD: give them the strategy without the open pause back
+        world.commit_dev("orders: timed pauses again", {"services/orders/service.yaml": original})
     assert json.loads(world.pipeline("status", "orders", "--env", "dev", "--json").stdout)[0]["release"][
         "commit"] == commit
 
