@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from pipeline.core.analysis import SYNTHETIC, SYNTHETIC_ERRORS
 from pipeline.core.errors import PipelineError, PlatformError, StateConflict, TransientPlatformError
 from pipeline.core.evidence import traffic_rate
 from pipeline.core.machine import transition
@@ -365,7 +364,8 @@ def _with_synthetic(
     return replace(
         m,
         errors=min(m.requests, max(m.errors, sent.errors)),
-        extra=(*m.extra, (SYNTHETIC, float(sent.requests)), (SYNTHETIC_ERRORS, float(sent.errors))),
+        synthetic=sent.requests,
+        synthetic_errors=sent.errors,
     )
 
 
@@ -374,5 +374,17 @@ def _evidence_data(event: Measured) -> dict[str, object]:
     data: dict[str, object] = {}
     for name, m in (("canary", event.canary), ("baseline", event.baseline)):
         if m is not None:
-            data[name] = {"requests": m.requests, "errors": m.errors, "p95_ms": m.p95_ms, **dict(m.extra)}
+            data[name] = {
+                "requests": m.requests,
+                "errors": m.errors,
+                "p95_ms": m.p95_ms,
+                **dict(m.extra),
+                **({"p95_upper_bound": True} if m.p95_upper_bound else {}),
+                **({"alarms": list(m.alarms)} if m.alarms else {}),
+                **(
+                    {"synthetic": m.synthetic, "synthetic_errors": m.synthetic_errors}
+                    if m.synthetic is not None
+                    else {}
+                ),
+            }
     return {"analysis": data} if data else {}

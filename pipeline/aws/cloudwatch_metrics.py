@@ -8,13 +8,13 @@ environment's ALB (dimensions ``LoadBalancer`` + ``TargetGroup``, namespace
 - ``HTTPCode_Target_5XX_Count`` (Sum) -> ``Measurement.errors``;
 - ``TargetResponseTime`` (``p95``, seconds) -> ``Measurement.p95_ms``. When the endpoint
   refuses percentile statistics (moto answers HTTP 500), the query is repeated once with
-  ``Maximum`` and the adapter keeps using it; the measurement then carries
-  ``("p95_is_maximum", 1.0)`` in ``extra`` (an upper bound of the p95, never lower).
+  ``Maximum`` and the adapter keeps using it; the measurement then says
+  ``p95_upper_bound=True`` (the Maximum is never lower than the p95).
 
 No datapoints means ``requests=0``: the core's analysis turns that into Inconclusive.
 
 Alarms are extra gates: each alarm named in ``alarm_names`` that is in state ``ALARM``
-appears as ``("alarm:<name>", 1.0)`` in ``extra``, which the core's analysis turns into a
+is named in ``Measurement.alarms``, which the core's analysis turns into a
 Failed verdict naming the alarm, whatever the traffic. Alarms are service-wide, so a
 firing alarm fails whichever slot is measured. That costs one ``DescribeAlarms`` call.
 """
@@ -70,11 +70,13 @@ class CloudWatchMetrics:
         errors = round(sum(values["errors"]))
         latency = values["latency"]
         p95 = max(latency) * 1000.0 if latency else None
-        extra: list[tuple[str, float]] = []
-        if p95 is not None and self.latency_stat != PERCENTILE:
-            extra.append(("p95_is_maximum", 1.0))
-        extra += [(f"alarm:{name}", 1.0) for name in self._firing_alarms()]
-        return Measurement(requests=requests, errors=errors, p95_ms=p95, extra=tuple(extra))
+        return Measurement(
+            requests=requests,
+            errors=errors,
+            p95_ms=p95,
+            p95_upper_bound=p95 is not None and self.latency_stat != PERCENTILE,
+            alarms=tuple(self._firing_alarms()),
+        )
 
     def _metric_data(self, slot: Slot, since: float, until: float) -> dict[str, list[float]]:
         dimension = target_group_dimension(self._groups.arns().of(slot))

@@ -9,12 +9,11 @@ one ``get_metric_data`` call:
 - errors = Errors + Throttles,
 - p95_ms = the p95 of Duration over the window (the largest per-period p95 when the
   window spans several periods); endpoints without percentiles (moto) fall back to the
-  Maximum, which is never lower than the p95, and ``extra`` says so
-  (``("p95_is_maximum", 1.0)``).
+  Maximum, which is never lower than the p95, and ``p95_upper_bound`` says so.
 
 No datapoints means requests = 0: the core's analysis turns that into Inconclusive, never
 Successful. CloudWatch alarms named in ``alarm_names`` are gates: each one in ALARM is
-reported as ``("alarm:<name> (<reason>)", 1.0)`` in ``extra``, which the core's analysis
+named in ``Measurement.alarms`` as ``<name> (<reason>)``, which the core's analysis
 turns into a Failed verdict naming the alarm, whatever the traffic.
 """
 
@@ -62,24 +61,23 @@ class LambdaMetrics:
         self._percentiles = True  # until the endpoint proves otherwise
 
     def measure(self, slot: Slot, since: float, until: float) -> Measurement:
-        alarms = tuple((f"alarm:{name}", 1.0) for name in self._firing_alarms())
+        alarms = tuple(self._firing_alarms())
         version = self.slots.version(slot)
         if version is None:
-            return Measurement(requests=0, errors=0, extra=alarms)
+            return Measurement(requests=0, errors=0, alarms=alarms)
         sums, duration, is_max = self._query(version, since, until)
         throttles = int(sums["thr"])
         extra: tuple[tuple[str, float], ...] = (
             ("throttles", float(throttles)),
             ("version", float(version)),
         )
-        if is_max and duration is not None:
-            extra += (("p95_is_maximum", 1.0),)
-        extra += alarms
         return Measurement(
             requests=int(sums["inv"]) + throttles,
             errors=int(sums["err"]) + throttles,
             p95_ms=duration,
             extra=extra,
+            alarms=alarms,
+            p95_upper_bound=is_max and duration is not None,
         )
 
     def duration_p95_ms(self, since: float, until: float) -> float | None:

@@ -73,24 +73,9 @@ class Verdict:
     starved: bool = False
 
 
-ALARM_PREFIX = "alarm:"
-SYNTHETIC = "synthetic"
-"""Key in ``Measurement.extra``: how many of the window's requests the deployment sent itself."""
-SYNTHETIC_ERRORS = "synthetic_errors"
-"""Key in ``Measurement.extra``: how many of those got a 5xx answer."""
-
-
-def firing_alarms(m: Measurement) -> list[str]:
-    """Alarms the metrics source reported in ALARM, as ``("alarm:<name>", 1.0)`` in ``extra``."""
-    return [key[len(ALARM_PREFIX) :] for key, value in m.extra if key.startswith(ALARM_PREFIX) and value]
-
-
 def synthetic_requests(m: Measurement) -> int | None:
     """Requests of ``m`` the deployment sent itself; None when nobody counted them."""
-    for key, value in m.extra:
-        if key == SYNTHETIC:
-            return min(m.requests, int(value))
-    return None
+    return None if m.synthetic is None else min(m.requests, m.synthetic)
 
 
 def assess(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None) -> Verdict:
@@ -102,9 +87,12 @@ def assess(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None
     baseline needs ``min_requests`` too: a comparison with a handful of requests is no
     evidence. Reasons say how many requests were synthetic ("42 of 60 synthetic").
     """
-    alarms = firing_alarms(canary)
-    if alarms:
-        return Verdict(Outcome.FAILED, f"alarm in ALARM: {', '.join(alarms)}", {"alarms": float(len(alarms))})
+    if canary.alarms:
+        return Verdict(
+            Outcome.FAILED,
+            f"alarm in ALARM: {', '.join(canary.alarms)}",
+            {"alarms": float(len(canary.alarms))},
+        )
     compared = baseline if spec.max_error_rate_increase is not None else None
     measured = _measured(canary, compared)
     short = _short_of_requests(spec, canary, compared)
@@ -116,7 +104,8 @@ def assess(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None
         if value is None:
             return Verdict(Outcome.INCONCLUSIVE, f"no data for {check.metric} in the window", measured)
         if value > check.max:
-            failures.append(f"{check.metric} {_fmt(value)} > {_fmt(check.max)}")
+            bound = " (the window's maximum: the source has no p95)" if _is_bound(canary, check.metric) else ""
+            failures.append(f"{check.metric} {_fmt(value)} > {_fmt(check.max)}{bound}")
     if spec.max_error_rate_increase is not None and compared is not None and compared.requests:
         allowed = compared.error_rate + spec.max_error_rate_increase
         if canary.error_rate > allowed:
@@ -138,6 +127,8 @@ def _measured(canary: Measurement, baseline: Measurement | None) -> dict[str, fl
     }
     if canary.p95_ms is not None:
         measured["p95_ms"] = round(canary.p95_ms, 3)
+        if canary.p95_upper_bound:
+            measured["p95_upper_bound"] = 1.0
     synthetic = synthetic_requests(canary)
     if synthetic is not None:
         measured["synthetic"] = float(synthetic)
@@ -182,6 +173,10 @@ def _evidence(canary: Measurement, baseline: Measurement | None) -> str:
 def _share(m: Measurement) -> str:
     synthetic = synthetic_requests(m)
     return "" if synthetic is None else f", {synthetic} of {m.requests} synthetic"
+
+
+def _is_bound(m: Measurement, metric: MetricName) -> bool:
+    return metric == "p95_ms" and m.p95_upper_bound
 
 
 def _value(m: Measurement, metric: MetricName) -> float | None:

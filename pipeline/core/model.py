@@ -142,13 +142,22 @@ class SlotHealth:
 class Measurement:
     """Traffic facts for one slot over a window, from the Metrics port.
 
-    ``p95_ms`` is None when the source has no latency data.
+    ``p95_ms`` is None when the source has no latency data; ``p95_upper_bound`` says it is
+    the window's maximum (a source without percentiles), so it can only overstate the p95.
+    ``alarms`` names the platform's alarms in ALARM during the window (CloudWatch on AWS).
+    ``synthetic`` counts the requests the deployment sent itself (None: nobody counted),
+    ``synthetic_errors`` how many of those got a 5xx answer. ``extra`` carries figures
+    for people and reports only (throttles, cold starts, ...): analysis never reads it.
     """
 
     requests: int
     errors: int
     p95_ms: float | None = None
     extra: tuple[tuple[str, float], ...] = ()
+    alarms: tuple[str, ...] = ()
+    p95_upper_bound: bool = False
+    synthetic: int | None = None
+    synthetic_errors: int = 0
 
     @property
     def error_rate(self) -> float:

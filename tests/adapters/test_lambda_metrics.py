@@ -39,7 +39,7 @@ def test_each_slot_is_measured_by_the_version_it_executed(lambda_aws: LambdaWorl
     assert (green.requests, green.errors) == (5 * 32, 5 * 5)  # throttles count as failed requests
     assert (blue.requests, blue.errors) == (500, 5)
     assert green.p95_ms == 120.0 and blue.p95_ms == 50.0
-    assert ("p95_is_maximum", 1.0) in green.extra  # moto has no percentiles
+    assert green.p95_upper_bound  # moto has no percentiles
     assert ("throttles", 10.0) in green.extra
 
 
@@ -81,7 +81,7 @@ def test_an_alarm_in_alarm_state_fails_the_measurement(lambda_aws: LambdaWorld) 
     cloudwatch.set_alarm_state(AlarmName="orders-dev-errors", StateValue="ALARM", StateReason="5 errors")
 
     measured = metrics.measure(Slot.GREEN, now - 60, now)
-    assert ("alarm:orders-dev-errors (5 errors)", 1.0) in measured.extra
+    assert measured.alarms == ("orders-dev-errors (5 errors)",)
     verdict = assess(AnalysisSpec(), measured, None)
     assert verdict.outcome is Outcome.FAILED
     assert verdict.reason == "alarm in ALARM: orders-dev-errors (5 errors)"

@@ -303,7 +303,7 @@ def test_a_slot_is_drained_before_it_is_scaled_down(phase: Phase) -> None:
 
 def test_a_firing_alarm_fails_the_analysis_even_without_traffic() -> None:
     state = _state(Phase.PROGRESSING, Measure(Slot.GREEN, 0), step_index=2)
-    quiet = Measurement(0, 0, None, extra=(("alarm:orders-5xx", 1.0),))
+    quiet = Measurement(0, 0, None, alarms=("orders-5xx",))
     rolled, _ = transition(state, Measured(NOW, quiet, None))
     assert rolled.phase is Phase.ROLLING_BACK
     assert rolled.reason == "analysis failed: alarm in ALARM: orders-5xx"

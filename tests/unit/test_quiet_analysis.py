@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.core.analysis import AnalysisSpec, Outcome, assess
+from pipeline.core.analysis import AnalysisSpec, Check, Outcome, assess
 from pipeline.core.evidence import evidence_due, traffic_rate
 from pipeline.core.model import Measurement, Slot, Weights
 from pipeline.core.plan import Strategy
@@ -179,8 +179,8 @@ def test_a_compared_baseline_needs_min_requests_too() -> None:
 
 def test_a_verdict_says_how_many_requests_were_synthetic() -> None:
     spec = AnalysisSpec(min_requests=20, max_error_rate_increase=0.01)
-    canary_ = Measurement(60, 0, 10.0, extra=(("synthetic", 42.0),))
-    baseline = Measurement(540, 0, 10.0, extra=(("synthetic", 999.0),))  # never more than measured
+    canary_ = Measurement(60, 0, 10.0, synthetic=42)
+    baseline = Measurement(540, 0, 10.0, synthetic=999)  # never more than measured
     verdict = assess(spec, canary_, baseline)
     assert verdict.reason == (
         "all checks passed over 60 requests to the new release, 42 of 60 synthetic; "
@@ -208,3 +208,12 @@ def test_a_platform_that_cannot_send_synthetic_traffic_judges_real_traffic_and_s
     assert state.phase is Phase.SUCCEEDED and state.analysis.synthetic_rate == 0.0
     notes = [line for line in world.history() if line.startswith("no synthetic traffic")]
     assert len(notes) == 2  # one per deployment, each recorded once
+
+
+def test_a_p95_that_is_only_an_upper_bound_says_so_when_it_fails_a_check() -> None:
+    spec = AnalysisSpec(checks=(Check("p95_ms", 100.0),), min_requests=1)
+    bound = assess(spec, Measurement(50, 0, 180.0, p95_upper_bound=True), None)
+    exact = assess(spec, Measurement(50, 0, 180.0), None)
+    assert bound.outcome is Outcome.FAILED and "the source has no p95" in bound.reason
+    assert bound.measured is not None and bound.measured["p95_upper_bound"] == 1.0
+    assert exact.outcome is Outcome.FAILED and "the source has no p95" not in exact.reason
