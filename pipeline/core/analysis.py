@@ -104,7 +104,7 @@ def assess(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None
         if value is None:
             return Verdict(Outcome.INCONCLUSIVE, f"no data for {check.metric} in the window", measured)
         if value > check.max:
-            bound = " (the window's maximum: the source has no p95)" if _is_bound(canary, check.metric) else ""
+            bound = _BOUND_NOTE if _is_bound(canary, check.metric) else ""
             failures.append(f"{check.metric} {_fmt(value)} > {_fmt(check.max)}{bound}")
     if spec.max_error_rate_increase is not None and compared is not None and compared.requests:
         allowed = compared.error_rate + spec.max_error_rate_increase
@@ -173,6 +173,9 @@ def _evidence(canary: Measurement, baseline: Measurement | None) -> str:
 def _share(m: Measurement) -> str:
     synthetic = synthetic_requests(m)
     return "" if synthetic is None else f", {synthetic} of {m.requests} synthetic"
+
+
+_BOUND_NOTE = " (the window's maximum: the source has no p95)"
 
 
 def _is_bound(m: Measurement, metric: MetricName) -> bool:
