@@ -18,8 +18,6 @@ in the alias description so that it reads back.
 
 from __future__ import annotations
 
-import re
-
 from pipeline.aws.lambda_api import AliasState, LambdaApi
 from pipeline.aws.lambda_slots import SlotVersions
 from pipeline.core.errors import PlatformError
@@ -28,8 +26,6 @@ from pipeline.core.model import Slot, Weights
 __all__ = ["LambdaAliasRouter"]
 
 IAM_ACTIONS: frozenset[str] = frozenset({"lambda:GetAlias", "lambda:CreateAlias", "lambda:UpdateAlias"})
-
-_NOTE = re.compile(r"blue=(\d+) green=(\d+)")
 
 
 class LambdaAliasRouter:
@@ -44,7 +40,7 @@ class LambdaAliasRouter:
         versions = self._slot_versions()
         current = self.api.alias(self.alias)
         primary, extra = self._routing(weights, versions, current)
-        note = f"pipeline weights blue={weights.blue} green={weights.green}"
+        note = weights.note()
         same_route = current is not None and current.version == primary and dict(current.weights) == extra
         split_matters = versions[Slot.BLUE] != versions[Slot.GREEN]
         if same_route and (split_matters or (current is not None and current.description == note)):
@@ -58,9 +54,9 @@ class LambdaAliasRouter:
         versions = self._slot_versions()
         blue, green = versions[Slot.BLUE], versions[Slot.GREEN]
         if blue is not None and blue == green:
-            match = _NOTE.search(current.description)
-            if current.version == blue and not current.weights and match:
-                return Weights(int(match[1]), int(match[2]))
+            noted = Weights.from_note(current.description)
+            if current.version == blue and not current.weights and noted is not None:
+                return noted
         shares = {current.version: 1.0 - sum(f for _, f in current.weights), **dict(current.weights)}
         if not set(shares) <= {blue, green}:
             return None  # the alias serves a version that is in neither slot

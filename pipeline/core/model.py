@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_WEIGHTS_NOTE = re.compile(r"\bpipeline weights blue=(\d+) green=(\d+)\b")
 
 
 class Slot(StrEnum):
@@ -109,6 +110,25 @@ class Weights:
 
     def to_dict(self) -> dict[str, int]:
         return {"blue": self.blue, "green": self.green}
+
+    def note(self) -> str:
+        """The split as an alias router records it (``pipeline weights blue=.. green=..``).
+
+        Both alias routers (AWS and local) keep the requested split in the alias
+        description, which is the only place it survives when both slots run one version.
+        """
+        return f"pipeline weights blue={self.blue} green={self.green}"
+
+    @classmethod
+    def from_note(cls, text: str) -> Weights | None:
+        """The split a ``note()`` recorded in ``text``; None when there is none or it is invalid."""
+        match = _WEIGHTS_NOTE.search(text)
+        if match is None:
+            return None
+        try:
+            return cls(int(match[1]), int(match[2]))
+        except ValueError:
+            return None
 
     def __str__(self) -> str:
         return f"blue {self.blue}% / green {self.green}%"
