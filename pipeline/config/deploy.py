@@ -29,16 +29,14 @@ from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.plan import Strategy
 from pipeline.core.state import Timeouts
 from pipeline.core.steps import (
-    Analyze,
-    Approve,
-    LoadStage,
-    Pause,
-    SetWeight,
+    STEP_KEYS,
+    STRATEGY_NAMES,
     Step,
-    TestStage,
+    StrategyName,
     blue_green,
     canary,
     linear,
+    step_from_entry,
 )
 
 _CORE_ANALYSIS = AnalysisSpec()
@@ -83,8 +81,6 @@ PauseValue = Annotated[
     WithJsonSchema({"anyOf": [*DURATION_SCHEMA["anyOf"], {"type": "null"}, _EMPTY_OBJECT]}),
 ]
 
-STEP_KEYS = ("set_weight", "pause", "analyze", "load", "test", "approve")
-
 
 class StepConfig(Model):
     """One canary step: a mapping with exactly one of the keys in ``STEP_KEYS``."""
@@ -115,12 +111,7 @@ class StepConfig(Model):
     def to_step(self) -> Step:
         """The core step this mapping stands for (exactly one key is set)."""
         (key,) = self.model_fields_set
-        if key == "set_weight":
-            return SetWeight(self.set_weight or 0)
-        if key == "pause":
-            return Pause(self.pause)
-        simple: dict[str, Step] = {"analyze": Analyze(), "load": LoadStage(), "test": TestStage()}
-        return simple.get(key, Approve())
+        return step_from_entry(key, getattr(self, key))
 
 
 class LinearConfig(Model):
@@ -189,10 +180,8 @@ class AnalysisConfig(Model):
         )
 
 
-StrategyName = Literal["blue-green", "canary", "linear"]
-
 # strategy -> (keys it requires, keys that do not apply to it)
-_STRATEGY_KEYS: dict[str, tuple[set[str], set[str]]] = {
+_STRATEGY_KEYS: dict[StrategyName, tuple[set[str], set[str]]] = {
     "blue-green": (set(), {"steps", "linear"}),
     "canary": ({"steps"}, {"linear", "bake", "load_stage"}),
     "linear": ({"linear"}, {"steps", "bake"}),
@@ -216,7 +205,7 @@ class DeployConfig(Model):
     @classmethod
     def _presence_rules(cls, data: dict[Any, Any]) -> list[Issue]:
         strategy = data.get("strategy", "blue-green")
-        if not isinstance(strategy, str) or strategy not in _STRATEGY_KEYS:
+        if strategy not in STRATEGY_NAMES:
             return []
         required, forbidden = _STRATEGY_KEYS[strategy]
         return presence(data, "strategy", strategy, required, forbidden)

@@ -10,7 +10,7 @@ verified, then the previous slot kept warm for ``keep_previous`` and scaled down
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,17 @@ class Approve:
 Step = SetWeight | Pause | Analyze | LoadStage | TestStage | Approve
 
 StrategyName = Literal["blue-green", "canary", "linear"]
+"""The strategies a service can choose; ``STRATEGY_NAMES`` lists them in order."""
+STRATEGY_NAMES: tuple[StrategyName, ...] = get_args(StrategyName)
+
+_MARKERS: dict[str, Step] = {
+    "analyze": Analyze(),
+    "load": LoadStage(),
+    "test": TestStage(),
+    "approve": Approve(),
+}
+STEP_KEYS = ("set_weight", "pause", *_MARKERS)
+"""The keys of the step vocabulary: one per step type, as written in config and state."""
 
 
 def blue_green(*, load_stage: bool = False, bake_seconds: float = 0.0) -> tuple[Step, ...]:
@@ -128,6 +139,7 @@ def describe(step: Step) -> str:
 
 
 def step_to_dict(step: Step) -> dict[str, object]:
+    """The single-key mapping for ``step`` (``{"set_weight": 10}``, ``{"analyze": True}``)."""
     match step:
         case SetWeight(percent=p):
             return {"set_weight": p}
@@ -145,21 +157,23 @@ def step_to_dict(step: Step) -> dict[str, object]:
 
 
 def step_from_dict(data: dict[str, object]) -> Step:
-    if "set_weight" in data:
-        return SetWeight(int(str(data["set_weight"])))
-    if "pause" in data:
-        value = data["pause"]
-        return Pause(None if value is None else float(str(value)))
-    simple: dict[str, Step] = {
-        "analyze": Analyze(),
-        "load": LoadStage(),
-        "test": TestStage(),
-        "approve": Approve(),
-    }
-    for key, step in simple.items():
+    """The step a single-key mapping stands for: the inverse of ``step_to_dict``, shared by
+    the persisted state and the ``deploy.steps`` entries of ``service.yaml``."""
+    for key in STEP_KEYS:
         if key in data:
-            return step
-    raise ValueError(f"unknown step {data!r}")
+            return step_from_entry(key, data[key])
+    raise ValueError(f"unknown step {data!r}: use one of {', '.join(STEP_KEYS)}")
+
+
+def step_from_entry(key: str, value: object) -> Step:
+    """The step for one ``key: value`` entry (``key`` in ``STEP_KEYS``); markers ignore ``value``."""
+    if key == "set_weight":
+        return SetWeight(int(str(value)))
+    if key == "pause":
+        return Pause(None if value is None else float(str(value)))
+    if key not in _MARKERS:
+        raise ValueError(f"unknown step key {key!r}: use one of {', '.join(STEP_KEYS)}")
+    return _MARKERS[key]
 
 
 def format_seconds(seconds: float) -> str:
