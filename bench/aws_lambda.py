@@ -79,10 +79,10 @@ def main() -> None:
 
 
 def run_once(events: int, warm: int) -> tuple[Counter[str], float]:
-    from pipeline.aws.lambda_bootstrap import execute, plan
-    from pipeline.aws.lambda_compute import Readiness
-    from pipeline.aws.lambda_platform import platform_for
-    from pipeline.aws.lambda_spec import LambdaSpec
+    from pipeline.aws.lambda_.bootstrap import execute, plan
+    from pipeline.aws.lambda_.compute import Readiness
+    from pipeline.aws.lambda_.platform import platform_for
+    from pipeline.aws.lambda_.spec import LambdaSpec
     from pipeline.aws.session import AwsSession, SessionSettings
     from pipeline.core.analysis import AnalysisSpec, Check
     from pipeline.core.model import ServiceRef

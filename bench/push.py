@@ -48,7 +48,7 @@ def main() -> int:
 
     from moto.server import ThreadedMotoServer
 
-    from pipeline.aws.ecr import EcrRegistry
+    from pipeline.aws.ecr.registry import EcrRegistry
     from pipeline.aws.session import AwsSession, SessionSettings
     from pipeline.oci import OciArchive
 

@@ -5,7 +5,7 @@ reads; each ``BootstrapStep`` says whether its resource exists and how to create
 Resources the toolkit does not own (the cluster, the ALB listeners, the VPC) are checked,
 never created: a missing one stops the run before anything is created.
 
-For an ECS service: ECR repository (``pipeline.aws.ecr``), the blue and green target
+For an ECS service: ECR repository (``pipeline.aws.ecr.registry``), the blue and green target
 groups, the service's path rule on the listener and on the test listener (100% blue),
 a first task definition revision (a placeholder image; no task ever runs it) and the two
 slot services at desired count 0. For the environment: the DynamoDB state table.
@@ -23,10 +23,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws.alb_router import service_routes
-from pipeline.aws.alb_rules import AlbRoute, SlotTargetGroups, forward_action
-from pipeline.aws.dynamo_table import ensure_table, table_status
-from pipeline.aws.ecs_taskdef import render
+from pipeline.aws.alb.router import service_routes
+from pipeline.aws.alb.rules import AlbRoute, SlotTargetGroups, forward_action
+from pipeline.aws.state.table import ensure_table, table_status
+from pipeline.aws.ecs.taskdef import render
 from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
@@ -207,9 +207,9 @@ def _services(session: AwsSession, cluster: str, names: list[str]) -> set[str]:
 
 def _repository_step(session: AwsSession, env: AwsEnvironment, spec: EcsServiceSpec) -> BootstrapStep:
     try:
-        ecr_module = importlib.import_module("pipeline.aws.ecr")  # another adapter: optional here
+        ecr_module = importlib.import_module("pipeline.aws.ecr.registry")  # another adapter: optional here
     except ModuleNotFoundError:
-        return BootstrapStep("ECR repository", f"{spec.name} (pipeline.aws.ecr is not installed)", False)
+        return BootstrapStep("ECR repository", f"{spec.name} (pipeline.aws.ecr.registry is not installed)", False)
     ecr = session.client("ecr")
     exists = _probe(
         f"describe ECR repository {spec.name}",

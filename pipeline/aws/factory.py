@@ -3,7 +3,7 @@
 - ``stores(env)``: ``DynamoStateStore`` + ``DynamoLockManager`` on the environment's table;
 - ``platform(env, service)``: for ``kind: ecs``, ``EcsCompute`` + ``AlbListenerRouter`` +
   ``CloudWatchMetrics`` + the load-test package's stage runner (HTTP smoke checks when it
-  is not installed); for ``kind: lambda``, ``pipeline.aws.lambda_platform.lambda_platform``;
+  is not installed); for ``kind: lambda``, ``pipeline.aws.lambda_.platform.lambda_platform``;
 - ``registry(env)``: ``pipeline.aws.ecr.EcrRegistry`` on the environment's registry.
 
 One ``AwsSession`` per environment (assumed role, retries, client cache), made on first use.
@@ -18,13 +18,13 @@ from dataclasses import replace
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from pipeline.aws.alb_router import AlbListenerRouter, service_routes
+from pipeline.aws.alb.router import AlbListenerRouter, service_routes
 from pipeline.aws.bootstrap import BootstrapStep, adapt_steps, plan_ecs_service, plan_environment
-from pipeline.aws.cloudwatch_metrics import CloudWatchMetrics
+from pipeline.aws.alb.metrics import CloudWatchMetrics
 from pipeline.aws.config_glue import aws_environment, ecs_spec
-from pipeline.aws.dynamo_lock import DynamoLockManager
-from pipeline.aws.dynamo_store import DynamoStateStore
-from pipeline.aws.ecs_compute import EcsCompute
+from pipeline.aws.state.lock import DynamoLockManager
+from pipeline.aws.state.store import DynamoStateStore
+from pipeline.aws.ecs.compute import EcsCompute
 from pipeline.aws.session import DEFAULT_MAX_ATTEMPTS, AwsSession, SessionSettings
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.errors import PlatformError
@@ -96,7 +96,7 @@ class AwsFactory:
         session, settings = self.session(env), self.environment(env)
         traffic = service_traffic(env.aws.url, service) if env.aws is not None and env.aws.url else None
         if service.kind == "lambda":
-            module = _adapter("pipeline.aws.lambda_platform", "Lambda services")
+            module = _adapter("pipeline.aws.lambda_.platform", "Lambda services")
             platform: Platform = module.lambda_platform(
                 session, settings, service, self.clock, root=self.project.root, env_name=settings.name
             )
@@ -107,7 +107,7 @@ class AwsFactory:
         return replace(platform, traffic=traffic)
 
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
-        module = _adapter("pipeline.aws.ecr", "ECR images")
+        module = _adapter("pipeline.aws.ecr.registry", "ECR images")
         settings = self.environment(env)
         build = importlib.import_module("pipeline.build")
         root = self.project.root
@@ -124,7 +124,7 @@ class AwsFactory:
         steps = plan_environment(session, settings, self.clock)
         for service in services:
             if service.kind == "lambda":
-                module = _adapter("pipeline.aws.lambda_bootstrap", "Lambda services")
+                module = _adapter("pipeline.aws.lambda_.bootstrap", "Lambda services")
                 planned = module.plan_lambda(
                     session, settings, service, env_name=settings.name, clock=self.clock
                 )

@@ -13,7 +13,7 @@ target groups, repositories). Actions AWS does not scope by resource (the
 ``GetAuthorizationToken``) get ``*``.
 
 Lambda functions, their execution role and the HTTP API are scoped by the Lambda adapters'
-``pipeline.aws.lambda_spec.iam_resources``. ``iam:PassRole`` carries the condition
+``pipeline.aws.lambda_.spec.iam_resources``. ``iam:PassRole`` carries the condition
 ``iam:PassedToService``: ``ecs-tasks.amazonaws.com`` for the task roles, and
 ``lambda.amazonaws.com`` for the function role.
 
@@ -136,9 +136,9 @@ def _pass_role(env: AwsEnvironment, services: ServiceKinds) -> list[Grant]:
 
 
 def _lambda_resources(action: str, env: AwsEnvironment, services: ServiceKinds) -> list[str]:
-    """The Lambda adapters' own scoping (``pipeline.aws.lambda_spec.iam_resources``)."""
+    """The Lambda adapters' own scoping (``pipeline.aws.lambda_.spec.iam_resources``)."""
     try:
-        spec = importlib.import_module("pipeline.aws.lambda_spec")
+        spec = importlib.import_module("pipeline.aws.lambda_.spec")
     except ModuleNotFoundError:
         return []
     scoped: list[str] = spec.iam_resources(

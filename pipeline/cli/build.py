@@ -1,6 +1,6 @@
 """``pipeline build`` and ``pipeline push``: a service's image to an OCI archive, then to ECR.
 
-Each body is parse -> wire -> ``pipeline.build`` / ``pipeline.aws.ecr`` -> render: data
+Each body is parse -> wire -> ``pipeline.build`` / ``pipeline.aws.ecr.registry`` -> render: data
 (the archive, the pushed release) on stdout, progress on stderr.
 """
 
@@ -29,7 +29,7 @@ from pipeline.core.model import Release
 from pipeline.oci import OciArchive
 
 if TYPE_CHECKING:
-    from pipeline.aws.ecr import EcrRegistry
+    from pipeline.aws.ecr.registry import EcrRegistry
     from pipeline.config import ServiceConfig
 
 STORAGE_ENV = "PIPELINE_BUILD_STORAGE"  # podman/buildah image storage folder (CI caches, tests)
@@ -151,7 +151,7 @@ def _pushed(release: Release, extra: dict[str, object], as_json: bool, github_ou
 
 def ecr_registry(app: App, env_name: str, *, part_size: int) -> EcrRegistry:
     """The ECR registry of an AWS environment: the one place the push command wires AWS."""
-    from pipeline.aws.ecr import EcrRegistry
+    from pipeline.aws.ecr.registry import EcrRegistry
     from pipeline.aws.session import AwsSession, SessionSettings
 
     env = app.environment(env_name)

@@ -29,11 +29,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from pipeline.aws.alb_router import AlbListenerRouter, service_routes
-from pipeline.aws.alb_rules import SlotTargetGroups
+from pipeline.aws.alb.router import AlbListenerRouter, service_routes
+from pipeline.aws.alb.rules import SlotTargetGroups
 from pipeline.aws.bootstrap import execute, plan_ecs_service, plan_environment
-from pipeline.aws.dynamo_lock import DynamoLockManager
-from pipeline.aws.dynamo_store import DynamoStateStore
+from pipeline.aws.state.lock import DynamoLockManager
+from pipeline.aws.state.store import DynamoStateStore
 from pipeline.aws.factory import ecs_platform
 from pipeline.aws.iam import iam_actions_of_call
 from pipeline.aws.session import AwsSession, SessionSettings

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.aws.alb_router import AlbListenerRouter
-from pipeline.aws.cloudwatch_metrics import CloudWatchMetrics
-from pipeline.aws.dynamo_lock import DynamoLockManager
-from pipeline.aws.dynamo_store import DynamoStateStore
-from pipeline.aws.ecs_compute import EcsCompute
+from pipeline.aws.alb.router import AlbListenerRouter
+from pipeline.aws.alb.metrics import CloudWatchMetrics
+from pipeline.aws.state.lock import DynamoLockManager
+from pipeline.aws.state.store import DynamoStateStore
+from pipeline.aws.ecs.compute import EcsCompute
 from pipeline.aws.factory import AwsFactory
 from pipeline.aws.settings import AwsEnvironment
 from pipeline.config import load_project
@@ -59,10 +59,10 @@ def test_builds_the_ecs_platform_and_dynamo_stores_of_an_environment(
 def test_a_missing_lambda_adapter_is_a_clear_platform_error(
     factory: AwsFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "pipeline.aws.lambda_platform", None)
+    monkeypatch.setitem(sys.modules, "pipeline.aws.lambda_.platform", None)
     service = factory.project.service("orders").model_copy(update={"kind": "lambda"})
 
     with pytest.raises(PlatformError) as caught:
         factory.platform(factory.project.environment("aws-test"), service)
 
-    assert "pipeline.aws.lambda_platform is not installed" in caught.value.message
+    assert "pipeline.aws.lambda_.platform is not installed" in caught.value.message

@@ -15,8 +15,8 @@ import requests
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ReadTimeoutError
 
-from pipeline.aws.alb_router import AlbListenerRouter, service_routes
-from pipeline.aws.ecs_compute import EcsCompute
+from pipeline.aws.alb.router import AlbListenerRouter, service_routes
+from pipeline.aws.ecs.compute import EcsCompute
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.errors import PlatformError, TransientPlatformError

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.aws.dynamo_table import ensure_table
+from pipeline.aws.state.table import ensure_table
 from pipeline.aws.factory import AwsFactory
 from pipeline.cli.main import main
 from pipeline.config import load_project

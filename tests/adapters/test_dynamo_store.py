@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.aws.dynamo_lock import DynamoLockManager
-from pipeline.aws.dynamo_store import DynamoStateStore
-from pipeline.aws.dynamo_table import ensure_table, table_status
+from pipeline.aws.state.lock import DynamoLockManager
+from pipeline.aws.state.store import DynamoStateStore
+from pipeline.aws.state.table import ensure_table, table_status
 from pipeline.aws.session import AwsSession
 from pipeline.core.errors import NotFoundError
 from pipeline.core.ports import LockManager, StateStore
@@ -83,7 +83,7 @@ def test_a_missing_table_points_at_bootstrap(aws: str) -> None:
 RACER = """
 import json, sys, time
 from pathlib import Path
-from pipeline.aws.dynamo_lock import DynamoLockManager
+from pipeline.aws.state.lock import DynamoLockManager
 from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.core.errors import LockHeldError
 from pipeline.core.model import ServiceRef

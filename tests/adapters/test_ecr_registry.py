@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.aws.ecr import IAM_ACTIONS, keep_last_policy
+from pipeline.aws.ecr.registry import IAM_ACTIONS, keep_last_policy
 from pipeline.core.errors import NotFoundError, UsageError
 from pipeline.core.ports import ImageRegistry
 from pipeline.oci import OciArchive

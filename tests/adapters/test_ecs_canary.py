@@ -8,7 +8,7 @@ described in ``aws_ecs_support``: targets registered in a slot's target group (h
 
 from __future__ import annotations
 
-from pipeline.aws.alb_router import AlbListenerRouter, service_routes
+from pipeline.aws.alb.router import AlbListenerRouter, service_routes
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.model import Release, Slot, Weights

@@ -9,8 +9,8 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from pipeline.aws.alb_router import AlbListenerRouter, service_routes
-from pipeline.aws.ecs_compute import EcsCompute
+from pipeline.aws.alb.router import AlbListenerRouter, service_routes
+from pipeline.aws.ecs.compute import EcsCompute
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.errors import NotFoundError, PlatformError
@@ -74,7 +74,7 @@ def test_provisioning_again_changes_nothing(
 def test_provision_reuses_a_revision_registered_before_a_crash(
     session: AwsSession, ready_env: AwsEnvironment, spec: EcsServiceSpec, clock: FakeClock
 ) -> None:
-    from pipeline.aws.ecs_taskdef import image_of, render
+    from pipeline.aws.ecs.taskdef import image_of, render
 
     v2 = release("2.0.0")
     ecs = boto3.client("ecs", region_name=REGION)

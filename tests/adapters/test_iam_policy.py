@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import boto3
 
-from pipeline.aws import ecr
+from pipeline.aws.ecr import registry as ecr
 from pipeline.aws.iam import AUTHORIZATION_ONLY, ServiceKinds, policy, policy_actions
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment

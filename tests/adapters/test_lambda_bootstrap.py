@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from pipeline.aws.lambda_bootstrap import IAM_ACTIONS, execute, placeholder_zip, plan
-from pipeline.aws.lambda_gateway import HttpApi, route_keys
+from pipeline.aws.lambda_.bootstrap import IAM_ACTIONS, execute, placeholder_zip, plan
+from pipeline.aws.lambda_.gateway import HttpApi, route_keys
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import ServiceRef, Slot
 from pipeline.operations import deploy, rollback

@@ -6,10 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from pipeline.aws.lambda_api import LambdaApi
-from pipeline.aws.lambda_compute import LambdaCompute, Readiness
-from pipeline.aws.lambda_concurrency import ConcurrencyApi
-from pipeline.aws.lambda_package import ZipPackage, package_function
+from pipeline.aws.lambda_.api import LambdaApi
+from pipeline.aws.lambda_.compute import LambdaCompute, Readiness
+from pipeline.aws.lambda_.concurrency import ConcurrencyApi
+from pipeline.aws.lambda_.package import ZipPackage, package_function
 from pipeline.core.model import Slot
 from pipeline.testing import release
 from tests.adapters.test_lambda_fixtures import SMOKE, LambdaWorld, lambda_aws

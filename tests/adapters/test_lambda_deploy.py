@@ -9,7 +9,7 @@ other slot. Metrics the data plane would produce are injected with ``put_metric_
 
 from __future__ import annotations
 
-from pipeline.aws.lambda_api import LambdaApi
+from pipeline.aws.lambda_.api import LambdaApi
 from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.model import ServiceRef
 from pipeline.core.plan import Strategy

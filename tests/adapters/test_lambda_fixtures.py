@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline.aws.lambda_bootstrap import execute, plan
-from pipeline.aws.lambda_compute import Readiness
-from pipeline.aws.lambda_platform import platform_for
-from pipeline.aws.lambda_spec import LambdaSpec
+from pipeline.aws.lambda_.bootstrap import execute, plan
+from pipeline.aws.lambda_.compute import Readiness
+from pipeline.aws.lambda_.platform import platform_for
+from pipeline.aws.lambda_.spec import LambdaSpec
 from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.plan import Strategy

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.aws.lambda_metrics import LambdaMetrics
+from pipeline.aws.lambda_.metrics import LambdaMetrics
 from pipeline.core.analysis import AnalysisSpec, Outcome, assess
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import Slot

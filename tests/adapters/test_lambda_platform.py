@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 
 from pipeline.aws.config_glue import aws_environment
-from pipeline.aws.lambda_bootstrap import apply_lambda, plan_lambda
-from pipeline.aws.lambda_compute import LambdaCompute
-from pipeline.aws.lambda_platform import lambda_platform
-from pipeline.aws.lambda_spec import iam_resources
+from pipeline.aws.lambda_.bootstrap import apply_lambda, plan_lambda
+from pipeline.aws.lambda_.compute import LambdaCompute
+from pipeline.aws.lambda_.platform import lambda_platform
+from pipeline.aws.lambda_.spec import iam_resources
 from pipeline.config import load_project
 from pipeline.core.model import ServiceRef, Slot
 from pipeline.core.state import Phase

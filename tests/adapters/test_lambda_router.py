@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.aws.lambda_api import LambdaApi
-from pipeline.aws.lambda_router import LambdaAliasRouter
+from pipeline.aws.lambda_.api import LambdaApi
+from pipeline.aws.lambda_.router import LambdaAliasRouter
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import Slot, Weights
 from pipeline.testing import release

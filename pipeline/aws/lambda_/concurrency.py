@@ -20,7 +20,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import aws_errors
-from pipeline.aws.lambda_api import error_code
+from pipeline.aws.lambda_.api import error_code
 
 __all__ = ["ConcurrencyApi", "GuardResult", "Provisioned", "throttle_guard"]
 

@@ -12,7 +12,7 @@ it always forwards 100% to the idle slot, which ``EcsCompute.provision`` points 
 
 from __future__ import annotations
 
-from pipeline.aws.alb_rules import AlbRoute, SlotTargetGroups
+from pipeline.aws.alb.rules import AlbRoute, SlotTargetGroups
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.model import Slot, Weights

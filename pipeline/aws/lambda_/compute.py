@@ -4,7 +4,7 @@ The two slots of a Lambda service are two *slot aliases* (``blue`` and ``green``
 the version of the release it runs; the alias users call (``live``) routes between those
 versions (see ``LambdaAliasRouter``). Slot aliases persist in AWS which version each slot
 holds, so a resumed deployment (another process, after a crash) finds the same mapping
-(``pipeline.aws.lambda_slots``). The slot alias's description names the release digest.
+(``pipeline.aws.lambda_.slots``). The slot alias's description names the release digest.
 
 - ``provision(slot, release)`` finds or publishes the release's version: a version already
   published for this release digest, or one with the same ``CodeSha256`` and settings, is
@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.aws.lambda_api import FunctionSettings, FunctionVersion, LambdaApi
-from pipeline.aws.lambda_concurrency import ConcurrencyApi, GuardResult, throttle_guard
-from pipeline.aws.lambda_package import Package, ZipPackage
-from pipeline.aws.lambda_readiness import smoke_test, warm_up
-from pipeline.aws.lambda_slots import SLOT_ALIASES, SlotVersions
+from pipeline.aws.lambda_.api import FunctionSettings, FunctionVersion, LambdaApi
+from pipeline.aws.lambda_.concurrency import ConcurrencyApi, GuardResult, throttle_guard
+from pipeline.aws.lambda_.package import Package, ZipPackage
+from pipeline.aws.lambda_.readiness import smoke_test, warm_up
+from pipeline.aws.lambda_.slots import SLOT_ALIASES, SlotVersions
 from pipeline.core.errors import PlatformError, TransientPlatformError
 from pipeline.core.model import Release, Slot, SlotHealth
 from pipeline.core.ports import Clock

@@ -5,7 +5,7 @@ CI runner), the test route of a slot is the slot alias itself, written
 ``lambda://<function>:<alias>``. The test stage invokes it once per smoke event and passes
 when none fails (same rules as the pre-traffic smoke test). A load stage needs HTTP, so it
 fails here with a reason instead of silently passing. Events are sent as the pre-traffic
-smoke test sends them (``pipeline.aws.lambda_readiness.invocation``).
+smoke test sends them (``pipeline.aws.lambda_.readiness.invocation``).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.aws.lambda_api import LambdaApi
-from pipeline.aws.lambda_readiness import invocation, invocation_failure
+from pipeline.aws.lambda_.api import LambdaApi
+from pipeline.aws.lambda_.readiness import invocation, invocation_failure
 from pipeline.core.errors import PipelineError
 from pipeline.core.model import StageResult
 

@@ -1,7 +1,7 @@
 """``DynamoStateStore``: deployment state, history, audit and signals in DynamoDB.
 
 The same contract as the SQLite store (``pipeline.local.sqlite_store``), on the table laid
-out in ``pipeline.aws.dynamo_table``:
+out in ``pipeline.aws.state.table``:
 
 - ``load`` is a consistent read of the ``STATE`` item;
 - ``commit`` writes the state and its records in one ``TransactWriteItems`` (all or
@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.aws.dynamo_table import (
+from pipeline.aws.state.table import (
     RECORD_PREFIX,
     SEQUENCE,
     SIGNAL_PREFIX,

@@ -18,8 +18,8 @@ in the alias description so that it reads back.
 
 from __future__ import annotations
 
-from pipeline.aws.lambda_api import AliasState, LambdaApi
-from pipeline.aws.lambda_slots import SlotVersions
+from pipeline.aws.lambda_.api import AliasState, LambdaApi
+from pipeline.aws.lambda_.slots import SlotVersions
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import Slot, Weights
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import aws_errors
-from pipeline.aws.lambda_package import Package, ZipPackage
+from pipeline.aws.lambda_.package import Package, ZipPackage
 
 __all__ = [
     "AliasState",

@@ -28,10 +28,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import aws_errors
-from pipeline.aws.lambda_api import LambdaApi, error_code, is_not_found
-from pipeline.aws.lambda_gateway import STAGE_VARIABLE, STAGES, HttpApi, route_keys
-from pipeline.aws.lambda_platform import IAM_ACTIONS as PLATFORM_ACTIONS
-from pipeline.aws.lambda_spec import LambdaSpec, lambda_spec, managed_role_name
+from pipeline.aws.lambda_.api import LambdaApi, error_code, is_not_found
+from pipeline.aws.lambda_.gateway import STAGE_VARIABLE, STAGES, HttpApi, route_keys
+from pipeline.aws.lambda_.platform import IAM_ACTIONS as PLATFORM_ACTIONS
+from pipeline.aws.lambda_.spec import LambdaSpec, lambda_spec, managed_role_name
 from pipeline.clock import SystemClock
 from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.core.ports import Clock

@@ -22,21 +22,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.aws.lambda_api import IAM_ACTIONS as API_ACTIONS
-from pipeline.aws.lambda_api import LambdaApi
-from pipeline.aws.lambda_compute import LambdaCompute
-from pipeline.aws.lambda_concurrency import IAM_ACTIONS as CONCURRENCY_ACTIONS
-from pipeline.aws.lambda_concurrency import ConcurrencyApi
-from pipeline.aws.lambda_gateway import IAM_ACTIONS as GATEWAY_ACTIONS
-from pipeline.aws.lambda_gateway import HttpApi
-from pipeline.aws.lambda_metrics import IAM_ACTIONS as METRICS_ACTIONS
-from pipeline.aws.lambda_metrics import LambdaMetrics
-from pipeline.aws.lambda_package import Package, image_package, package_function
-from pipeline.aws.lambda_router import IAM_ACTIONS as ROUTER_ACTIONS
-from pipeline.aws.lambda_router import LambdaAliasRouter
-from pipeline.aws.lambda_slots import SLOT_ALIASES, SlotVersions
-from pipeline.aws.lambda_spec import LambdaSpec, lambda_spec
-from pipeline.aws.lambda_stages import InvokeStages, invoke_endpoint
+from pipeline.aws.lambda_.api import IAM_ACTIONS as API_ACTIONS
+from pipeline.aws.lambda_.api import LambdaApi
+from pipeline.aws.lambda_.compute import LambdaCompute
+from pipeline.aws.lambda_.concurrency import IAM_ACTIONS as CONCURRENCY_ACTIONS
+from pipeline.aws.lambda_.concurrency import ConcurrencyApi
+from pipeline.aws.lambda_.gateway import IAM_ACTIONS as GATEWAY_ACTIONS
+from pipeline.aws.lambda_.gateway import HttpApi
+from pipeline.aws.lambda_.metrics import IAM_ACTIONS as METRICS_ACTIONS
+from pipeline.aws.lambda_.metrics import LambdaMetrics
+from pipeline.aws.lambda_.package import Package, image_package, package_function
+from pipeline.aws.lambda_.router import IAM_ACTIONS as ROUTER_ACTIONS
+from pipeline.aws.lambda_.router import LambdaAliasRouter
+from pipeline.aws.lambda_.slots import SLOT_ALIASES, SlotVersions
+from pipeline.aws.lambda_.spec import LambdaSpec, lambda_spec
+from pipeline.aws.lambda_.stages import InvokeStages, invoke_endpoint
 from pipeline.core.model import Release, Slot
 from pipeline.core.ports import Clock, Platform, StageRunner
 from pipeline.loadtest.stages import ServiceStageRunner

@@ -7,7 +7,7 @@ resolved to ``<registry>/<repository>@sha256:...``: a mutable tag never names a 
 Contracts:
 
 - ``ensure_repository`` is idempotent and converges an existing repository's settings.
-- ``push`` and ``copy_image`` are idempotent (see ``pipeline.aws.ecr_push``): pushing an
+- ``push`` and ``copy_image`` are idempotent (see ``pipeline.aws.ecr.push``): pushing an
   image whose tag already holds the same digest does nothing; a different digest under the
   same tag is refused (immutable tags).
 - Digests are ``sha256:`` of the manifest bytes, computed here and passed to ``PutImage``.
@@ -24,7 +24,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.aws.ecr_push import (
+from pipeline.aws.ecr.push import (
     DEFAULT_PART_SIZE,
     BlobSource,
     EcrClient,

@@ -25,7 +25,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws.dynamo_table import LOCK_SK, lock_pk, n, number, s, text
+from pipeline.aws.state.table import LOCK_SK, lock_pk, n, number, s, text
 from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
 from pipeline.core.errors import LockHeldError

@@ -11,7 +11,7 @@ behind its back; ``forget()`` drops it anyway.
 
 from __future__ import annotations
 
-from pipeline.aws.lambda_api import LambdaApi
+from pipeline.aws.lambda_.api import LambdaApi
 from pipeline.core.model import Slot
 
 __all__ = ["SLOT_ALIASES", "SlotVersions"]

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.aws.lambda_api import InvokeResult, LambdaApi
+from pipeline.aws.lambda_.api import InvokeResult, LambdaApi
 from pipeline.core.errors import PipelineError
 from pipeline.loadtest.smoke import SmokeRequest, route_prefix
 

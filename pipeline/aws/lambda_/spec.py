@@ -8,7 +8,7 @@ specs directly. Naming, in one place so the adapters, bootstrap and IAM policy a
   environments may share an account); aliases ``live``, ``blue``, ``green``;
 - execution role: the environment's ``aws.lambda_role_arn``, else the bootstrap-managed
   ``pipeline-<environment>-lambda``;
-- HTTP API ``pipeline-<environment>`` (see ``pipeline.aws.lambda_gateway``).
+- HTTP API ``pipeline-<environment>`` (see ``pipeline.aws.lambda_.gateway``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.aws.lambda_api import FunctionSettings
-from pipeline.aws.lambda_compute import Readiness
+from pipeline.aws.lambda_.api import FunctionSettings
+from pipeline.aws.lambda_.compute import Readiness
 from pipeline.core.errors import PlatformError
 
 __all__ = ["LambdaSpec", "iam_resources", "lambda_spec", "managed_role_name"]

@@ -27,7 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws.alb_rules import SlotTargetGroups
+from pipeline.aws.alb.rules import SlotTargetGroups
 from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import target_group_dimension

@@ -28,9 +28,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws.alb_rules import AlbRoute, SlotTargetGroups
-from pipeline.aws.ecs_slot import SlotFacts, describe_service, explain, read_facts
-from pipeline.aws.ecs_taskdef import image_of, render, same_definition
+from pipeline.aws.alb.rules import AlbRoute, SlotTargetGroups
+from pipeline.aws.ecs.slot import SlotFacts, describe_service, explain, read_facts
+from pipeline.aws.ecs.taskdef import image_of, render, same_definition
 from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec, path_prefix

@@ -27,8 +27,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import aws_errors
-from pipeline.aws.lambda_api import LambdaApi, error_code
-from pipeline.aws.lambda_slots import SlotVersions
+from pipeline.aws.lambda_.api import LambdaApi, error_code
+from pipeline.aws.lambda_.slots import SlotVersions
 from pipeline.core.model import Measurement, Slot
 
 __all__ = ["LambdaMetrics"]
