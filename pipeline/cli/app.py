@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.clock import SystemClock
-from pipeline.core.errors import NotFoundError, PlatformError, UsageError
+from pipeline.core.errors import PlatformError, UsageError
 from pipeline.core.model import Release, ServiceRef
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
 from pipeline.engine import EngineSettings
 from pipeline.operations import Context, Requirements
 from pipeline.owners import actor, owner_id
+from pipeline.project_root import PROJECT_FILE, SERVICES_DIR, find_root
 
 if TYPE_CHECKING:
     from pipeline.config import EnvironmentConfig, Project
@@ -32,20 +33,6 @@ FACTORIES = {
 }
 
 
-def find_root(start: Path, marker: str = "pipeline.yaml") -> Path:
-    """The nearest directory at or above ``start`` holding ``marker`` (a pipeline.yaml; with
-    ``--project``, a services folder)."""
-    for folder in (start, *start.parents):
-        if (folder / marker).exists():
-            return folder
-    if marker != "pipeline.yaml":
-        return start
-    raise NotFoundError(
-        f"no pipeline.yaml in {start} or any parent folder",
-        hint="run the command inside a project, or pass --root PATH",
-    )
-
-
 @dataclass
 class App:
     root_hint: Path
@@ -55,8 +42,8 @@ class App:
 
     @cached_property
     def root(self) -> Path:
-        marker = "pipeline.yaml" if self.project_file is None else "services"
-        return find_root(self.root_hint.resolve(), marker)
+        marker = PROJECT_FILE if self.project_file is None else SERVICES_DIR
+        return find_root(self.root_hint, marker)
 
     @cached_property
     def project(self) -> Project:

@@ -19,8 +19,8 @@ import click
 import yaml
 from click.shell_completion import CompletionItem
 
-from pipeline.cli.app import find_root
 from pipeline.core.errors import PipelineError
+from pipeline.project_root import find_root
 
 
 def environment_names(root: Path) -> list[str]:
@@ -61,7 +61,7 @@ def _items(names: Callable[[Path], list[str]], ctx: click.Context, incomplete: s
 def _project_root(ctx: click.Context) -> Path | None:
     hint = ctx.find_root().params.get("root") or Path(".")
     try:
-        return find_root(Path(hint).resolve())
+        return find_root(Path(hint))
     except (PipelineError, OSError):
         return None
 

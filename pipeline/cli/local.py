@@ -15,9 +15,12 @@ from typing import Any, TypeVar
 
 import click
 
+from pipeline.cli.app import App
+from pipeline.cli.render import print_error
 from pipeline.core.errors import PipelineError
 from pipeline.local.client import PlaneClient
 from pipeline.local.plane_process import PlaneInfo, ensure_plane, live_plane, state_dir_of, stop_plane
+from pipeline.project_root import PROJECT_FILE, nearest_root
 
 T = TypeVar("T")
 
@@ -83,12 +86,8 @@ def project_root(root: Path | None) -> Path:
     nearest folder at or above it holding a pipeline.yaml (itself if there is none)."""
     if root is None:
         parent = click.get_current_context().obj
-        root = getattr(parent, "root_hint", None) or Path(".")
-    start = Path(root).resolve()
-    for folder in (start, *start.parents):
-        if (folder / "pipeline.yaml").is_file():
-            return folder
-    return start
+        root = parent.root_hint if isinstance(parent, App) else Path(".")
+    return nearest_root(Path(root)) or Path(root).resolve()
 
 
 def local_environments(root: Path) -> list[tuple[str, int]]:
@@ -96,7 +95,7 @@ def local_environments(root: Path) -> list[tuple[str, int]]:
 
     Raises ConfigError when the project's configuration is invalid.
     """
-    if not (Path(root) / "pipeline.yaml").is_file():
+    if not (Path(root) / PROJECT_FILE).is_file():
         return []
     from pipeline.config import load_project
 
@@ -157,5 +156,5 @@ def _guard(action: Callable[[], T]) -> T:
     try:
         return action()
     except PipelineError as exc:
-        click.echo(f"error: {exc.render()}", err=True)
+        print_error(exc)
         raise SystemExit(exc.exit_code) from exc

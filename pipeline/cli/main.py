@@ -17,7 +17,7 @@ import click
 from pipeline import __version__
 from pipeline.cli import deploy as deploy_commands
 from pipeline.cli.app import App
-from pipeline.cli.render import emit_json, err, out
+from pipeline.cli.render import emit_json, err, out, print_error
 from pipeline.core.errors import PipelineError
 
 # Commands contributed by the platform and tooling modules: (module, attribute).
@@ -126,11 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="pipeline", standalone_mode=False)
     except PipelineError as exc:
-        err.print("[bold red]error[/]: ", end="")
-        err.print(exc.message, markup=False, soft_wrap=True)
-        if exc.hint:
-            err.print("  [dim]hint[/]: ", end="")
-            err.print(exc.hint, markup=False, soft_wrap=True)
+        print_error(exc)
         return exc.exit_code
     except click.exceptions.Abort:
         err.print("cancelled")

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from pipeline.cli.layout import PHASE_STYLE, history_lines, status_lines, when
 from pipeline.cli.progress import ProgressView, progress_interval
+from pipeline.core.errors import PipelineError
 from pipeline.core.model import Weights
 from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState
@@ -43,6 +44,17 @@ def make_console(*, stderr: bool, environ: Mapping[str, str] | None = None, **op
 
 err = make_console(stderr=True)
 out = make_console(stderr=False)
+
+
+def print_error(exc: PipelineError, console: Console | None = None) -> None:
+    """The one rendering of a ``PipelineError`` for people: ``error: what: why`` and, when
+    there is one, ``  hint: what to do`` (no traceback)."""
+    console = err if console is None else console
+    console.print("[bold red]error[/]: ", end="")
+    console.print(exc.message, markup=False, soft_wrap=True)
+    if exc.hint:
+        console.print("  [dim]hint[/]: ", end="")
+        console.print(exc.hint, markup=False, soft_wrap=True)
 
 
 def bar(weights: Weights | None, width: int = 20) -> str:

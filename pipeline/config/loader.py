@@ -32,11 +32,10 @@ from pipeline.config.service import ServiceConfig
 from pipeline.config.source import Document, Problem, read_document
 from pipeline.core.errors import ConfigError, NotFoundError
 from pipeline.core.plan import Strategy
+from pipeline.project_root import PROJECT_FILE, SERVICES_DIR
 
 __all__ = ["PROJECT_FILE", "SERVICES_DIR", "SERVICE_FILE", "Project", "load_project", "strategy_for"]
 
-PROJECT_FILE = "pipeline.yaml"
-SERVICES_DIR = "services"
 SERVICE_FILE = "service.yaml"
 
 _M = TypeVar("_M", bound=BaseModel)
