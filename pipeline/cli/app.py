@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.clock import SystemClock
 from pipeline.core.errors import PlatformError, UsageError
-from pipeline.core.model import Release, ServiceRef
+from pipeline.core.model import ImageRef, Release, ServiceRef
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
 from pipeline.engine import EngineSettings
@@ -116,13 +116,10 @@ class App:
     def release(self, service: str, env_name: str, image: str | None, ref: str | None) -> Release:
         """Resolve ``--image`` (a reference with a digest) or ``--ref`` (default HEAD)."""
         self.project.service(service)
-        if image and "@sha256:" in image and str(self.environment(env_name).platform) == "local":
-            return self.registry(env_name).resolve(service, image)  # the stored release, with its commit
-        if image and "@sha256:" in image:
-            digest = image.split("@", 1)[1]
-            tag = image.split("@", 1)[0].rsplit(":", 1)
-            version = tag[1] if len(tag) == 2 and "/" not in tag[1] else digest[7:19]
-            return Release(service=service, version=version, digest=digest, commit=ref or "", image=image)
+        pinned = ImageRef.parse(image) if image else None
+        if pinned is not None and self.environment(env_name).platform != "local":
+            return pinned.release(service, commit=ref or "")
+        # a local registry knows its stored releases, commit included
         return self.registry(env_name).resolve(service, image or ref or "HEAD")
 
     def requirements(self, env_name: str) -> Requirements:

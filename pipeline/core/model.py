@@ -82,6 +82,36 @@ class Release:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image reference pinned by digest: ``<repository>[:<tag>]@sha256:<hex>``."""
+
+    repository: str
+    tag: str | None
+    digest: str
+
+    @classmethod
+    def parse(cls, text: str) -> ImageRef | None:
+        """The parts of ``text``; None when it carries no digest (a tag, a commit, HEAD).
+        A ``:`` followed by a ``/`` belongs to a registry port, not a tag."""
+        if "@sha256:" not in text:
+            return None
+        name, digest = text.split("@", 1)
+        repository, colon, tag = name.rpartition(":")
+        if not colon or "/" in tag:
+            repository, tag = name, ""
+        return cls(repository=repository, tag=tag or None, digest=digest)
+
+    def __str__(self) -> str:
+        name = f"{self.repository}:{self.tag}" if self.tag else self.repository
+        return f"{name}@{self.digest}"
+
+    def release(self, service: str, commit: str = "") -> Release:
+        """The release this reference names: the tag is its version (else the short digest)."""
+        version = self.tag or self.digest[7:19]
+        return Release(service=service, version=version, digest=self.digest, commit=commit, image=str(self))
+
+
+@dataclass(frozen=True, slots=True)
 class Weights:
     """Traffic split between the two slots, in integer percent, summing to 100."""
 
