@@ -1,6 +1,6 @@
 """AWS commands: ``pipeline bootstrap`` and ``pipeline iam-policy``.
 
-Registered by ``pipeline.cli.main`` (``EXTRA_COMMANDS``). Data goes to stdout (the plan,
+Registered in ``pipeline.cli.main.COMMANDS``. Data goes to stdout (the plan,
 the policy JSON), progress to stderr.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 import click
 
 from pipeline.aws.bootstrap import describe, execute
-from pipeline.aws.config_glue import aws_environment
 from pipeline.aws.factory import AwsFactory
 from pipeline.aws.iam import ServiceKinds, policy
+from pipeline.aws.settings import aws_environment
 from pipeline.cli.app import App
 from pipeline.cli.render import emit_json, err, out
 from pipeline.core.errors import UsageError

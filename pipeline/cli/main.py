@@ -7,7 +7,6 @@ aborted or failed), 7 platform error, 8 state conflict, 130 cancelled.
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -15,26 +14,18 @@ from pathlib import Path
 import click
 
 from pipeline import __version__
+from pipeline.cli import aws as aws_commands
+from pipeline.cli import build as build_commands
+from pipeline.cli import changes as changes_commands
+from pipeline.cli import demo as demo_commands
 from pipeline.cli import deploy as deploy_commands
+from pipeline.cli import github as github_commands
+from pipeline.cli import loadtest as loadtest_commands
+from pipeline.cli import local as local_commands
+from pipeline.cli import servicetest as servicetest_commands
 from pipeline.cli.app import App
 from pipeline.cli.render import emit_json, err, out, print_error
 from pipeline.core.errors import PipelineError
-
-# Commands contributed by the platform and tooling modules: (module, attribute).
-EXTRA_COMMANDS = [
-    ("pipeline.cli.local", "local"),
-    ("pipeline.cli.loadtest", "loadtest"),
-    ("pipeline.cli.build", "build"),
-    ("pipeline.cli.build", "push"),
-    ("pipeline.cli.aws", "bootstrap"),
-    ("pipeline.cli.aws", "iam_policy"),
-    ("pipeline.cli.demo", "demo"),
-    ("pipeline.cli.changes", "changes"),
-    ("pipeline.cli.github", "handoff"),
-    ("pipeline.cli.github", "approval"),
-    ("pipeline.cli.github", "deployment_status"),
-    ("pipeline.cli.servicetest", "test"),
-]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -59,7 +50,7 @@ def cli(ctx: click.Context, root: Path, project_file: Path | None) -> None:
     ctx.obj = App(root_hint=root, project_file=project_file.resolve() if project_file else None)
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the loaded configuration summary as JSON.")
 @click.pass_obj
 def validate(app: App, as_json: bool) -> None:
@@ -84,7 +75,7 @@ def validate(app: App, as_json: bool) -> None:
         err.print(used, markup=False, soft_wrap=True)
 
 
-@cli.command()
+@click.command()
 def schema() -> None:
     """Print the JSON Schema of pipeline.yaml and service.yaml (for editors)."""
     from pipeline.config import json_schema
@@ -92,7 +83,10 @@ def schema() -> None:
     out.print_json(json.dumps(json_schema()))
 
 
-for _command in (
+# Every command, registered the same way: one static list the import contracts can see.
+COMMANDS: tuple[click.Command, ...] = (
+    validate,
+    schema,
     deploy_commands.deploy,
     deploy_commands.status,
     deploy_commands.history,
@@ -101,24 +95,21 @@ for _command in (
     deploy_commands.rollback,
     deploy_commands.approve,
     deploy_commands.promote,
-):
+    local_commands.local,
+    loadtest_commands.loadtest,
+    build_commands.build,
+    build_commands.push,
+    aws_commands.bootstrap,
+    aws_commands.iam_policy,
+    demo_commands.demo,
+    changes_commands.changes,
+    github_commands.handoff,
+    github_commands.approval,
+    github_commands.deployment_status,
+    servicetest_commands.test,
+)
+for _command in COMMANDS:
     cli.add_command(_command)
-
-
-def _register_extras() -> None:
-    for module_name, attr in EXTRA_COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        command = getattr(module, attr, None)
-        if isinstance(command, click.Command):
-            cli.add_command(command)
-
-
-_register_extras()
 
 
 def main(argv: list[str] | None = None) -> int:
