@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from pipeline.core.errors import LockHeldError, NotFoundError, PromotionRefused, StateConflict
 from pipeline.core.machine import transition
-from pipeline.core.model import Release, ServiceRef
+from pipeline.core.model import Missing, Release, ServiceRef
 from pipeline.core.plan import Strategy, new_deployment
 from pipeline.core.plan import serving as plan_serving
 from pipeline.core.ports import Clock, EventSink, LockManager, Platform, Record, StateStore
@@ -291,46 +291,67 @@ def _passed(ctx: Context, ref: ServiceRef, digest: str) -> Release:
     )
 
 
-def check_requirements(ctx: Context, ref: ServiceRef, release: Release, req: Requirements) -> None:
-    """Raise PromotionRefused listing every requirement ``release`` does not meet."""
-    missing: list[str] = []
-    for env in req.passed:
-        done = {r.digest for r in successful_releases(ctx, ServiceRef(ref.service, env))}
-        if release.digest not in done:
-            missing.append(f"{release.short} has not passed {env}")
-    if req.approval:
-        approvals = [
-            r
-            for r in ctx.store.history(ref, limit=100_000)
-            if r.action == "approve"
-            and r.digest == release.digest
-            and (
-                r.data.get("verified") == req.verified
-                if req.verified
-                else req.approvers is None or r.actor in req.approvers
-            )
-        ]
-        if not approvals:
-            missing.append(f"no approval of {release.short} by a member of {req.approval}")
+def check_requirements(
+    ctx: Context, ref: ServiceRef, release: Release, req: Requirements
+) -> tuple[Missing, ...]:
+    """Every requirement of ``ref``'s environment that ``release`` does not meet, in order:
+    the environments it must have passed, then the approval."""
+    missing = [
+        Missing("passed", env)
+        for env in req.passed
+        if release.digest not in {r.digest for r in successful_releases(ctx, ServiceRef(ref.service, env))}
+    ]
+    if req.approval and not _approved(ctx, ref, release, req):
+        missing.append(Missing("approval", ref.environment, req.approval, req.verified))
+    return tuple(missing)
+
+
+def require(ctx: Context, ref: ServiceRef, release: Release, req: Requirements) -> None:
+    """``PromotionRefused`` carrying ``check_requirements``' items when any is missing."""
+    missing = check_requirements(ctx, ref, release, req)
     if missing:
-        hints = [
-            f"deploy it to {env} first (`pipeline promote {ref.service} --to {env} ...`)"
-            for env in req.passed
-            if any(m.endswith(f"passed {env}") for m in missing)
-        ]
-        if req.approval and req.verified and missing[-1].startswith("no approval"):
-            hints.append(
-                f"a member of {req.approval} approves the promotion pull request on GitHub; "
-                "`pipeline approval github-pr` records that review"
-            )
-        elif req.approval and missing[-1].startswith("no approval"):
-            hints.append(
-                f"a member of {req.approval} runs `pipeline approve {ref.service} --env {ref.environment}`"
-            )
-        raise PromotionRefused(
-            f"cannot deploy {release.short} of {ref.service} to {ref.environment}: " + "; ".join(missing),
-            hint="; ".join(hints),
+        raise refusal(ref, release, missing)
+
+
+def refusal(ref: ServiceRef, release: Release, missing: tuple[Missing, ...]) -> PromotionRefused:
+    """The refusal for ``missing``: message and hints rendered from the items."""
+    return PromotionRefused(
+        f"cannot deploy {release.short} of {ref.service} to {ref.environment}: "
+        + "; ".join(_missing_text(item, release) for item in missing),
+        hint="; ".join(_missing_hint(item, ref) for item in missing),
+        missing=missing,
+    )
+
+
+def _approved(ctx: Context, ref: ServiceRef, release: Release, req: Requirements) -> bool:
+    return any(
+        r.action == "approve"
+        and r.digest == release.digest
+        and (
+            r.data.get("verified") == req.verified
+            if req.verified
+            else req.approvers is None or r.actor in req.approvers
         )
+        for r in ctx.store.history(ref, limit=100_000)
+    )
+
+
+def _missing_text(item: Missing, release: Release) -> str:
+    if item.kind == "passed":
+        return f"{release.short} has not passed {item.environment}"
+    return f"no approval of {release.short} by a member of {item.organisation}"
+
+
+def _missing_hint(item: Missing, ref: ServiceRef) -> str:
+    if item.kind == "passed":
+        env = item.environment
+        return f"deploy it to {env} first (`pipeline promote {ref.service} --to {env} ...`)"
+    if item.verified:
+        return (
+            f"a member of {item.organisation} approves the promotion pull request on GitHub; "
+            "`pipeline approval github-pr` records that review"
+        )
+    return f"a member of {item.organisation} runs `pipeline approve {ref.service} --env {item.environment}`"
 
 
 def promote(
@@ -347,7 +368,7 @@ def promote(
     serves) into ``target``."""
     release = promotable(ctx, service, source, digest)
     ref = ServiceRef(service, target)
-    check_requirements(ctx, ref, release, req)
+    require(ctx, ref, release, req)
     return deploy(ctx, ref, release, strategy, why=f"promote from {source}")
 
 

@@ -343,7 +343,7 @@ def promote(
     app.ref(service, source)
     ctx = app.context(target, ConsoleSink())
     release = ops.promotable(ctx, service, source, digest)
-    ops.check_requirements(ctx, app.ref(service, target), release, app.requirements(target))
+    ops.require(ctx, app.ref(service, target), release, app.requirements(target))
     confirm(app, service, target, yes, f"promote {release.short}")
     state = ops.promote(
         ctx, service, source, target, app.strategy(service, target), app.requirements(target), digest=digest

@@ -23,6 +23,10 @@ any failure without a traceback.
 from __future__ import annotations
 
 import datetime as _dt
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.core.model import Missing
 
 
 class PipelineError(Exception):
@@ -75,7 +79,13 @@ class LockHeldError(PipelineError):
 
 
 class PromotionRefused(PipelineError):
+    """``missing``: the unmet requirements as data, when the refusal is about requirements."""
+
     exit_code = 5
+
+    def __init__(self, message: str, *, hint: str = "", missing: tuple[Missing, ...] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.missing = missing
 
 
 class DeploymentFailed(PipelineError):

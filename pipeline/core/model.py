@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _WEIGHTS_NOTE = re.compile(r"\bpipeline weights blue=(\d+) green=(\d+)\b")
@@ -79,6 +80,21 @@ class Release:
             commit=data["commit"],
             image=data.get("image", ""),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """One requirement a release does not meet in an environment.
+
+    ``kind="passed"``: it has not completed a deployment in ``environment``;
+    ``kind="approval"``: no member of ``organisation`` approved it (``verified``: only
+    approvals verified through that source, e.g. "github", count).
+    """
+
+    kind: Literal["passed", "approval"]
+    environment: str
+    organisation: str = ""
+    verified: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

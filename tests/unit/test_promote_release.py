@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 
 from pipeline.core.errors import PromotionRefused
-from pipeline.core.model import Measurement, ServiceRef, Slot
+from pipeline.core.model import Measurement, Missing, ServiceRef, Slot
 from pipeline.core.state import Phase
-from pipeline.operations import Requirements, deploy, promotable, promote
+from pipeline.operations import (
+    Requirements,
+    check_requirements,
+    deploy,
+    promotable,
+    promote,
+    refusal,
+)
 from pipeline.testing import release
 from tests.unit.engine_harness import CANARY, REF, stable_world
 
@@ -52,3 +59,24 @@ def test_the_named_release_still_needs_the_targets_approval() -> None:
     req = Requirements(passed=("staging",), approval="ops", approvers=frozenset({"carol"}))
     with pytest.raises(PromotionRefused, match="no approval"):
         promote(world.ctx(), "orders", "staging", "prod", CANARY, req, digest=v1.digest)
+
+
+def test_unmet_requirements_are_reported_as_data_and_rendered_from_it() -> None:
+    world, v1 = stable_world()
+    req = Requirements(passed=("qa", "staging"), approval="ops", approvers=frozenset({"carol"}))
+    missing = check_requirements(world.ctx(), PROD, v1, req)
+    assert missing == (Missing("passed", "qa"), Missing("approval", "prod", "ops"))
+    with pytest.raises(PromotionRefused) as refused:
+        promote(world.ctx(), "orders", "staging", "prod", CANARY, req)
+    assert refused.value.missing == missing
+    assert "has not passed qa" in refused.value.message
+    assert "`pipeline promote orders --to qa ...`" in refused.value.hint
+    assert "a member of ops runs `pipeline approve orders --env prod`" in refused.value.hint
+
+
+def test_a_github_verified_approval_hints_at_the_pull_request_review() -> None:
+    world, v1 = stable_world()
+    req = Requirements(approval="ops", verified="github")
+    (item,) = check_requirements(world.ctx(), PROD, v1, req)
+    assert item == Missing("approval", "prod", "ops", verified="github")
+    assert "`pipeline approval github-pr`" in refusal(PROD, v1, (item,)).hint
