@@ -34,7 +34,7 @@ from pipeline.core.errors import PipelineError, PromotionRefused
 from pipeline.core.model import Release, ServiceRef, Weights
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Compute
-from pipeline.core.state import DeploymentState, Timeouts
+from pipeline.core.state import DeploymentState, Phase, Timeouts, TrafficObserved
 from pipeline.core.steps import Analyze, Pause, SetWeight, canary
 from pipeline.demo.report import SceneResult, write_report
 from pipeline.demo.timeline import Sampler, Timeline
@@ -115,22 +115,24 @@ class Demo:
         self.results: list[SceneResult] = []
         self.timelines: list[Timeline] = []
         self.workspace = root
-        self.app: App | None = None
+        self._app: App | None = None  # wired to the workspace once it is cloned
         self.initial: dict[str, Release] = {}
         self.good: Release | None = None
 
     # --- plumbing ------------------------------------------------------------------
 
     @property
-    def a(self) -> App:
-        assert self.app is not None
-        return self.app
+    def app(self) -> App:
+        """The composition root over the demo's workspace (set by ``run``)."""
+        assert self._app is not None
+        return self._app
 
     def ctx(self, env: str, actor: str = "alice") -> ops.Context:
-        return dataclasses.replace(self.a.context(env, ConsoleSink(self.console)), actor=actor)
+        return dataclasses.replace(self.app.context(env, ConsoleSink(self.console)), actor=actor)
 
     def router_url(self, env: str) -> str:
-        local: Any = self.a.environment(env).local
+        local = self.app.environment(env).local
+        assert local is not None, f"{env} is a local environment"
         return f"http://127.0.0.1:{local.port}"
 
     def scene(self, name: str, expected: str, body: Callable[[], tuple[str, str]]) -> None:
@@ -147,8 +149,8 @@ class Demo:
         self.console.print(f"[{style}]{outcome}[/] ({result.seconds:.1f}s): {detail}")
 
     def watch(self, title: str, env: str, service: str) -> tuple[Timeline, Sampler]:
-        platform = self.a.factory(self.a.environment(env)).platform(
-            self.a.environment(env), self.a.project.service(service)
+        platform = self.app.factory(self.app.environment(env)).platform(
+            self.app.environment(env), self.app.project.service(service)
         )
         timeline = Timeline(title)
         self.timelines.append(timeline)
@@ -157,7 +159,7 @@ class Demo:
 
     def _health_of(self, env: str, service: str, compute: Compute) -> Callable[[], str]:
         """Healthy/desired replicas of each slot that runs a release of the deployment."""
-        store = self.a.factory(self.a.environment(env)).stores(self.a.environment(env))[0]
+        store = self.app.factory(self.app.environment(env)).stores(self.app.environment(env))[0]
         ref = ServiceRef(service, env)
 
         def health() -> str:
@@ -196,7 +198,7 @@ class Demo:
         started = time.time()
         self.console.print(f"workspace: a fresh clone of {self.root} in {self.work / 'workspace'}")
         self.workspace = fresh_clone(self.root, self.work)
-        self.app = App(root_hint=self.workspace)
+        self._app = App(root_hint=self.workspace)
         try:
             self.scene("1. first deployment of every service to dev", "succeeded", self.first_deployments)
             self.scene("2. good canary of orders under load", "succeeded", self.good_canary)
@@ -211,8 +213,8 @@ class Demo:
 
     def first_deployments(self) -> tuple[str, str]:
         phases = []
-        for service in sorted(self.a.project.services):
-            release = self.a.release(service, DEV, None, "HEAD")
+        for service in sorted(self.app.project.services):
+            release = self.app.release(service, DEV, None, "HEAD")
             self.initial[service] = release
             state = ops.deploy(self.ctx(DEV), ServiceRef(service, DEV), release, FIRST)
             phases.append(f"{service} {state.release.short} {state.phase.value}")
@@ -238,7 +240,7 @@ class Demo:
         sha = make_release(
             self.workspace, "demo/good", "orders 1.1.0", _bump("services/orders/VERSION", "1.1.0")
         )
-        self.good = self.a.release("orders", DEV, None, sha)
+        self.good = self.app.release("orders", DEV, None, sha)
         state, background, _ = self._canary_under_load(
             "good canary of orders (dev)", self.good, ORDERS_CANARY, "orders"
         )
@@ -260,15 +262,15 @@ class Demo:
             "orders: a release that fails half of its requests",
             _write("services/orders/fault.json", json.dumps({"error_rate": 0.5})),
         )
-        bad = self.a.release("orders", DEV, None, sha)
+        bad = self.app.release("orders", DEV, None, sha)
         state, background, _ = self._canary_under_load(
             "bad canary of orders (dev)", bad, ORDERS_CANARY, "orders"
         )
         load = background.result
         reaction = _reaction_seconds(self.ctx(DEV), ServiceRef("orders", DEV), state.id)
         weights = (
-            self.a.factory(self.a.environment(DEV))
-            .platform(self.a.environment(DEV), self.a.project.service("orders"))
+            self.app.factory(self.app.environment(DEV))
+            .platform(self.app.environment(DEV), self.app.project.service("orders"))
             .router.get_weights()
         )
         failed = load.figures.failures if load else -1
@@ -283,12 +285,12 @@ class Demo:
         sha = make_release(
             self.workspace, "demo/notify", "notify 1.1.0", _bump("services/notify/VERSION", "1.1.0")
         )
-        release = self.a.release("notify", DEV, None, sha)
+        release = self.app.release("notify", DEV, None, sha)
         state, background, timeline = self._canary_under_load(
             "Lambda canary of notify (dev)", release, NOTIFY_CANARY, "notify"
         )
-        platform = self.a.factory(self.a.environment(DEV)).platform(
-            self.a.environment(DEV), self.a.project.service("notify")
+        platform = self.app.factory(self.app.environment(DEV)).platform(
+            self.app.environment(DEV), self.app.project.service("notify")
         )
         since = timeline.marks[0].t if timeline.marks else time.time() - 60
         new = platform.metrics.measure(state.new_slot, since, time.time())
@@ -301,17 +303,20 @@ class Demo:
         return state.phase.value, detail
 
     def promotion(self) -> tuple[str, str]:
-        staging = ops.promote(self.ctx(STAGING), "orders", DEV, STAGING, FIRST, self.a.requirements(STAGING))
+        staging_req = self.app.requirements(STAGING)
+        staging = ops.promote(self.ctx(STAGING), "orders", DEV, STAGING, FIRST, staging_req)
         prod_ctx = self.ctx(PROD)
         try:
-            ops.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.a.requirements(PROD))
+            ops.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.app.requirements(PROD))
             return "failed", "prod accepted a release without an Ops approval"
         except PromotionRefused as exc:
+            if not any(item.kind == "approval" for item in exc.missing):
+                raise
             self.console.print(f"[yellow]refused as expected[/]: {exc.message}")
-        approver = sorted(self.a.requirements(PROD).approvers or {"carol"})[0]
+        approver = sorted(self.app.requirements(PROD).approvers or {"carol"})[0]
         ops.approve(self.ctx(PROD, actor=approver), ServiceRef("orders", PROD), staging.release, "ops")
         self.console.print(f"{approver} (ops) approved {staging.release.short} for prod")
-        prod = ops.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.a.requirements(PROD))
+        prod = ops.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.app.requirements(PROD))
         same = prod.release.digest == staging.release.digest == (self.good.digest if self.good else "")
         detail = f"{prod.release.short} in staging and prod, same digest as dev: {same}"
         return (prod.phase.value if same else "failed"), detail
@@ -370,11 +375,19 @@ def _get_json(url: str) -> dict[str, Any]:
 
 
 def _reaction_seconds(ctx: ops.Context, ref: ServiceRef, deployment: str) -> float:
-    """From the failing verdict to 100% verified back on the old slot, from the history."""
-    records = [r for r in ctx.store.history(ref) if r.deployment == deployment]
-    verdict = next((r.ts for r in records if r.detail.startswith("rolling back")), None)
+    """From the failing verdict to 100% verified back on the old slot, from the history's
+    structured fields: the first record in phase ``rolling_back``, then the first traffic
+    observation after it that did not fail the deployment."""
+    records = sorted((r for r in ctx.store.history(ref) if r.deployment == deployment), key=lambda r: r.ts)
+    verdict = next((r.ts for r in records if r.phase == Phase.ROLLING_BACK.value), None)
+    if verdict is None:
+        return float("nan")
     verified = next(
-        (r.ts for r in records if verdict and r.ts >= verdict and r.detail.startswith("traffic verified")),
+        (
+            r.ts
+            for r in records
+            if r.ts >= verdict and r.action == TrafficObserved.__name__ and r.phase != Phase.FAILED.value
+        ),
         None,
     )
-    return (verified - verdict) if verdict and verified else float("nan")
+    return float("nan") if verified is None else verified - verdict
