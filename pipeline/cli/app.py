@@ -6,7 +6,6 @@ platform factory named by each environment and builds ``operations.Context`` obj
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -105,12 +104,13 @@ class App:
         on_inconclusive, max_pause); on AWS, ECS slots drain for the target group's
         deregistration delay before they are scaled down."""
         from pipeline.config import strategy_for
+        from pipeline.wiring import StrategyRules
 
         env = self.environment(env_name)
         strategy = env.shape(strategy_for(self.project, service))
-        svc: Any = self.project.service(service)
-        if str(env.platform) == "aws" and svc.ecs is not None:
-            strategy = dataclasses.replace(strategy, drain_seconds=float(svc.ecs.deregistration_delay))
+        factory = self.factory(env)
+        if isinstance(factory, StrategyRules):  # the platform's own rules (AWS: the ECS drain)
+            strategy = factory.strategy(self.project.service(service), strategy)
         return strategy
 
     def release(self, service: str, env_name: str, image: str | None, ref: str | None) -> Release:

@@ -13,7 +13,7 @@ from pipeline.aws.factory import AwsFactory
 from pipeline.aws.iam import ServiceKinds, policy
 from pipeline.aws.settings import aws_environment
 from pipeline.cli.app import App
-from pipeline.cli.render import emit_json, err, out
+from pipeline.console.render import emit_json, err, out
 from pipeline.core.errors import UsageError
 
 

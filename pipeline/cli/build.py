@@ -23,7 +23,7 @@ from pipeline.build import (
 )
 from pipeline.cli.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
-from pipeline.cli.render import emit_json, err, out
+from pipeline.console.render import emit_json, err, out
 from pipeline.core.errors import UsageError
 from pipeline.core.model import Release
 from pipeline.oci import OciArchive

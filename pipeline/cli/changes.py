@@ -12,7 +12,7 @@ import click
 from pipeline.changes import Changes, detect, select
 from pipeline.cli.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
-from pipeline.cli.render import emit_json, err
+from pipeline.console.render import emit_json, err
 from pipeline.core.errors import UsageError
 
 

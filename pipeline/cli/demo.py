@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipeline.cli.app import App
-from pipeline.cli.render import err
+from pipeline.console.render import err
 from pipeline.core.errors import DeploymentFailed
 
 

@@ -13,7 +13,7 @@ from pipeline import operations as ops
 from pipeline.cli.app import App
 from pipeline.cli.completion import complete_environments, complete_services
 from pipeline.cli.outputs import github_output_option, write_github_output
-from pipeline.cli.render import (
+from pipeline.console.render import (
     ConsoleSink,
     emit_json,
     err,

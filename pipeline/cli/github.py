@@ -17,7 +17,7 @@ import click
 from pipeline import operations as ops
 from pipeline.cli.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
-from pipeline.cli.render import ConsoleSink, emit_json, err
+from pipeline.console.render import ConsoleSink, emit_json, err
 from pipeline.core.errors import PromotionRefused, UsageError
 from pipeline.core.model import Release, ServiceRef
 from pipeline.github.approval import Approver, VerifiedApproval, verify_pull, verify_run

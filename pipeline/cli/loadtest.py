@@ -24,8 +24,8 @@ from rich.table import Table
 
 from pipeline.cli.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
-from pipeline.cli.progress import load_progress
-from pipeline.cli.render import emit_json, err
+from pipeline.console.progress import load_progress
+from pipeline.console.render import emit_json, err
 from pipeline.core.errors import Cancelled, DeploymentFailed, PlatformError, UsageError
 from pipeline.loadtest.report import STEP_SUMMARY_ENV, format_value
 from pipeline.loadtest.result import LoadResult

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from pipeline.cli.app import App
-from pipeline.cli.render import print_error
+from pipeline.console.render import print_error
 from pipeline.core.errors import PipelineError
 from pipeline.local.client import PlaneClient
 from pipeline.local.plane_process import PlaneInfo, ensure_plane, live_plane, state_dir_of, stop_plane

@@ -24,7 +24,7 @@ from pipeline.cli import loadtest as loadtest_commands
 from pipeline.cli import local as local_commands
 from pipeline.cli import servicetest as servicetest_commands
 from pipeline.cli.app import App
-from pipeline.cli.render import emit_json, err, out, print_error
+from pipeline.console.render import emit_json, err, out, print_error
 from pipeline.core.errors import PipelineError
 
 

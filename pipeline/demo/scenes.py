@@ -28,7 +28,7 @@ from rich.table import Table
 
 from pipeline import operations as ops
 from pipeline.cli.app import App
-from pipeline.cli.render import ConsoleSink, bar
+from pipeline.console.render import ConsoleSink, bar, print_error
 from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.errors import PipelineError, PromotionRefused
 from pipeline.core.model import Release, ServiceRef, Weights
@@ -142,7 +142,7 @@ class Demo:
             outcome, detail = body()
         except PipelineError as exc:
             outcome, detail = "error", exc.message
-            self.console.print(f"[red]{exc.render()}[/]")
+            print_error(exc, self.console)
         result = SceneResult(name, outcome, expected, detail, time.time() - start)
         self.results.append(result)
         style = "green" if result.ok else "red"

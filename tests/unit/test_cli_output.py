@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli.layout import when
 from pipeline.cli.main import cli
+from pipeline.console.layout import when
 from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState
 from pipeline.local.sqlite_store import open_sqlite

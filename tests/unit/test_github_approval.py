@@ -13,7 +13,7 @@ import pytest
 
 from pipeline import operations as ops
 from pipeline.cli.app import App
-from pipeline.cli.render import ConsoleSink
+from pipeline.console.render import ConsoleSink
 from pipeline.core.model import Release, ServiceRef
 from tests.support.fake_github import FakeGitHub
 from tests.unit.support.github import DEV_BOT, DEV_REPO, OPS_REPO, OPS_TOKEN, World, make_world

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import pytest
 from rich.console import Console
 
-from pipeline.cli.progress import ProgressView, load_progress, progress_interval
-from pipeline.cli.render import ConsoleSink, make_console
+from pipeline.console.progress import ProgressView, load_progress, progress_interval
+from pipeline.console.render import ConsoleSink, make_console
 from pipeline.core.errors import UsageError
 from pipeline.core.model import ServiceRef, Slot
 from pipeline.core.plan import Strategy

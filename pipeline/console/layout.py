@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from rich.text import Text
 
-from pipeline.cli.waits import Wait, describe_wait
+from pipeline.console.waits import Wait, describe_wait
 from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState
 

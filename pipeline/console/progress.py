@@ -28,7 +28,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, Ta
 from rich.table import Column
 from rich.text import Text
 
-from pipeline.cli.waits import Wait, describe_wait, duration_text
+from pipeline.console.waits import Wait, describe_wait, duration_text
 from pipeline.core.errors import UsageError
 from pipeline.core.model import ServiceRef
 from pipeline.core.state import DeploymentState

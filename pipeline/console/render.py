@@ -19,8 +19,8 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from pipeline.cli.layout import PHASE_STYLE, history_lines, status_lines, when
-from pipeline.cli.progress import ProgressView, progress_interval
+from pipeline.console.layout import PHASE_STYLE, history_lines, status_lines, when
+from pipeline.console.progress import ProgressView, progress_interval
 from pipeline.core.errors import PipelineError
 from pipeline.core.model import Weights
 from pipeline.core.ports import Record
