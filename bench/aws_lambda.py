@@ -79,7 +79,8 @@ def main() -> None:
 
 
 def run_once(events: int, warm: int) -> tuple[Counter[str], float]:
-    from pipeline.aws.lambda_.bootstrap import execute, plan
+    from pipeline.aws.bootstrap import execute
+    from pipeline.aws.lambda_.bootstrap import plan
     from pipeline.aws.lambda_.compute import Readiness
     from pipeline.aws.lambda_.platform import platform_for
     from pipeline.aws.lambda_.spec import LambdaSpec

@@ -7,8 +7,9 @@ with the loaded project and the clock: ``Factory(project, clock)``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, ImageRegistry, LockManager, Platform, StateStore
 
 if TYPE_CHECKING:
@@ -26,3 +27,14 @@ class PlatformFactory(Protocol):
 
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
         """Resolves a service's tag, commit or digest to a release pinned by digest."""
+
+
+@runtime_checkable
+class StrategyRules(Protocol):
+    """A factory whose platform shapes a service's strategy (the AWS factory: the ECS drain).
+
+    A factory without platform rules for strategies does not implement it.
+    """
+
+    def strategy(self, service: ServiceConfig, strategy: Strategy) -> Strategy:
+        """``strategy`` as the platform runs ``service`` (e.g. ``drain_seconds``)."""

@@ -2,33 +2,37 @@
 
 - ``stores(env)``: ``DynamoStateStore`` + ``DynamoLockManager`` on the environment's table;
 - ``platform(env, service)``: for ``kind: ecs``, ``EcsCompute`` + ``AlbListenerRouter`` +
-  ``CloudWatchMetrics`` + the load-test package's stage runner (HTTP smoke checks when it
-  is not installed); for ``kind: lambda``, ``pipeline.aws.lambda_.platform.lambda_platform``;
-- ``registry(env)``: ``pipeline.aws.ecr.EcrRegistry`` on the environment's registry.
+  ``CloudWatchMetrics`` + the service's load-test stages; for ``kind: lambda``,
+  ``pipeline.aws.lambda_.platform.lambda_platform``;
+- ``registry(env)``: ``pipeline.aws.ecr.registry.EcrRegistry`` on the environment's registry;
+- ``strategy(service, strategy)``: the AWS platform's rule for a service's strategy (ECS
+  slots drain for the target group's deregistration delay before they scale down);
+- ``bootstrap_plan(env, services)``: the ``BootstrapStep`` list ``pipeline bootstrap`` runs.
 
 One ``AwsSession`` per environment (assumed role, retries, client cache), made on first use.
-The Lambda and ECR adapters are separate modules; when one is missing the factory raises
-a ``PlatformError`` saying so instead of failing at import time.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import replace
-from types import ModuleType
 from typing import TYPE_CHECKING
 
-from pipeline.aws.alb.router import AlbListenerRouter, service_routes
-from pipeline.aws.bootstrap import BootstrapStep, adapt_steps, plan_ecs_service, plan_environment
 from pipeline.aws.alb.metrics import CloudWatchMetrics
-from pipeline.aws.config_glue import aws_environment, ecs_spec
+from pipeline.aws.alb.router import AlbListenerRouter, service_routes
+from pipeline.aws.bootstrap import BootstrapStep, plan_environment
+from pipeline.aws.ecr.registry import EcrRegistry
+from pipeline.aws.ecs.bootstrap import plan_ecs_service
+from pipeline.aws.ecs.compute import EcsCompute
+from pipeline.aws.lambda_.bootstrap import plan_lambda
+from pipeline.aws.lambda_.platform import lambda_platform
+from pipeline.aws.session import DEFAULT_MAX_ATTEMPTS, AwsSession, SessionSettings
+from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec, aws_environment, ecs_spec
 from pipeline.aws.state.lock import DynamoLockManager
 from pipeline.aws.state.store import DynamoStateStore
-from pipeline.aws.ecs.compute import EcsCompute
-from pipeline.aws.session import DEFAULT_MAX_ATTEMPTS, AwsSession, SessionSettings
-from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
-from pipeline.core.errors import PlatformError
+from pipeline.build import source_revision
+from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, ImageRegistry, LockManager, Platform, StageRunner, StateStore
+from pipeline.loadtest.stages import ServiceStageRunner
 from pipeline.loadtest.synthetic import service_traffic
 from pipeline.owners import actor as current_actor
 
@@ -43,7 +47,8 @@ def ecs_platform(
     live, test = service_routes(session, env, spec)
     return Platform(
         # The engine holds for the deregistration delay (Strategy.drain_seconds, renewing its
-        # lease) before it scales a slot down, so the adapter does not wait again.
+        # lease: see AwsFactory.strategy) before it scales a slot down, so the adapter does not
+        # wait again.
         compute=EcsCompute(
             session, env, spec, groups=live.groups, test_route=test, clock=clock, drain_wait=False
         ),
@@ -96,27 +101,28 @@ class AwsFactory:
         session, settings = self.session(env), self.environment(env)
         traffic = service_traffic(env.aws.url, service) if env.aws is not None and env.aws.url else None
         if service.kind == "lambda":
-            module = _adapter("pipeline.aws.lambda_.platform", "Lambda services")
-            platform: Platform = module.lambda_platform(
-                session, settings, service, self.clock, root=self.project.root, env_name=settings.name
-            )
-            return replace(platform, traffic=traffic)
-        stages = self._stages(settings, service)
-        alarms = tuple(service.ecs.alarms) if service.ecs is not None else ()
-        platform = ecs_platform(session, settings, ecs_spec(service, alarm_names=alarms), self.clock, stages)
+            platform = lambda_platform(session, settings, service, self.clock, root=self.project.root)
+        else:
+            stages = ServiceStageRunner.from_config(self.project, service, settings.name)
+            alarms = tuple(service.ecs.alarms) if service.ecs is not None else ()
+            spec = ecs_spec(service, alarm_names=alarms)
+            platform = ecs_platform(session, settings, spec, self.clock, stages)
         return replace(platform, traffic=traffic)
 
+    def strategy(self, service: ServiceConfig, strategy: Strategy) -> Strategy:
+        """``strategy`` under the AWS platform's rules: an ECS slot drains for its target
+        group's deregistration delay before it is scaled down (Lambda: unchanged)."""
+        if service.ecs is None:
+            return strategy
+        return replace(strategy, drain_seconds=float(service.ecs.deregistration_delay))
+
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
-        module = _adapter("pipeline.aws.ecr.registry", "ECR images")
-        settings = self.environment(env)
-        build = importlib.import_module("pipeline.build")
-        root = self.project.root
-        registry: ImageRegistry = module.EcrRegistry(
+        settings, root = self.environment(env), self.project.root
+        return EcrRegistry(
             self.session(env).client("ecr"),
             registry=settings.ecr_registry,
-            head=lambda: build.source_revision(root)[0],
+            head=lambda: source_revision(root)[0],
         )
-        return registry
 
     def bootstrap_plan(self, env: EnvironmentConfig, services: list[ServiceConfig]) -> list[BootstrapStep]:
         """What ``pipeline bootstrap`` would create for ``env`` and ``services`` (reads only)."""
@@ -124,36 +130,7 @@ class AwsFactory:
         steps = plan_environment(session, settings, self.clock)
         for service in services:
             if service.kind == "lambda":
-                module = _adapter("pipeline.aws.lambda_.bootstrap", "Lambda services")
-                planned = module.plan_lambda(
-                    session, settings, service, env_name=settings.name, clock=self.clock
-                )
-                steps += adapt_steps(planned)
+                steps += plan_lambda(session, settings, service, clock=self.clock)
             else:
                 steps += plan_ecs_service(session, settings, ecs_spec(service))
         return steps
-
-    def _stages(self, env: AwsEnvironment, service: ServiceConfig) -> StageRunner:
-        """The load-test package's stages when installed, else HTTP smoke checks."""
-        try:
-            module = importlib.import_module("pipeline.loadtest.stages")
-        except ModuleNotFoundError:
-            smoke = importlib.import_module("pipeline.local.stages")
-            path = service.ecs.health_check.path if service.ecs else "/health"
-            fallback: StageRunner = smoke.HttpSmokeStages(path)
-            return fallback
-        runner: StageRunner = module.ServiceStageRunner.from_config(self.project, service, env.name)
-        return runner
-
-
-def _adapter(name: str, what: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise PlatformError(
-            f"cannot deploy {what} on AWS: the adapter module {name} is not installed",
-            hint="install the complete toolkit (`pip install -e .`), "
-            "or deploy this service to a local environment",
-        ) from exc

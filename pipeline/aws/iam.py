@@ -2,9 +2,11 @@
 
 Actions come from the adapters themselves: every module of ``pipeline.aws`` that calls AWS
 declares ``IAM_ACTIONS`` (a set of ``service:Action`` strings) next to the calls, so a new
-call and its permission change together. Modules named ``lambda_*`` count only when the
-project has Lambda services; ``ecs_*``, ``alb_*``, ``cloudwatch_metrics`` and ``bootstrap``
-only when it has ECS services; the rest (state table, ECR) always.
+call and its permission change together, and each sub-package's ``permissions`` module
+declares the union of its modules. ``DECLARED`` lists, per service kind, the sub-packages
+that kind uses (``ecs``: ``ecs``, ``alb`` and the environment checks of
+``pipeline.aws.bootstrap``; ``lambda``: ``lambda_``); ``ALWAYS`` the ones every project
+uses (the state table, ECR).
 
 Resources are scoped to the project: ARNs built from the environment's partition, region,
 account, cluster, listeners and state table and from the service names (slot services,
@@ -23,14 +25,18 @@ calls cannot show them): ``iam:PassRole``, checked when a task definition names 
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
+from pipeline.aws import bootstrap
+from pipeline.aws.alb import permissions as alb
+from pipeline.aws.ecr import permissions as ecr
+from pipeline.aws.ecs import permissions as ecs
+from pipeline.aws.lambda_ import permissions as lambda_
+from pipeline.aws.lambda_.spec import iam_resources
 from pipeline.aws.settings import AwsEnvironment, target_group_name
+from pipeline.aws.state import permissions as state
 from pipeline.core.model import Slot
 
 AUTHORIZATION_ONLY = frozenset({"iam:PassRole"})
@@ -40,7 +46,13 @@ IMPLIED_BY_OPERATION: dict[str, frozenset[str]] = {
     "dynamodb:TransactWriteItems": frozenset({"dynamodb:PutItem"}),
 }
 _SIGNING_PREFIX = {"monitoring": "cloudwatch"}
-_ECS_MODULES = ("ecs_", "alb_", "cloudwatch_metrics", "bootstrap")
+
+# The sub-packages each service kind deploys with, by their declared actions
+DECLARED: dict[str, tuple[frozenset[str], ...]] = {
+    "always": (state.IAM_ACTIONS, ecr.IAM_ACTIONS),
+    "ecs": (ecs.IAM_ACTIONS, alb.IAM_ACTIONS, bootstrap.IAM_ACTIONS),
+    "lambda": (lambda_.IAM_ACTIONS,),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,32 +69,22 @@ def iam_actions_of_call(signing_name: str, operation: str) -> frozenset[str]:
     return IMPLIED_BY_OPERATION.get(action, frozenset({action}))
 
 
-def adapter_modules() -> list[ModuleType]:
-    """Every module of ``pipeline.aws`` (imported), sorted by name."""
-    package = importlib.import_module("pipeline.aws")
-    names = sorted(m.name for m in pkgutil.iter_modules(package.__path__))
-    return [importlib.import_module(f"pipeline.aws.{name}") for name in names]
-
-
-def actions(services: ServiceKinds, modules: Iterable[ModuleType] | None = None) -> frozenset[str]:
-    """The union of the ``IAM_ACTIONS`` of the modules that the project's kinds use."""
-    found: set[str] = set()
-    for module in adapter_modules() if modules is None else modules:
-        short = module.__name__.rsplit(".", 1)[-1]
-        if short.startswith("lambda_") and not services.lambda_:
-            continue
-        if short.startswith(_ECS_MODULES) and not services.ecs:
-            continue
-        found |= set(getattr(module, "IAM_ACTIONS", ()))
-    return frozenset(found)
+def actions(
+    services: ServiceKinds, declared: Mapping[str, tuple[frozenset[str], ...]] = DECLARED
+) -> frozenset[str]:
+    """The union of the actions ``declared`` for ``always`` and for the kinds the project has."""
+    kinds = ["always"] + (["ecs"] if services.ecs else []) + (["lambda"] if services.lambda_ else [])
+    return frozenset(action for kind in kinds for group in declared.get(kind, ()) for action in group)
 
 
 def policy(
-    env: AwsEnvironment, services: ServiceKinds, modules: Iterable[ModuleType] | None = None
+    env: AwsEnvironment,
+    services: ServiceKinds,
+    declared: Mapping[str, tuple[frozenset[str], ...]] = DECLARED,
 ) -> dict[str, Any]:
     """The policy document: one statement per (resources, condition), actions sorted."""
     grouped: dict[Grant, set[str]] = {}
-    for action in sorted(actions(services, modules)):
+    for action in sorted(actions(services, declared)):
         for grant in grants(action, env, services):
             grouped.setdefault(grant, set()).add(action)
     statements = []
@@ -137,11 +139,7 @@ def _pass_role(env: AwsEnvironment, services: ServiceKinds) -> list[Grant]:
 
 def _lambda_resources(action: str, env: AwsEnvironment, services: ServiceKinds) -> list[str]:
     """The Lambda adapters' own scoping (``pipeline.aws.lambda_.spec.iam_resources``)."""
-    try:
-        spec = importlib.import_module("pipeline.aws.lambda_.spec")
-    except ModuleNotFoundError:
-        return []
-    scoped: list[str] = spec.iam_resources(
+    return iam_resources(
         action,
         partition=env.partition,
         region=env.region,
@@ -150,7 +148,6 @@ def _lambda_resources(action: str, env: AwsEnvironment, services: ServiceKinds) 
         services=services.lambda_,
         role_arn=env.lambda_role_arn,
     )
-    return scoped
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pipeline.clock import SystemClock
 from pipeline.core.errors import PlatformError, UsageError
@@ -123,19 +123,17 @@ class App:
         return self.registry(env_name).resolve(service, image or ref or "HEAD")
 
     def requirements(self, env_name: str) -> Requirements:
-        env: Any = self.environment(env_name)
-        req = env.requires
-        if req is None:
-            return Requirements()
-        approval = req.approval
-        approvers = None
-        verified = None
-        if approval:
-            members = self.project.config.organisations[approval].members
-            approvers = frozenset(members) if members else None
-            verified = "github" if self.project.config.organisations[approval].github else None
+        """What ``env_name`` demands of a release: environments passed, and whose approval
+        (its members, and whether only GitHub-verified approvals count)."""
+        req = self.environment(env_name).requires
+        if req.approval is None:
+            return Requirements(passed=tuple(req.passed))
+        org = self.project.config.organisations[req.approval]
         return Requirements(
-            passed=tuple(req.passed), approval=approval, approvers=approvers, verified=verified
+            passed=tuple(req.passed),
+            approval=req.approval,
+            approvers=frozenset(org.members) if org.members else None,
+            verified="github" if org.github else None,
         )
 
     def writable(self, env_name: str, what: str) -> None:
@@ -152,9 +150,8 @@ class App:
     def guarded(self, service: str, env_name: str) -> str | None:
         """The owning organisation when ``env_name`` belongs to another organisation than
         the service (e.g. Ops' production for a Dev service), else None."""
-        env: Any = self.environment(env_name)
-        svc: Any = self.project.service(service)
-        return str(env.owner) if env.owner != svc.owner else None
+        owner = self.environment(env_name).owner
+        return owner if owner != self.project.service(service).owner else None
 
     def ref(self, service: str, env_name: str) -> ServiceRef:
         self.project.service(service)

@@ -31,13 +31,14 @@ from botocore.config import Config
 
 from pipeline.aws.alb.router import AlbListenerRouter, service_routes
 from pipeline.aws.alb.rules import SlotTargetGroups
-from pipeline.aws.bootstrap import execute, plan_ecs_service, plan_environment
-from pipeline.aws.state.lock import DynamoLockManager
-from pipeline.aws.state.store import DynamoStateStore
+from pipeline.aws.bootstrap import execute, plan_environment
+from pipeline.aws.ecs.bootstrap import plan_ecs_service
 from pipeline.aws.factory import ecs_platform
 from pipeline.aws.iam import iam_actions_of_call
 from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec, HealthCheckSpec, target_group_dimension
+from pipeline.aws.state.lock import DynamoLockManager
+from pipeline.aws.state.store import DynamoStateStore
 from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.model import ServiceRef, Slot
 from pipeline.core.plan import Strategy

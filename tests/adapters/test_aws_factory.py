@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline.aws.alb.router import AlbListenerRouter
 from pipeline.aws.alb.metrics import CloudWatchMetrics
-from pipeline.aws.state.lock import DynamoLockManager
-from pipeline.aws.state.store import DynamoStateStore
+from pipeline.aws.alb.router import AlbListenerRouter
 from pipeline.aws.ecs.compute import EcsCompute
 from pipeline.aws.factory import AwsFactory
 from pipeline.aws.settings import AwsEnvironment
+from pipeline.aws.state.lock import DynamoLockManager
+from pipeline.aws.state.store import DynamoStateStore
 from pipeline.config import load_project
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import Weights
@@ -56,13 +55,11 @@ def test_builds_the_ecs_platform_and_dynamo_stores_of_an_environment(
     assert type(as_port.registry(env)).__name__ == "EcrRegistry"
 
 
-def test_a_missing_lambda_adapter_is_a_clear_platform_error(
-    factory: AwsFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "pipeline.aws.lambda_.platform", None)
+def test_a_lambda_service_without_a_lambda_section_is_a_clear_platform_error(factory: AwsFactory) -> None:
     service = factory.project.service("orders").model_copy(update={"kind": "lambda"})
 
     with pytest.raises(PlatformError) as caught:
         factory.platform(factory.project.environment("aws-test"), service)
 
-    assert "pipeline.aws.lambda_.platform is not installed" in caught.value.message
+    assert "its service.yaml has no `lambda:` section" in caught.value.message
+    assert "lambda:" in caught.value.hint

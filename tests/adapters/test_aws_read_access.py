@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.aws.state.table import ensure_table
 from pipeline.aws.factory import AwsFactory
+from pipeline.aws.state.table import ensure_table
 from pipeline.cli.main import main
 from pipeline.config import load_project
 from pipeline.core.model import ServiceRef

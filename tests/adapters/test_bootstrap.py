@@ -8,7 +8,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pipeline.aws.bootstrap import describe, execute, plan_ecs_service, plan_environment
+from pipeline.aws.bootstrap import describe, execute, plan_environment
+from pipeline.aws.ecs.bootstrap import plan_ecs_service
 from pipeline.aws.iam import ServiceKinds, policy
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.aws.alb.router import service_routes
 from pipeline.aws.alb.metrics import CloudWatchMetrics
+from pipeline.aws.alb.router import service_routes
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.analysis import AnalysisSpec, Outcome, assess

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.aws.session import AwsSession
 from pipeline.aws.state.lock import DynamoLockManager
 from pipeline.aws.state.store import DynamoStateStore
 from pipeline.aws.state.table import ensure_table, table_status
-from pipeline.aws.session import AwsSession
 from pipeline.core.errors import NotFoundError
 from pipeline.core.ports import LockManager, StateStore
 from pipeline.testing import FakeClock

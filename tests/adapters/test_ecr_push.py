@@ -17,8 +17,8 @@ from typing import Any
 import moto
 import pytest
 
-from pipeline.aws.ecr.registry import EcrRegistry
 from pipeline.aws.ecr.push import MiB, Repo, put_manifest
+from pipeline.aws.ecr.registry import EcrRegistry
 from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.oci import OciArchive

@@ -7,8 +7,10 @@ import json
 
 import pytest
 
-from pipeline.aws.lambda_.bootstrap import IAM_ACTIONS, execute, placeholder_zip, plan
+from pipeline.aws.bootstrap import execute
+from pipeline.aws.lambda_.bootstrap import placeholder_zip, plan
 from pipeline.aws.lambda_.gateway import HttpApi, route_keys
+from pipeline.aws.lambda_.permissions import IAM_ACTIONS
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import ServiceRef, Slot
 from pipeline.operations import deploy, rollback
@@ -53,10 +55,10 @@ def test_plan_apply_then_nothing_left_to_create(lambda_aws: LambdaWorld) -> None
 
 
 def test_steps_fit_the_environment_bootstrap(lambda_aws: LambdaWorld) -> None:
-    from pipeline.aws.bootstrap import adapt_steps, describe
+    from pipeline.aws.bootstrap import describe
     from pipeline.aws.bootstrap import execute as execute_all
 
-    steps = adapt_steps(plan(lambda_aws.spec(), lambda_aws.session, lambda_aws.clock))
+    steps = plan(lambda_aws.spec(), lambda_aws.session, lambda_aws.clock)
 
     assert describe(steps)[1].split() == ["create", "lambda", "function", "orders-dev"]
     assert len(execute_all(steps)) == len(EXPECTED)

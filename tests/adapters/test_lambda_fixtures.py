@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from pipeline.aws.lambda_.bootstrap import execute, plan
+from pipeline.aws.bootstrap import execute
+from pipeline.aws.lambda_.bootstrap import plan
 from pipeline.aws.lambda_.compute import Readiness
 from pipeline.aws.lambda_.platform import platform_for
 from pipeline.aws.lambda_.spec import LambdaSpec

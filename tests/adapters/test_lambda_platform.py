@@ -11,11 +11,11 @@ import json
 import shutil
 from pathlib import Path
 
-from pipeline.aws.config_glue import aws_environment
 from pipeline.aws.lambda_.bootstrap import apply_lambda, plan_lambda
 from pipeline.aws.lambda_.compute import LambdaCompute
 from pipeline.aws.lambda_.platform import lambda_platform
 from pipeline.aws.lambda_.spec import iam_resources
+from pipeline.aws.settings import aws_environment
 from pipeline.config import load_project
 from pipeline.core.model import ServiceRef, Slot
 from pipeline.core.state import Phase
@@ -65,16 +65,16 @@ def test_a_configured_lambda_service_bootstraps_and_deploys_linearly(
 ) -> None:
     root = _project(tmp_path)
     project = load_project(root)
-    env, service = project.environment("aws-dev"), project.service("notify")
+    env, service = aws_environment(project, project.environment("aws-dev")), project.service("notify")
 
-    planned = plan_lambda(lambda_aws.session, env, service, env_name="aws-dev")
+    planned = plan_lambda(lambda_aws.session, env, service)
     assert {r.action for r in planned} == {"create"}
     assert ("route", "ANY /notify") in {(r.kind, r.name) for r in planned}
-    created = apply_lambda(lambda_aws.session, env, service, env_name="aws-dev", clock=lambda_aws.clock)
+    created = apply_lambda(lambda_aws.session, env, service, clock=lambda_aws.clock)
     assert len(created) == len(planned)
 
     platform = lambda_platform(
-        lambda_aws.session, env, service, lambda_aws.clock, root=root, env_name="aws-dev", test_route="invoke"
+        lambda_aws.session, env, service, lambda_aws.clock, root=root, test_route="invoke"
     )
     assert isinstance(platform.compute, LambdaCompute)
     store_ctx = lambda_aws.context(platform)[0]
@@ -113,11 +113,11 @@ def test_a_configured_lambda_service_bootstraps_and_deploys_linearly(
 def test_by_default_stages_run_over_the_http_api_slot_stage(lambda_aws: LambdaWorld, tmp_path: Path) -> None:
     root = _project(tmp_path)
     project = load_project(root)
-    env, service = project.environment("aws-dev"), project.service("notify")
-    apply_lambda(lambda_aws.session, env, service, env_name="aws-dev", clock=lambda_aws.clock)
+    env, service = aws_environment(project, project.environment("aws-dev")), project.service("notify")
+    apply_lambda(lambda_aws.session, env, service, clock=lambda_aws.clock)
 
     session, clock = lambda_aws.session, lambda_aws.clock
-    platform = lambda_platform(session, env, service, clock, root=root, env_name="aws-dev")
+    platform = lambda_platform(session, env, service, clock, root=root)
 
     assert isinstance(platform.stages, ServiceStageRunner)
     endpoint = platform.compute.endpoint(Slot.GREEN)

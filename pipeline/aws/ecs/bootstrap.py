@@ -1,47 +1,36 @@
-"""``pipeline bootstrap``: create what an environment and its services need, idempotently.
+"""Bootstrap of an ECS service: what its blue/green deployments need before the first one.
 
-Plan, then execute (the dry run prints the same plan the executor runs). Planning only
-reads; each ``BootstrapStep`` says whether its resource exists and how to create it.
-Resources the toolkit does not own (the cluster, the ALB listeners, the VPC) are checked,
-never created: a missing one stops the run before anything is created.
-
-For an ECS service: ECR repository (``pipeline.aws.ecr.registry``), the blue and green target
-groups, the service's path rule on the listener and on the test listener (100% blue),
-a first task definition revision (a placeholder image; no task ever runs it) and the two
-slot services at desired count 0. For the environment: the DynamoDB state table.
-Existing resources are left as they are (no drift correction); a second run creates nothing.
+``plan_ecs_service`` only reads and returns ``pipeline.aws.bootstrap.BootstrapStep``
+values (run by ``pipeline.aws.bootstrap.execute``): the ECR repository, the blue and green
+target groups, the service's path rule on the listener and on the test listener (100%
+blue), a first task definition revision (a placeholder image; no task ever runs it) and
+the two slot services at desired count 0.
 """
 
 from __future__ import annotations
 
-import importlib
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.aws.alb.router import service_routes
 from pipeline.aws.alb.rules import AlbRoute, SlotTargetGroups, forward_action
-from pipeline.aws.state.table import ensure_table, table_status
+from pipeline.aws.bootstrap import BootstrapStep, probe
+from pipeline.aws.ecr.registry import EcrRegistry
 from pipeline.aws.ecs.taskdef import render
-from pipeline.aws.errors import aws_errors, error_code, translate
+from pipeline.aws.errors import aws_errors
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.errors import NotFoundError
 from pipeline.core.model import Slot, Weights
-from pipeline.core.ports import Clock
+
+__all__ = ["IAM_ACTIONS", "PLACEHOLDER_TAG", "plan_ecs_service"]
 
 IAM_ACTIONS: frozenset[str] = frozenset(
     {
-        "ecs:DescribeClusters",
         "ecs:CreateService",
         "ecs:DescribeTaskDefinition",
         "ecs:RegisterTaskDefinition",
         "iam:PassRole",
-        "elasticloadbalancing:DescribeListeners",
         "elasticloadbalancing:DescribeTargetGroups",
         "elasticloadbalancing:CreateTargetGroup",
         "elasticloadbalancing:ModifyTargetGroupAttributes",
@@ -52,70 +41,13 @@ IAM_ACTIONS: frozenset[str] = frozenset(
 PLACEHOLDER_TAG = "bootstrap-placeholder"
 
 
-@dataclass(frozen=True, slots=True)
-class BootstrapStep:
-    """One resource: ``exists`` now, and how to ``create`` it (None: not managed here)."""
-
-    kind: str
-    name: str
-    exists: bool
-    create: Callable[[], None] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def action(self) -> str:
-        if self.exists:
-            return "exists"
-        return "create" if self.create is not None else "missing"
-
-
-def describe(steps: Sequence[BootstrapStep]) -> list[str]:
-    """The plan, one line per resource, as ``--dry-run`` prints it."""
-    width = max((len(st.kind) for st in steps), default=0)
-    return [f"{st.action:<7} {st.kind:<{width}}  {st.name}" for st in steps]
-
-
-def execute(steps: Sequence[BootstrapStep]) -> list[BootstrapStep]:
-    """Create what is missing, in order; return the created steps. Refuses if any resource
-    the toolkit does not manage is missing, before creating anything."""
-    missing = [st for st in steps if st.action == "missing"]
-    if missing:
-        raise NotFoundError(
-            "cannot bootstrap: " + "; ".join(f"{st.kind} {st.name} does not exist" for st in missing),
-            hint="create it with your infrastructure code (or fix its name in pipeline.yaml), "
-            "then run `pipeline bootstrap` again",
-        )
-    created: list[BootstrapStep] = []
-    for step in steps:
-        if step.action == "create" and step.create is not None:
-            step.create()
-            created.append(replace(step, exists=True))
-    return created
-
-
-def plan_environment(session: AwsSession, env: AwsEnvironment, clock: Clock) -> list[BootstrapStep]:
-    """The environment's state table, and checks of its cluster and listeners."""
-    table = env.state_table
-    steps = [
-        BootstrapStep(
-            "DynamoDB table",
-            table,
-            bool(table_status(session, table)),
-            lambda: _ignore(ensure_table(session, table, clock)),
-        ),
-        BootstrapStep("ECS cluster", env.cluster, _cluster_exists(session, env.cluster)),
-    ]
-    for listener in dict.fromkeys((env.listener_arn, env.test_listener_arn)):
-        steps.append(BootstrapStep("ALB listener", listener, _listener_exists(session, listener)))
-    return steps
-
-
 def plan_ecs_service(session: AwsSession, env: AwsEnvironment, spec: EcsServiceSpec) -> list[BootstrapStep]:
     """Every resource an ECS service's blue/green deployments need."""
     steps = [_repository_step(session, env, spec)]
     elbv2, ecs = session.client("elbv2"), session.client("ecs")
     for slot in Slot:
         name = spec.target_group(slot)
-        exists = _probe(
+        exists = probe(
             f"describe target group {name}",
             {"TargetGroupNotFound"},
             partial(elbv2.describe_target_groups, Names=[name]),
@@ -133,7 +65,7 @@ def plan_ecs_service(session: AwsSession, env: AwsEnvironment, spec: EcsServiceS
             )
         )
     family = spec.family
-    exists = _probe(
+    exists = probe(
         f"describe task definition {family}",
         {"ClientException"},
         lambda: ecs.describe_task_definition(taskDefinition=family),
@@ -149,15 +81,6 @@ def plan_ecs_service(session: AwsSession, env: AwsEnvironment, spec: EcsServiceS
     return steps
 
 
-def adapt_steps(foreign: Iterable[Any]) -> list[BootstrapStep]:
-    """Steps planned by another module (e.g. ``lambda_bootstrap.plan_lambda``): any objects
-    with ``kind``, ``name``, ``exists`` and an optional ``create()``."""
-    return [
-        BootstrapStep(str(st.kind), str(st.name), bool(st.exists), getattr(st, "create", None))
-        for st in foreign
-    ]
-
-
 # --- reads --------------------------------------------------------------------------------
 
 
@@ -167,32 +90,6 @@ def _ignore(_: object) -> None:
 
 def _short(listener_arn: str) -> str:
     return listener_arn.rsplit("listener/", 1)[-1]
-
-
-def _cluster_exists(session: AwsSession, cluster: str) -> bool:
-    with aws_errors(f"describe ECS cluster {cluster}"):
-        found = session.client("ecs").describe_clusters(clusters=[cluster])["clusters"]
-    return any(c.get("status") == "ACTIVE" for c in found)
-
-
-def _listener_exists(session: AwsSession, arn: str) -> bool:
-    elbv2 = session.client("elbv2")
-    return _probe(
-        f"describe listener {arn}", {"ListenerNotFound"}, lambda: elbv2.describe_listeners(ListenerArns=[arn])
-    )
-
-
-def _probe(doing: str, missing: set[str], call: Callable[[], object]) -> bool:
-    """Whether ``call`` finds its resource: False when AWS answers one of the ``missing`` codes."""
-    try:
-        call()
-    except ClientError as exc:
-        if error_code(exc) in missing:
-            return False
-        raise translate(exc, doing) from exc
-    except BotoCoreError as exc:
-        raise translate(exc, doing) from exc
-    return True
 
 
 def _services(session: AwsSession, cluster: str, names: list[str]) -> set[str]:
@@ -206,17 +103,13 @@ def _services(session: AwsSession, cluster: str, names: list[str]) -> set[str]:
 
 
 def _repository_step(session: AwsSession, env: AwsEnvironment, spec: EcsServiceSpec) -> BootstrapStep:
-    try:
-        ecr_module = importlib.import_module("pipeline.aws.ecr.registry")  # another adapter: optional here
-    except ModuleNotFoundError:
-        return BootstrapStep("ECR repository", f"{spec.name} (pipeline.aws.ecr.registry is not installed)", False)
     ecr = session.client("ecr")
-    exists = _probe(
+    exists = probe(
         f"describe ECR repository {spec.name}",
         {"RepositoryNotFoundException"},
         lambda: ecr.describe_repositories(repositoryNames=[spec.name]),
     )
-    registry = ecr_module.EcrRegistry(session.client("ecr"), registry=env.ecr_registry)
+    registry = EcrRegistry(ecr, registry=env.ecr_registry)
     return BootstrapStep(
         "ECR repository", spec.name, exists, lambda: _ignore(registry.ensure_repository(spec.name))
     )

@@ -1,9 +1,9 @@
 """Bootstrap of a Lambda service: what must exist in AWS before its first deployment.
 
 Plan, then execute. ``plan_lambda(session, env, service)`` only reads: it returns one
-``PlannedResource`` per resource with ``exists`` and a ``create()`` that makes it
-(``pipeline.aws.bootstrap.execute`` runs them in order; ``apply_lambda`` does the same on
-its own). Each ``create`` looks up what it depends on when it runs (the API id, the
+``pipeline.aws.bootstrap.BootstrapStep`` per resource with ``exists`` and a ``create()``
+that makes it; ``pipeline.aws.bootstrap.execute`` runs them in order (``apply_lambda`` is
+plan + execute). Each ``create`` looks up what it depends on when it runs (the API id, the
 integration id), so a plan made before anything existed executes correctly. A second
 run finds everything and creates nothing.
 
@@ -21,24 +21,29 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from pipeline.aws.bootstrap import BootstrapStep, execute
 from pipeline.aws.errors import aws_errors
 from pipeline.aws.lambda_.api import LambdaApi, error_code, is_not_found
 from pipeline.aws.lambda_.gateway import STAGE_VARIABLE, STAGES, HttpApi, route_keys
-from pipeline.aws.lambda_.platform import IAM_ACTIONS as PLATFORM_ACTIONS
 from pipeline.aws.lambda_.spec import LambdaSpec, lambda_spec, managed_role_name
+from pipeline.aws.session import AwsSession
+from pipeline.aws.settings import AwsEnvironment
 from pipeline.clock import SystemClock
 from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.core.ports import Clock
 
-__all__ = ["IAM_ACTIONS", "PlannedResource", "apply_lambda", "placeholder_zip", "plan", "plan_lambda"]
+if TYPE_CHECKING:
+    from pipeline.config import ServiceConfig
 
-IAM_ACTIONS: frozenset[str] = PLATFORM_ACTIONS | frozenset(
+__all__ = ["IAM_ACTIONS", "apply_lambda", "placeholder_zip", "plan", "plan_lambda"]
+
+# What bootstrap calls beyond the deploy adapters (pipeline.aws.lambda_.permissions has all)
+IAM_ACTIONS: frozenset[str] = frozenset(
     {
         "lambda:CreateFunction",
         "lambda:GetPolicy",
@@ -60,52 +65,28 @@ TRUST = {
 ROLE_PROPAGATION = 60.0  # seconds a new IAM role may take before Lambda can assume it
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedResource:
-    """One resource: whether it ``exists`` now, and how to ``create`` it."""
-
-    kind: str
-    name: str
-    exists: bool
-    create: Callable[[], None] | None = field(default=None, compare=False, repr=False)
-    detail: str = ""
-
-    @property
-    def action(self) -> str:
-        return "exists" if self.exists else "create"
-
-
 def plan_lambda(
-    session: Any, env: Any, service: Any, *, env_name: str = "", clock: Clock | None = None
-) -> list[PlannedResource]:
-    """What bootstrap needs for ``service`` (a ``ServiceConfig``) in ``env`` (reads only)."""
-    return plan(lambda_spec(env, service, root=Path(), env_name=env_name), session, clock)
+    session: AwsSession, env: AwsEnvironment, service: ServiceConfig, *, clock: Clock | None = None
+) -> list[BootstrapStep]:
+    """What bootstrap needs for ``service`` (``kind: lambda``) in ``env`` (reads only)."""
+    return plan(lambda_spec(env, service, root=Path()), session, clock)
 
 
 def apply_lambda(
-    session: Any, env: Any, service: Any, *, env_name: str = "", clock: Clock | None = None
-) -> list[PlannedResource]:
+    session: AwsSession, env: AwsEnvironment, service: ServiceConfig, *, clock: Clock | None = None
+) -> list[BootstrapStep]:
     """Create what is missing for ``service`` in ``env``; return what was created. Idempotent."""
-    return execute(plan_lambda(session, env, service, env_name=env_name, clock=clock))
+    return execute(plan_lambda(session, env, service, clock=clock))
 
 
-def execute(steps: list[PlannedResource]) -> list[PlannedResource]:
-    created = []
-    for step in steps:
-        if not step.exists and step.create is not None:
-            step.create()
-            created.append(replace(step, exists=True))
-    return created
-
-
-def plan(spec: LambdaSpec, session: Any, clock: Clock | None = None) -> list[PlannedResource]:
+def plan(spec: LambdaSpec, session: AwsSession, clock: Clock | None = None) -> list[BootstrapStep]:
     """The resources of ``spec``, each with ``exists`` and ``create()``."""
     planner = _Planner(spec, session, clock or SystemClock())
     return planner.function() + planner.http_api()
 
 
 class _Planner:
-    def __init__(self, spec: LambdaSpec, session: Any, clock: Clock) -> None:
+    def __init__(self, spec: LambdaSpec, session: AwsSession, clock: Clock) -> None:
         self.spec = spec
         self.clock = clock
         self.iam = session.client("iam")
@@ -116,19 +97,19 @@ class _Planner:
 
     # --- the function ----------------------------------------------------------------
 
-    def function(self) -> list[PlannedResource]:
+    def function(self) -> list[BootstrapStep]:
         s = self.spec
-        out: list[PlannedResource] = []
+        out: list[BootstrapStep] = []
         if s.role_managed:
             name = managed_role_name(s.environment)
-            out.append(PlannedResource("iam role", name, self._role_exists(name), self._create_role,
+            out.append(BootstrapStep("iam role", name, self._role_exists(name), self._create_role,
                                        "Lambda execution role: writes its logs, nothing else"))
         exists = self._function_exists()
-        out.append(PlannedResource("lambda function", s.function, exists, self._create_function,
+        out.append(BootstrapStep("lambda function", s.function, exists, self._create_function,
                                    "placeholder until deployed"))
         for alias in STAGES.values():
             present = exists and self.api.alias(alias) is not None
-            out.append(PlannedResource("lambda alias", f"{s.function}:{alias}", present, self._alias(alias)))
+            out.append(BootstrapStep("lambda alias", f"{s.function}:{alias}", present, self._alias(alias)))
         return out
 
     def _role_exists(self, name: str) -> bool:
@@ -198,15 +179,15 @@ class _Planner:
 
     # --- the HTTP API ------------------------------------------------------------------
 
-    def http_api(self) -> list[PlannedResource]:
+    def http_api(self) -> list[BootstrapStep]:
         s, gw = self.spec, self.gateway
         found = gw.find()
         api_id = found.api_id if found else ""
         integration = gw.integration(api_id, self.uri) if found else None
         stages = gw.stages(api_id) if found else set()
         out = [
-            PlannedResource("http api", gw.name, found is not None, self._create_api),
-            PlannedResource("integration", s.function, integration is not None, self._create_integration,
+            BootstrapStep("http api", gw.name, found is not None, self._create_api),
+            BootstrapStep("integration", s.function, integration is not None, self._create_integration,
                             self.uri),
         ]
         for key in route_keys(s.route_path):
@@ -216,14 +197,14 @@ class _Planner:
                     f"route {key} of {gw.name} already sends requests elsewhere ({target})",
                     hint="another service claims this path: give lambda.route.path a unique value",
                 )
-            out.append(PlannedResource("route", key, target is not None, self._route(key)))
+            out.append(BootstrapStep("route", key, target is not None, self._route(key)))
         for stage in STAGES:
-            out.append(PlannedResource("stage", stage, stage in stages, self._stage(stage),
+            out.append(BootstrapStep("stage", stage, stage in stages, self._stage(stage),
                                        f"{STAGE_VARIABLE}={STAGES[stage]}"))
         for alias in STAGES.values():
             sid = f"pipeline-apigw-{api_id}-{alias}"
             present = bool(found) and sid in self._policy(alias)
-            out.append(PlannedResource("invoke permission", f"{s.function}:{alias}", present,
+            out.append(BootstrapStep("invoke permission", f"{s.function}:{alias}", present,
                                        self._permission(alias)))
         return out
 

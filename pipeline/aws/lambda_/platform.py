@@ -20,55 +20,48 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pipeline.aws.lambda_.api import IAM_ACTIONS as API_ACTIONS
 from pipeline.aws.lambda_.api import LambdaApi
 from pipeline.aws.lambda_.compute import LambdaCompute
-from pipeline.aws.lambda_.concurrency import IAM_ACTIONS as CONCURRENCY_ACTIONS
 from pipeline.aws.lambda_.concurrency import ConcurrencyApi
-from pipeline.aws.lambda_.gateway import IAM_ACTIONS as GATEWAY_ACTIONS
 from pipeline.aws.lambda_.gateway import HttpApi
-from pipeline.aws.lambda_.metrics import IAM_ACTIONS as METRICS_ACTIONS
 from pipeline.aws.lambda_.metrics import LambdaMetrics
 from pipeline.aws.lambda_.package import Package, image_package, package_function
-from pipeline.aws.lambda_.router import IAM_ACTIONS as ROUTER_ACTIONS
 from pipeline.aws.lambda_.router import LambdaAliasRouter
 from pipeline.aws.lambda_.slots import SLOT_ALIASES, SlotVersions
 from pipeline.aws.lambda_.spec import LambdaSpec, lambda_spec
 from pipeline.aws.lambda_.stages import InvokeStages, invoke_endpoint
+from pipeline.aws.session import AwsSession
+from pipeline.aws.settings import AwsEnvironment
 from pipeline.core.model import Release, Slot
 from pipeline.core.ports import Clock, Platform, StageRunner
 from pipeline.loadtest.stages import ServiceStageRunner
 
-__all__ = ["IAM_ACTIONS", "lambda_platform", "packager", "platform_for"]
+if TYPE_CHECKING:
+    from pipeline.config import ServiceConfig
 
-IAM_ACTIONS: frozenset[str] = (
-    API_ACTIONS | CONCURRENCY_ACTIONS | ROUTER_ACTIONS | METRICS_ACTIONS | GATEWAY_ACTIONS
-)
+__all__ = ["lambda_platform", "packager", "platform_for"]
 
 GUARD_LOOKBACK = 86400.0  # seconds of Duration history the throttling guard looks at
 
 
 def lambda_platform(
-    session: Any,
-    env: Any,
-    service: Any,
+    session: AwsSession,
+    env: AwsEnvironment,
+    service: ServiceConfig,
     clock: Clock,
     *,
     root: Path = Path(),
-    env_name: str = "",
     stages: StageRunner | None = None,
     test_route: Literal["http", "invoke"] = "http",
 ) -> Platform:
     """The ports for ``service`` (a ``ServiceConfig`` of kind lambda) in ``env``.
 
-    ``session`` hands out boto3 clients (``pipeline.aws.session.AwsSession``). ``env`` is an
-    ``AwsEnvironment`` or an ``EnvironmentConfig`` (then pass ``env_name``); ``root`` is the
-    project root. ``stages`` defaults to the service's own stage runner on the HTTP API's
+    ``root`` is the project root. ``stages`` defaults to the service's own stage runner on the HTTP API's
     slot stages; ``test_route="invoke"`` invokes the slot aliases instead.
     """
-    spec = lambda_spec(env, service, root=root, env_name=env_name)
+    spec = lambda_spec(env, service, root=root)
     if stages is None and test_route == "http":
         stages = _service_stages(root, service, spec.environment)
     return platform_for(spec, session, clock, stages=stages, test_route=test_route)
@@ -76,7 +69,7 @@ def lambda_platform(
 
 def platform_for(
     spec: LambdaSpec,
-    session: Any,
+    session: AwsSession,
     clock: Clock,
     *,
     stages: StageRunner | None = None,
@@ -137,14 +130,14 @@ def packager(spec: LambdaSpec, pip_args: Sequence[str] = ()) -> Callable[[Releas
 class _OneService:
     """The slice of ``pipeline.config.Project`` that ``ServiceStageRunner.from_config`` reads."""
 
-    def __init__(self, root: Path, service: Any) -> None:
+    def __init__(self, root: Path, service: ServiceConfig) -> None:
         self.root = root
         self._service = service
 
-    def service(self, name: str) -> Any:
+    def service(self, name: str) -> ServiceConfig:
         return self._service
 
 
-def _service_stages(root: Path, service: Any, environment: str) -> StageRunner:
+def _service_stages(root: Path, service: ServiceConfig, environment: str) -> StageRunner:
     """The service's test and load stages (``pipeline.loadtest``) over HTTP."""
     return ServiceStageRunner.from_config(_OneService(root, service), service, environment)

@@ -16,11 +16,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pipeline.aws.lambda_.api import FunctionSettings
 from pipeline.aws.lambda_.compute import Readiness
+from pipeline.aws.settings import AwsEnvironment
 from pipeline.core.errors import PlatformError
+
+if TYPE_CHECKING:
+    from pipeline.config import ServiceConfig
 
 __all__ = ["LambdaSpec", "iam_resources", "lambda_spec", "managed_role_name"]
 
@@ -115,49 +119,37 @@ def iam_resources(
     return []
 
 
-def lambda_spec(env: Any, service: Any, *, root: Path, env_name: str = "") -> LambdaSpec:
-    """The spec of ``service`` (a ``ServiceConfig``) in ``env``.
-
-    ``env`` is either ``pipeline.aws.settings.AwsEnvironment`` (has ``name``) or a
-    ``pipeline.config.EnvironmentConfig`` (its ``aws`` block; pass ``env_name``).
-    ``root`` is the project root that ``build.context`` is relative to.
-    """
-    aws = getattr(env, "aws", None) or env
-    name = env_name or str(getattr(env, "name", "") or "")
-    config = getattr(service, "lambda_", None)
+def lambda_spec(env: AwsEnvironment, service: ServiceConfig, *, root: Path) -> LambdaSpec:
+    """The spec of ``service`` (``kind: lambda``) in ``env``; ``root`` is the project root
+    that ``build.context`` is relative to. PlatformError when it has no ``lambda:`` section."""
+    config = service.lambda_
     if config is None:
         raise PlatformError(
-            f"cannot deploy {getattr(service, 'name', '?')} to AWS Lambda: "
-            "its service.yaml has no `lambda:` section",
+            f"cannot deploy {service.name} to AWS Lambda: its service.yaml has no `lambda:` section",
             hint="set `kind: lambda` and a `lambda:` section (handler, route, ...) in its service.yaml",
-        )
-    if not name:
-        raise PlatformError(
-            f"cannot deploy {service.name} to AWS Lambda: the environment's name is unknown",
-            hint="pass an AwsEnvironment (pipeline.aws.config_glue.aws_environment) or env_name=",
         )
     readiness = Readiness(
         smoke_events=tuple(config.smoke_events),
-        route=str(config.route.path),
+        route=config.route.path,
         provisioned_concurrency=config.provisioned_concurrency,
         reserved_concurrency=config.reserved_concurrency,
         expected_peak_rps=config.expected_peak_rps,
         throttle_guard=config.throttle_guard,
     )
     return LambdaSpec(
-        environment=name,
-        service=str(service.name),
-        region=str(aws.region),
-        account=str(aws.account),
-        handler=str(config.handler),
-        source=root / str(service.build.context),
-        route_path=str(config.route.path),
-        runtime=str(config.runtime),
-        memory=int(config.memory),
-        timeout=max(1, math.ceil(float(config.timeout))),
-        role_arn=str(getattr(aws, "lambda_role_arn", "") or ""),
-        variables=tuple(sorted((str(k), str(v)) for k, v in dict(config.environment).items())),
-        package_type=getattr(config, "package", "zip"),
+        environment=env.name,
+        service=service.name,
+        region=env.region,
+        account=env.account,
+        handler=config.handler,
+        source=root / service.build.context,
+        route_path=config.route.path,
+        runtime=config.runtime,
+        memory=config.memory,
+        timeout=max(1, math.ceil(config.timeout)),
+        role_arn=env.lambda_role_arn,
+        variables=tuple(sorted((k, str(v)) for k, v in config.environment.items())),
+        package_type=config.package,
         readiness=readiness,
-        alarm_names=tuple(getattr(config, "alarms", ()) or ()),
+        alarm_names=tuple(config.alarms),
     )

@@ -25,9 +25,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.aws.state.table import LOCK_SK, lock_pk, n, number, s, text
 from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
+from pipeline.aws.state.table import LOCK_SK, lock_pk, n, number, s, text
 from pipeline.core.errors import LockHeldError
 from pipeline.core.model import ServiceRef
 from pipeline.core.ports import Clock, Lease

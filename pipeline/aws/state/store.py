@@ -22,6 +22,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.aws.errors import aws_errors, error_code, translate
+from pipeline.aws.session import AwsSession
 from pipeline.aws.state.table import (
     RECORD_PREFIX,
     SEQUENCE,
@@ -35,8 +37,6 @@ from pipeline.aws.state.table import (
     signal_sk,
     text,
 )
-from pipeline.aws.errors import aws_errors, error_code, translate
-from pipeline.aws.session import AwsSession
 from pipeline.core.model import ServiceRef
 from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState, Signal, signal_from_json, signal_to_json

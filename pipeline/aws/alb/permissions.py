@@ -1,0 +1,7 @@
+"""The IAM actions the ALB adapters call: listener rules, the router and CloudWatch metrics."""
+
+from __future__ import annotations
+
+from pipeline.aws.alb import metrics, router, rules
+
+IAM_ACTIONS: frozenset[str] = rules.IAM_ACTIONS | router.IAM_ACTIONS | metrics.IAM_ACTIONS

@@ -1,0 +1,15 @@
+"""The IAM actions the Lambda adapters call: deploy (function API, concurrency, alias
+router, metrics, HTTP API stages) and bootstrap (role, function, permissions)."""
+
+from __future__ import annotations
+
+from pipeline.aws.lambda_ import api, bootstrap, concurrency, gateway, metrics, router
+
+IAM_ACTIONS: frozenset[str] = (
+    api.IAM_ACTIONS
+    | concurrency.IAM_ACTIONS
+    | router.IAM_ACTIONS
+    | metrics.IAM_ACTIONS
+    | gateway.IAM_ACTIONS
+    | bootstrap.IAM_ACTIONS
+)
