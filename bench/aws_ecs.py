@@ -76,7 +76,7 @@ def one_run(url: str) -> tuple[Counter[str], float, str]:
 
     from pipeline.core.model import Slot
     from pipeline.testing import FakeClock
-    from tests.adapters.aws_ecs_support import (
+    from tests.adapters.support.ecs import (
         START,
         bootstrap,
         create_infrastructure,

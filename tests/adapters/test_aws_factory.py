@@ -18,13 +18,13 @@ from pipeline.core.errors import PlatformError
 from pipeline.core.model import Weights
 from pipeline.testing import FakeClock
 from pipeline.wiring import PlatformFactory
-from tests.adapters.aws_ecs_support import (
+from tests.adapters.support.ecs import (
     bootstrap,
     orders_spec,
     write_project,
 )
 
-pytest_plugins = ("tests.adapters.fixtures_ecs",)
+pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
 
 @pytest.fixture

@@ -23,14 +23,14 @@ from pipeline.core.errors import PlatformError, TransientPlatformError
 from pipeline.core.model import Slot, Weights
 from pipeline.core.state import Phase
 from pipeline.testing import FakeClock, release
-from tests.adapters.aws_ecs_support import (
+from tests.adapters.conftest import REGION
+from tests.adapters.support.ecs import (
     CallLog,
     harness,
     register_targets,
 )
-from tests.adapters.conftest import REGION
 
-pytest_plugins = ("tests.adapters.fixtures_ecs",)
+pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
 
 class _Raw:

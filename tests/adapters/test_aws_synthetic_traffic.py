@@ -13,9 +13,9 @@ from pipeline.config import load_project
 from pipeline.loadtest.smoke import SmokeRequest
 from pipeline.loadtest.synthetic import HttpTrafficDriver
 from pipeline.testing import FakeClock
-from tests.adapters.aws_ecs_support import bootstrap, orders_spec, write_project
+from tests.adapters.support.ecs import bootstrap, orders_spec, write_project
 
-pytest_plugins = ("tests.adapters.fixtures_ecs",)
+pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
 
 def _factory(root: Path, env: AwsEnvironment, clock: FakeClock, url: str | None) -> AwsFactory:

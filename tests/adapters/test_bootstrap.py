@@ -16,13 +16,13 @@ from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.cli.main import main
 from pipeline.core.errors import NotFoundError
 from pipeline.testing import FakeClock
-from tests.adapters.aws_ecs_support import (
+from tests.adapters.conftest import REGION
+from tests.adapters.support.ecs import (
     CallLog,
     write_project,
 )
-from tests.adapters.conftest import REGION
 
-pytest_plugins = ("tests.adapters.fixtures_ecs",)
+pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
 CREATES = {
     "CreateTable",

@@ -11,14 +11,14 @@ from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.analysis import AnalysisSpec, Outcome, assess
 from pipeline.core.model import Slot
 from pipeline.testing import FakeClock
-from tests.adapters.aws_ecs_support import (
+from tests.adapters.support.ecs import (
     START,
     CallLog,
     put_traffic,
     set_alarm,
 )
 
-pytest_plugins = ("tests.adapters.fixtures_ecs",)
+pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
 
 def metrics_for(

@@ -14,7 +14,7 @@ from pipeline.aws.state.table import ensure_table, table_status
 from pipeline.core.errors import NotFoundError
 from pipeline.core.ports import LockManager, StateStore
 from pipeline.testing import FakeClock
-from tests.adapters.aws_ecs_support import new_session
+from tests.adapters.support.ecs import new_session
 from tests.racing import run_race
 from tests.store_contract import (
     REF,

@@ -2,7 +2,7 @@
 
 ``pipeline.operations.deploy`` runs each deployment with a fake clock (pauses, bakes and
 deregistration delays take no time). The facts moto cannot produce are injected as
-described in ``aws_ecs_support``: targets registered in a slot's target group (health),
+described in ``tests.adapters.support.ecs``: targets registered in a slot's target group (health),
 ``PutMetricData`` on a slot's target group (traffic), ``SetAlarmState`` (alarms).
 """
 
@@ -14,7 +14,7 @@ from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.model import Release, Slot, Weights
 from pipeline.core.state import Phase
 from pipeline.testing import FakeClock
-from tests.adapters.aws_ecs_support import (
+from tests.adapters.support.ecs import (
     REF,
     STRATEGY,
     Harness,
@@ -26,7 +26,7 @@ from tests.adapters.aws_ecs_support import (
     set_alarm,
 )
 
-pytest_plugins = ("tests.adapters.fixtures_ecs",)
+pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
 
 def first_release_on_blue(h: Harness, session: AwsSession, spec: EcsServiceSpec) -> Release:

@@ -1,6 +1,6 @@
 """EcsCompute and AlbListenerRouter against moto's server over HTTP.
 
-Target health is injected by registering IP targets (see ``aws_ecs_support``); running counts
+Target health is injected by registering IP targets (see ``tests.adapters.support.ecs``); running counts
 are moto's own (``UpdateService`` sets ``runningCount`` to the desired count).
 """
 
@@ -16,14 +16,14 @@ from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.core.model import Slot, Weights
 from pipeline.testing import FakeClock, release
-from tests.adapters.aws_ecs_support import (
+from tests.adapters.conftest import REGION
+from tests.adapters.support.ecs import (
     CallLog,
     desired_count,
     register_targets,
 )
-from tests.adapters.conftest import REGION
 
-pytest_plugins = ("tests.adapters.fixtures_ecs",)
+pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
 
 def compute_for(

@@ -19,7 +19,8 @@ from pipeline.core.model import Slot
 from pipeline.core.state import Phase
 from pipeline.operations import rollback
 from pipeline.testing import FakeClock
-from tests.adapters.aws_ecs_support import (
+from tests.adapters.conftest import REGION
+from tests.adapters.support.ecs import (
     REF,
     STRATEGY,
     CallLog,
@@ -30,9 +31,8 @@ from tests.adapters.aws_ecs_support import (
     register_targets,
     set_alarm,
 )
-from tests.adapters.conftest import REGION
 
-pytest_plugins = ("tests.adapters.fixtures_ecs",)
+pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
 # Allowed by the policy, not called in this scenario, and why:
 NOT_CALLED_HERE = AUTHORIZATION_ONLY | {

@@ -15,7 +15,7 @@ from pipeline.core.errors import PlatformError
 from pipeline.core.model import ServiceRef, Slot
 from pipeline.operations import deploy, rollback
 from pipeline.testing import release
-from tests.adapters.test_lambda_fixtures import LambdaWorld, canary_strategy, lambda_aws
+from tests.adapters.support.lambda_world import LambdaWorld, canary_strategy, lambda_aws
 
 EXPECTED = [
     ("iam role", "pipeline-dev-lambda"),

@@ -12,7 +12,7 @@ from pipeline.aws.lambda_.concurrency import ConcurrencyApi
 from pipeline.aws.lambda_.package import ZipPackage, package_function
 from pipeline.core.model import Slot
 from pipeline.testing import release
-from tests.adapters.test_lambda_fixtures import SMOKE, LambdaWorld, lambda_aws
+from tests.adapters.support.lambda_world import SMOKE, LambdaWorld, lambda_aws
 
 
 def _compute(world: LambdaWorld, **readiness: object) -> LambdaCompute:

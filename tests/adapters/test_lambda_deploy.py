@@ -17,7 +17,7 @@ from pipeline.core.state import Phase, Timeouts
 from pipeline.core.steps import linear
 from pipeline.operations import Context, deploy
 from pipeline.testing import release
-from tests.adapters.test_lambda_fixtures import (
+from tests.adapters.support.lambda_world import (
     LambdaWorld,
     canary_strategy,
     lambda_aws,

@@ -10,7 +10,7 @@ from pipeline.core.analysis import AnalysisSpec, Outcome, assess
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import Slot
 from pipeline.testing import release
-from tests.adapters.test_lambda_fixtures import LambdaWorld, lambda_aws
+from tests.adapters.support.lambda_world import LambdaWorld, lambda_aws
 
 
 def _metrics(world: LambdaWorld, alarms: tuple[str, ...] = ()) -> LambdaMetrics:

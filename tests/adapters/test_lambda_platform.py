@@ -22,7 +22,7 @@ from pipeline.core.state import Phase
 from pipeline.loadtest.stages import ServiceStageRunner
 from pipeline.operations import deploy
 from pipeline.testing import release
-from tests.adapters.test_lambda_fixtures import LambdaWorld, lambda_aws
+from tests.adapters.support.lambda_world import LambdaWorld, lambda_aws
 
 REPO = Path(__file__).resolve().parents[2]
 LISTENER = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/50dc6c495c0c9188"

@@ -10,7 +10,7 @@ from pipeline.aws.lambda_.router import LambdaAliasRouter
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import Slot, Weights
 from pipeline.testing import release
-from tests.adapters.test_lambda_fixtures import LambdaWorld, lambda_aws
+from tests.adapters.support.lambda_world import LambdaWorld, lambda_aws
 
 
 def _two_versions(world: LambdaWorld) -> tuple[LambdaApi, LambdaAliasRouter]:

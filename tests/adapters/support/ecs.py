@@ -1,6 +1,6 @@
 """Helpers of the ECS adapter tests: an environment built in moto's server, injected facts.
 
-The fixtures that use them are in ``fixtures_ecs`` (loaded with ``pytest_plugins``).
+The fixtures that use them are in ``tests.adapters.support.ecs_fixtures`` (loaded with ``pytest_plugins``).
 
 ``create_infrastructure`` makes what a platform team would own (VPC, two subnets, a
 security group, an internal ALB with a live listener on :80 and a test listener on :8080,

@@ -1,5 +1,5 @@
 """Fixtures of the ECS adapter tests; test modules load them with
-``pytest_plugins = ("tests.adapters.fixtures_ecs",)``. Helpers are in ``aws_ecs_support``.
+``pytest_plugins = ("tests.adapters.support.ecs_fixtures",)``. Helpers are in ``tests.adapters.support.ecs``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.testing import FakeClock
-from tests.adapters.aws_ecs_support import START, bootstrap, create_infrastructure, new_session, orders_spec
+from tests.adapters.support.ecs import START, bootstrap, create_infrastructure, new_session, orders_spec
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Shared fixtures of the Lambda adapter tests (imported by the other test_lambda_* files).
+"""Shared fixtures of the Lambda adapter tests (the test_lambda_* modules import ``lambda_aws``).
 
 ``lambda_aws`` switches the moto server to its docker-free Lambda (``invoke`` answers the
 request payload, or the next canned response queued with ``queue_responses``), and gives
