@@ -6,30 +6,26 @@ platform factory named by each environment and builds ``operations.Context`` obj
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from pipeline.aws.factory import AwsFactory
 from pipeline.clock import SystemClock
-from pipeline.core.errors import PlatformError, UsageError
+from pipeline.config import EnvironmentConfig, Project, load_project, strategy_for
+from pipeline.core.errors import UsageError
 from pipeline.core.model import ImageRef, Release, ServiceRef
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
 from pipeline.engine import EngineSettings
+from pipeline.local.factory import LocalFactory
 from pipeline.operations import Context, Requirements
 from pipeline.owners import actor, owner_id
 from pipeline.project_root import PROJECT_FILE, SERVICES_DIR, find_root
+from pipeline.wiring import PlatformFactory, StrategyRules
 
-if TYPE_CHECKING:
-    from pipeline.config import EnvironmentConfig, Project
-    from pipeline.wiring import PlatformFactory
-
-FACTORIES = {
-    "local": ("pipeline.local.factory", "LocalFactory"),
-    "aws": ("pipeline.aws.factory", "AwsFactory"),
-}
+FACTORIES: dict[str, type[PlatformFactory]] = {"local": LocalFactory, "aws": AwsFactory}
+"""The platform factory for each ``platform:`` value of an environment."""
 
 
 @dataclass
@@ -46,8 +42,6 @@ class App:
 
     @cached_property
     def project(self) -> Project:
-        from pipeline.config import load_project
-
         return load_project(self.root, self.project_file)
 
     @property
@@ -64,15 +58,7 @@ class App:
     def factory(self, env: EnvironmentConfig) -> PlatformFactory:
         platform = str(env.platform)
         if platform not in self._factories:
-            module_name, cls_name = FACTORIES[platform]
-            try:
-                module = importlib.import_module(module_name)
-            except ImportError as exc:
-                raise PlatformError(
-                    f"the {platform} platform is not available: {exc}",
-                    hint="reinstall the toolkit with `pip install -e .`",
-                ) from exc
-            self._factories[platform] = getattr(module, cls_name)(self.project, self.clock)
+            self._factories[platform] = FACTORIES[platform](self.project, self.clock)
         return self._factories[platform]
 
     def context(self, env_name: str, sink: EventSink) -> Context:
@@ -103,9 +89,6 @@ class App:
         """The service's strategy as the environment shapes it (synthetic traffic,
         on_inconclusive, max_pause); on AWS, ECS slots drain for the target group's
         deregistration delay before they are scaled down."""
-        from pipeline.config import strategy_for
-        from pipeline.wiring import StrategyRules
-
         env = self.environment(env_name)
         strategy = env.shape(strategy_for(self.project, service))
         factory = self.factory(env)

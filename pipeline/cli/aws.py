@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import click
 
+from pipeline.app import App
 from pipeline.aws.bootstrap import describe, execute
 from pipeline.aws.factory import AwsFactory
 from pipeline.aws.iam import ServiceKinds, policy
 from pipeline.aws.settings import aws_environment
-from pipeline.cli.app import App
 from pipeline.console.render import emit_json, err, out
 from pipeline.core.errors import UsageError
 

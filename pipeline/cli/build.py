@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from pipeline.app import App
 from pipeline.build import (
     BuildRequest,
     archive_path,
@@ -21,7 +22,6 @@ from pipeline.build import (
     detect_builder,
     source_revision,
 )
-from pipeline.cli.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.console.render import emit_json, err, out
 from pipeline.core.errors import UsageError

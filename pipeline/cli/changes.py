@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import click
 
+from pipeline.app import App
 from pipeline.changes import Changes, detect, select
-from pipeline.cli.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.console.render import emit_json, err
 from pipeline.core.errors import UsageError

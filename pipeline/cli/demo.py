@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.console.render import err
 from pipeline.core.errors import DeploymentFailed
 

@@ -10,7 +10,7 @@ import sys
 import click
 
 from pipeline import operations as ops
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.cli.completion import complete_environments, complete_services
 from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.console.render import (

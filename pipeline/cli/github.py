@@ -15,7 +15,7 @@ import re
 import click
 
 from pipeline import operations as ops
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.console.render import ConsoleSink, emit_json, err
 from pipeline.core.errors import PromotionRefused, UsageError

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 import click
 from rich.table import Table
 
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
+from pipeline.config import EnvironmentConfig, ServiceConfig
 from pipeline.console.progress import load_progress
 from pipeline.console.render import emit_json, err
 from pipeline.core.errors import Cancelled, DeploymentFailed, PlatformError, UsageError
@@ -151,7 +152,7 @@ def load_outputs(result: LoadResult) -> dict[str, object]:
     }
 
 
-def resolve_settings(service: Any, overrides: dict[str, Any]) -> LoadSettings:
+def resolve_settings(service: ServiceConfig, overrides: dict[str, Any]) -> LoadSettings:
     """The service's ``load:`` settings with command-line overrides on top.
 
     ``UsageError`` when the service has no ``load:`` section and no ``--locustfile`` is given,
@@ -183,11 +184,11 @@ def resolve_settings(service: Any, overrides: dict[str, Any]) -> LoadSettings:
     )
 
 
-def router_url(env: Any, env_name: str) -> str:
+def router_url(env: EnvironmentConfig, env_name: str) -> str:
     """The base URL of an environment's router: the local router's port, or ``aws.url``."""
     if env.local is not None:
         return f"http://127.0.0.1:{env.local.port}"
-    url = getattr(env.aws, "url", None)
+    url = env.aws.url if env.aws is not None else None
     if not url:
         raise UsageError(
             f"no URL to load for {env_name}: its aws section has no `url`",

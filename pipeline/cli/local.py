@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.console.render import print_error
 from pipeline.core.errors import PipelineError
 from pipeline.local.client import PlaneClient

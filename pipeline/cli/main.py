@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from pipeline import __version__
+from pipeline.app import App
 from pipeline.cli import aws as aws_commands
 from pipeline.cli import build as build_commands
 from pipeline.cli import changes as changes_commands
@@ -23,7 +24,6 @@ from pipeline.cli import github as github_commands
 from pipeline.cli import loadtest as loadtest_commands
 from pipeline.cli import local as local_commands
 from pipeline.cli import servicetest as servicetest_commands
-from pipeline.cli.app import App
 from pipeline.console.render import emit_json, err, out, print_error
 from pipeline.core.errors import PipelineError
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.console.render import err
 from pipeline.core.errors import Cancelled, ConfigError, DeploymentFailed, UsageError
 

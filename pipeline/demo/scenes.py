@@ -27,7 +27,7 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline import operations as ops
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.console.render import ConsoleSink, bar, print_error
 from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.errors import PipelineError, PromotionRefused

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import app as app_module
+from pipeline import app as app_module
 from pipeline.cli.main import cli
 from pipeline.core.model import Measurement, ServiceRef, Slot
 from pipeline.core.ports import ImageRegistry, LockManager, Platform, StateStore
@@ -55,7 +55,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeFactory]]:
     FakeFactory.registry_ = FakeRegistry()
     for version in ("v1", "v2", "v3"):
         FakeFactory.registry_.add("orders", version)
-    monkeypatch.setitem(app_module.FACTORIES, "local", ("tests.unit.test_cli", "FakeFactory"))
+    monkeypatch.setitem(app_module.FACTORIES, "local", FakeFactory)
     monkeypatch.setattr(app_module, "SystemClock", lambda: FakeFactory.clock)
     monkeypatch.setenv("GITHUB_ACTOR", "alice")
     yield FakeFactory

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import operations as ops
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.console.render import ConsoleSink
 from pipeline.core.model import Release, ServiceRef
 from tests.support.fake_github import FakeGitHub

@@ -12,7 +12,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.core.model import Release, ServiceRef
 from pipeline.core.ports import Record
 from pipeline.core.state import Phase
