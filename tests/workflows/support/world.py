@@ -40,6 +40,7 @@ DEV_APP_TOKEN = "app-token-dev-client"
 SINGLE_ORG_CLIENT = "single-org-client"  # the App of single-organisation mode, on the Dev repository
 OPS_MEMBER = "carol"
 OUTSIDER = "mallory"
+PIPELINE = [sys.executable, "-m", "pipeline.cli.main"]  # the toolkit of the interpreter running the tests
 GIT_IDENTITY = ["-c", "user.name=pipeline tests", "-c", "user.email=tests@pipeline.invalid"]
 
 
@@ -120,6 +121,10 @@ class World:
                 "STANDIN_REPOS": str(self.base / "repos"),
                 "STANDIN_ARTIFACTS": str(self.artifacts),
                 "STANDIN_BUILD_TOOLS": str(tools),
+                "STANDIN_PYTHON": sys.executable,
+                "STANDIN_SITE_PACKAGES": os.pathsep.join(
+                    p for p in sys.path if p.endswith(("site-packages", "dist-packages"))
+                ),
             },
             variables={
                 "OPS_ORG": OPS_ORG, "OPS_REPO": OPS_NAME,
@@ -246,7 +251,7 @@ class World:
         if actor:
             environ["PIPELINE_ACTOR"] = actor
         head = ["--root", str(root or self.dev)] + (["--project", str(project)] if project else [])
-        proc = subprocess.run(["pipeline", *head, *args], env=environ, capture_output=True, text=True,
+        proc = subprocess.run([*PIPELINE, *head, *args], env=environ, capture_output=True, text=True,
                               timeout=300, check=False)
         if check:
             command = " ".join(args)
@@ -256,7 +261,7 @@ class World:
     @contextmanager
     def background(self, *args: str) -> Iterator[subprocess.Popen[str]]:
         """``pipeline ARGS`` running while the block runs (killed if it is still running after)."""
-        proc = subprocess.Popen(["pipeline", "--root", str(self.dev), *args], env=self._environ(),
+        proc = subprocess.Popen([*PIPELINE, "--root", str(self.dev), *args], env=self._environ(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
         try:
             yield proc
