@@ -15,8 +15,8 @@ from pipeline.core.errors import NotFoundError
 from pipeline.core.ports import LockManager, StateStore
 from pipeline.testing import FakeClock
 from tests.adapters.support.ecs import new_session
-from tests.racing import run_race
-from tests.store_contract import (
+from tests.support.racing import run_race
+from tests.support.store_contract import (
     REF,
     CrashTakeoverContract,
     LockContract,

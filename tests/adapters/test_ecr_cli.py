@@ -12,7 +12,7 @@ import pytest
 from pipeline.cli.main import main
 from pipeline.oci import OciArchive
 from tests.adapters.test_ecr_push import require_moto_with_layer_uploads
-from tests.unit.test_build_image import buildah_or_skip
+from tests.support.images import buildah_or_skip
 
 PIPELINE_YAML = """
 project: shop

@@ -13,7 +13,7 @@ import pytest
 from pipeline.core.errors import PlatformError
 from pipeline.oci import OciArchive
 from tests.adapters.test_ecr_push import BIG, REGION, TAG, Ecr, ecr_on_moto
-from tests.unit.test_build_image import buildah_or_skip, scratch_image
+from tests.support.images import buildah_or_skip, scratch_image
 
 PROD = "222222222222"
 PROD_ROLE = f"arn:aws:iam::{PROD}:role/pipeline-promote"

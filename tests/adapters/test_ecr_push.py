@@ -22,7 +22,7 @@ from pipeline.aws.ecr.registry import EcrRegistry
 from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.oci import OciArchive
-from tests.unit.test_build_image import buildah_or_skip, scratch_image
+from tests.support.images import buildah_or_skip, scratch_image
 
 REGION = "eu-west-1"
 TAG = "0123456789abcdef0123456789abcdef01234567"

@@ -12,7 +12,7 @@ from pipeline.core.errors import NotFoundError, UsageError
 from pipeline.core.ports import ImageRegistry
 from pipeline.oci import OciArchive
 from tests.adapters.test_ecr_push import REGION, TAG, Ecr, ecr_on_moto
-from tests.unit.test_build_image import buildah_or_skip, scratch_image
+from tests.support.images import buildah_or_skip, scratch_image
 
 
 @pytest.fixture(scope="module")

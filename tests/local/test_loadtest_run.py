@@ -24,7 +24,7 @@ from pipeline.cli.main import main
 from pipeline.core.errors import PlatformError
 from pipeline.loadtest import LoadRunner, LoadSettings, Thresholds
 from pipeline.loadtest.processes import free_port
-from tests.unit.test_loadtest_cli import write_project
+from tests.support.loadtest_project import write_project
 
 REPO = Path(__file__).resolve().parents[2]
 ORDERS = REPO / "services" / "orders"

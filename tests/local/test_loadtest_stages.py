@@ -26,7 +26,7 @@ from pipeline.loadtest import LoadSettings, ServiceStageRunner, Thresholds
 from pipeline.loadtest.processes import free_port
 from pipeline.loadtest.smoke import SmokeRequest
 from tests.local.test_loadtest_run import LOCUSTFILE, REPO, start_orders, stop
-from tests.unit.test_loadtest_cli import write_project
+from tests.support.loadtest_project import write_project
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.racing import run_race
+from tests.support.racing import run_race
 
 RACERS = 6
 

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-WriteProject = Callable[..., Path]
+from tests.unit.support.project import WriteProject
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.config import load_project
 from pipeline.core.errors import ConfigError
-from tests.unit.conftest import WriteProject
 from tests.unit.support.gitrepo import run, shop
+from tests.unit.support.project import WriteProject
 
 AWS_READ = """\
 project: shop

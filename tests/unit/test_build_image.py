@@ -1,57 +1,19 @@
-"""Real builds with buildah from ``FROM scratch`` Dockerfiles (no registry access needed).
-
-``scratch_image`` is also used by the ECR adapter tests to make real OCI archives.
-"""
+"""Real builds with buildah from ``FROM scratch`` Dockerfiles (no registry access needed)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from pipeline.build import Builder, BuilderName, BuildRequest, archive_path, build_image, detect_builder
+from pipeline.build import Builder, BuilderName, BuildRequest, archive_path, build_image
 from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.oci import OciArchive
-
-CREATED = 1_700_000_000.0
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def buildah_or_skip(storage: Path) -> Builder:
-    """The machine's buildah with its storage under ``storage``; skip only if it cannot run."""
-    if shutil.which("buildah") is None:
-        pytest.skip("buildah is not installed (apt-get install buildah); .ci/run installs it")
-    probe = subprocess.run(["buildah", "--version"], capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"buildah cannot run here: {probe.stderr.strip()}")
-    return detect_builder("buildah").with_storage(storage)
-
-
-def scratch_image(
-    builder: Builder,
-    folder: Path,
-    files: dict[str, bytes],
-    *,
-    service: str = "orders",
-    commit: str = COMMIT,
-    dockerfile: str | None = None,
-) -> Path:
-    """Build a ``FROM scratch`` image that COPYs ``files`` (one layer each, in order)."""
-    context = folder / "context"
-    context.mkdir(parents=True, exist_ok=True)
-    for name, data in files.items():
-        (context / name).write_bytes(data)
-    lines = ["FROM scratch", *(f"COPY {name} /{name}" for name in files), 'CMD ["/app"]']
-    (context / "Dockerfile").write_text(dockerfile or "\n".join(lines) + "\n")
-    out = archive_path(folder, service, commit)
-    request = BuildRequest(service, context, context / "Dockerfile", commit, CREATED, out)
-    return build_image(request, builder).archive
+from tests.support.images import COMMIT, CREATED, buildah_or_skip, scratch_image
 
 
 def test_build_writes_a_labelled_oci_archive_with_one_layer_per_copy(tmp_path: Path) -> None:

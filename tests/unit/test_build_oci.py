@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.core.errors import NotFoundError, UsageError
 from pipeline.oci import OCI_INDEX, OciArchive, OciImage
-from tests.unit.test_build_image import COMMIT, buildah_or_skip, scratch_image
+from tests.support.images import COMMIT, buildah_or_skip, scratch_image
 
 BIG = os.urandom(3 * 1024 * 1024)
 

@@ -23,7 +23,7 @@ from pipeline.cli.main import cli
 from pipeline.core.model import Measurement, ServiceRef, Slot
 from pipeline.core.ports import ImageRegistry, LockManager, Platform, StateStore
 from pipeline.testing import CollectingSink, FakeClock, FakePlatform, FakeRegistry, InMemoryStore
-from tests.unit.conftest import REPO_ROOT
+from tests.unit.support.project import REPO_ROOT
 
 
 class FakeFactory:

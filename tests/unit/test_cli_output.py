@@ -21,8 +21,8 @@ from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState
 from pipeline.local.sqlite_store import open_sqlite
 from pipeline.testing import FakeClock
-from tests.unit.conftest import REPO_ROOT
 from tests.unit.support.deployments import CATALOG, ORDERS, seed
+from tests.unit.support.project import REPO_ROOT
 
 
 @pytest.fixture

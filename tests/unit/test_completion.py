@@ -14,7 +14,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pipeline.cli.main import cli
-from tests.unit.conftest import REPO_ROOT, WriteProject
+from tests.unit.support.project import REPO_ROOT, WriteProject
 
 PIPELINE = """
     project: shop

@@ -26,7 +26,7 @@ from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.errors import ConfigError, NotFoundError
 from pipeline.core.state import Timeouts
 from pipeline.core.steps import Analyze, LoadStage, Pause, SetWeight, TestStage
-from tests.unit.conftest import REPO_ROOT, WriteProject
+from tests.unit.support.project import REPO_ROOT, WriteProject
 
 PIPELINE = """
     project: shop

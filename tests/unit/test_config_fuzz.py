@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from pipeline.config import load_project, strategy_for
 from pipeline.core.errors import ConfigError
-from tests.unit.conftest import REPO_ROOT
+from tests.unit.support.project import REPO_ROOT
 
 FILES = (
     "pipeline.yaml",

@@ -14,7 +14,7 @@ from pipeline.core.model import Measurement, Slot
 from pipeline.core.state import Phase
 from pipeline.operations import deploy, resume
 from pipeline.testing import SimulatedCrash, release
-from tests.unit.engine_harness import CANARY, REF, World, stable_world
+from tests.unit.support.engine import CANARY, REF, World, stable_world
 
 
 def _run(bad: bool, crash_at: int | None) -> tuple[World, Phase, int]:

@@ -29,7 +29,7 @@ from pipeline.operations import (
     successful_releases,
 )
 from pipeline.testing import release
-from tests.unit.engine_harness import CANARY, REF, World, stable_world
+from tests.unit.support.engine import CANARY, REF, World, stable_world
 
 BLUE_ONLY = Weights(100, 0)
 

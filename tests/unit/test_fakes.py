@@ -1,12 +1,12 @@
 """The in-memory fakes keep the same contracts as the real adapters, so engine tests on
-them mean something (tests/store_contract.py)."""
+them mean something (tests/support/store_contract.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from pipeline.testing import FakeClock, InMemoryStore
-from tests.store_contract import LockContract, StateStoreContract
+from tests.support.store_contract import LockContract, StateStoreContract
 
 
 @pytest.fixture

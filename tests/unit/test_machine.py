@@ -39,7 +39,7 @@ from pipeline.core.state import (
 )
 from pipeline.core.steps import Analyze, Pause, SetWeight
 from pipeline.testing import release
-from tests.unit.engine_harness import REF
+from tests.unit.support.engine import REF
 
 NOW = 1000.0
 GREEN20 = Weights(80, 20)

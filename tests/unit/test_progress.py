@@ -29,8 +29,8 @@ from pipeline.core.steps import Pause, SetWeight
 from pipeline.loadtest.live import LiveLoad, current_watcher
 from pipeline.operations import Context, deploy, plan
 from pipeline.testing import FakeClock, FakePlatform, InMemoryStore, release
-from tests.unit.conftest import REPO_ROOT
-from tests.unit.engine_harness import CANARY, REF
+from tests.unit.support.engine import CANARY, REF
+from tests.unit.support.project import REPO_ROOT
 
 ESC = "\x1b["
 

@@ -16,7 +16,7 @@ from pipeline.operations import (
     refusal,
 )
 from pipeline.testing import release
-from tests.unit.engine_harness import CANARY, REF, stable_world
+from tests.unit.support.engine import CANARY, REF, stable_world
 
 PROD = ServiceRef("orders", "prod")
 

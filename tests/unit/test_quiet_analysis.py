@@ -19,7 +19,7 @@ from pipeline.core.state import DeploymentState, Hold, Phase, Timeouts
 from pipeline.core.steps import Analyze, Pause, SetWeight, canary
 from pipeline.operations import Context, abort, deploy, resume_paused
 from pipeline.testing import FakeClock, FakePlatform, release
-from tests.unit.engine_harness import REF, World
+from tests.unit.support.engine import REF, World
 
 QUIET = Strategy(
     steps=canary((SetWeight(10), Pause(30), Analyze(), SetWeight(50), Pause(30), Analyze())),

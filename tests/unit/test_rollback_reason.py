@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline.core.state import Phase
 from pipeline.operations import deploy, rollback
 from pipeline.testing import release
-from tests.unit.engine_harness import CANARY, REF, stable_world
+from tests.unit.support.engine import CANARY, REF, stable_world
 
 
 def test_a_rollback_after_a_finished_deployment_records_the_reason() -> None:

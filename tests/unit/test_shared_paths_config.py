@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.config import load_project
 from pipeline.core.errors import ConfigError
-from tests.unit.conftest import WriteProject
+from tests.unit.support.project import WriteProject
 
 PROJECT = """\
 project: shop

@@ -12,7 +12,7 @@ from pipeline.core.errors import LockHeldError, PlatformError, TransientPlatform
 from pipeline.core.ports import LockManager, StateStore
 from pipeline.local.sqlite_lock import SqliteLockManager
 from pipeline.local.sqlite_store import SCHEMA_VERSION, SqliteStateStore, open_sqlite
-from tests.store_contract import (
+from tests.support.store_contract import (
     REF,
     CrashTakeoverContract,
     LockContract,
@@ -137,8 +137,8 @@ def test_threads_racing_for_one_lock_have_one_winner(locks: SqliteLockManager) -
 
 
 class TestSqliteStoreContract(StateStoreContract, QueryContract):
-    """The shared store contract (tests/store_contract.py) on the Sqlite store."""
+    """The shared store contract (tests/support/store_contract.py) on the Sqlite store."""
 
 
 class TestSqliteLockContract(LockContract, CrashTakeoverContract):
-    """The shared lock contract (tests/store_contract.py) on the Sqlite lock manager."""
+    """The shared lock contract (tests/support/store_contract.py) on the Sqlite lock manager."""

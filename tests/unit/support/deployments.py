@@ -10,7 +10,7 @@ from pipeline.engine import NullSink
 from pipeline.local.sqlite_store import open_sqlite
 from pipeline.operations import Context, deploy
 from pipeline.testing import FakeClock, FakePlatform, release
-from tests.unit.engine_harness import CANARY
+from tests.unit.support.engine import CANARY
 
 ORDERS = ServiceRef("orders", "dev")
 CATALOG = ServiceRef("catalog", "dev")

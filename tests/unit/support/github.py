@@ -20,7 +20,7 @@ from pipeline.engine import NullSink
 from pipeline.operations import Context, deploy
 from pipeline.testing import FakeClock, FakePlatform, FakeRegistry
 from tests.support.fake_github import FakeGitHub
-from tests.unit.engine_harness import CANARY
+from tests.unit.support.engine import CANARY
 
 OPS_REPO = "shop-ops/deployments"
 DEV_REPO = "shop/shop"
