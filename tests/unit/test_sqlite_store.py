@@ -12,6 +12,7 @@ from pipeline.core.errors import LockHeldError, PlatformError, TransientPlatform
 from pipeline.core.ports import LockManager, StateStore
 from pipeline.local.sqlite_lock import SqliteLockManager
 from pipeline.local.sqlite_store import SCHEMA_VERSION, SqliteStateStore, open_sqlite
+from pipeline.testing import FakeClock
 from tests.support.store_contract import (
     REF,
     CrashTakeoverContract,
@@ -20,17 +21,6 @@ from tests.support.store_contract import (
     StateStoreContract,
     deployment,
 )
-
-
-class FakeClock:
-    def __init__(self, t: float = 1_700_000_000.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 @pytest.fixture
