@@ -27,6 +27,15 @@ if TYPE_CHECKING:
 TARGET_GROUP_MAX = 32
 
 
+def partition_of(region: str) -> str:
+    """The ARN partition of ``region`` (``aws``, ``aws-cn``, ``aws-us-gov``)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
 @dataclass(frozen=True, slots=True)
 class AwsEnvironment:
     """Where an environment's deployments go (the ``aws:`` block of an environment)."""
@@ -53,11 +62,7 @@ class AwsEnvironment:
 
     @property
     def partition(self) -> str:
-        if self.region.startswith("cn-"):
-            return "aws-cn"
-        if self.region.startswith("us-gov-"):
-            return "aws-us-gov"
-        return "aws"
+        return partition_of(self.region)
 
     @property
     def load_balancer_dimension(self) -> str:

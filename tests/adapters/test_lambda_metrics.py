@@ -85,3 +85,16 @@ def test_an_alarm_in_alarm_state_fails_the_measurement(lambda_aws: LambdaWorld) 
     verdict = assess(AnalysisSpec(), measured, None)
     assert verdict.outcome is Outcome.FAILED
     assert verdict.reason == "alarm in ALARM: orders-dev-errors (5 errors)"
+
+
+
+def test_composite_alarms_are_read_with_the_metric_alarms(lambda_aws: LambdaWorld) -> None:
+    # DescribeAlarms returns composite alarms only when asked: both kinds gate the analysis
+    metrics = _metrics(lambda_aws, alarms=("orders-dev-health",))
+    now = lambda_aws.clock.now()
+
+    assert metrics.measure(Slot.GREEN, now - 60, now).alarms == ()
+
+    asked = lambda_aws.calls.named("DescribeAlarms")
+    assert [p["AlarmTypes"] for p in asked] == [["MetricAlarm", "CompositeAlarm"]]
+    assert asked[0]["AlarmNames"] == ["orders-dev-health"]

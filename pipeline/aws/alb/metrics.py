@@ -27,13 +27,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aws.alarms import firing_alarms
 from pipeline.aws.alb.rules import SlotTargetGroups
 from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import target_group_dimension
 from pipeline.core.model import Measurement, Slot
 
-IAM_ACTIONS: frozenset[str] = frozenset({"cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"})
+IAM_ACTIONS: frozenset[str] = frozenset({"cloudwatch:GetMetricData"})  # alarms: pipeline.aws.alarms
 
 NAMESPACE = "AWS/ApplicationELB"
 PERCENTILE = "p95"
@@ -120,20 +121,10 @@ class CloudWatchMetrics:
             token = {"NextToken": answer["NextToken"]}
 
     def _firing_alarms(self) -> list[str]:
+        """Names of the configured alarms in ALARM."""
         if not self.alarm_names:
             return []
-        firing: list[str] = []
-        cloudwatch = self._session.client("cloudwatch")
-        for start in range(0, len(self.alarm_names), 100):
-            names = list(self.alarm_names[start : start + 100])
-            with aws_errors(f"read the states of alarms {', '.join(names)}"):
-                answer = cloudwatch.describe_alarms(
-                    AlarmNames=names, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
-                )
-            for alarm in answer.get("MetricAlarms", []) + answer.get("CompositeAlarms", []):
-                if alarm.get("StateValue") == "ALARM":
-                    firing.append(str(alarm["AlarmName"]))
-        return firing
+        return [a.name for a in firing_alarms(self._session.client("cloudwatch"), self.alarm_names)]
 
 
 def _query(

@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.aws.alarms import firing_alarms
 from pipeline.aws.errors import aws_errors
 from pipeline.aws.lambda_.api import LambdaApi, error_code
 from pipeline.aws.lambda_.slots import SlotVersions
@@ -33,7 +34,7 @@ from pipeline.core.model import Measurement, Slot
 
 __all__ = ["LambdaMetrics"]
 
-IAM_ACTIONS: frozenset[str] = frozenset({"cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"})
+IAM_ACTIONS: frozenset[str] = frozenset({"cloudwatch:GetMetricData"})  # alarms: pipeline.aws.alarms
 
 NAMESPACE = "AWS/Lambda"
 _COUNTS = {"inv": "Invocations", "err": "Errors", "thr": "Throttles"}
@@ -156,11 +157,4 @@ class LambdaMetrics:
         """Names of the configured alarms in ALARM, each with the start of its reason."""
         if not self.alarm_names:
             return []
-        with aws_errors(f"read the alarms {', '.join(self.alarm_names)}"):
-            page = self.cloudwatch.describe_alarms(AlarmNames=list(self.alarm_names))
-        alarms = page.get("MetricAlarms", []) + page.get("CompositeAlarms", [])
-        return [
-            f"{a['AlarmName']} ({a.get('StateReason', '')[:120]})"
-            for a in alarms
-            if a.get("StateValue") == "ALARM"
-        ]
+        return [f"{a.name} ({a.reason[:120]})" for a in firing_alarms(self.cloudwatch, self.alarm_names)]

@@ -1,8 +1,9 @@
 """The IAM actions the Lambda adapters call: deploy (function API, concurrency, alias
-router, metrics, HTTP API stages) and bootstrap (role, function, permissions)."""
+router, metrics and alarms, HTTP API stages) and bootstrap (role, function, permissions)."""
 
 from __future__ import annotations
 
+from pipeline.aws import alarms
 from pipeline.aws.lambda_ import api, bootstrap, concurrency, gateway, metrics, router
 
 IAM_ACTIONS: frozenset[str] = (
@@ -10,6 +11,7 @@ IAM_ACTIONS: frozenset[str] = (
     | concurrency.IAM_ACTIONS
     | router.IAM_ACTIONS
     | metrics.IAM_ACTIONS
+    | alarms.IAM_ACTIONS
     | gateway.IAM_ACTIONS
     | bootstrap.IAM_ACTIONS
 )

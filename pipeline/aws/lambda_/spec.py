@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pipeline.aws.lambda_.api import FunctionSettings
 from pipeline.aws.lambda_.compute import Readiness
-from pipeline.aws.settings import AwsEnvironment
+from pipeline.aws.settings import AwsEnvironment, partition_of
 from pipeline.core.errors import PlatformError
 
 if TYPE_CHECKING:
@@ -31,6 +31,11 @@ __all__ = ["LambdaSpec", "iam_resources", "lambda_spec", "managed_role_name"]
 
 def managed_role_name(environment: str) -> str:
     return f"pipeline-{environment}-lambda"
+
+
+def managed_role_arn(partition: str, account: str, environment: str) -> str:
+    """The ARN of the bootstrap-managed execution role of ``environment``'s functions."""
+    return f"arn:{partition}:iam::{account}:role/{managed_role_name(environment)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +65,7 @@ class LambdaSpec:
 
     @property
     def partition(self) -> str:
-        if self.region.startswith("cn-"):
-            return "aws-cn"
-        return "aws-us-gov" if self.region.startswith("us-gov-") else "aws"
+        return partition_of(self.region)
 
     @property
     def role_managed(self) -> bool:
@@ -70,8 +73,7 @@ class LambdaSpec:
 
     @property
     def execution_role(self) -> str:
-        managed = f"arn:{self.partition}:iam::{self.account}:role/{managed_role_name(self.environment)}"
-        return self.role_arn or managed
+        return self.role_arn or managed_role_arn(self.partition, self.account, self.environment)
 
     @property
     def function_arn(self) -> str:
@@ -107,7 +109,7 @@ def iam_resources(
     ``iam:PassedToService = lambda.amazonaws.com``); the environment's HTTP API.
     """
     prefix, _, name = action.partition(":")
-    role = role_arn or f"arn:{partition}:iam::{account}:role/{managed_role_name(environment)}"
+    role = role_arn or managed_role_arn(partition, account, environment)
     if prefix == "lambda":
         fn = f"arn:{partition}:lambda:{region}:{account}:function"
         return [f"{fn}:{s}-{environment}{suffix}" for s in services for suffix in ("", ":*")]
