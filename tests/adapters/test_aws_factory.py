@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from pipeline.app import App
 from pipeline.aws.alb.metrics import CloudWatchMetrics
 from pipeline.aws.alb.router import AlbListenerRouter
 from pipeline.aws.ecs.compute import EcsCompute
@@ -63,3 +65,23 @@ def test_a_lambda_service_without_a_lambda_section_is_a_clear_platform_error(fac
 
     assert "its service.yaml has no `lambda:` section" in caught.value.message
     assert "lambda:" in caught.value.hint
+
+
+def test_ecs_slots_drain_for_the_deregistration_delay_on_aws(
+    factory: AwsFactory, ecs_env: AwsEnvironment, clock: FakeClock
+) -> None:
+    service = factory.project.service("orders")
+    assert service.ecs is not None and service.ecs.deregistration_delay > 0
+
+    shaped = App(factory.project.root, clock).strategy("orders", "aws-test")
+
+    assert shaped.drain_seconds == service.ecs.deregistration_delay
+    assert factory.strategy(service, replace(shaped, drain_seconds=0.0)) == shaped
+
+
+def test_the_aws_rules_leave_a_lambda_services_strategy_unchanged(factory: AwsFactory) -> None:
+    service = factory.project.service("orders").model_copy(update={"kind": "lambda", "ecs": None})
+    strategy = App(factory.project.root).strategy("orders", "aws-test")
+    undrained = replace(strategy, drain_seconds=0.0)
+
+    assert factory.strategy(service, undrained) == undrained
