@@ -177,13 +177,8 @@ def _record(app: App, env_name: str, found: VerifiedApproval) -> None:
 
 
 def _values(found: VerifiedApproval) -> dict[str, object]:
-    r = found.release
     return {
-        "service": r.service,
-        "digest": r.digest,
-        "version": r.version,
-        "commit": r.commit,
-        "image": r.image,
+        **found.release.to_dict(),
         "source_repo": found.source_repo,
         "reviewer": found.reviewer,
         "url": found.url,
