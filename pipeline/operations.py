@@ -122,7 +122,8 @@ def signal(ctx: Context, ref: ServiceRef, sig: Signal) -> DeploymentState | None
     state = current(ctx, ref)
     sig = replace(sig, deployment=state.id)  # never applied to a later deployment
     transition(state, sig)  # raises StateConflict for an illegal move; the result is discarded
-    record = _audit(ctx, state, _SIGNAL_NAMES[type(sig)], getattr(sig, "reason", ""))
+    reason = "" if isinstance(sig, ContinueRequested) else sig.reason
+    record = _audit(ctx, state, _SIGNAL_NAMES[type(sig)], reason)
     ctx.store.send(ref, sig)
     try:
         return ctx.engine(ref).run(state, [record])
