@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -49,15 +50,17 @@ def git(cwd: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def free_port_pair() -> int:
-    """A port p with p and p + 1 free (a local environment's router and its test route)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = int(probe.getsockname()[1])
-        if port < 65000 and _free(port + 1):
-            return port
-    raise RuntimeError("no two adjacent free ports")
+def free_port_pairs(count: int) -> list[int]:
+    """``count`` ports p, each with p and p + 1 free (a local environment's router and its
+    test route), none overlapping. Picked below the kernel's ephemeral range (32768+), where
+    client sockets of other processes cannot take them between this check and the bind."""
+    chosen: list[int] = []
+    rng = random.Random()
+    while len(chosen) < count:
+        port = rng.randrange(20000, 32000, 2)
+        if port not in chosen and _free(port) and _free(port + 1):
+            chosen.append(port)
+    return chosen
 
 
 def _free(port: int) -> bool:
@@ -98,7 +101,7 @@ class World:
         self.home, self.artifacts = self.base / "local-home", self.base / "artifacts"
         for folder in (self.dev, self.ops, self.home, self.artifacts, self.base / "act", self.base / "repos"):
             folder.mkdir(parents=True)
-        self.ports = {name: free_port_pair() for name in ("dev", "staging", "prod")}
+        self.ports = dict(zip(("dev", "staging", "prod"), free_port_pairs(3), strict=True))
         self.github = FakeGitHubProcess(self.base / "github.json", self.base / "github.log")
 
     # --- building -------------------------------------------------------------------
