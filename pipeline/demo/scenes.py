@@ -18,7 +18,7 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.errors import PipelineError, PromotionRefused
 from pipeline.core.model import Release, ServiceRef, Weights
 from pipeline.core.plan import Strategy
-from pipeline.core.ports import Compute
+from pipeline.core.ports import Compute, Record
 from pipeline.core.state import DeploymentState, Phase, Timeouts, TrafficObserved
 from pipeline.core.steps import Analyze, Pause, SetWeight, canary
 from pipeline.demo.report import SceneResult, write_report
@@ -267,7 +267,8 @@ class Demo:
             "bad canary of orders (dev)", bad, ORDERS_CANARY, "orders"
         )
         load = background.result
-        reaction = _reaction_seconds(self.ctx(DEV), ServiceRef("orders", DEV), state.id)
+        history = self.ctx(DEV).store.history(ServiceRef("orders", DEV))
+        reaction = reaction_seconds(r for r in history if r.deployment == state.id)
         weights = (
             self.app.factory(self.app.environment(DEV))
             .platform(self.app.environment(DEV), self.app.project.service("orders"))
@@ -374,18 +375,19 @@ def _get_json(url: str) -> dict[str, Any]:
         return data
 
 
-def _reaction_seconds(ctx: ops.Context, ref: ServiceRef, deployment: str) -> float:
-    """From the failing verdict to 100% verified back on the old slot, from the history's
-    structured fields: the first record in phase ``rolling_back``, then the first traffic
-    observation after it that did not fail the deployment."""
-    records = sorted((r for r in ctx.store.history(ref) if r.deployment == deployment), key=lambda r: r.ts)
-    verdict = next((r.ts for r in records if r.phase == Phase.ROLLING_BACK.value), None)
+def reaction_seconds(records: Iterable[Record]) -> float:
+    """From the failing verdict to 100% verified back on the old slot, in one deployment's
+    history, by its structured fields alone (a reworded note changes nothing): the first
+    record in phase ``rolling_back``, then the first traffic observation after it that did
+    not fail the deployment. NaN when the history shows no such rollback."""
+    ordered = sorted(records, key=lambda r: r.ts)
+    verdict = next((r.ts for r in ordered if r.phase == Phase.ROLLING_BACK.value), None)
     if verdict is None:
         return float("nan")
     verified = next(
         (
             r.ts
-            for r in records
+            for r in ordered
             if r.ts >= verdict and r.action == TrafficObserved.__name__ and r.phase != Phase.FAILED.value
         ),
         None,
