@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import operations as ops
-from pipeline.cli.app import App
+from pipeline.app import App
 from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.model import ServiceRef
 from pipeline.core.plan import Strategy
