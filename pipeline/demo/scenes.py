@@ -33,7 +33,7 @@ from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.errors import PipelineError, PromotionRefused
 from pipeline.core.model import Release, ServiceRef, Weights
 from pipeline.core.plan import Strategy
-from pipeline.core.ports import Compute, Record
+from pipeline.core.ports import Compute, Platform, Record
 from pipeline.core.state import DeploymentState, Phase, Timeouts, TrafficObserved
 from pipeline.core.steps import Analyze, Pause, SetWeight, canary
 from pipeline.demo.report import SceneResult, write_report
@@ -130,6 +130,11 @@ class Demo:
     def ctx(self, env: str, actor: str = "alice") -> ops.Context:
         return dataclasses.replace(self.app.context(env, ConsoleSink(self.console)), actor=actor)
 
+    def platform(self, env: str, service: str) -> Platform:
+        """The adapters ``pipeline deploy`` uses for ``service`` in ``env``."""
+        environment = self.app.environment(env)
+        return self.app.factory(environment).platform(environment, self.app.project.service(service))
+
     def router_url(self, env: str) -> str:
         local = self.app.environment(env).local
         assert local is not None, f"{env} is a local environment"
@@ -149,9 +154,7 @@ class Demo:
         self.console.print(f"[{style}]{outcome}[/] ({result.seconds:.1f}s): {detail}")
 
     def watch(self, title: str, env: str, service: str) -> tuple[Timeline, Sampler]:
-        platform = self.app.factory(self.app.environment(env)).platform(
-            self.app.environment(env), self.app.project.service(service)
-        )
+        platform = self.platform(env, service)
         timeline = Timeline(title)
         self.timelines.append(timeline)
         health = self._health_of(env, service, platform.compute) if service != "notify" else None
@@ -159,7 +162,7 @@ class Demo:
 
     def _health_of(self, env: str, service: str, compute: Compute) -> Callable[[], str]:
         """Healthy/desired replicas of each slot that runs a release of the deployment."""
-        store = self.app.factory(self.app.environment(env)).stores(self.app.environment(env))[0]
+        store = self.app.store(env)
         ref = ServiceRef(service, env)
 
         def health() -> str:
@@ -269,11 +272,7 @@ class Demo:
         load = background.result
         history = self.ctx(DEV).store.history(ServiceRef("orders", DEV))
         reaction = reaction_seconds(r for r in history if r.deployment == state.id)
-        weights = (
-            self.app.factory(self.app.environment(DEV))
-            .platform(self.app.environment(DEV), self.app.project.service("orders"))
-            .router.get_weights()
-        )
+        weights = self.platform(DEV, "orders").router.get_weights()
         failed = load.figures.failures if load else -1
         detail = (
             f"{state.reason}; traffic back on the old slot ({weights}); {failed} failed requests"
@@ -290,9 +289,7 @@ class Demo:
         state, background, timeline = self._canary_under_load(
             "Lambda canary of notify (dev)", release, NOTIFY_CANARY, "notify"
         )
-        platform = self.app.factory(self.app.environment(DEV)).platform(
-            self.app.environment(DEV), self.app.project.service("notify")
-        )
+        platform = self.platform(DEV, "notify")
         since = timeline.marks[0].t if timeline.marks else time.time() - 60
         new = platform.metrics.measure(state.new_slot, since, time.time())
         cold = dict(new.extra).get("cold_starts", 0)
