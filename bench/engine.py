@@ -27,7 +27,7 @@ from pipeline.core.plan import Strategy
 from pipeline.core.state import Timeouts
 from pipeline.core.steps import Analyze, SetWeight, canary
 from pipeline.engine import NullSink
-from pipeline.local.sqlite_store import open_sqlite
+from pipeline.local.state.sqlite_store import open_sqlite
 from pipeline.operations import Context, deploy
 from pipeline.testing import FakeClock, FakePlatform, InMemoryStore, release
 

@@ -37,7 +37,7 @@ from pipeline.core.state import Timeouts
 from pipeline.core.steps import Analyze, Pause, SetWeight, canary
 from pipeline.demo.workspace import fresh_clone, make_release
 from pipeline.engine import NullSink
-from pipeline.local.plane_process import state_dir_of, stop_plane
+from pipeline.local.plane.lifecycle import state_dir_of, stop_plane
 
 REF = ServiceRef("orders", "dev")
 STRATEGY = Strategy(

@@ -31,8 +31,8 @@ import aiohttp
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.adapters import Launch, LocalCompute, LocalRouter, ServiceBinding
-from pipeline.local.client import PlaneClient
-from pipeline.local.plane_process import ensure_plane, plane_processes, stop_plane
+from pipeline.local.plane.control_client import PlaneClient
+from pipeline.local.plane.lifecycle import ensure_plane, plane_processes, stop_plane
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.specs import HealthCheck, RouteSpec
 

@@ -18,8 +18,8 @@ import click
 from pipeline.app import App
 from pipeline.console.render import print_error
 from pipeline.core.errors import PipelineError
-from pipeline.local.client import PlaneClient
-from pipeline.local.plane_process import PlaneInfo, ensure_plane, live_plane, state_dir_of, stop_plane
+from pipeline.local.plane.control_client import PlaneClient
+from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, live_plane, state_dir_of, stop_plane
 from pipeline.project_root import PROJECT_FILE, nearest_root
 
 T = TypeVar("T")

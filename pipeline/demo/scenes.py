@@ -42,7 +42,7 @@ from pipeline.demo.workspace import fresh_clone, make_release
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.runner import LoadRunner
 from pipeline.loadtest.settings import LoadSettings, Thresholds
-from pipeline.local.plane_process import state_dir_of, stop_plane
+from pipeline.local.plane.lifecycle import state_dir_of, stop_plane
 
 FAST = Timeouts(ready=90, verify=15, stage=120, hold=600, poll=0.5)
 ANALYSIS = AnalysisSpec(

@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.core.errors import NotFoundError
 from pipeline.core.model import Measurement, Release, Slot, SlotHealth, Weights
-from pipeline.local.client import PlaneClient
+from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.specs import HealthCheck, ReleaseSpec, RouteSpec
 
 

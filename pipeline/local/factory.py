@@ -26,13 +26,13 @@ from pipeline.local.adapters import (
     PlaneService,
     ServiceBinding,
 )
-from pipeline.local.client import PlaneClient
-from pipeline.local.plane_process import state_dir_of
+from pipeline.local.plane.control_client import PlaneClient
+from pipeline.local.plane.lifecycle import state_dir_of
 from pipeline.local.registry import LocalRegistry
-from pipeline.local.routing import lambda_function_name
+from pipeline.local.http.rules import lambda_function_name
 from pipeline.local.specs import HealthCheck, RouteSpec
-from pipeline.local.sqlite_lock import SqliteLockManager
-from pipeline.local.sqlite_store import SqliteStateStore, open_sqlite
+from pipeline.local.state.sqlite_lock import SqliteLockManager
+from pipeline.local.state.sqlite_store import SqliteStateStore, open_sqlite
 from pipeline.local.stages import HttpSmokeStages
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def _lambda_traffic(client: PlaneClient, binding: ServiceBinding,
         from pipeline.loadtest.synthetic import service_traffic  # noqa: PLC0415
     except ImportError:
         return None
-    from pipeline.local.lambda_client import LambdaControlClient  # noqa: PLC0415 - Lambda only
+    from pipeline.local.lambda_.control_client import LambdaControlClient  # noqa: PLC0415 - Lambda only
 
     control = LambdaControlClient(f"{client.base_url}/lambda/")
     function = lambda_function_name(binding.environment, service.name)
@@ -186,12 +186,12 @@ def _smoke_stages(service: ServiceConfig) -> HttpSmokeStages:
 
 def _lambda_platform(client: PlaneClient, registry: LocalRegistry, binding: ServiceBinding,
                      service: ServiceConfig, stages: StageRunner) -> Platform:
-    """The adapters of ``pipeline.local.lambda_adapters`` on the plane's Lambda runtime.
+    """The adapters of ``pipeline.local.lambda_.adapters`` on the plane's Lambda runtime.
 
     The function is ``lambda_function_name(env, service)``, the one the router invokes;
     its code is the service folder of the release's snapshot.
     """
-    from pipeline.local.lambda_adapters import (  # noqa: PLC0415 - only for Lambda services
+    from pipeline.local.lambda_.adapters import (  # noqa: PLC0415 - only for Lambda services
         LocalLambdaCompute,
         LocalLambdaMetrics,
         LocalLambdaRouter,

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.local.adapters import Launch, LocalCompute, LocalMetrics, LocalRouter, ServiceBinding
-from pipeline.local.client import PlaneClient
-from pipeline.local.plane_process import PlaneInfo, ensure_plane, plane_processes, state_dir_of, stop_plane
+from pipeline.local.plane.control_client import PlaneClient
+from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, state_dir_of, stop_plane
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.specs import HealthCheck, RouteSpec
 

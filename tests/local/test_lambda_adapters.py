@@ -23,13 +23,13 @@ from pipeline.core.ports import Platform
 from pipeline.core.state import Phase, Timeouts
 from pipeline.core.steps import Analyze, Pause, SetWeight, TestStage
 from pipeline.engine import EngineSettings, NullSink
-from pipeline.local.lambda_adapters import (
+from pipeline.local.lambda_.adapters import (
     LocalLambdaCompute,
     LocalLambdaMetrics,
     LocalLambdaRouter,
     lambda_adapters,
 )
-from pipeline.local.lambda_server import LambdaServer
+from pipeline.local.lambda_.server import LambdaServer
 from pipeline.operations import Context, deploy
 from pipeline.testing import ActionLog, FakeStages, InMemoryStore, release
 from tests.local.test_lambda_runtime import bootstrap_children, http, make_source, wait_until

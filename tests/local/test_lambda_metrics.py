@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.local.lambda_metrics import SAMPLE, MetricsBook, percentile
+from pipeline.local.lambda_.metrics import SAMPLE, MetricsBook, percentile
 
 T0 = 1_700_000_000.0
 

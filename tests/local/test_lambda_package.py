@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.core.errors import UsageError
-from pipeline.local.lambda_package import (
+from pipeline.local.lambda_.package import (
     extract_package,
     package_directory,
     sha256_hex,

@@ -24,9 +24,9 @@ import pytest
 from aiohttp import web
 
 from pipeline.core.errors import NotFoundError, UsageError
-from pipeline.local.lambda_package import write_package
-from pipeline.local.lambda_runtime import InvokeResult, LambdaRuntime
-from pipeline.local.lambda_server import LambdaServer
+from pipeline.local.lambda_.package import write_package
+from pipeline.local.lambda_.runtime import InvokeResult, LambdaRuntime
+from pipeline.local.lambda_.server import LambdaServer
 
 HANDLER = '''
 import json, os, time
@@ -98,7 +98,7 @@ def bootstrap_children() -> list[psutil.Process]:
     found = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if any("lambda_bootstrap" in part for part in child.cmdline()) and child.status() != "zombie":
+            if any("worker_main" in part for part in child.cmdline()) and child.status() != "zombie":
                 found.append(child)
         except psutil.NoSuchProcess:
             continue
@@ -376,7 +376,7 @@ def test_close_stops_every_worker_process(tmp_path: Path) -> None:
 PLANE = """
 import asyncio, sys
 from pathlib import Path
-from pipeline.local.lambda_runtime import LambdaRuntime
+from pipeline.local.lambda_.runtime import LambdaRuntime
 
 async def main():
     runtime = LambdaRuntime(Path(sys.argv[1]))

@@ -21,7 +21,7 @@ import json, sys, time
 from pathlib import Path
 from pipeline.core.errors import LockHeldError
 from pipeline.core.model import ServiceRef
-from pipeline.local.sqlite_store import open_sqlite
+from pipeline.local.state.sqlite_store import open_sqlite
 
 class Clock:
     def now(self): return time.time()

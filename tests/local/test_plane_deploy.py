@@ -18,7 +18,7 @@ from pipeline.core.model import Release, ServiceRef
 from pipeline.core.ports import Platform
 from pipeline.core.state import Phase
 from pipeline.local.factory import LocalFactory
-from pipeline.local.plane_process import plane_processes, read_plane, stop_plane
+from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_plane
 from pipeline.operations import Context, deploy
 from pipeline.owners import owner_id
 from pipeline.testing import CollectingSink

@@ -14,7 +14,7 @@ from pipeline.config import load_project
 from pipeline.core.model import ServiceRef
 from pipeline.core.state import Phase
 from pipeline.local.factory import LocalFactory
-from pipeline.local.plane_process import plane_processes, read_plane, stop_plane
+from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_plane
 from pipeline.operations import Context, deploy
 from pipeline.owners import owner_id
 from pipeline.testing import CollectingSink
@@ -84,5 +84,5 @@ def test_a_lambda_service_is_deployed_and_served_through_the_router(lambda_proje
     assert get(f"http://127.0.0.1:{project.port}/orders")[0] == 404  # orders was never deployed here
     plane = read_plane(project.state_dir)
     assert plane is not None
-    workers = [p for p in plane_processes(plane.id) if "lambda_bootstrap" in " ".join(p.cmdline())]
+    workers = [p for p in plane_processes(plane.id) if "worker_main" in " ".join(p.cmdline())]
     assert workers  # the runtime's worker processes carry the plane's id; stop_plane ends them

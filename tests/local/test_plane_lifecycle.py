@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from pipeline.cli.local import local
 from pipeline.core.model import Release, Slot, Weights
-from pipeline.local.plane_process import plane_processes, read_plane, stop_plane
+from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_plane
 from tests.local.conftest import Adapters, Project, get, make_adapters, version_of, wait_until
 
 

@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from pipeline.core.model import Slot, Weights
-from pipeline.local.counters import BOUNDS_MS, SlotCounters, percentile
-from pipeline.local.routing import PathRule, RuleTable, WeightedPicker, parse_slot
+from pipeline.local.http.counters import BOUNDS_MS, SlotCounters, percentile
+from pipeline.local.http.rules import PathRule, RuleTable, WeightedPicker, parse_slot
 
 
 @pytest.mark.parametrize(

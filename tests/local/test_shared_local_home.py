@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli.main import main
-from pipeline.local.plane_process import plane_processes, read_plane, stop_plane
+from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_plane
 from tests.local.conftest import APP, free_port_pair, get, git, version_of
 
 SERVICE = """\

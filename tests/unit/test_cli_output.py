@@ -19,7 +19,7 @@ from pipeline.cli.main import cli
 from pipeline.console.layout import when
 from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState
-from pipeline.local.sqlite_store import open_sqlite
+from pipeline.local.state.sqlite_store import open_sqlite
 from pipeline.testing import FakeClock
 from tests.unit.support.deployments import CATALOG, ORDERS, seed
 from tests.unit.support.project import REPO_ROOT

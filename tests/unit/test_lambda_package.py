@@ -137,7 +137,7 @@ def test_container_images_are_deployed_by_digest() -> None:
 
 def test_local_and_aws_packages_of_the_same_function_are_byte_identical(tmp_path: Path) -> None:
     from pipeline.aws.lambda_.package import package_function as aws_package
-    from pipeline.local.lambda_package import package_directory as local_package
+    from pipeline.local.lambda_.package import package_directory as local_package
 
     notify = Path(__file__).resolve().parents[2] / "services" / "notify"
     assert local_package(notify) == aws_package(notify).data

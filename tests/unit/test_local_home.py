@@ -9,7 +9,7 @@ import pytest
 from pipeline.config import load_project
 from pipeline.core.errors import UsageError
 from pipeline.local.factory import LocalFactory
-from pipeline.local.plane_process import state_dir_of
+from pipeline.local.plane.lifecycle import state_dir_of
 from pipeline.testing import FakeClock
 from tests.unit.support.gitrepo import run, shop
 

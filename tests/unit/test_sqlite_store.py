@@ -10,8 +10,8 @@ import pytest
 
 from pipeline.core.errors import LockHeldError, PlatformError, TransientPlatformError
 from pipeline.core.ports import LockManager, StateStore
-from pipeline.local.sqlite_lock import SqliteLockManager
-from pipeline.local.sqlite_store import SCHEMA_VERSION, SqliteStateStore, open_sqlite
+from pipeline.local.state.sqlite_lock import SqliteLockManager
+from pipeline.local.state.sqlite_store import SCHEMA_VERSION, SqliteStateStore, open_sqlite
 from pipeline.testing import FakeClock
 from tests.support.store_contract import (
     REF,

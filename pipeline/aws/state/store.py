@@ -1,6 +1,6 @@
 """``DynamoStateStore``: deployment state, history, audit and signals in DynamoDB.
 
-The same contract as the SQLite store (``pipeline.local.sqlite_store``), on the table laid
+The same contract as the SQLite store (``pipeline.local.state.sqlite_store``), on the table laid
 out in ``pipeline.aws.state.table``:
 
 - ``load`` is a consistent read of the ``STATE`` item;

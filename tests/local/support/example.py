@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.clock import SystemClock
-from pipeline.local.plane_process import plane_processes, read_plane, state_dir_of, stop_plane
-from pipeline.local.sqlite_store import SqliteStateStore, open_sqlite
+from pipeline.local.plane.lifecycle import plane_processes, read_plane, state_dir_of, stop_plane
+from pipeline.local.state.sqlite_store import SqliteStateStore, open_sqlite
 
 ROOT = Path(__file__).resolve().parents[3]
 MAX_PAUSE = "2s"

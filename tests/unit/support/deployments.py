@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pipeline.core.model import Measurement, ServiceRef, Slot
 from pipeline.engine import NullSink
-from pipeline.local.sqlite_store import open_sqlite
+from pipeline.local.state.sqlite_store import open_sqlite
 from pipeline.operations import Context, deploy
 from pipeline.testing import FakeClock, FakePlatform, release
 from tests.unit.support.engine import CANARY

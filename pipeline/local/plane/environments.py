@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 
 from pipeline.core.model import Slot, Weights
-from pipeline.local.counters import CounterBook, WindowStats
-from pipeline.local.router import EnvironmentRouter, LambdaInvoker, ServiceRoute, close_quietly
-from pipeline.local.routing import PathRule, WeightedPicker
+from pipeline.local.http.counters import CounterBook, WindowStats
+from pipeline.local.http.router import EnvironmentRouter, LambdaInvoker, ServiceRoute, close_quietly
+from pipeline.local.http.rules import PathRule, WeightedPicker
 from pipeline.local.specs import ReleaseSpec, RouteSpec
-from pipeline.local.supervisor import SlotKey, Supervisor
+from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 
 log = logging.getLogger("pipeline.local.plane")
 

@@ -1,6 +1,6 @@
-"""The plane process: ``python -m pipeline.local.plane --state-dir DIR --id ID``.
+"""The plane process: ``python -m pipeline.local.plane.daemon --state-dir DIR --id ID``.
 
-Started in its own session by ``pipeline local up`` (see ``pipeline.local.plane_process``),
+Started in its own session by ``pipeline local up`` (see ``pipeline.local.plane.lifecycle``),
 it hosts the supervisor, one router per environment and, when installed, the Lambda
 runtime, behind the JSON control API on ``127.0.0.1:<free port>``. Once that API answers it
 writes ``DIR/plane.json`` (pid, port, id), atomically. SIGTERM, SIGINT or
@@ -25,9 +25,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from pipeline.local.control import control_app
-from pipeline.local.plane_core import Plane
-from pipeline.local.router import LambdaInvoker
+from pipeline.local.plane.control_api import control_app
+from pipeline.local.plane.environments import Plane
+from pipeline.local.http.router import LambdaInvoker
 
 PLANE_FILE = "plane.json"
 log = logging.getLogger("pipeline.local.plane")
@@ -36,7 +36,7 @@ log = logging.getLogger("pipeline.local.plane")
 def _lambda_runtime(state_dir: Path) -> tuple[Any, web.Application | None, LambdaInvoker | None]:
     """The Lambda runtime, its control sub-app and its HTTP invoker; Nones when not installed."""
     try:
-        from pipeline.local.lambda_runtime import LambdaRuntime, lambda_app  # noqa: PLC0415
+        from pipeline.local.lambda_.runtime import LambdaRuntime, lambda_app  # noqa: PLC0415
     except ImportError as exc:
         log.info("Lambda runtime not available (%s): lambda routes answer 503", exc)
         return None, None, None
@@ -99,7 +99,7 @@ async def serve(state_dir: Path, plane_id: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.local.plane")
+    parser = argparse.ArgumentParser(prog="python -m pipeline.local.plane.daemon")
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--id", required=True)
     args = parser.parse_args(argv)

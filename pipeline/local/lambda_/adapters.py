@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 from pipeline.core.errors import PlatformError, UsageError
 from pipeline.core.model import Measurement, Release, Slot, SlotHealth, Weights
-from pipeline.local.lambda_client import LambdaControlClient
-from pipeline.local.lambda_package import package_directory, sha256_hex
+from pipeline.local.lambda_.control_client import LambdaControlClient
+from pipeline.local.lambda_.package import package_directory, sha256_hex
 
 if TYPE_CHECKING:
     from pipeline.config import ServiceConfig

@@ -34,7 +34,7 @@ from aiohttp import web
 from pipeline.core.errors import NotFoundError, PipelineError, StateConflict, UsageError
 
 if TYPE_CHECKING:
-    from pipeline.local.lambda_runtime import LambdaRuntime
+    from pipeline.local.lambda_.runtime import LambdaRuntime
 
 RUNTIME: web.AppKey[LambdaRuntime] = web.AppKey("lambda_runtime")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

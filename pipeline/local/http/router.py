@@ -29,16 +29,16 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from pipeline.core.model import Slot, Weights
-from pipeline.local.counters import CounterBook
-from pipeline.local.replica import Replica
-from pipeline.local.routing import (
+from pipeline.local.http.counters import CounterBook
+from pipeline.local.replicas.replica import Replica
+from pipeline.local.http.rules import (
     PathRule,
     RuleTable,
     WeightedPicker,
     lambda_function_name,
     parse_slot,
 )
-from pipeline.local.supervisor import SlotKey, Supervisor
+from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 
 LambdaInvoker = Callable[[str, web.Request, str], Awaitable[web.StreamResponse]]
 

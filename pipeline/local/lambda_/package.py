@@ -44,7 +44,7 @@ def extract_package(data: bytes, dest: Path) -> None:
     except zipfile.BadZipFile as exc:
         raise UsageError(
             f"cannot publish the package: it is not a zip file ({exc})",
-            hint="build it with pipeline.local.lambda_package.write_package or `zip -r`",
+            hint="build it with pipeline.local.lambda_.package.write_package or `zip -r`",
         ) from exc
     dest.mkdir(parents=True)
     root = dest.resolve()

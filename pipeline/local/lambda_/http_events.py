@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
-from pipeline.local.lambda_types import OK, THROTTLED, TIMED_OUT, InvokeResult
+from pipeline.local.lambda_.model import OK, THROTTLED, TIMED_OUT, InvokeResult
 
 ACCOUNT = "000000000000"
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})

@@ -1,6 +1,6 @@
 """The program inside one Lambda execution environment (a worker process). Stdlib only.
 
-Run as ``python lambda_bootstrap.py CODE_DIR HANDLER PARENT_PID`` with the version's code
+Run as ``python worker_main.py CODE_DIR HANDLER PARENT_PID`` with the version's code
 directory as the working directory. It imports the handler module (the *init* phase, timed
 as the cold start's init), then serves invocations one at a time over a line protocol:
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import NotFoundError, PlatformError, TransientPlatformError
-from pipeline.local.plane_process import ensure_plane
+from pipeline.local.plane.lifecycle import ensure_plane
 
 PLANE_LOG = "logs/plane.log under .pipeline (or $PIPELINE_LOCAL_HOME)"
 

@@ -32,12 +32,12 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.core.errors import NotFoundError, PlatformError, UsageError
-from pipeline.local.lambda_api import lambda_app
-from pipeline.local.lambda_http import build_event, to_response, unavailable
-from pipeline.local.lambda_metrics import MetricsBook
-from pipeline.local.lambda_pool import VersionPool
-from pipeline.local.lambda_registry import FunctionRecord, Registry
-from pipeline.local.lambda_types import (
+from pipeline.local.lambda_.control_api import lambda_app
+from pipeline.local.lambda_.http_events import build_event, to_response, unavailable
+from pipeline.local.lambda_.metrics import MetricsBook
+from pipeline.local.lambda_.pool import VersionPool
+from pipeline.local.lambda_.function_registry import FunctionRecord, Registry
+from pipeline.local.lambda_.model import (
     FUNCTION_ERROR,
     OK,
     THROTTLED,
@@ -46,7 +46,7 @@ from pipeline.local.lambda_types import (
     ProvisionedStatus,
     VersionSpec,
 )
-from pipeline.local.lambda_worker import InitFailed, Worker
+from pipeline.local.lambda_.worker import InitFailed, Worker
 
 __all__ = ["InvokeResult", "LambdaRuntime", "lambda_app"]
 
@@ -108,7 +108,7 @@ class LambdaRuntime:
         except OSError as exc:
             raise UsageError(
                 f"cannot publish {function}: cannot read {zip_path}: {exc.strerror}",
-                hint="package the function first (pipeline.local.lambda_package.write_package)",
+                hint="package the function first (pipeline.local.lambda_.package.write_package)",
             ) from exc
         spec, _ = self._registry.publish(function, data, handler, memory, timeout, dict(environment or {}))
         return spec.number

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
-from pipeline.local.replica import Replica, ReplicaState
+from pipeline.local.replicas.replica import Replica, ReplicaState
 from pipeline.local.specs import ReleaseSpec
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import NotFoundError, UsageError
-from pipeline.local.lambda_package import extract_package, sha256_hex
-from pipeline.local.lambda_types import (
+from pipeline.local.lambda_.package import extract_package, sha256_hex
+from pipeline.local.lambda_.model import (
     ALIAS_NAME,
     FUNCTION_NAME,
     LATEST,

@@ -1,7 +1,7 @@
 """The local platform's lock manager: one lease per (service, environment) in SQLite.
 
 A lease is a row ``(key, owner, acquired_at, expires_at)`` in the ``locks`` table of the
-state store's database (``pipeline.local.sqlite_store.SqliteDatabase``). Every decision is
+state store's database (``pipeline.local.state.sqlite_store.SqliteDatabase``). Every decision is
 taken inside one ``BEGIN IMMEDIATE`` transaction, so two processes racing for a free lock
 cannot both win. Times come from the injected clock, in epoch seconds.
 
@@ -23,7 +23,7 @@ from pipeline.owners import crashed_on_this_host
 __all__ = ["SqliteLockManager"]
 
 if TYPE_CHECKING:  # the store module imports this one to build both from one file
-    from pipeline.local.sqlite_store import SqliteDatabase
+    from pipeline.local.state.sqlite_store import SqliteDatabase
 
 
 class SqliteLockManager:

@@ -1,4 +1,4 @@
-"""One execution environment: a worker process running ``lambda_bootstrap`` for one version.
+"""One execution environment: a worker process running ``worker_main`` for one version.
 
 A worker is started cold (a fresh interpreter that imports the handler module), then
 serves one invocation at a time while it stays warm. It is discarded when an invocation
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pipeline.local import lambda_bootstrap
-from pipeline.local.lambda_types import VersionSpec
+from pipeline.local.lambda_ import worker_main
+from pipeline.local.lambda_.model import VersionSpec
 
-BOOTSTRAP = Path(lambda_bootstrap.__file__).resolve()
+BOOTSTRAP = Path(worker_main.__file__).resolve()
 PROTOCOL_LIMIT = 16 * 1024 * 1024  # bytes per line: above AWS's 6 MB payload limit
 INIT_TIMEOUT = 10.0  # seconds, as AWS's init phase limit
 

@@ -5,7 +5,7 @@ One database file holds everything for every service and environment of a projec
 - ``deployments``: the latest ``DeploymentState`` of each (service, environment), as JSON;
 - ``records``: history lines (what the engine did) and audit lines (what a person asked for);
 - ``signals``: the inbox of operator signals (continue, abort, rollback), consumed once;
-- ``locks``: one lease per (service, environment), see ``pipeline.local.sqlite_lock``.
+- ``locks``: one lease per (service, environment), see ``pipeline.local.state.sqlite_lock``.
 
 Every call opens its own connection, so one store object is safe to share between threads,
 and WAL mode plus ``BEGIN IMMEDIATE`` transactions make the file safe to share between
@@ -33,7 +33,7 @@ from pipeline.core.state import (
     signal_from_json,
     signal_to_json,
 )
-from pipeline.local.sqlite_lock import SqliteLockManager
+from pipeline.local.state.sqlite_lock import SqliteLockManager
 
 __all__ = [
     "SCHEMA_VERSION",

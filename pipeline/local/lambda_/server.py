@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from pipeline.core.errors import PlatformError
-from pipeline.local.lambda_api import lambda_app
-from pipeline.local.lambda_runtime import LambdaRuntime
+from pipeline.local.lambda_.control_api import lambda_app
+from pipeline.local.lambda_.runtime import LambdaRuntime
 
 T = TypeVar("T")
 

@@ -16,8 +16,8 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-from pipeline.local.lambda_types import ProvisionedStatus
-from pipeline.local.lambda_worker import InitFailed, Worker
+from pipeline.local.lambda_.model import ProvisionedStatus
+from pipeline.local.lambda_.worker import InitFailed, Worker
 
 Spawn = Callable[[], Awaitable[Worker]]
 

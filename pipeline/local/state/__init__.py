@@ -1,0 +1,1 @@
+"""The embedded state store and lock manager (SQLite, WAL mode)."""
