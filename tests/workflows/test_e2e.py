@@ -89,6 +89,16 @@ def test_a_push_changing_orders_runs_only_orders_chain(good: Delivery) -> None:
     assert "[catalog/" not in good.run.output and "[notify/" not in good.run.output
 
 
+def test_a_push_that_changes_no_service_runs_no_chain(world: World) -> None:
+    before = world.head()
+    readme = (world.dev / "docs" / "config.md").read_text(encoding="utf-8")
+    world.commit_dev("docs: one more line", {"docs/config.md": readme + "\n"})
+    run = world.push(before)
+    assert run.succeeded, run.tail()
+    assert "[deliver/changed services] 🏁  Job succeeded" in run.output
+    assert "/service/" not in run.output
+
+
 def test_the_same_digest_succeeds_in_dev_and_staging(world: World, good: Delivery, first_digest: str) -> None:
     assert good.digest != first_digest
     assert good.digest in succeeded(world, "orders", "dev")
