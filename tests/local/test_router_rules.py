@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from pipeline.core.model import Slot, Weights
-from pipeline.local.http.counters import BOUNDS_MS, SlotCounters, percentile
+from pipeline.local.http.counters import SlotCounters
 from pipeline.local.http.rules import PathRule, RuleTable, WeightedPicker, parse_slot
 
 
@@ -91,11 +91,14 @@ def test_counters_drop_buckets_older_than_the_retention() -> None:
     assert counters.window(0, 2000).requests == 1
 
 
-def test_p95_is_interpolated_inside_its_histogram_bucket() -> None:
-    histogram = [0] * (len(BOUNDS_MS) + 1)
-    histogram[BOUNDS_MS.index(10)] = 95  # 95 requests in (7, 10] ms
-    histogram[BOUNDS_MS.index(200)] = 5  # 5 requests in (150, 200] ms
-    assert percentile(histogram, 0.95) == pytest.approx(10.0)
-    assert percentile(histogram, 0.99) == pytest.approx(150 + 50 * 4 / 5)
-    assert percentile(histogram, 0.50) == pytest.approx(7 + 3 * 50 / 95)
-    assert percentile([0] * len(histogram), 0.95) is None
+def test_percentiles_are_the_nearest_rank_within_one_percent() -> None:
+    counters = SlotCounters()
+    for _ in range(95):
+        counters.record(1000.5, 200, 8.5)  # 95 requests at 8.5 ms
+    for _ in range(5):
+        counters.record(1000.5, 200, 180.0)  # 5 requests at 180 ms
+    window = counters.window(1000.0, 1001.0)
+    assert window.p95_ms == pytest.approx(8.5, rel=0.01)
+    assert window.p99_ms == pytest.approx(180.0, rel=0.01)
+    assert window.p50_ms == pytest.approx(8.5, rel=0.01)
+    assert counters.window(1001.0, 1002.0).p95_ms is None
