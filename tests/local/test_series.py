@@ -12,6 +12,7 @@ import pytest
 from pipeline.local.series import GROWTH, MAX_BUCKETS, LatencyHistogram, PerSecondSeries, bucket_of, middle_of
 
 T0 = 1_700_000_000.0
+Shape = Callable[[random.Random, int], list[float]]
 QUANTILES = (0.5, 0.9, 0.95, 0.99, 1.0)
 
 
@@ -35,7 +36,7 @@ def uniform(rng: random.Random, n: int) -> list[float]:
 
 
 @pytest.mark.parametrize("shape", [lognormal, slow_tail, uniform])
-def test_percentiles_are_within_one_percent_of_the_exact_nearest_rank(shape: Callable[[random.Random, int], list[float]]) -> None:
+def test_percentiles_are_within_one_percent_of_the_exact_nearest_rank(shape: Shape) -> None:
     rng = random.Random(9)
     samples = shape(rng, 20_000)
     series = PerSecondSeries(("requests",))
