@@ -214,27 +214,38 @@ def test_ops_rollback_returns_prod_to_its_last_good_release(world: World, promot
     assert serving(world, "orders", "prod") == first_digest
 
 
-def test_operate_signals_a_deployment_that_is_still_running(world: World, bad: Delivery) -> None:
+@pytest.mark.parametrize(("action", "exit_code"), [("continue", 0), ("abort", 6)])
+def test_operate_signals_a_deployment_that_is_still_running(
+    world: World, bad: Delivery, action: str, exit_code: int
+) -> None:
+    previous = serving(world, "orders", "dev")
     service_file = world.dev / "services/orders/service.yaml"
     original = service_file.read_text(encoding="utf-8")
     service = yaml.safe_load(original)
     service["deploy"]["steps"] = [{"set_weight": 50}, {"pause": None}, {"analyze": {}}]
-    commit = world.commit_dev("orders: the fault fixed, and a release that waits for a person", {
+    change: dict[str, str | None] = {
         "services/orders/service.yaml": yaml.safe_dump(service, sort_keys=False),
-        "services/orders/fault.json": None,
-    })
+        "services/orders/VERSION": f"1.2.0-{action}\n",
+    }
+    if (world.dev / "services/orders/fault.json").exists():
+        change["services/orders/fault.json"] = None
+    commit = world.commit_dev(f"orders: a release that waits for a person ({action})", change)
     try:
         with world.background("deploy", "orders", "--env", "dev", "--ref", commit, "--yes") as deployment:
             row = world.wait_for_status("orders", "dev", lambda r: r["waiting_for"] == "Hold")
             assert row["release"]["commit"] == commit
-            run = world.dispatch(world.dev, "operate.yml", {"action": "continue", "service": "orders",
-                                                            "environment": "dev", "reason": "e2e: go on"})
+            run = world.dispatch(world.dev, "operate.yml", {"action": action, "service": "orders",
+                                                            "environment": "dev", "reason": f"e2e: {action}"})
             assert run.succeeded, run.tail()
-            assert deployment.wait(timeout=240) == 0
+            assert deployment.wait(timeout=240) == exit_code
     finally:  # later runs check out HEAD: give them the strategy without the open pause back
         world.commit_dev("orders: timed pauses again", {"services/orders/service.yaml": original})
-    assert json.loads(world.pipeline("status", "orders", "--env", "dev", "--json").stdout)[0]["release"][
-        "commit"] == commit
+    now = json.loads(world.pipeline("status", "orders", "--env", "dev", "--json").stdout)[0]
+    if action == "continue":
+        assert now["release"]["commit"] == commit and now["phase"] == "succeeded"
+    else:
+        assert now["phase"] == "aborted"
+        assert serving(world, "orders", "dev") == previous
 
 
 # --- single-organisation mode ------------------------------------------------------------
