@@ -116,6 +116,8 @@ def test_router_maps_slot_weights_to_alias_weights_and_reads_them_back(
     router.set_weights(Weights(30, 70))
     assert server.call(lambda rt: rt.get_alias("orders", "live")) == {"2": 1.0}
     assert router.get_weights() == Weights(30, 70)
+    # the split is kept in the alias description in the one note format both alias routers use
+    assert server.call(lambda rt: rt.alias_description("orders", "live")) == Weights(30, 70).note()
 
 
 def test_metrics_count_throttles_as_requests_and_errors(

@@ -7,7 +7,8 @@ deployment resumed by another process sees exactly what the first one left:
 - the two slots are aliases of the function named ``blue`` and ``green``, each pointing
   (weight 1.0) at the version that slot runs;
 - live traffic goes through the alias ``live``, whose weights are the two slots' versions
-  (its description records the requested split, read back when both slots run one version).
+  (its description records the requested split as ``Weights.note()``, the AWS alias router's
+  format too, read back when both slots run one version).
 
 ``LocalLambdaCompute`` publishes versions and manages provisioned concurrency,
 ``LocalLambdaRouter`` shifts ``live`` between the slots, ``LocalLambdaMetrics`` reports a
@@ -16,7 +17,6 @@ slot's version's metrics (a throttle counts as a request and as an error).
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 Source = Path | Callable[[Release], Path]
 LIVE = "live"
-_SPLIT = re.compile(r"^blue=(\d+) green=(\d+)$")
 
 
 class LocalLambdaCompute:
@@ -157,8 +156,7 @@ class LocalLambdaRouter:
                     hint="provision the slot first (a deployment does); check `pipeline status`",
                 )
             versions[version] = versions.get(version, 0.0) + percent / 100.0
-        split = f"blue={weights.blue} green={weights.green}"
-        self._client.set_alias(self._function, self._alias, versions, split)
+        self._client.set_alias(self._function, self._alias, versions, weights.note())
 
     def get_weights(self) -> Weights | None:
         """The split the alias applies now; None when there is no alias yet."""
@@ -171,8 +169,7 @@ class LocalLambdaRouter:
         split = {v: round(w * 100) for v, w in weights.items() if w > 0}
         if blue is not None and blue == green and set(split) == {blue}:
             # one version serves both slots, so any split is in effect: report the requested one
-            match = _SPLIT.match(str(live.get("description", "")))
-            return Weights(int(match[1]), int(match[2])) if match else None
+            return Weights.from_note(str(live.get("description", "")))
         b = split.pop(blue, 0) if blue else 0
         g = split.pop(green, 0) if green and green != blue else 0
         if split or b + g != 100:
