@@ -32,14 +32,16 @@ FLOOR_MS = 0.001
 CEILING_MS = 3_600_000.0
 """Latencies above one hour share the highest bucket."""
 _LOG_GROWTH = math.log(GROWTH)
+_log = math.log
 MAX_BUCKETS = math.ceil(math.log(CEILING_MS / FLOOR_MS) / _LOG_GROWTH) + 1
 """Upper bound of the distinct buckets one second (or one window) can hold."""
 
 
 def bucket_of(latency_ms: float) -> int:
     """The index of the bucket ``[FLOOR_MS * GROWTH**i, FLOOR_MS * GROWTH**(i+1))`` holding a latency."""
-    clamped = min(max(latency_ms, FLOOR_MS), CEILING_MS)
-    return int(math.log(clamped / FLOOR_MS) / _LOG_GROWTH)
+    if latency_ms <= FLOOR_MS:
+        return 0
+    return int(_log(min(latency_ms, CEILING_MS) / FLOOR_MS) / _LOG_GROWTH)
 
 
 def middle_of(index: int) -> float:
@@ -60,7 +62,8 @@ class LatencyHistogram:
 
     def add(self, latency_ms: float) -> None:
         index = bucket_of(latency_ms)
-        self.buckets[index] = self.buckets.get(index, 0) + 1
+        buckets = self.buckets
+        buckets[index] = buckets.get(index, 0) + 1
         self.count += 1
         self.minimum = min(self.minimum, latency_ms)
         self.maximum = max(self.maximum, latency_ms)
