@@ -19,9 +19,10 @@ from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
 from pipeline.engine import EngineSettings
 from pipeline.local.factory import LocalFactory
-from pipeline.operations import Context, Requirements
+from pipeline.operations import Context
 from pipeline.owners import actor, owner_id
 from pipeline.project_root import PROJECT_FILE, SERVICES_DIR, find_root
+from pipeline.promotion import Requirements
 from pipeline.wiring import PlatformFactory, StrategyRules
 
 FACTORIES: dict[str, type[PlatformFactory]] = {"local": LocalFactory, "aws": AwsFactory}

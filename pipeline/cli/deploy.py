@@ -10,6 +10,7 @@ import sys
 import click
 
 from pipeline import operations as ops
+from pipeline import promotion
 from pipeline.app import App
 from pipeline.cli.completion import complete_environments, complete_services
 from pipeline.cli.outputs import github_output_option, write_github_output
@@ -293,10 +294,10 @@ def approve(app: App, service: str, env_name: str, which: str) -> None:
         raise UsageError("which release? pass --release VERSION", hint="`pipeline history` lists releases")
     source = req.passed[-1] if req.passed else env_name
     ctx = app.context(env_name, ConsoleSink())
-    release = ops.promotable(ctx, service, source)
+    release = promotion.promotable(ctx, service, source)
     if which and which not in (release.version, release.digest, release.commit):
         release = app.release(service, source, None, which)
-    ops.approve(ctx, app.ref(service, env_name), release, req.approval)
+    promotion.approve(ctx, app.ref(service, env_name), release, req.approval)
     err.print(
         f"[green]approved[/] {release.short} of {service} for {env_name} as {app.actor} ({req.approval})"
     )
@@ -342,10 +343,10 @@ def promote(
     app.writable(target, "promote into")
     app.ref(service, source)
     ctx = app.context(target, ConsoleSink())
-    release = ops.promotable(ctx, service, source, digest)
-    ops.require(ctx, app.ref(service, target), release, app.requirements(target))
+    release = promotion.promotable(ctx, service, source, digest)
+    promotion.require(ctx, app.ref(service, target), release, app.requirements(target))
     confirm(app, service, target, yes, f"promote {release.short}")
-    state = ops.promote(
+    state = promotion.promote(
         ctx, service, source, target, app.strategy(service, target), app.requirements(target), digest=digest
     )
     finish(state, as_json, github_output)

@@ -15,6 +15,7 @@ import re
 import click
 
 from pipeline import operations as ops
+from pipeline import promotion
 from pipeline.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.console.render import ConsoleSink, emit_json, err
@@ -110,7 +111,7 @@ def handoff(
     links = _evidence(evidence)
     settings = GitHubSettings.from_env(token_env)
     ref = app.ref(service, source)
-    release = ops.promotable(app.context(source, ConsoleSink()), service, source, wanted)
+    release = promotion.promotable(app.context(source, ConsoleSink()), service, source, wanted)
     file = ReleaseFile(
         service=service,
         digest=release.digest,
@@ -166,7 +167,7 @@ def _approver(app: App, env_name: str) -> Approver:
 def _record(app: App, env_name: str, found: VerifiedApproval) -> None:
     ctx = app.context(env_name, ConsoleSink())
     ref = ServiceRef(found.release.service, env_name)
-    new = ops.approve_verified(
+    new = promotion.approve_verified(
         ctx, ref, found.release, found.organisation, reviewer=found.reviewer, url=found.url, source="github"
     )
     state = "recorded" if new else "already recorded"
@@ -225,7 +226,7 @@ def _run_release(app: App, service: str, env_name: str, digest: str, head_sha: s
     refusals: list[PromotionRefused] = []
     for source in reversed(passed):
         try:
-            return ops.promotable(ctx, service, source, digest)
+            return promotion.promotable(ctx, service, source, digest)
         except PromotionRefused as exc:
             refusals.append(exc)
     if refusals:

@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline import operations as ops
+from pipeline import promotion
 from pipeline.app import App
 from pipeline.console.render import ConsoleSink, bar, print_error
 from pipeline.core.analysis import AnalysisSpec, Check
@@ -302,19 +303,19 @@ class Demo:
 
     def promotion(self) -> tuple[str, str]:
         staging_req = self.app.requirements(STAGING)
-        staging = ops.promote(self.ctx(STAGING), "orders", DEV, STAGING, FIRST, staging_req)
+        staging = promotion.promote(self.ctx(STAGING), "orders", DEV, STAGING, FIRST, staging_req)
         prod_ctx = self.ctx(PROD)
         try:
-            ops.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.app.requirements(PROD))
+            promotion.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.app.requirements(PROD))
             return "failed", "prod accepted a release without an Ops approval"
         except PromotionRefused as exc:
             if not any(item.kind == "approval" for item in exc.missing):
                 raise
             self.console.print(f"[yellow]refused as expected[/]: {exc.message}")
         approver = sorted(self.app.requirements(PROD).approvers or {"carol"})[0]
-        ops.approve(self.ctx(PROD, actor=approver), ServiceRef("orders", PROD), staging.release, "ops")
+        promotion.approve(self.ctx(PROD, actor=approver), ServiceRef("orders", PROD), staging.release, "ops")
         self.console.print(f"{approver} (ops) approved {staging.release.short} for prod")
-        prod = ops.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.app.requirements(PROD))
+        prod = promotion.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.app.requirements(PROD))
         same = prod.release.digest == staging.release.digest == (self.good.digest if self.good else "")
         detail = f"{prod.release.short} in staging and prod, same digest as dev: {same}"
         return (prod.phase.value if same else "failed"), detail

@@ -18,16 +18,14 @@ from pipeline.core.state import AbortRequested, Phase, Timeouts
 from pipeline.core.steps import Pause, SetWeight, canary
 from pipeline.operations import (
     Context,
-    Requirements,
     abort,
-    approve,
     deploy,
-    promote,
     resume,
     resume_paused,
     rollback,
     successful_releases,
 )
+from pipeline.promotion import Requirements, approve, promote
 from pipeline.testing import release
 from tests.unit.support.engine import CANARY, REF, World, stable_world
 

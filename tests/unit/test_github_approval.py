@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import operations as ops
+from pipeline import promotion
 from pipeline.app import App
 from pipeline.console.render import ConsoleSink
 from pipeline.core.model import Release, ServiceRef
@@ -195,13 +195,13 @@ def test_a_run_approval_binds_only_to_a_release_that_passed_staging(world: World
 def requirements_met(world: World, release: Release) -> bool:
     app = App(root_hint=world.root)
     ctx = app.context("prod", ConsoleSink())
-    return not ops.check_requirements(ctx, PROD, release, app.requirements("prod"))
+    return not promotion.check_requirements(ctx, PROD, release, app.requirements("prod"))
 
 
 def test_promotion_counts_a_verified_approval_and_ignores_an_unverified_record(world: World) -> None:
     v1 = proposed(world)
     app = App(root_hint=world.root)
-    ops.approve(app.context("prod", ConsoleSink()), PROD, v1, "ops")  # `pipeline approve`: not verified
+    promotion.approve(app.context("prod", ConsoleSink()), PROD, v1, "ops")  # `pipeline approve`: not verified
     assert not requirements_met(world, v1)
     world.github.review(OPS_REPO, 1, "carol")
     world.github.merge(OPS_REPO, 1)
@@ -218,7 +218,7 @@ def test_without_github_an_unverified_approval_still_counts(
     v1 = world.passed_staging("v1")
     app = App(root_hint=world.root)
     ctx = app.context("prod", ConsoleSink())
-    ops.approve(dataclasses.replace(ctx, actor="carol"), PROD, v1, "ops")
+    promotion.approve(dataclasses.replace(ctx, actor="carol"), PROD, v1, "ops")
     assert requirements_met(world, v1)
 
 

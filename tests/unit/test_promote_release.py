@@ -7,14 +7,8 @@ import pytest
 from pipeline.core.errors import PromotionRefused
 from pipeline.core.model import Measurement, Missing, ServiceRef, Slot
 from pipeline.core.state import Phase
-from pipeline.operations import (
-    Requirements,
-    check_requirements,
-    deploy,
-    promotable,
-    promote,
-    refusal,
-)
+from pipeline.operations import deploy
+from pipeline.promotion import Requirements, check_requirements, promotable, promote, refusal
 from pipeline.testing import release
 from tests.unit.support.engine import CANARY, REF, stable_world
 
