@@ -30,11 +30,11 @@ from pathlib import Path
 import aiohttp
 
 from pipeline.core.model import Slot, Weights
-from pipeline.local.adapters import Launch, LocalCompute, LocalRouter, ServiceBinding
+from pipeline.local.adapters import LocalCompute, LocalRouter, ServiceBinding
 from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import ensure_plane, plane_processes, stop_plane
 from pipeline.local.registry import LocalRegistry
-from pipeline.local.specs import HealthCheck, RouteSpec
+from pipeline.local.specs import HealthCheck, Launch, RouteSpec
 
 APP = """
 import os

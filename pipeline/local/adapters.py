@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.core.errors import NotFoundError
 from pipeline.core.model import Measurement, Release, Slot, SlotHealth, Weights
 from pipeline.local.plane.control_client import PlaneClient
-from pipeline.local.specs import HealthCheck, ReleaseSpec, RouteSpec
+from pipeline.local.specs import Launch, ReleaseSpec, RouteSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,31 +32,6 @@ class ServiceBinding:
     @property
     def path(self) -> str:
         return f"/v1/envs/{self.environment}/services/{self.service}"
-
-
-@dataclass(frozen=True, slots=True)
-class Launch:
-    """How to start a replica of any release of the service.
-
-    ``cwd`` is relative to the release's snapshot root (e.g. ``services/orders``);
-    ``drain_timeout`` and ``stop_timeout`` are seconds (see ``ReleaseSpec``).
-    """
-
-    command: tuple[str, ...]
-    cwd: str = "."
-    env: tuple[tuple[str, str], ...] = ()
-    replicas: int = 1
-    health: HealthCheck = HealthCheck()
-    drain_timeout: float = 10.0
-    stop_timeout: float = 5.0
-
-    def spec(self, binding: ServiceBinding, release: Release, snapshot: Path) -> ReleaseSpec:
-        return ReleaseSpec(
-            service=binding.service, environment=binding.environment, version=release.version,
-            digest=release.digest, snapshot=str(snapshot), command=self.command, cwd=self.cwd,
-            env=self.env, replicas=self.replicas, health=self.health,
-            drain_timeout=self.drain_timeout, stop_timeout=self.stop_timeout,
-        )
 
 
 class PlaneService:
@@ -99,7 +74,9 @@ class LocalCompute:
     def provision(self, slot: Slot, release: Release) -> None:
         """Start ``launch.replicas`` replicas of ``release`` in ``slot``. Idempotent; returns
         before they are healthy. The slot becomes the test route's default."""
-        spec = self._launch.spec(self._svc.binding, release, self._snapshot(release))
+        b = self._svc.binding
+        spec = ReleaseSpec(service=b.service, environment=b.environment, version=release.version,
+                           digest=release.digest, snapshot=str(self._snapshot(release)), launch=self._launch)
         self._svc.call("PUT", f"/slots/{slot.value}", spec.to_dict())
 
     def health(self, slot: Slot, release: Release) -> SlotHealth:

@@ -19,21 +19,20 @@ from pipeline.core.errors import ConfigError, NotFoundError
 from pipeline.core.model import Release
 from pipeline.core.ports import Clock, Platform, StageRunner, TrafficDriver
 from pipeline.local.adapters import (
-    Launch,
     LocalCompute,
     LocalMetrics,
     LocalRouter,
     PlaneService,
     ServiceBinding,
 )
+from pipeline.local.http.rules import lambda_function_name
 from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import state_dir_of
 from pipeline.local.registry import LocalRegistry
-from pipeline.local.http.rules import lambda_function_name
-from pipeline.local.specs import HealthCheck, RouteSpec
+from pipeline.local.specs import HealthCheck, Launch, RouteSpec
+from pipeline.local.stages import HttpSmokeStages
 from pipeline.local.state.sqlite_lock import SqliteLockManager
 from pipeline.local.state.sqlite_store import SqliteStateStore, open_sqlite
-from pipeline.local.stages import HttpSmokeStages
 
 if TYPE_CHECKING:
     from pipeline.config import EnvironmentConfig, LocalPlatformConfig, Project, ServiceConfig

@@ -31,8 +31,8 @@ class HealthCheck:
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseSpec:
-    """N replicas of one release of one service, in one slot of one environment.
+class Launch:
+    """How to start a replica of any release of a service.
 
     ``command`` runs with ``cwd = snapshot / cwd`` and the environment ``os.environ`` +
     ``env`` + ``PORT`` (a free port per replica) + ``PIPELINE_*`` facts (service,
@@ -41,11 +41,6 @@ class ReleaseSpec:
     between SIGTERM and SIGKILL.
     """
 
-    service: str
-    environment: str
-    version: str
-    digest: str
-    snapshot: str
     command: tuple[str, ...]
     cwd: str = "."
     env: tuple[tuple[str, str], ...] = ()
@@ -54,26 +49,42 @@ class ReleaseSpec:
     drain_timeout: float = 10.0
     stop_timeout: float = 5.0
 
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSpec:
+    """``launch.replicas`` replicas of one release of one service, in one slot of one
+    environment; ``snapshot`` is the release's snapshot root. On the wire the launch's
+    fields sit beside the release's (one flat object)."""
+
+    service: str
+    environment: str
+    version: str
+    digest: str
+    snapshot: str
+    launch: Launch
+
     def __post_init__(self) -> None:
-        if self.replicas < 1:
-            raise ValueError(f"replicas must be at least 1, got {self.replicas}")
-        if not self.command:
+        if self.launch.replicas < 1:
+            raise ValueError(f"replicas must be at least 1, got {self.launch.replicas}")
+        if not self.launch.command:
             raise ValueError("command must not be empty")
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["command"] = list(self.command)
-        data["env"] = dict(self.env)
-        return data
+        data: dict[str, Any] = asdict(self)
+        launch: dict[str, Any] = data.pop("launch")
+        launch["command"] = list(self.launch.command)
+        launch["env"] = dict(self.launch.env)
+        return data | launch
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ReleaseSpec:
         """Inverse of ``to_dict``. Raises KeyError, TypeError or ValueError on bad input."""
         values = dict(data)
+        own = {name: values.pop(name) for name in ("service", "environment", "version", "digest", "snapshot")}
         values["command"] = tuple(str(a) for a in values["command"])
         values["env"] = tuple(sorted((str(k), str(v)) for k, v in dict(values.get("env", {})).items()))
         values["health"] = HealthCheck(**values.get("health", {}))
-        return cls(**values)
+        return cls(**own, launch=Launch(**values))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.local.adapters import Launch, LocalCompute, LocalMetrics, LocalRouter, ServiceBinding
+from pipeline.local.adapters import LocalCompute, LocalMetrics, LocalRouter, ServiceBinding
 from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, state_dir_of, stop_plane
 from pipeline.local.registry import LocalRegistry
-from pipeline.local.specs import HealthCheck, RouteSpec
+from pipeline.local.specs import HealthCheck, Launch, RouteSpec
 
 APP = '''
 """A tiny service for the local plane tests: /health, /orders (version, pid, slot)."""

@@ -9,8 +9,8 @@ from pathlib import Path
 import psutil
 
 from pipeline.core.model import Release, Slot, Weights
-from pipeline.local.adapters import Launch, LocalCompute
-from pipeline.local.specs import HealthCheck
+from pipeline.local.adapters import LocalCompute
+from pipeline.local.specs import HealthCheck, Launch
 from tests.local.conftest import Adapters, Project, get, wait_until
 
 CRASHER = "import sys, time\ntime.sleep(0.05)\nsys.exit(3)\n"

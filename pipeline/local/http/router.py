@@ -30,7 +30,6 @@ from yarl import URL
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook
-from pipeline.local.replicas.replica import Replica
 from pipeline.local.http.rules import (
     PathRule,
     RuleTable,
@@ -38,6 +37,7 @@ from pipeline.local.http.rules import (
     lambda_function_name,
     parse_slot,
 )
+from pipeline.local.replicas.replica import Replica
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 
 LambdaInvoker = Callable[[str, web.Request, str], Awaitable[web.StreamResponse]]

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import NotFoundError, UsageError
-from pipeline.local.lambda_.package import extract_package, sha256_hex
 from pipeline.local.lambda_.model import (
     ALIAS_NAME,
     FUNCTION_NAME,
@@ -32,6 +31,7 @@ from pipeline.local.lambda_.model import (
     check_name,
     check_version_config,
 )
+from pipeline.local.lambda_.package import extract_package, sha256_hex
 
 WEIGHT_TOLERANCE = 1e-6
 

@@ -33,10 +33,9 @@ from aiohttp import web
 
 from pipeline.core.errors import NotFoundError, PlatformError, UsageError
 from pipeline.local.lambda_.control_api import lambda_app
+from pipeline.local.lambda_.function_registry import FunctionRecord, Registry
 from pipeline.local.lambda_.http_events import build_event, to_response, unavailable
 from pipeline.local.lambda_.metrics import MetricsBook
-from pipeline.local.lambda_.pool import VersionPool
-from pipeline.local.lambda_.function_registry import FunctionRecord, Registry
 from pipeline.local.lambda_.model import (
     FUNCTION_ERROR,
     OK,
@@ -46,6 +45,7 @@ from pipeline.local.lambda_.model import (
     ProvisionedStatus,
     VersionSpec,
 )
+from pipeline.local.lambda_.pool import VersionPool
 from pipeline.local.lambda_.worker import InitFailed, Worker
 
 __all__ = ["InvokeResult", "LambdaRuntime", "lambda_app"]

@@ -28,8 +28,8 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.core.model import Slot, Weights
-from pipeline.local.plane.environments import Plane, PlaneRequestError
 from pipeline.local.http.rules import parse_slot
+from pipeline.local.plane.environments import Plane, PlaneRequestError
 from pipeline.local.specs import ReleaseSpec, RouteSpec
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -25,9 +25,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from pipeline.local.http.router import LambdaInvoker
 from pipeline.local.plane.control_api import control_app
 from pipeline.local.plane.environments import Plane
-from pipeline.local.http.router import LambdaInvoker
 
 PLANE_FILE = "plane.json"
 log = logging.getLogger("pipeline.local.plane")

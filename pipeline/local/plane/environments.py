@@ -22,8 +22,8 @@ from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook, WindowStats
 from pipeline.local.http.router import EnvironmentRouter, LambdaInvoker, ServiceRoute, close_quietly
 from pipeline.local.http.rules import PathRule, WeightedPicker
-from pipeline.local.specs import ReleaseSpec, RouteSpec
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
+from pipeline.local.specs import ReleaseSpec, RouteSpec
 
 log = logging.getLogger("pipeline.local.plane")
 

@@ -169,7 +169,8 @@ def _start(state_dir: Path, timeout: float) -> PlaneInfo:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     with (logs / "plane.log").open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.local.plane.daemon", "--state-dir", str(state_dir), "--id", plane_id],
+            [sys.executable, "-m", "pipeline.local.plane.daemon",
+             "--state-dir", str(state_dir), "--id", plane_id],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             cwd=state_dir, start_new_session=True,
         )

@@ -121,10 +121,10 @@ class Replica:
         self._wake.set()
         if self.state is not ReplicaState.STOPPED:
             self.state = ReplicaState.DRAINING
-        deadline = time.monotonic() + self.spec.drain_timeout
+        deadline = time.monotonic() + self.spec.launch.drain_timeout
         while self.inflight > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        await self._terminate(self.spec.stop_timeout)
+        await self._terminate(self.spec.launch.stop_timeout)
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -137,7 +137,7 @@ class Replica:
             proc = await self._spawn()
             if proc is not None:
                 if self._stopping:  # stop() came while the process was being started
-                    await self._terminate(self.spec.stop_timeout)
+                    await self._terminate(self.spec.launch.stop_timeout)
                 await self._supervise(proc)
             if self._stopping:
                 break
@@ -154,26 +154,27 @@ class Replica:
         self.port = free_port()
         self.state = ReplicaState.STARTING
         env = dict(os.environ)
-        env.update(dict(spec.env))
+        env.update(dict(spec.launch.env))
         env.update({
             "PORT": str(self.port), "PYTHONUNBUFFERED": env.get("PYTHONUNBUFFERED", "1"),
             "PIPELINE_SERVICE": spec.service, "PIPELINE_ENVIRONMENT": spec.environment,
             "PIPELINE_SLOT": self.slot, "PIPELINE_VERSION": spec.version,
             "PIPELINE_DIGEST": spec.digest, "PIPELINE_REPLICA": str(self.index),
         })
-        cwd = Path(spec.snapshot) / spec.cwd
+        cwd = Path(spec.snapshot) / spec.launch.cwd
         if not cwd.is_dir():
-            self.last_error = f"cannot start: the release has no folder {spec.cwd} (looked in {cwd})"
+            self.last_error = f"cannot start: the release has no folder {spec.launch.cwd} (looked in {cwd})"
             return None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self.log_path.open("ab") as log:
                 proc = await asyncio.create_subprocess_exec(
-                    *command_argv(spec.command), cwd=cwd, env=env,
+                    *command_argv(spec.launch.command), cwd=cwd, env=env,
                     stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 )
         except OSError as exc:
-            self.last_error = f"cannot start {' '.join(spec.command)!r} in {spec.cwd}: {exc.strerror or exc}"
+            command = " ".join(spec.launch.command)
+            self.last_error = f"cannot start {command!r} in {spec.launch.cwd}: {exc.strerror or exc}"
             return None
         self._proc, self.pid = proc, proc.pid
         return proc
@@ -195,7 +196,7 @@ class Replica:
     # --- health ---------------------------------------------------------------------
 
     async def _check_health(self, proc: asyncio.subprocess.Process) -> None:
-        hc = self.spec.health
+        hc = self.spec.launch.health
         started = time.monotonic()
         passes = fails = 0
         while proc.returncode is None and not self._stopping:
@@ -214,7 +215,7 @@ class Replica:
             await asyncio.sleep(min(hc.interval, _STARTUP_POLL) if starting else hc.interval)
 
     def _judge(self, ok: bool, passes: int, fails: int, age: float) -> None:
-        hc, state = self.spec.health, self.state
+        hc, state = self.spec.launch.health, self.state
         if state is ReplicaState.STARTING:
             if ok:
                 self.state = ReplicaState.HEALTHY
@@ -226,7 +227,7 @@ class Replica:
             self.state = ReplicaState.HEALTHY
 
     async def _probe(self) -> tuple[bool, str]:
-        hc = self.spec.health
+        hc = self.spec.launch.health
         url = f"{self.url}{hc.path}"
         try:
             timeout = aiohttp.ClientTimeout(total=hc.timeout)

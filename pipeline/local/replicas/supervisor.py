@@ -31,14 +31,14 @@ class SlotKey:
 
 
 class ReplicaSet:
-    """The ``spec.replicas`` replicas of one release in one slot."""
+    """The ``spec.launch.replicas`` replicas of one release in one slot."""
 
     def __init__(self, key: SlotKey, spec: ReleaseSpec, logs: Path, http: aiohttp.ClientSession) -> None:
         self.key = key
         self.spec = spec
         self.replicas = [
             Replica(spec, key.slot, i, logs / key.environment / key.service / f"{key.slot}-{i}.log", http)
-            for i in range(spec.replicas)
+            for i in range(spec.launch.replicas)
         ]
         self._next = 0
 
@@ -70,7 +70,7 @@ class ReplicaSet:
             detail = "; ".join(filter(None, [detail, *problems]))
         return {
             "running": running if matches else 0,
-            "desired": self.spec.replicas,
+            "desired": self.spec.launch.replicas,
             "healthy": healthy if matches else 0,
             "revision_matches": matches,
             "detail": detail,
@@ -80,7 +80,7 @@ class ReplicaSet:
         return {
             "version": self.spec.version,
             "digest": self.spec.digest,
-            "desired": self.spec.replicas,
+            "desired": self.spec.launch.replicas,
             "healthy": sum(1 for r in self.replicas if r.in_rotation),
             "replicas": [r.snapshot() for r in self.replicas],
         }
