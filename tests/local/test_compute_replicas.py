@@ -11,7 +11,7 @@ import psutil
 from pipeline.core.model import Release, Slot, Weights
 from pipeline.local.adapters import LocalCompute
 from pipeline.local.specs import HealthCheck, Launch
-from tests.local.conftest import Adapters, Project, get, wait_until
+from tests.local.support.plane import Adapters, Project, get, wait_until
 
 CRASHER = "import sys, time\ntime.sleep(0.05)\nsys.exit(3)\n"
 SICK = '''

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.clock import SystemClock
 from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.errors import PlatformError, TransientPlatformError
 from pipeline.core.model import Release, ServiceRef, Slot, Weights
@@ -32,24 +33,16 @@ from pipeline.local.lambda_.adapters import (
 from pipeline.local.lambda_.server import LambdaServer
 from pipeline.operations import Context, deploy
 from pipeline.testing import ActionLog, FakeStages, InMemoryStore, release
-from tests.local.test_lambda_runtime import bootstrap_children, http, make_source, wait_until
+from tests.local.support.lambda_runtime import http, make_source, wait_until, worker_children
 
 BAD = "import time\ntime.sleep(0.2)\n\ndef handler(event, context):\n    raise RuntimeError('bad release')\n"
-
-
-class RealClock:
-    def now(self) -> float:
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LambdaServer]:
     with LambdaServer(tmp_path / "runtime", seed=3) as running:
         yield running
-    assert bootstrap_children() == []
+    assert worker_children() == []
 
 
 @pytest.fixture
@@ -202,7 +195,7 @@ def context_for(server: LambdaServer, sources: dict[str, Path]) -> Context:
         metrics=LocalLambdaMetrics(server.base_url, "orders"),
         stages=FakeStages(ActionLog()),
     )
-    clock = RealClock()
+    clock = SystemClock()
     store = InMemoryStore(clock)  # type: ignore[arg-type]  # any object with now() will do
     return Context(
         store=store,

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,47 +22,8 @@ import pytest
 from pipeline.cli.main import main
 from pipeline.core.errors import PlatformError
 from pipeline.loadtest import LoadRunner, LoadSettings, Thresholds
-from pipeline.loadtest.processes import free_port
+from tests.local.support.orders_app import LOCUSTFILE, REPO, start_orders, stop
 from tests.support.loadtest_project import write_project
-
-REPO = Path(__file__).resolve().parents[2]
-ORDERS = REPO / "services" / "orders"
-LOCUSTFILE = REPO / "loadtests" / "orders.py"
-
-
-def start_orders(tmp: Path, fail_rate: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m app`` from services/orders on a free port, ready to serve."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "PORT": str(port),
-        "ORDERS_DB": str(tmp / f"orders-{port}.db"),
-        "FAIL_RATE": str(fail_rate),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app"], cwd=ORDERS, env=env, stdout=subprocess.DEVNULL, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"orders exited with {proc.returncode}") from None
-            time.sleep(0.05)
-    stop(proc)
-    raise RuntimeError("orders did not become healthy")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")

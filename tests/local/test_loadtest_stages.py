@@ -25,7 +25,7 @@ from pipeline.config import load_project
 from pipeline.loadtest import LoadSettings, ServiceStageRunner, Thresholds
 from pipeline.loadtest.processes import free_port
 from pipeline.loadtest.smoke import SmokeRequest
-from tests.local.test_loadtest_run import LOCUSTFILE, REPO, start_orders, stop
+from tests.local.support.orders_app import LOCUSTFILE, REPO, start_orders, stop
 from tests.support.loadtest_project import write_project
 
 

@@ -24,7 +24,7 @@ from pipeline.core.model import ServiceRef, Weights
 from pipeline.core.state import DeploymentState, Hold, Phase
 from pipeline.local.plane.lifecycle import plane_processes, read_plane
 from pipeline.local.state.sqlite_store import open_sqlite
-from tests.local.conftest import SERVICE_YAML, Load, Project, get, git, version_of, wait_until
+from tests.local.support.plane import SERVICE_YAML, Load, Project, get, git, version_of, wait_until
 
 REF = ServiceRef("orders", "dev")
 LONG_PAUSE_YAML = SERVICE_YAML.replace(

@@ -22,7 +22,7 @@ from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_pla
 from pipeline.operations import Context, deploy
 from pipeline.owners import owner_id
 from pipeline.testing import CollectingSink
-from tests.local.conftest import Load, Project, get, git, version_of
+from tests.local.support.plane import Load, Project, get, git, version_of
 
 REF = ServiceRef("orders", "dev")
 

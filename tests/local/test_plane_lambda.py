@@ -18,7 +18,7 @@ from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_pla
 from pipeline.operations import Context, deploy
 from pipeline.owners import owner_id
 from pipeline.testing import CollectingSink
-from tests.local.conftest import Project, get, git
+from tests.local.support.plane import Project, get, git
 
 HANDLER = '''
 import json

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from pipeline.cli.local import local
 from pipeline.core.model import Release, Slot, Weights
 from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_plane
-from tests.local.conftest import Adapters, Project, get, make_adapters, version_of, wait_until
+from tests.local.support.plane import Adapters, Project, get, make_adapters, version_of, wait_until
 
 
 @pytest.fixture

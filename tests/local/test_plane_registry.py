@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.core.errors import NotFoundError
 from pipeline.local.registry import LocalRegistry
-from tests.local.conftest import Project, git
+from tests.local.support.plane import Project, git
 
 
 def test_the_same_commit_always_gives_the_same_digest(project: Project, tmp_path: Path) -> None:

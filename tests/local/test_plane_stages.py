@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pipeline.core.model import Slot
 from pipeline.local.stages import HttpSmokeStages
-from tests.local.conftest import Adapters, wait_until
+from tests.local.support.plane import Adapters, wait_until
 
 
 def test_smoke_stages_pass_through_a_ready_slot_and_fail_on_an_empty_one(adapters: Adapters) -> None:

@@ -1,7 +1,7 @@
 """Real traffic through the local router: two releases of a real service in two slots,
 weights, the test route, counters, and stopping a slot under load without dropping a request.
 
-The service is ``APP`` from conftest (a stdlib http.server), committed in a git repo,
+The service is ``APP`` from support/plane.py (a stdlib http.server), committed in a git repo,
 snapshotted by the LocalRegistry, run by the plane as 2 replicas per slot.
 """
 
@@ -14,7 +14,7 @@ import signal
 import time
 
 from pipeline.core.model import Release, Slot, Weights
-from tests.local.conftest import Adapters, Load, Project, get, version_of, wait_until
+from tests.local.support.plane import Adapters, Load, Project, get, version_of, wait_until
 
 
 def _ready(adapters: Adapters, slot: Slot, release: Release) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from pipeline.cli.main import main
 from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_plane
-from tests.local.conftest import APP, free_port_pair, get, git, version_of
+from tests.local.support.plane import APP, free_port_pair, get, git, version_of
 
 SERVICE = """\
 name: orders

@@ -14,37 +14,50 @@ from pathlib import Path
 from pipeline.loadtest.processes import free_port
 
 REPO = Path(__file__).resolve().parents[3]
+ORDERS = REPO / "services" / "orders"
+LOCUSTFILE = REPO / "loadtests" / "orders.py"
 
 
-@contextmanager
-def orders_running(tmp: Path) -> Iterator[str]:
-    """``python -m app`` from services/orders, healthy; yields its base URL, stops it after."""
+def start_orders(tmp: Path, fail_rate: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m app`` from services/orders on a free port, ready to serve."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "ORDERS_DB": str(tmp / f"orders-{port}.db"), "FAIL_RATE": "0"}
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "ORDERS_DB": str(tmp / f"orders-{port}.db"),
+        "FAIL_RATE": str(fail_rate),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app"],
-        cwd=REPO / "services" / "orders",
-        env=env,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
+        [sys.executable, "-m", "app"], cwd=ORDERS, env=env, stdout=subprocess.DEVNULL, start_new_session=True
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(400):
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"orders exited with {proc.returncode}") from None
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("orders did not become healthy")
-        yield url
-    finally:
+    for _ in range(400):
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1):
+                return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"orders exited with {proc.returncode}") from None
+            time.sleep(0.05)
+    stop(proc)
+    raise RuntimeError("orders did not become healthy")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def orders_running(tmp: Path) -> Iterator[str]:
+    """``start_orders`` as a context: yields the healthy service's base URL, stops it after."""
+    proc, url = start_orders(tmp)
+    try:
+        yield url
+    finally:
+        stop(proc)
