@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from tests.workflows.support.act import Act, ActRun
 from tests.workflows.support.fake_github_process import FakeGitHubProcess
 from tests.workflows.support.files import OPS_ROOT, REPO_ROOT
@@ -297,5 +299,21 @@ class World:
                           "GITHUB_REPOSITORY": DEV_REPO}
 
     def close(self) -> None:
-        self.pipeline("local", "down", check=False)
+        """Stop the local plane (``pipeline local down``; if that cannot run, end the plane
+        named in ``plane.json`` and its replicas) and the fake GitHub API."""
+        if self.pipeline("local", "down", check=False).returncode != 0:
+            self._kill_plane()
         self.github.stop()
+
+    def _kill_plane(self) -> None:
+        info = self.home / "plane.json"
+        if not info.is_file():
+            return
+        try:
+            plane = psutil.Process(int(json.loads(info.read_text(encoding="utf-8"))["pid"]))
+            if str(self.home) not in " ".join(plane.cmdline()):
+                return  # the pid was reused by another process
+            for proc in [*plane.children(recursive=True), plane]:
+                proc.kill()
+        except (psutil.Error, ValueError, KeyError):
+            return
