@@ -1,7 +1,7 @@
 """The plane process: ``python -m pipeline.local.plane.daemon --state-dir DIR --id ID``.
 
 Started in its own session by ``pipeline local up`` (see ``pipeline.local.plane.lifecycle``),
-it hosts the supervisor, one router per environment and, when installed, the Lambda
+it hosts the supervisor, one router per environment and the Lambda
 runtime, behind the JSON control API on ``127.0.0.1:<free port>``. Once that API answers it
 writes ``DIR/plane.json`` (pid, port, id), atomically. SIGTERM, SIGINT or
 ``POST /v1/shutdown`` stop every listener, replica and worker, remove ``plane.json`` and
@@ -25,24 +25,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from pipeline.local.http.router import LambdaInvoker
+from pipeline.local.lambda_.runtime import LambdaRuntime, lambda_app
 from pipeline.local.plane.control_api import control_app
 from pipeline.local.plane.environments import Plane
 
 PLANE_FILE = "plane.json"
 log = logging.getLogger("pipeline.local.plane")
-
-
-def _lambda_runtime(state_dir: Path) -> tuple[Any, web.Application | None, LambdaInvoker | None]:
-    """The Lambda runtime, its control sub-app and its HTTP invoker; Nones when not installed."""
-    try:
-        from pipeline.local.lambda_.runtime import LambdaRuntime, lambda_app  # noqa: PLC0415
-    except ImportError as exc:
-        log.info("Lambda runtime not available (%s): lambda routes answer 503", exc)
-        return None, None, None
-    runtime = LambdaRuntime(state_dir / "lambda")
-    invoker: LambdaInvoker = runtime.invoke_http
-    return runtime, lambda_app(runtime), invoker
 
 
 def write_plane_file(state_dir: Path, data: dict[str, Any]) -> None:
@@ -68,31 +56,28 @@ async def serve(state_dir: Path, plane_id: str) -> None:
         loop.add_signal_handler(sig, shutdown.set)
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None)
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as http:
-        runtime, lambda_sub, invoker = _lambda_runtime(state_dir)
-        plane = Plane(state_dir, plane_id, http, invoker)
+        runtime = LambdaRuntime(state_dir / "lambda")
+        plane = Plane(state_dir, plane_id, http, runtime.invoke_http)
         app = control_app(plane, shutdown)
-        if lambda_sub is not None:
-            app.add_subapp("/lambda/", lambda_sub)
+        app.add_subapp("/lambda/", lambda_app(runtime))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = int(runner.addresses[0][1])
         try:
-            if runtime is not None:
-                await runtime.start()  # re-warm provisioned workers after a restart
+            await runtime.start()  # re-warm provisioned workers after a restart
             await plane.restore()
             write_plane_file(state_dir, {
                 "pid": os.getpid(), "port": port, "id": plane_id, "started_at": time.time(),
-                "state_dir": str(state_dir), "lambda": runtime is not None,
+                "state_dir": str(state_dir), "lambda": True,
             })
             log.info("plane %s serving control API on 127.0.0.1:%d", plane_id, port)
             await shutdown.wait()
             log.info("plane %s shutting down", plane_id)
         finally:
             await plane.close()
-            if runtime is not None:
-                await runtime.close()
+            await runtime.close()
             await runner.cleanup()
             _remove_plane_file(state_dir, plane_id)
     log.info("plane %s stopped", plane_id)
