@@ -96,9 +96,6 @@ class LocalFactory:
 
 def environment_name(project: Project, env: EnvironmentConfig) -> str:
     """The name ``env`` has in ``pipeline.yaml`` (the config model does not carry it)."""
-    named = getattr(env, "name", None)
-    if isinstance(named, str):
-        return named
     environments = project.config.environments
     for name, candidate in environments.items():
         if candidate is env:
