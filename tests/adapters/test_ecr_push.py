@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tarfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from pipeline.aws.ecr.registry import EcrRegistry
 from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.oci import OciArchive
-from tests.support.images import buildah_or_skip, scratch_image
+from tests.support.images import buildah_or_skip, extract_layout, scratch_image
 
 REGION = "eu-west-1"
 TAG = "0123456789abcdef0123456789abcdef01234567"
@@ -173,8 +172,7 @@ def test_put_image_conflicts_found_by_ecr_itself_are_sorted_into_success_and_ref
 def test_a_corrupt_layer_is_never_completed_nor_put(
     ecr: Ecr, images: dict[str, Path], tmp_path: Path
 ) -> None:
-    with tarfile.open(images["v1"]) as tar:
-        tar.extractall(tmp_path / "layout", filter="data")
+    extract_layout(images["v1"], tmp_path / "layout")
     image = OciArchive.open(tmp_path / "layout").image()
     big = max(image.layers, key=lambda layer: layer.size)
     path = tmp_path / "layout/blobs/sha256" / big.digest[7:]
