@@ -225,15 +225,16 @@ class Engine:
                 timeout = max(1.0, (s.deadline or now() + s.timeouts.stage) - now())
                 result = p.stages.run(stage, p.compute.endpoint(slot), timeout)
                 return StageFinished(now(), result)
-            case Measure(slot=slot, since=since):
-                return self._measure(s, slot, since)
+            case Measure(slot=slot, since=since, until=until):
+                return self._measure(s, slot, since, until)
             case ScaleDown(slot=slot):
                 p.compute.scale_down(slot)
                 return ScaledDown(now())
         raise AssertionError(action)  # pragma: no cover - exhaustive
 
-    def _measure(self, s: DeploymentState, slot: Slot, since: float) -> Event:
-        until = self._clock.now()
+    def _measure(self, s: DeploymentState, slot: Slot, since: float, until: float) -> Event:
+        """Measure over ``[since, until)``; ``until`` 0 = now (the window of an exact source)."""
+        until = until or self._clock.now()
         metrics = self._platform.metrics
         try:
             driver = self._platform.traffic if s.analysis.synthetic_rate > 0 else None

@@ -7,6 +7,7 @@ exceptions; the state machine counts them against the limits in ``AnalysisSpec``
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -49,6 +50,10 @@ class AnalysisSpec:
     ``synthetic_rate``: requests per second the deployment sends itself through the
     environment's main route while an analysis window is open (0 = none), so that quiet
     environments still give every slot ``min_requests``; the weights split them.
+
+    ``period_seconds`` and ``lag_seconds`` describe the metrics source (see
+    ``analysis_window``): 0 / 0 for counters that are exact at any instant (the local
+    platform); 60 / 120 for CloudWatch, which serves whole-minute aggregates that land late.
     """
 
     checks: tuple[Check, ...] = (Check("error_rate", 0.01),)
@@ -61,6 +66,44 @@ class AnalysisSpec:
     consecutive_error_limit: int = 2
     synthetic_rate: float = 0.0
     on_inconclusive: OnInconclusive = "rollback"
+    period_seconds: float = 0.0
+    lag_seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The span ``[since, until)`` one measurement reads, and when its data is complete.
+
+    ``until`` 0 means "the moment the measurement is taken" (an exact source)."""
+
+    since: float
+    until: float
+    ready_at: float
+
+
+def analysis_window(spec: AnalysisSpec, measure_from: float, now: float, after: float = 0.0) -> Window:
+    """The window an analysis entered at ``now`` measures (``measure_from``: when the
+    current weights were verified; ``after``: the end of the previous window, if any).
+
+    An exact source (``period_seconds`` 0) reads the last ``window_seconds`` up to the
+    moment it measures, never before ``measure_from``. A periodic source is read in whole
+    periods only: the window ends on the last period boundary at or before ``now`` (at
+    least one whole period after ``measure_from`` and one after ``after``, so a repeated
+    measurement never judges the same data twice), spans ``window_seconds`` rounded up to
+    whole periods (never before ``measure_from``'s next boundary), and its data is
+    complete ``lag_seconds`` after it ends. CloudWatch rounds ``StartTime`` down to the
+    period, so an unaligned start would count a partial minute of earlier traffic.
+    """
+    period = spec.period_seconds
+    if period <= 0:
+        return Window(max(now - spec.window_seconds, measure_from), 0.0, now)
+    first = math.ceil(measure_from / period) * period
+    until = max(math.floor(now / period) * period, first + period)
+    if after > 0:
+        until = max(until, after + period)
+    length = max(1, math.ceil(spec.window_seconds / period)) * period
+    since = max(until - length, first)
+    return Window(since, until, until + spec.lag_seconds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from pipeline.core.analysis import Outcome, assess
+from pipeline.core.analysis import Outcome, analysis_window, assess
 from pipeline.core.errors import StateConflict
 from pipeline.core.evidence import evidence_due
 from pipeline.core.model import Slot, Weights
@@ -114,7 +114,7 @@ def _enter_step(s: DeploymentState, index: int, now: float) -> Result:
         case Pause(seconds=sec):
             return s.evolve(pending=Hold(now + (sec or 0.0)), deadline=None), ()
         case Analyze():
-            return s.evolve(pending=Measure(s.new_slot, since=_window_start(s, now))), ()
+            return s.evolve(pending=_measure(s, now)), ()
         case TestStage():
             return _stage(s, "test", now)
         case LoadStage():
@@ -126,8 +126,10 @@ def _stage(s: DeploymentState, stage: str, now: float) -> Result:
     return s.evolve(pending=RunStage(stage, s.new_slot), deadline=now + s.timeouts.stage), ()
 
 
-def _window_start(s: DeploymentState, now: float) -> float:
-    return max(now - s.analysis.window_seconds, s.measure_from)
+def _measure(s: DeploymentState, now: float, after: float = 0.0) -> Measure:
+    """Measure the new slot over the analysis window at ``now``, once its data is complete."""
+    w = analysis_window(s.analysis, s.measure_from, now, after)
+    return Measure(s.new_slot, since=w.since, not_before=w.ready_at if w.until else 0.0, until=w.until)
 
 
 def _next_step(s: DeploymentState, now: float) -> Result:
@@ -234,7 +236,12 @@ def _measured(s: DeploymentState, e: Measured) -> Result:
 
 
 def _measure_again(s: DeploymentState, now: float, at: float) -> DeploymentState:
-    return s.evolve(pending=Measure(s.new_slot, since=_window_start(s, now), not_before=at))
+    """Measure again at ``at``; a periodic source's next window ends after the last one."""
+    if not s.analysis.period_seconds:
+        return s.evolve(pending=Measure(s.new_slot, since=_measure(s, now).since, not_before=at))
+    after = s.pending.until if isinstance(s.pending, Measure) else 0.0
+    again = _measure(s, at, after)
+    return s.evolve(pending=replace(again, not_before=max(at, again.not_before)))
 
 
 def _inconclusive(s: DeploymentState, now: float, reason: str) -> Result:

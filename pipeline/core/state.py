@@ -81,9 +81,13 @@ class RunStage:
 
 @dataclass(frozen=True, slots=True)
 class Measure:
+    """Measure ``slot`` over ``[since, until)`` once ``not_before`` has passed (the window's
+    data is complete then); ``until`` 0 = the moment of measuring."""
+
     slot: Slot
     since: float
     not_before: float = 0.0
+    until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
