@@ -11,9 +11,9 @@ import hashlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from pipeline.core.errors import LockHeldError, NotFoundError, PlatformError
+from pipeline.core.errors import LeaseLost, LockHeldError, NotFoundError, PlatformError
 from pipeline.core.model import Measurement, Release, ServiceRef, Slot, SlotHealth, StageResult, Weights
 from pipeline.core.ports import Lease, Platform, Record, SyntheticCount
 from pipeline.core.state import DeploymentState, Signal
@@ -241,6 +241,7 @@ class InMemoryStore:
         self.records: list[Record] = []
         self.inbox: dict[ServiceRef, list[Signal]] = defaultdict(list)
         self.leases: dict[str, Lease] = {}
+        self.tokens: dict[str, int] = {}
 
     # StateStore
     def load(self, ref: ServiceRef) -> DeploymentState | None:
@@ -248,8 +249,13 @@ class InMemoryStore:
             state = self.states.get(ref)
             return DeploymentState.from_json(state.to_json()) if state else None
 
-    def commit(self, state: DeploymentState | None, records: Sequence[Record]) -> None:
+    def commit(
+        self, state: DeploymentState | None, records: Sequence[Record], *, fence: Lease | None = None
+    ) -> None:
         with self._lock:
+            held = self.leases.get(fence.key) if fence is not None else None
+            if fence is not None and (held is None or (held.owner, held.token) != (fence.owner, fence.token)):
+                raise LeaseLost(fence.key, held.owner if held else "nobody")
             if state is not None:
                 self.states[state.ref] = DeploymentState.from_json(state.to_json())
             self.records.extend(records)
@@ -275,24 +281,25 @@ class InMemoryStore:
             if held and held.owner != owner and held.expires_at > now:
                 raise LockHeldError(ref.key, held.owner, held.acquired_at, held.expires_at)
             since = held.acquired_at if held and held.owner == owner else now
-            lease = Lease(ref.key, owner, since, now + ttl)
+            self.tokens[ref.key] = self.tokens.get(ref.key, 0) + 1  # fencing token: never reused
+            lease = Lease(ref.key, owner, since, now + ttl, self.tokens[ref.key], 0, ttl)
             self.leases[ref.key] = lease
             return lease
 
     def renew(self, lease: Lease, ttl: float) -> Lease:
         with self._lock:
             held = self.leases.get(lease.key)
-            if held is None or held.owner != lease.owner:
+            if held is None or (held.owner, held.token) != (lease.owner, lease.token):
                 holder = held.owner if held else "nobody"
                 raise LockHeldError(lease.key, holder, held.acquired_at if held else 0, 0)
-            renewed = Lease(lease.key, lease.owner, lease.acquired_at, self.clock.now() + ttl)
+            renewed = replace(held, expires_at=self.clock.now() + ttl, version=held.version + 1, ttl=ttl)
             self.leases[lease.key] = renewed
             return renewed
 
     def release(self, lease: Lease) -> None:
         with self._lock:
             held = self.leases.get(lease.key)
-            if held and held.owner == lease.owner:
+            if held and (held.owner, held.token) == (lease.owner, lease.token):
                 del self.leases[lease.key]
 
     def holder(self, ref: ServiceRef) -> Lease | None:

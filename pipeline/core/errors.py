@@ -12,6 +12,7 @@ any failure without a traceback.
     ├── UsageError (2)               bad command-line input
     ├── NotFoundError (3)            unknown service, environment, release, deployment
     ├── LockHeldError (4)            another run holds the (service, environment) lock
+    ├── LeaseLost (4)                this run's lease was taken over: its writes are refused
     ├── PromotionRefused (5)         an environment's requirements are not met
     ├── DeploymentFailed (6)         the deployment ended rolled back, aborted or failed
     ├── PlatformError (7)            compute / router / registry / store failures
@@ -76,6 +77,22 @@ class LockHeldError(PipelineError):
         self.holder = holder
         self.since = since
         self.expires = expires
+
+
+class LeaseLost(PipelineError):
+    """This run no longer holds the lock it worked under; nothing more of it is saved."""
+
+    exit_code = 4
+
+    def __init__(self, key: str, holder: str, *, why: str = "") -> None:
+        super().__init__(
+            f"lost the lock of {key}: now held by {holder}"
+            + (f" ({why})" if why else "")
+            + "; this run's result was not saved",
+            hint="the run holding the lock carries on; see `pipeline status` and `pipeline history`",
+        )
+        self.key = key
+        self.holder = holder
 
 
 class PromotionRefused(PipelineError):

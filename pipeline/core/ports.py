@@ -116,8 +116,14 @@ class StateStore(Protocol):
     def load(self, ref: ServiceRef) -> DeploymentState | None:
         """The latest deployment of ``ref``, or None."""
 
-    def commit(self, state: DeploymentState | None, records: Sequence[Record]) -> None:
-        """Save ``state`` (unless None) and append ``records``, atomically."""
+    def commit(
+        self, state: DeploymentState | None, records: Sequence[Record], *, fence: Lease | None = None
+    ) -> None:
+        """Save ``state`` (unless None) and append ``records``, atomically.
+
+        With ``fence``, the write happens only if that lease (same owner, same fencing
+        token) still holds the lock, checked in the same transaction; otherwise nothing is
+        written and ``LeaseLost`` names the holder. Audit records are write-once."""
 
     def history(self, ref: ServiceRef, limit: int = 200) -> list[Record]:
         """Records of ``ref``, oldest first (the last ``limit``)."""
@@ -130,21 +136,49 @@ class StateStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessIdentity:
+    """Which process holds a lease, precisely enough to tell a dead holder from a live one.
+
+    ``boot_id`` is the kernel's boot id, ``pid_ns`` the PID namespace (``pid:[4026531836]``),
+    ``start_time`` the process start time in clock ticks since boot (``/proc/<pid>/stat``
+    field 22). Empty strings / 0 where the platform cannot tell: such a holder is never
+    judged dead, its lease only expires."""
+
+    boot_id: str = ""
+    pid_ns: str = ""
+    pid: int = 0
+    start_time: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
+    """A held lock. ``expires_at`` is the holder's own estimate (its clock + ``ttl``), shown
+    to people; takeover never compares it with another clock alone (see the lock managers).
+
+    ``token`` is the fencing token: it increases on every acquire and takeover of the key,
+    and every fenced commit checks it. ``version`` counts renewals of this token: a taker
+    that sees it unchanged for ``ttl`` seconds of its own time knows the holder stopped."""
+
     key: str
     owner: str
     acquired_at: float
     expires_at: float
+    token: int = 0
+    version: int = 0
+    ttl: float = 0.0
+    holder: ProcessIdentity = field(default_factory=ProcessIdentity)
 
 
 class LockManager(Protocol):
     """One lock per (service, environment), held by an owner for a lease."""
 
     def acquire(self, ref: ServiceRef, owner: str, ttl: float) -> Lease:
-        """Take the lock or raise LockHeldError naming the holder. An expired lease is taken over."""
+        """Take the lock (with a new, higher fencing token) or raise LockHeldError naming the
+        holder. A lease whose holder process is provably gone is taken over at once; one that
+        looks expired is taken over after seeing no renewal for its ttl on the taker's clock."""
 
     def renew(self, lease: Lease, ttl: float) -> Lease:
-        """Extend a held lease. Raises LockHeldError if it was lost to another owner."""
+        """Extend a held lease (same token, next version). Raises LockHeldError if lost."""
 
     def release(self, lease: Lease) -> None:
         """Give the lock up. Idempotent."""

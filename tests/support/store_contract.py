@@ -8,19 +8,19 @@ store (adapters tier, moto) and the in-memory fake all run the same assertions.
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from pipeline.core.errors import LockHeldError
+from pipeline.core.errors import LeaseLost, LockHeldError
 from pipeline.core.model import Release, ServiceRef, Weights
 from pipeline.core.plan import Strategy, new_deployment
-from pipeline.core.ports import Record
+from pipeline.core.ports import ProcessIdentity, Record
 from pipeline.core.state import (
     AbortRequested,
     ContinueRequested,
@@ -31,7 +31,9 @@ from pipeline.core.state import (
     Signal,
 )
 from pipeline.core.steps import SetWeight
-from pipeline.owners import crashed_on_this_host, owner_id
+from pipeline.liveness import this_process
+from pipeline.owners import owner_id
+from pipeline.testing import FakeClock
 
 REF = ServiceRef("orders", "staging")
 OTHER = ServiceRef("orders", "prod")
@@ -265,23 +267,119 @@ class LockContract:
 
 
 class CrashTakeoverContract:
-    """A lease whose holder process is gone from this host is taken over before it expires."""
+    """A lease whose holder process is provably gone is taken over at once; a holder that may
+    be alive (another PID namespace, another boot, a live pid) only when its lease expires.
 
-    def test_a_crashed_run_on_this_host_is_taken_over_before_expiry(self, locks: Any) -> None:
-        crashed = f"ci@{socket.gethostname()}:{dead_pid()}"
-        assert crashed_on_this_host(crashed)
-        locks.acquire(REF, crashed, ttl=3600)
+    Needs the fixture ``locks_as(identity, clock=None)``: a lock manager on the same store
+    that records ``identity`` as the holder process (and uses ``clock``, default the shared
+    one): how a test plants the lease of another process.
+    """
+
+    def test_a_crashed_run_on_this_host_is_taken_over_before_expiry(self, locks: Any, locks_as: Any) -> None:
+        crashed = replace(this_process(), pid=dead_pid())
+        planted = locks_as(crashed).acquire(REF, "ci@crashed", ttl=3600)
         taken = locks.acquire(REF, owner_id("ci"), ttl=60)
         assert taken.owner == owner_id("ci")
+        assert taken.token > planted.token
 
-    def test_a_live_run_or_another_hosts_run_is_not_taken_over(self, locks: Any) -> None:
-        pid = dead_pid()
-        for holder in (
-            f"ci@{socket.gethostname()}:{os.getpid()}",  # alive, this host
-            f"ci@not-{socket.gethostname()}:{pid}",  # dead pid, but another host's pid space
-            f"ci@{socket.gethostname()}",  # no pid at all
-        ):
-            ref = ServiceRef("orders", holder.replace("@", "-").replace(":", "-").replace(".", "-"))
-            locks.acquire(ref, holder, ttl=3600)
-            with pytest.raises(LockHeldError, match="since"):
-                locks.acquire(ref, "ci@elsewhere:1", ttl=60)
+    def test_a_reused_pid_is_a_dead_holder(self, locks: Any, locks_as: Any) -> None:
+        # Our own pid, but the holder it names started at another time: pid reuse.
+        reused = replace(this_process(), start_time=this_process().start_time + 1)
+        locks_as(reused).acquire(REF, "ci@before-reboot-of-pid", ttl=3600)
+        assert locks.acquire(REF, "ci@now", ttl=60).owner == "ci@now"
+
+    def test_a_holder_that_may_be_alive_is_not_taken_before_its_lease_expires(
+        self, locks: Any, locks_as: Any
+    ) -> None:
+        me, gone = this_process(), dead_pid()
+        for name, holder in {
+            "alive-here": me,
+            "other-pid-namespace": replace(me, pid_ns="pid:[1]", pid=gone),
+            "other-boot": replace(me, boot_id="another-boot", pid=gone),
+            "no-identity": ProcessIdentity(pid=gone),
+        }.items():
+            ref = ServiceRef("orders", name)
+            locks_as(holder).acquire(ref, f"ci@{name}", ttl=3600)
+            with pytest.raises(LockHeldError, match=f"held by ci@{name} since"):
+                locks.acquire(ref, "ci@elsewhere", ttl=60)
+
+
+class FencingContract:
+    """Every acquire takes a higher fencing token; a commit under a lost lease writes nothing.
+
+    Needs ``store`` and ``locks`` on the same backing store, ``clock`` and ``locks_as``
+    (see ``CrashTakeoverContract``)."""
+
+    def test_every_acquire_and_takeover_takes_a_higher_token(self, locks: Any, clock: Any) -> None:
+        first = locks.acquire(REF, "run-a", ttl=10)
+        locks.release(first)
+        second = locks.acquire(REF, "run-b", ttl=10)
+        clock.t += 11
+        third = locks.acquire(REF, "run-c", ttl=10)
+        assert first.token < second.token < third.token
+        renewed = locks.renew(third, ttl=10)
+        assert (renewed.token, renewed.version) == (third.token, third.version + 1)
+
+    def test_a_commit_under_the_held_lease_is_saved(self, store: Any, locks: Any) -> None:
+        lease = locks.acquire(REF, "run-a", ttl=10)
+        store.commit(deployment(), [record("start", 1.0)], fence=lease)
+        store.commit(None, [record("note", 2.0)], fence=locks.renew(lease, ttl=10))
+        assert store.load(REF) == deployment()
+        assert [r.action for r in store.history(REF)] == ["start", "note"]
+
+    def test_a_stale_writer_is_refused_and_the_newer_state_stays(
+        self, store: Any, locks: Any, clock: Any
+    ) -> None:
+        a = locks.acquire(REF, "run-a", ttl=10)
+        store.commit(deployment(), [record("a-start", 1.0)], fence=a)
+        clock.t += 11  # A stops renewing (a long action, a paused process) ...
+        b = locks.acquire(REF, "run-b", ttl=10)  # ... and B takes over
+        newer = deployment().evolve(phase=Phase.ROLLING_BACK, reason="b decided")
+        store.commit(newer, [record("b-rollback", 30.0)], fence=b)
+        with pytest.raises(LeaseLost, match="now held by run-b") as lost:
+            store.commit(deployment().evolve(phase=Phase.SUCCEEDED), [record("a-late", 31.0)], fence=a)
+        assert lost.value.exit_code != 0
+        assert store.load(REF) == newer
+        assert [r.action for r in store.history(REF)] == ["a-start", "b-rollback"]
+
+    def test_a_released_lease_fences_nothing(self, store: Any, locks: Any) -> None:
+        lease = locks.acquire(REF, "run-a", ttl=10)
+        locks.release(lease)
+        with pytest.raises(LeaseLost, match="held by nobody"):
+            store.commit(deployment(), [], fence=lease)
+        assert store.load(REF) is None
+
+    def test_expiry_is_judged_on_the_takers_clock_not_the_holders(self, locks_as: Any) -> None:
+        """A taker whose clock runs an hour ahead of the holder's sees its lease as expired;
+        it still waits a whole ttl of its own time, and backs off when the holder renews."""
+        holder_clock, taker_clock = FakeClock(1_000.0), HookClock(1_000.0 + 3600)
+        holder = locks_as(this_process(), holder_clock)
+        taker = locks_as(replace(this_process(), pid_ns="pid:[2]"), taker_clock)
+        lease = holder.acquire(REF, "run-a", ttl=10)
+        taker_clock.on_sleep = lambda: holder.renew(lease, ttl=10)  # renewals while it watches
+        with pytest.raises(LockHeldError, match="held by run-a"):
+            taker.acquire(REF, "run-b", ttl=10)
+        taker_clock.on_sleep = lambda: None  # the holder stops renewing: taken after one ttl
+        start = taker_clock.t
+        assert taker.acquire(REF, "run-b", ttl=10).owner == "run-b"
+        assert taker_clock.t - start >= 10
+
+    def test_a_lease_live_by_the_holders_clock_is_refused_at_once(self, locks_as: Any) -> None:
+        holder_clock, taker_clock = HookClock(5_000.0), HookClock(1_000.0)  # taker an hour behind
+        locks_as(this_process(), holder_clock).acquire(REF, "run-a", ttl=10)
+        taker = locks_as(replace(this_process(), pid_ns="pid:[2]"), taker_clock)
+        with pytest.raises(LockHeldError, match="held by run-a"):
+            taker.acquire(REF, "run-b", ttl=10)
+        assert taker_clock.t == 1_000.0  # no wait: "locked" is the answer, naming the holder
+
+
+class HookClock(FakeClock):
+    """A fake clock that runs ``on_sleep`` after every sleep (another process acting meanwhile)."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__(start)
+        self.on_sleep: Callable[[], object] = lambda: None
+
+    def sleep(self, seconds: float) -> None:
+        super().sleep(seconds)
+        self.on_sleep()

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from pipeline.core.errors import LockHeldError, PlatformError, TransientPlatformError
-from pipeline.core.ports import LockManager, StateStore
+from pipeline.core.ports import Clock, LockManager, ProcessIdentity, StateStore
 from pipeline.local.state.sqlite_lock import SqliteLockManager
 from pipeline.local.state.sqlite_store import SCHEMA_VERSION, SqliteStateStore, open_sqlite
 from pipeline.testing import FakeClock
 from tests.support.store_contract import (
     REF,
     CrashTakeoverContract,
+    FencingContract,
     LockContract,
     QueryContract,
     StateStoreContract,
@@ -31,6 +33,18 @@ def clock() -> FakeClock:
 @pytest.fixture
 def stores(tmp_path: Path, clock: FakeClock) -> tuple[SqliteStateStore, SqliteLockManager]:
     return open_sqlite(tmp_path / "state" / "pipeline.db", clock)
+
+
+@pytest.fixture
+def locks_as(
+    stores: tuple[SqliteStateStore, SqliteLockManager], clock: FakeClock
+) -> Callable[..., SqliteLockManager]:
+    """A lock manager on the same file that records another process as the holder."""
+
+    def make(identity: ProcessIdentity, other_clock: Clock | None = None) -> SqliteLockManager:
+        return SqliteLockManager(stores[1].db, other_clock or clock, identity=lambda: identity)
+
+    return make
 
 
 @pytest.fixture
@@ -130,5 +144,5 @@ class TestSqliteStoreContract(StateStoreContract, QueryContract):
     """The shared store contract (tests/support/store_contract.py) on the Sqlite store."""
 
 
-class TestSqliteLockContract(LockContract, CrashTakeoverContract):
+class TestSqliteLockContract(LockContract, CrashTakeoverContract, FencingContract):
     """The shared lock contract (tests/support/store_contract.py) on the Sqlite lock manager."""

@@ -7,6 +7,10 @@ One database file holds everything for every service and environment of a projec
 - ``signals``: the inbox of operator signals (continue, abort, rollback), consumed once;
 - ``locks``: one lease per (service, environment), see ``pipeline.local.state.sqlite_lock``.
 
+Audit records are write-once: triggers refuse to UPDATE or DELETE a record of kind
+``audit``. A commit under a lease (``fence``) checks, in its own transaction, that the
+lease's fencing token still holds the lock (``check_fence``).
+
 Every call opens its own connection, so one store object is safe to share between threads,
 and WAL mode plus ``BEGIN IMMEDIATE`` transactions make the file safe to share between
 processes. A writer that waits longer than ``busy_timeout`` seconds gets a
@@ -26,14 +30,14 @@ from typing import Any
 
 from pipeline.core.errors import PlatformError, TransientPlatformError
 from pipeline.core.model import ServiceRef
-from pipeline.core.ports import Clock, Record
+from pipeline.core.ports import Clock, Lease, Record
 from pipeline.core.state import (
     DeploymentState,
     Signal,
     signal_from_json,
     signal_to_json,
 )
-from pipeline.local.state.sqlite_lock import SqliteLockManager
+from pipeline.local.state.sqlite_lock import SqliteLockManager, check_fence
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -45,7 +49,7 @@ __all__ = [
     "signal_to_json",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Migration n (1-based) brings a database from user_version n-1 to n. Append, never edit.
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -66,6 +70,19 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE IF NOT EXISTS locks (
             key TEXT PRIMARY KEY, owner TEXT NOT NULL,
             acquired_at REAL NOT NULL, expires_at REAL NOT NULL)""",
+    ),
+    (  # 2: fenced leases (token, renewals, holder identity); write-once audit records
+        "ALTER TABLE locks ADD COLUMN token INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE locks ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE locks ADD COLUMN ttl REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE locks ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE locks ADD COLUMN pid_ns TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE locks ADD COLUMN pid INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE locks ADD COLUMN start_time INTEGER NOT NULL DEFAULT 0",
+        """CREATE TRIGGER IF NOT EXISTS audit_records_are_not_updated BEFORE UPDATE ON records
+            WHEN OLD.kind = 'audit' BEGIN SELECT RAISE(ABORT, 'audit records are write-once'); END""",
+        """CREATE TRIGGER IF NOT EXISTS audit_records_are_not_deleted BEFORE DELETE ON records
+            WHEN OLD.kind = 'audit' BEGIN SELECT RAISE(ABORT, 'audit records are write-once'); END""",
     ),
 )
 
@@ -200,10 +217,15 @@ class SqliteStateStore:
             row = conn.execute("SELECT state FROM deployments WHERE key = ?", (ref.key,)).fetchone()
         return DeploymentState.from_json(row[0]) if row else None
 
-    def commit(self, state: DeploymentState | None, records: Sequence[Record]) -> None:
-        """Replace the state of ``state.ref`` (unless None) and append ``records``: all or nothing."""
+    def commit(
+        self, state: DeploymentState | None, records: Sequence[Record], *, fence: Lease | None = None
+    ) -> None:
+        """Replace the state of ``state.ref`` (unless None) and append ``records``: all or
+        nothing, and nothing at all (``LeaseLost``) when ``fence`` no longer holds the lock."""
         about = state.ref if state else (records[0].ref if records else "nothing")
         with self.db.transaction(f"save the state of {about}") as conn:
+            if fence is not None:
+                check_fence(conn, fence)
             if state is not None:
                 conn.execute(
                     "INSERT INTO deployments (key, service, environment, deployment, phase, updated_at,"
