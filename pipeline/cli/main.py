@@ -24,6 +24,7 @@ from pipeline.cli import github as github_commands
 from pipeline.cli import loadtest as loadtest_commands
 from pipeline.cli import local as local_commands
 from pipeline.cli import servicetest as servicetest_commands
+from pipeline.config.windows import window_warnings
 from pipeline.console.render import emit_json, err, out, print_error
 from pipeline.core.errors import PipelineError
 
@@ -62,6 +63,7 @@ def validate(app: App, as_json: bool) -> None:
         "services_dir": str(app.root / "services"),
         "environments": sorted(project.config.environments),
         "services": sorted(project.services),
+        "warnings": [str(w) for w in window_warnings(project)],
     }
     if as_json:
         emit_json(summary)
@@ -73,6 +75,8 @@ def validate(app: App, as_json: bool) -> None:
     if app.project_file is not None:
         used = f"  from {summary['project_file']} and {summary['services_dir']}/"
         err.print(used, markup=False, soft_wrap=True)
+    for warning in summary["warnings"]:
+        err.print(f"warning: {warning}", markup=False, soft_wrap=True)
 
 
 @click.command()

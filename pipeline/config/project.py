@@ -148,7 +148,9 @@ class EnvironmentConfig(Model):
         """A service's strategy as deployments to this environment run it (``config.quiet``);
         a person is expected where the environment requires an approval."""
         attended = self.requires.approval is not None
-        return self.analysis.apply(strategy, attended=attended, max_pause=self.max_pause)
+        return self.analysis.apply(
+            strategy, attended=attended, max_pause=self.max_pause, platform=self.platform
+        )
 
     @classmethod
     def _presence_rules(cls, data: dict[Any, Any]) -> list[Issue]:

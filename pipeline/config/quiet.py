@@ -5,6 +5,7 @@
     analysis:
       traffic: {enabled: true, rate: 10}   # synthetic requests per second during analysis
       on_inconclusive: rollback            # rollback | pause | promote
+      metrics_lag: 2m                      # AWS: how late CloudWatch's minutes are complete
     max_pause: 3s                          # cap timed pauses, bakes and keep_previous
 
 Defaults depend on whether a person is expected to watch the environment: one that
@@ -21,11 +22,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictBool
 
-from pipeline.config.fields import Model
+from pipeline.config.fields import Duration, Model
 from pipeline.core.plan import Strategy
 from pipeline.core.steps import capped
 
 DEFAULT_RATE = 10.0
+CLOUDWATCH_PERIOD = 60.0
+"""ALB and Lambda publish 60-second aggregates: analysis windows on AWS are whole minutes."""
+DEFAULT_METRICS_LAG = 120.0
 
 Rate = Annotated[float, Field(strict=True, gt=0, le=1000)]
 
@@ -48,17 +52,36 @@ class EnvironmentAnalysisConfig(Model):
         description="after inconclusive_limit: rollback, pause (wait for continue/abort) or promote; "
         "unset = pause if the environment requires an approval, else rollback",
     )
+    metrics_lag: Duration | None = Field(
+        default=None,
+        description="AWS: a CloudWatch minute is measured this long after it ends (its data lands "
+        "late); unset = 2m",
+    )
 
-    def apply(self, strategy: Strategy, *, attended: bool, max_pause: float | None = None) -> Strategy:
+    def metrics_timing(self, platform: str) -> tuple[float, float]:
+        """(period, lag) in seconds of the platform's metrics: CloudWatch serves whole minutes
+        that land late; the local platform's counters are exact at any instant."""
+        if platform != "aws":
+            return 0.0, 0.0
+        lag = self.metrics_lag if self.metrics_lag is not None else DEFAULT_METRICS_LAG
+        return CLOUDWATCH_PERIOD, lag
+
+    def apply(
+        self, strategy: Strategy, *, attended: bool, max_pause: float | None = None, platform: str = "local"
+    ) -> Strategy:
         """``strategy`` as deployments to this environment run it.
 
         ``attended``: a person is expected to watch (the environment requires an approval).
         ``max_pause``: every timed pause, the blue-green bake, the linear interval, the
         analysis interval and ``keep_previous`` last at most this many seconds.
+        ``platform``: where the metrics come from (``metrics_timing``).
         """
         enabled = self.traffic.enabled if self.traffic.enabled is not None else not attended
+        period, lag = self.metrics_timing(platform)
         analysis = replace(
             strategy.analysis,
+            period_seconds=period,
+            lag_seconds=lag,
             synthetic_rate=self.traffic.rate if enabled else 0.0,
             on_inconclusive=self.on_inconclusive or ("pause" if attended else "rollback"),
         )
