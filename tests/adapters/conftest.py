@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
+
+from pipeline.testing import FakeClock
+from tests.adapters.support import realism
 
 REGION = "eu-west-1"
 
@@ -40,3 +44,22 @@ def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     os.environ.setdefault("MOTO_ALLOW_NONEXISTENT_REGION", "true")
     yield moto_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _realism_everywhere() -> Iterator[None]:
+    """Every botocore session of this tier gets the realism layer (support/realism.py)."""
+    undo = realism.patch_sessions()
+    yield
+    undo()
+
+
+@pytest.fixture(autouse=True)
+def realism_state(request: pytest.FixtureRequest) -> realism.RealismState:
+    """This test's realism state, on the test's fake clock when it has one."""
+    now = time.time
+    if "clock" in request.fixturenames:
+        clock = request.getfixturevalue("clock")
+        if isinstance(clock, FakeClock):
+            now = clock.now
+    return realism.reset(now, seed=request.node.nodeid)
