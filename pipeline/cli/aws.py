@@ -13,7 +13,7 @@ from pipeline.aws.bootstrap import describe, execute
 from pipeline.aws.factory import AwsFactory
 from pipeline.aws.iam import ServiceKinds, policy
 from pipeline.aws.settings import aws_environment
-from pipeline.console.render import emit_json, err, out
+from pipeline.console.render import emit_json, err, out, styled
 from pipeline.core.errors import UsageError
 
 
@@ -46,9 +46,8 @@ def bootstrap(app: App, env_name: str, service: str | None, dry_run: bool) -> No
         err.print(f"dry run: {sum(st.action == 'create' for st in steps)} resource(s) would be created")
         return
     created = execute(steps)
-    err.print(
-        f"[green]bootstrapped[/] {env_name}: created {len(created)}, {len(steps) - len(created)} existed"
-    )
+    existed = len(steps) - len(created)
+    err.print(styled("bootstrapped", "green", f" {env_name}: created {len(created)}, {existed} existed"))
 
 
 @click.command("iam-policy")

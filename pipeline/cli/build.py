@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from pipeline.app import App
 from pipeline.build import (
@@ -23,7 +23,7 @@ from pipeline.build import (
     source_revision,
 )
 from pipeline.cli.outputs import github_output_option, write_github_output
-from pipeline.console.render import emit_json, err, out
+from pipeline.console.render import emit_json, err, out, styled
 from pipeline.core.errors import UsageError
 from pipeline.core.model import Release
 from pipeline.oci import OciArchive
@@ -78,7 +78,8 @@ def build(
     result = build_image(
         request, chosen, log=lambda line: err.print(f"  {line}", markup=False, style="dim", soft_wrap=True)
     )
-    err.print(f"[green]built[/] {service} {result.digest} ({result.size / 2**20:.1f} MiB)", soft_wrap=True)
+    built = f" {service} {result.digest} ({result.size / 2**20:.1f} MiB)"
+    err.print(styled("built", "green", built), soft_wrap=True)
     _show(result.to_dict(), str(result.archive), as_json)
 
 
@@ -112,7 +113,7 @@ def push(
     app.writable(env_name, "push to")
     if app.environment(env_name).platform == "local":
         release = app.registry(env_name).resolve(service, git_ref)
-        err.print(f"[green]stored[/] {release.image} ({release.version})", soft_wrap=True)
+        err.print(styled("stored", "green", f" {release.image} ({release.version})"), soft_wrap=True)
         _pushed(release, {}, as_json, github_output)
         return
     registry = ecr_registry(app, env_name, part_size=part_size * 2**20)
@@ -123,7 +124,9 @@ def push(
     image = oci.image()
     tag = tag or _tag_of(oci.labels(image), service, archive)
     registry.ensure_repository(service)
-    columns = (*Progress.get_default_columns()[:1], BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    # the tag comes from the archive's labels: shown as it is, never read as markup
+    described = TextColumn("{task.description}", markup=False)
+    columns = (described, BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task(f"push {service}:{tag[:12]}", total=image.size)
         release, report = registry.push(
@@ -132,10 +135,11 @@ def push(
     if report.manifest_put:
         note = f"{report.blobs_uploaded} blobs uploaded ({report.bytes_uploaded / 2**20:.1f} MiB), "
         err.print(
-            f"[green]pushed[/] {release.image}: {note}{report.blobs_skipped} already in ECR", soft_wrap=True
+            styled("pushed", "green", f" {release.image}: {note}{report.blobs_skipped} already in ECR"),
+            soft_wrap=True,
         )
     else:
-        err.print(f"[green]already pushed[/]: {release.image}; nothing uploaded", soft_wrap=True)
+        err.print(styled("already pushed", "green", f": {release.image}; nothing uploaded"), soft_wrap=True)
     _pushed(release, {"uploaded_blobs": report.blobs_uploaded}, as_json, github_output)
 
 

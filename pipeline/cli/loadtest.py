@@ -21,12 +21,13 @@ from urllib.parse import urlsplit
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.config import EnvironmentConfig, ServiceConfig
 from pipeline.console.progress import load_progress
-from pipeline.console.render import emit_json, err
+from pipeline.console.render import emit_json, err, styled
 from pipeline.core.errors import Cancelled, DeploymentFailed, PlatformError, UsageError
 from pipeline.loadtest.report import STEP_SUMMARY_ENV, format_value
 from pipeline.loadtest.result import LoadResult
@@ -92,7 +93,11 @@ def loadtest(
     check_reachable(url, "the target" if target else f"{env_name}'s router")
     on_workers = f" on {workers} workers" if workers else ""
     err.print(
-        f"loading [bold]{service}[/] at {url}: {settings.users} users for {settings.duration:g} s{on_workers}"
+        Text.assemble(
+            "loading ",
+            (service, "bold"),
+            f" at {url}: {settings.users} users for {settings.duration:g} s{on_workers}",
+        )
     )
     try:
         runner = LoadRunner(app.root, environ=environ)
@@ -214,17 +219,16 @@ def check_reachable(url: str, what: str) -> None:
 
 def summary_table(result: LoadResult) -> Table:
     """The gate as a rich table: measured figures against thresholds, pass or fail."""
-    verdict = "[bold green]passed[/]" if result.passed else "[bold red]failed[/]"
-    table = Table(
-        title=f"load test of {result.service} @ {result.environment}: {verdict}", title_justify="left"
-    )
+    verdict = styled("passed", "bold green") if result.passed else styled("failed", "bold red")
+    title = Text.assemble(f"load test of {result.service} @ {result.environment}: ", verdict)
+    table = Table(title=title, title_justify="left")
     for column in ("check", "measured", "threshold", "result"):
         table.add_column(column)
     for check in result.checks:
         bound = "≥" if check.bound == ">=" else "≤"
-        mark = "[green]pass[/]" if check.passed else "[red]fail[/]"
+        mark = styled("pass", "green") if check.passed else styled("fail", "red")
         table.add_row(
-            check.label,
+            Text(check.label),
             format_value(check.name, check.value),
             f"{bound} {format_value(check.name, check.limit)}",
             mark,

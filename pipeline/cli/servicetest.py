@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from pipeline.app import App
-from pipeline.console.render import err
+from pipeline.console.render import err, styled
 from pipeline.core.errors import Cancelled, ConfigError, DeploymentFailed, UsageError
 
 
@@ -43,7 +43,7 @@ def test(app: App, service: str) -> None:
             f"unit tests of {service} failed: `{shlex.join(argv)}` exited with status {status}",
             hint="the test output above says which tests failed",
         )
-    err.print(f"[green]passed[/]: unit tests of {service}")
+    err.print(styled("passed", "green", f": unit tests of {service}"))
 
 
 def split_command(command: str, where: str) -> list[str]:

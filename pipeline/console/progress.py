@@ -194,7 +194,7 @@ class _LiveLine:
             self._progress = Progress(
                 SpinnerColumn(),
                 # what is awaited gives way (…) before the bar and the countdown do
-                TextColumn("{task.description}", table_column=_FLEXIBLE),
+                TextColumn("{task.description}", markup=False, table_column=_FLEXIBLE),
                 BarColumn(bar_width=20),
                 _Countdown(table_column=Column(no_wrap=True)),
                 console=self.console,

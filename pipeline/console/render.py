@@ -1,5 +1,10 @@
 """Rendering: progress on stderr (rich), data on stdout (plain text or JSON).
 
+No console here interprets rich markup: text that comes from data (a deployment's reason,
+a response body quoted by a failed smoke check, an actor, a locust request name) may
+contain ``[/x]`` or ``[bold]`` and must print as it is, never crash the command or restyle
+the line. Styles come from ``Text`` objects (``styled``), never from markup in strings.
+
 Both consoles honour ``NO_COLOR`` (https://no-color.org): when it is set to anything,
 they print no colour and no other text style, on a terminal too. ``FORCE_COLOR`` forces
 colour into a pipe unless ``NO_COLOR`` is set.
@@ -28,12 +33,13 @@ from pipeline.core.state import DeploymentState
 
 
 def make_console(*, stderr: bool, environ: Mapping[str, str] | None = None, **options: Any) -> Console:
-    """A console for stderr (progress) or stdout (data, never wrapped by rich); with
-    ``NO_COLOR`` set it emits no styles at all."""
+    """A console for stderr (progress) or stdout (data, never wrapped by rich) that prints
+    strings as they are (no markup); with ``NO_COLOR`` set it emits no styles at all."""
     env = os.environ if environ is None else environ
     plain = env.get("NO_COLOR", "") != ""
     return Console(
         stderr=stderr,
+        markup=False,
         highlight=False,
         soft_wrap=not stderr,
         color_system=None if plain else "auto",
@@ -46,23 +52,30 @@ err = make_console(stderr=True)
 out = make_console(stderr=False)
 
 
+def styled(label: str, style: str, rest: str = "") -> Text:
+    """``label`` in ``style`` followed by ``rest`` as it is: ``styled("succeeded", "green",
+    f": {release} serves {ref}")``. Nothing in either is read as markup."""
+    return Text.assemble((label, style), rest)
+
+
 def print_error(exc: PipelineError, console: Console | None = None) -> None:
     """The one rendering of a ``PipelineError`` for people: ``error: what: why`` and, when
     there is one, ``  hint: what to do`` (no traceback)."""
     console = err if console is None else console
-    console.print("[bold red]error[/]: ", end="")
-    console.print(exc.message, markup=False, soft_wrap=True)
+    console.print(styled("error", "bold red", f": {exc.message}"), markup=False, soft_wrap=True)
     if exc.hint:
-        console.print("  [dim]hint[/]: ", end="")
-        console.print(exc.hint, markup=False, soft_wrap=True)
+        console.print(Text.assemble("  ", ("hint", "dim"), f": {exc.hint}"), markup=False, soft_wrap=True)
 
 
-def bar(weights: Weights | None, width: int = 20) -> str:
+def bar(weights: Weights | None, width: int = 20) -> Text:
     if weights is None:
-        return "no traffic"
+        return Text("no traffic")
     green = round(weights.green * width / 100)
-    blocks = f"[blue]{'█' * (width - green)}[/][green]{'█' * green}[/]"
-    return f"{blocks} blue {weights.blue}% / green {weights.green}%"
+    return Text.assemble(
+        ("█" * (width - green), "blue"),
+        ("█" * green, "green"),
+        f" blue {weights.blue}% / green {weights.green}%",
+    )
 
 
 class ConsoleSink:
@@ -93,7 +106,7 @@ class ConsoleSink:
             self.console.print(line, soft_wrap=not self.console.is_terminal)  # a log wraps for itself
         if state.weights != self._weights and state.weights is not None:
             self._weights = state.weights
-            self.console.print(f"         {bar(state.weights)}")
+            self.console.print(Text.assemble("         ", bar(state.weights)), markup=False)
         if state.phase.terminal:
             self.progress.end()
 
@@ -131,15 +144,15 @@ def status_table(states: Iterable[DeploymentState]) -> Table:
     for s in states:
         style = PHASE_STYLE.get(s.phase.value, "cyan")
         table.add_row(
-            s.ref.service,
-            s.ref.environment,
-            f"[{style}]{s.phase.value}[/]",
-            s.release.version,
+            Text(s.ref.service),
+            Text(s.ref.environment),
+            Text(s.phase.value, style=style),
+            Text(s.release.version),
             s.new_slot.value,
             f"{s.weights.blue}/{s.weights.green}" if s.weights else "-",
             f"{min(s.step_index + 1, len(s.steps))}/{len(s.steps)}",
             when(s.updated_at)[11:],
-            s.reason,
+            Text(s.reason),  # data: printed as it is whatever the console's markup setting
         )
     return table
 
@@ -165,6 +178,7 @@ def print_wide(table: Table, console: Console = out) -> None:
         return
     wide = Console(
         file=console.file,
+        markup=False,
         width=natural,
         force_terminal=console.is_terminal,
         color_system=console.color_system,  # type: ignore[arg-type]  # a name it accepts back
@@ -192,5 +206,6 @@ def record_dict(r: Record) -> dict[str, Any]:
 def history_table(records: Iterable[Record]) -> Table:
     table = Table("time (UTC)", "who", "kind", "what", "version", "digest", "why")
     for r in records:
-        table.add_row(when(r.ts), r.actor, r.kind, r.action, r.version, r.digest[7:19], r.detail)
+        cells = (r.actor, r.kind, r.action, r.version, r.digest[7:19], r.detail)
+        table.add_row(when(r.ts), *(Text(cell) for cell in cells))  # data, never markup
     return table

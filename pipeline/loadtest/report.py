@@ -4,12 +4,17 @@
 reports and, when ``$GITHUB_STEP_SUMMARY`` names a file, appends the same markdown to it
 (GitHub renders that file on the workflow run's page). Appending is the contract: other
 steps' summaries in the same file are kept.
+
+Everything that comes from the run (request names and failure messages from locust, the
+target, the locustfile) goes through ``md``: it reads as the same text in a table cell or
+a list item and can never add a column, a link, an image, HTML or emphasis.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,8 +22,35 @@ from pathlib import Path
 from pipeline.core.errors import PlatformError
 from pipeline.loadtest.gates import GateCheck
 from pipeline.loadtest.result import LoadResult
+from pipeline.loadtest.stats import EndpointFigures
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+# GitHub-flavoured markdown's inline punctuation (code, emphasis, strikethrough, links and
+# images, table cells); a backslash makes each literal (CommonMark "backslash escapes",
+# https://spec.commonmark.org/0.31.2/#backslash-escapes; GFM: "\|" inside a table cell).
+_INLINE = frozenset("\\`*_[]|~!")
+# ... and what opens a block when it starts the text (heading, list, setext underline).
+_LEADING = frozenset("#-+=")  # ">" is an entity below, which opens no quote
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def md(text: str) -> str:
+    """``text`` as literal markdown inline text, safe in a table cell or a list item:
+    punctuation that means something is backslash-escaped, ``&<>`` become entities (no
+    HTML tag or entity can form) and line breaks become spaces (a cell is one line)."""
+    flat = " ".join(text.splitlines()).strip()
+    lead = "\\" if flat[:1] in _LEADING else ""
+    return lead + "".join(_HTML.get(c) or (f"\\{c}" if c in _INLINE else c) for c in flat)
+
+
+def code(text: str) -> str:
+    """``text`` as a markdown code span (outside tables): fenced by one more backtick than
+    its longest run of backticks, so nothing in it can close the span early."""
+    flat = " ".join(text.splitlines())
+    fence = "`" * (max((len(run) for run in re.findall("`+", flat)), default=0) + 1)
+    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
+    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def markdown(result: LoadResult) -> str:
@@ -28,11 +60,11 @@ def markdown(result: LoadResult) -> str:
     where = f"{result.service} @ {result.environment}" if result.environment else result.service
     workers = f", {result.workers} workers" if result.workers else ""
     lines = [
-        f"### Load test: {where} — {verdict}",
+        f"### Load test: {md(where)} — {verdict}",
         "",
-        f"Target `{result.target}` · {s.users} users (spawn {s.spawn_rate:g}/s) · "
-        f"{s.duration:g} s{workers} · locustfile `{s.locustfile}`"
-        + (f" ({s.user_class})" if s.user_class else ""),
+        f"Target {code(result.target)} · {s.users} users (spawn {s.spawn_rate:g}/s) · "
+        f"{s.duration:g} s{workers} · locustfile {code(str(s.locustfile))}"
+        + (f" ({md(s.user_class)})" if s.user_class else ""),
         "",
         "| check | measured | threshold | result |",
         "|---|---|---|---|",
@@ -40,12 +72,12 @@ def markdown(result: LoadResult) -> str:
         "",
     ]
     if result.reasons:
-        lines += [*(f"- {reason}" for reason in result.reasons), ""]
+        lines += [*(f"- {md(reason)}" for reason in result.reasons), ""]
     if result.failure_samples:
         lines += [
             "Most frequent failures (from locust's failures CSV, whose counts may lag):",
             "",
-            *(f"- `{sample.describe()}`" for sample in result.failure_samples),
+            *(f"- {md(sample.describe())}" for sample in result.failure_samples),
             "",
         ]
     lines += [
@@ -54,22 +86,26 @@ def markdown(result: LoadResult) -> str:
         "",
         "| endpoint | requests | failures | p95 (ms) |",
         "|---|---:|---:|---:|",
-        *(f"| {e.method} {e.name} | {e.requests} | {e.failures} | {e.p95_ms:g} |" for e in f.endpoints),
+        *(_endpoint_row(e) for e in f.endpoints),
         "",
-        f"Reports: `{result.reports.html}` (HTML), `{result.reports.csv_stats}` (CSV), "
-        f"`{result.reports.json}` (JSON)",
+        f"Reports: {code(str(result.reports.html))} (HTML), {code(str(result.reports.csv_stats))} (CSV), "
+        f"{code(str(result.reports.json))} (JSON)",
         "",
     ]
     return "\n".join(lines)
 
 
+def _endpoint_row(e: EndpointFigures) -> str:
+    return f"| {md(f'{e.method} {e.name}')} | {e.requests} | {e.failures} | {e.p95_ms:g} |"
+
+
 def _check_row(check: GateCheck) -> str:
     mark = "✅ pass" if check.passed else "❌ fail"
     if check.name == "requests":
-        return f"| {check.label} | {check.value:g} | ≥ 1 | {mark} |"
+        return f"| {md(check.label)} | {check.value:g} | ≥ 1 | {mark} |"
     bound = "≤" if check.bound == "<=" else "≥"
     measured, limit = format_value(check.name, check.value), format_value(check.name, check.limit)
-    return f"| {check.label} | {measured} | {bound} {limit} | {mark} |"
+    return f"| {md(check.label)} | {measured} | {bound} {limit} | {mark} |"
 
 
 def format_value(name: str, value: float) -> str:
