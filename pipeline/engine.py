@@ -6,8 +6,12 @@ lock -> load state -> take signals -> run the pending action through the ports -
 Each ``tick()`` runs at most one action or one bounded slice of a wait, then persists, so
 a process killed anywhere leaves a state from which ``run()`` continues (``--resume``).
 Actions are idempotent, so the one that was running when the process died is simply run
-again. Waits are slices of ``Timeouts.poll`` seconds, checking the signal inbox and
-renewing the lock's lease between slices; time comes from the ``Clock`` port only.
+again. Waits are slices of ``Timeouts.poll`` seconds, checking the signal inbox between
+slices; time comes from the ``Clock`` port only.
+
+The lock's lease is renewed by a ``Heartbeat`` thread while the run holds it (so a long
+action never outlives it) and every commit is fenced by it: once another run has taken
+the lease over, this run's next commit raises ``LeaseLost`` and saves nothing.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from pipeline.core.state import (
     VerifyTraffic,
     not_before,
 )
+from pipeline.heartbeat import Heartbeat
 
 ENGINE_ACTOR = "pipeline"
 
@@ -62,6 +67,7 @@ ENGINE_ACTOR = "pipeline"
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     lease_ttl: float = 30.0
+    heartbeat: float | None = None  # seconds between lease renewals while running; None: ttl / 3
     max_action_retries: int = 5
 
 
@@ -87,7 +93,7 @@ class Engine:
         self._observer = sink if isinstance(sink, WaitObserver) else None
         self._owner = owner
         self._settings = settings
-        self._lease: Lease | None = None
+        self._heartbeat: Heartbeat | None = None
         self._failures = 0
         self._signals_at = float("-inf")
         self._driving = 0.0  # synthetic requests per second asked of the TrafficDriver
@@ -102,14 +108,16 @@ class Engine:
         The lock is released on return and on ordinary exceptions; a process that dies
         leaves its lease to expire (or to be taken over on the same host).
         """
-        self._lease = self._locks.acquire(state.ref, self._owner, self._settings.lease_ttl)
+        ttl = self._settings.lease_ttl
+        lease = self._locks.acquire(state.ref, self._owner, ttl)
+        self._heartbeat = Heartbeat(self._locks, lease, ttl, interval=self._settings.heartbeat).start()
         try:
             if state.phase.value == "pending":
                 self._check_not_superseded(state)
                 state, audit = self._without_driver(state, audit)
             else:
                 state = self._latest(state)  # another run may have moved it before we got the lock
-            self._store.commit(state if state.phase.value == "pending" else None, audit)
+            self._store.commit(state if state.phase.value == "pending" else None, audit, fence=self._fence())
             if state.phase.value == "pending":
                 state = self.apply(state, Start(self._clock.now()))
             while not state.phase.terminal:
@@ -134,7 +142,7 @@ class Engine:
         records = [replace(self._record(new, who, name, note, event.now), data=data) for note in notes]
         if new.phase.terminal and not state.phase.terminal:
             records.append(self._outcome_record(new, event.now))
-        self._store.commit(new, records)
+        self._store.commit(new, records, fence=self._fence())
         self._sink.emit(new, notes)
         return new
 
@@ -202,7 +210,7 @@ class Engine:
 
     def _reject(self, state: DeploymentState, signal: Signal, why: str) -> None:
         record = self._record(state, signal.actor, "rejected", f"{type(signal).__name__}: {why}", signal.now)
-        self._store.commit(None, [record])
+        self._store.commit(None, [record], fence=self._fence())
         self._sink.emit(state, [f"ignored {type(signal).__name__} from {signal.actor}: {why}"])
 
     def _execute(self, s: DeploymentState, action: Action) -> Event:
@@ -282,7 +290,8 @@ class Engine:
         transient = isinstance(exc, TransientPlatformError)
         limit = self._settings.max_action_retries if transient else 0
         note = f"{name} failed ({self._failures}/{limit + 1}): {exc.message}"
-        self._store.commit(state, [self._record(state, ENGINE_ACTOR, "error", note, self._clock.now())])
+        error = self._record(state, ENGINE_ACTOR, "error", note, self._clock.now())
+        self._store.commit(state, [error], fence=self._fence())
         self._sink.emit(state, [note])
         if self._failures <= limit:
             self._clock.sleep(state.timeouts.poll * self._failures)
@@ -298,17 +307,26 @@ class Engine:
         if self._observer is not None:
             self._observer.waiting(state, self._clock.now())
 
+    def _fence(self) -> Lease | None:
+        """The lease every commit is conditional on (None outside ``run``); LeaseLost if a
+        renewal already found it lost: an action's result is then never saved."""
+        if self._heartbeat is None:
+            return None
+        self._heartbeat.check()
+        return self._heartbeat.lease
+
     def _renew(self) -> None:
-        lease = self._lease
-        if lease is None:
-            return
-        if self._clock.now() >= lease.expires_at - self._settings.lease_ttl / 2:
-            self._lease = self._locks.renew(lease, self._settings.lease_ttl)
+        """Renew between actions when the engine's clock says half the lease is gone (the
+        heartbeat renews on real time; a fake clock in tests moves faster than it)."""
+        beat = self._heartbeat
+        if beat is not None and self._clock.now() >= beat.lease.expires_at - self._settings.lease_ttl / 2:
+            beat.renew()
 
     def _release(self) -> None:
-        if self._lease is not None:
-            self._locks.release(self._lease)
-            self._lease = None
+        beat, self._heartbeat = self._heartbeat, None
+        if beat is not None:
+            beat.stop()
+            self._locks.release(beat.lease)
 
     def _record(self, s: DeploymentState, actor: str, action: str, note: str, ts: float) -> Record:
         return Record(
