@@ -8,6 +8,7 @@ Percentiles follow the series' one rule (nearest rank, within 1% of the exact va
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from pipeline.local.series import PerSecondSeries
@@ -37,24 +38,27 @@ class WindowStats:
 
 
 class SlotCounters:
-    """Requests, 5xx responses and latencies of one slot, per second. Not thread-safe:
-    the plane records and reads from its one event loop."""
+    """Requests, 5xx responses and latencies of one slot, per second. Thread-safe: the data
+    plane's loop records while the control API's loop reads windows."""
 
     def __init__(self, retention: float = 3600.0) -> None:
         self._series = PerSecondSeries(("requests", "errors"), retention)
+        self._lock = threading.Lock()
         self.total_requests = 0
         self.total_errors = 0
 
     def record(self, at: float, status: int, latency_ms: float) -> None:
         """Count one answered request: ``at`` epoch seconds, ``status`` HTTP code (5xx is an error)."""
         error = int(status >= 500)
-        self._series.record(at, latency_ms, requests=1, errors=error)
-        self.total_requests += 1
-        self.total_errors += error
+        with self._lock:
+            self._series.record(at, latency_ms, requests=1, errors=error)
+            self.total_requests += 1
+            self.total_errors += error
 
     def window(self, since: float, until: float) -> WindowStats:
         """Sums over the seconds overlapping ``[since, until)``."""
-        window = self._series.window(since, until)
+        with self._lock:
+            window = self._series.window(since, until)
         return WindowStats(
             requests=window.count("requests"),
             errors=window.count("errors"),
@@ -74,8 +78,8 @@ class CounterBook:
     def of(self, environment: str, service: str, slot: str) -> SlotCounters:
         key = (environment, service, slot)
         counters = self._counters.get(key)
-        if counters is None:
-            counters = self._counters[key] = SlotCounters(self._retention)
+        if counters is None:  # setdefault: the two loops may create the same key at once
+            counters = self._counters.setdefault(key, SlotCounters(self._retention))
         return counters
 
     def peek(self, environment: str, service: str, slot: str) -> SlotCounters | None:

@@ -14,6 +14,11 @@ header; otherwise the slot provisioned most recently. Locust and curl need no he
 
 Every answer for a slot, including the router's own 502/503/504, is counted in that
 slot's per-second counters. Responses carry ``X-Pipeline-Slot`` and ``X-Pipeline-Version``.
+
+Bodies stream in both directions unless small (``pipeline.local.http.proxy``); connections
+are capped and must send their request head in time (``pipeline.local.http.limits``); in the
+plane the listeners run on the data plane's own loop and thread
+(``pipeline.local.http.dataplane``).
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
-from yarl import URL
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook
+from pipeline.local.http.dataplane import DataPlane
+from pipeline.local.http.limits import ConnectionGate, RouterLimits
+from pipeline.local.http.proxy import BUFFERED, Exchange, error
 from pipeline.local.http.rules import (
     PathRule,
     RuleTable,
@@ -37,21 +43,12 @@ from pipeline.local.http.rules import (
     lambda_function_name,
     parse_slot,
 )
-from pipeline.local.replicas.replica import Replica
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 
 LambdaInvoker = Callable[[str, web.Request, str], Awaitable[web.StreamResponse]]
 
-_HOP_BY_HOP = frozenset(
-    h.lower() for h in ("Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
-                        "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length")
-)
-_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-_DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError)
 _PIN_PREFIX = "/_slot/"
 SLOT_HEADER = "X-Pipeline-Slot"
-_UPSTREAM = aiohttp.ClientTimeout(total=60.0, sock_connect=5.0)  # 504 after a minute
-
 
 @dataclass
 class ServiceRoute:
@@ -67,19 +64,28 @@ class ServiceRoute:
 
 
 class EnvironmentRouter:
-    """Listeners of environment ``name`` on ``port`` (main) and ``port + 1`` (test)."""
+    """Listeners of environment ``name`` on ``port`` (main) and ``port + 1`` (test).
+
+    With a ``data_plane`` the listeners run on its loop and use its upstream session and
+    connection gate (``start``/``stop`` may be awaited from another loop); without one they
+    run on the caller's loop with ``http`` and a gate of default limits.
+    """
 
     def __init__(self, name: str, port: int, *, supervisor: Supervisor, counters: CounterBook,
-                 http: aiohttp.ClientSession, invoke_lambda: LambdaInvoker | None = None) -> None:
+                 http: aiohttp.ClientSession, invoke_lambda: LambdaInvoker | None = None,
+                 data_plane: DataPlane | None = None) -> None:
         self.name = name
         self.port = port
         self.rules = RuleTable()
         self.services: dict[str, ServiceRoute] = {}
         self._supervisor = supervisor
         self._counters = counters
-        self._http = http
+        self._http = data_plane.http if data_plane is not None else http
+        self._data_plane = data_plane
+        self._gate: ConnectionGate | None = data_plane.gate if data_plane is not None else None
         self._invoke_lambda = invoke_lambda
         self._runners: list[web.AppRunner] = []
+        self._servers: list[asyncio.Server] = []
 
     @property
     def test_port(self) -> int:
@@ -87,19 +93,41 @@ class EnvironmentRouter:
 
     async def start(self) -> None:
         """Bind both listeners; raises OSError (and binds nothing) if either port is taken."""
-        try:
-            for port, test in ((self.port, False), (self.test_port, True)):
-                app = web.Application(client_max_size=64 * 1024 * 1024)
-                app.router.add_route("*", "/{tail:.*}", self._handler(test))
-                runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
-                await runner.setup()
-                self._runners.append(runner)
-                await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
-        except OSError:
-            await self.stop()
-            raise
+        if self._data_plane is not None:
+            await self._data_plane.call(self._start())
+        else:
+            await self._start()
 
     async def stop(self) -> None:
+        if self._data_plane is not None and not self._data_plane.loop.is_closed():
+            await self._data_plane.call(self._stop())
+        else:
+            await self._stop()
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._gate is None:
+            self._gate = ConnectionGate(RouterLimits(), loop)
+        try:
+            for port, test in ((self.port, False), (self.test_port, True)):
+                app = web.Application(client_max_size=2 * BUFFERED)  # larger bodies stream
+                app.router.add_route("*", "/{tail:.*}", self._handler(test))
+                runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
+                                       keepalive_timeout=self._gate.limits.header_timeout)
+                await runner.setup()
+                self._runners.append(runner)
+                assert runner.server is not None
+                server = await loop.create_server(self._gate.wrap(runner.server), "127.0.0.1", port,
+                                                  backlog=1024, reuse_address=True)
+                self._servers.append(server)
+        except OSError:
+            await self._stop()
+            raise
+
+    async def _stop(self) -> None:
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
         runners, self._runners = self._runners, []
         for runner in runners:
             await runner.cleanup()
@@ -114,8 +142,16 @@ class EnvironmentRouter:
         return route
 
     def _handler(self, test: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        gate = self._gate
+        assert gate is not None
+
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await self._route(request, test)
+            transport = request.transport
+            gate.request_started(transport)
+            try:
+                return await self._route(request, test)
+            finally:
+                gate.request_done(transport)
 
         return handle
 
@@ -130,17 +166,17 @@ class EnvironmentRouter:
                 target = raw if raw.startswith("/") else "/" + raw
         rule = self.rules.match(path)
         if rule is None:
-            return _error(404, f"no rule of environment {self.name} matches {path}")
+            return error(404, f"no rule of environment {self.name} matches {path}")
         route = self.services[rule.service]
         if rule.kind == "lambda":
             if self._invoke_lambda is None:
-                return _error(503, f"{rule.service} is a Lambda route but the Lambda runtime is not loaded")
+                return error(503, f"{rule.service} is a Lambda route but the Lambda runtime is not loaded")
             function = lambda_function_name(self.name, rule.service)
             return await self._invoke_lambda(function, request, rule.pattern)
         slot = self._choose_slot(route, request, test, pinned)
         if slot is None:
             why = "no slot is provisioned" if test else "no traffic weights are set"
-            return _error(503, f"{rule.service} in {self.name}: {why}")
+            return error(503, f"{rule.service} in {self.name}: {why}")
         return await self._forward(request, SlotKey(self.name, rule.service, slot.value), target)
 
     @staticmethod
@@ -152,65 +188,22 @@ class EnvironmentRouter:
 
     async def _forward(self, request: web.Request, key: SlotKey, target: str) -> web.StreamResponse:
         started = time.monotonic()
-        response = await self._proxy(request, key, target)
-        response.headers[SLOT_HEADER] = key.slot
         replica_set = self._supervisor.get(key)
+        tags = {SLOT_HEADER: key.slot}
         if replica_set is not None:
-            response.headers["X-Pipeline-Version"] = replica_set.spec.version
+            tags["X-Pipeline-Version"] = replica_set.spec.version
+        exchange = Exchange(self._http, request, target, tags, self._limits.body_idle_timeout)
+        response = await exchange.proxy(key, self._supervisor)
+        if not response.prepared:
+            response.headers.update(tags)
+        status = exchange.outcome or response.status
         latency_ms = (time.monotonic() - started) * 1000.0
-        counters = self._counters.of(key.environment, key.service, key.slot)
-        counters.record(time.time(), response.status, latency_ms)
+        self._counters.of(key.environment, key.service, key.slot).record(time.time(), status, latency_ms)
         return response
 
-    async def _proxy(self, request: web.Request, key: SlotKey, target: str) -> web.StreamResponse:
-        body = await request.read()
-        headers = _forward_headers(request)
-        tried: frozenset[Replica] = frozenset()
-        for attempt in range(2):
-            replica = self._supervisor.pick(key, tried)
-            if replica is None:
-                if attempt:
-                    break
-                return _error(503, f"{key} has no healthy replica")
-            tried |= {replica}
-            replica.inflight += 1
-            try:
-                return await self._send(request.method, replica, target, headers, body)
-            except aiohttp.ClientConnectorError:
-                continue  # refused: nothing was sent, any method may go elsewhere
-            except _DROPPED as exc:
-                if request.method not in _IDEMPOTENT:
-                    return _error(502, f"{key} replica {replica.index} dropped the connection: {exc}")
-            except TimeoutError:
-                return _error(504, f"{key} replica {replica.index} did not answer in time")
-            except aiohttp.ClientError as exc:
-                return _error(502, f"{key} replica {replica.index} failed: {type(exc).__name__} {exc}")
-            finally:
-                replica.inflight -= 1
-        return _error(502, f"{key}: no replica accepted the request ({len(tried)} tried)")
-
-    async def _send(self, method: str, replica: Replica, target: str, headers: CIMultiDict[str],
-                    body: bytes) -> web.Response:
-        url = URL(f"{replica.url}{target}", encoded=True)
-        async with self._http.request(method, url, headers=headers, data=body or None, timeout=_UPSTREAM,
-                                      allow_redirects=False, auto_decompress=False) as upstream:
-            payload = await upstream.read()
-            out = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP)
-            return web.Response(status=upstream.status, reason=upstream.reason, body=payload, headers=out)
-
-
-def _forward_headers(request: web.Request) -> CIMultiDict[str]:
-    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP)
-    peer = request.remote or ""
-    prior = headers.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-    headers["X-Forwarded-Host"] = request.host
-    headers["X-Forwarded-Proto"] = request.scheme
-    return headers
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers={"X-Pipeline-Router": "local"})
+    @property
+    def _limits(self) -> RouterLimits:
+        return self._gate.limits if self._gate is not None else RouterLimits()
 
 
 async def close_quietly(router: EnvironmentRouter) -> None:

@@ -20,6 +20,7 @@ import aiohttp
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook, WindowStats
+from pipeline.local.http.dataplane import DataPlane
 from pipeline.local.http.router import EnvironmentRouter, LambdaInvoker, ServiceRoute, close_quietly
 from pipeline.local.http.rules import PathRule, WeightedPicker
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
@@ -42,8 +43,9 @@ class Plane:
     """Routers, replicas and counters of every environment of one project ``state_dir``."""
 
     def __init__(self, state_dir: Path, plane_id: str, http: aiohttp.ClientSession,
-                 invoke_lambda: LambdaInvoker | None = None) -> None:
+                 invoke_lambda: LambdaInvoker | None = None, data_plane: DataPlane | None = None) -> None:
         self.state_dir = state_dir
+        self.data_plane = data_plane  # the routers' own loop and thread, when given
         self.id = plane_id
         self.http = http
         self.counters = CounterBook()
@@ -61,7 +63,8 @@ class Plane:
         if router is not None and router.port == port:
             return False
         fresh = EnvironmentRouter(env, port, supervisor=self.supervisor, counters=self.counters,
-                                  http=self.http, invoke_lambda=self._invoke_lambda)
+                                  http=self.http, invoke_lambda=self._invoke_lambda,
+                                  data_plane=self.data_plane)
         if router is not None:
             await router.stop()
             fresh.rules, fresh.services = router.rules, router.services

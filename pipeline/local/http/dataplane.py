@@ -1,0 +1,92 @@
+"""The data plane: every router listener on its own thread and event loop.
+
+The plane's control API runs on the process's main event loop; the routers run here, on a
+second loop in a second thread, with their own upstream HTTP session (keep-alive connections
+to the replicas) and one ``ConnectionGate`` over all listeners. However hard a router port is
+hit (thousands of connections, slow clients, large bodies), the control API's loop is not
+the one doing the work, so it keeps answering; and a slow control request never delays
+traffic.
+
+What the two loops share is plain data read under the GIL: route tables and pickers (replaced
+whole by the control loop), replica sets (read by the router), and the per-slot counters
+(which take a lock). Coroutines cross loops only through ``DataPlane.call`` (control loop →
+data loop) and ``run_on`` (data loop → another loop), never by awaiting a foreign future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import aiohttp
+
+from pipeline.local.http.limits import ConnectionGate, RouterLimits
+
+T = TypeVar("T")
+_KEEPALIVE_S = 30.0  # idle upstream connections to replicas are kept this long for reuse
+
+
+class DataPlane:
+    """A thread running an event loop for the routers; ``start``/``close`` from another loop."""
+
+    def __init__(self, limits: RouterLimits) -> None:
+        self.limits = limits
+        self.loop = asyncio.new_event_loop()
+        self.gate = ConnectionGate(limits, self.loop)
+        self._http: aiohttp.ClientSession | None = None
+        self._thread = threading.Thread(target=self._run, name="pipeline-data-plane", daemon=True)
+
+    @property
+    def http(self) -> aiohttp.ClientSession:
+        """The upstream session (bound to the data loop); only valid between start and close."""
+        if self._http is None:
+            raise RuntimeError("the data plane is not started")
+        return self._http
+
+    async def start(self) -> None:
+        """Start the thread and open the upstream session."""
+        self._thread.start()
+        await self.call(self._open())
+
+    async def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the data loop and await its result from the calling loop."""
+        return await run_on(self.loop, coro)
+
+    async def close(self) -> None:
+        """Close the upstream session, stop the loop and join the thread. Idempotent."""
+        if not self._thread.is_alive():
+            return
+        await self.call(self._shutdown())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        await asyncio.to_thread(self._thread.join, 10.0)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+    async def _open(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, keepalive_timeout=_KEEPALIVE_S)
+        self._http = aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                           skip_auto_headers=("User-Agent",))
+
+    async def _shutdown(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+        # cancel what is left (handlers of connections that never finished)
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+async def run_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on ``loop`` (another thread's) and await it from the running loop; when
+    ``loop`` is the running loop, just await it."""
+    if loop is asyncio.get_running_loop():
+        return await coro
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
