@@ -6,7 +6,7 @@
   ``pipeline.aws.lambda_.platform.lambda_platform``;
 - ``registry(env)``: ``pipeline.aws.ecr.registry.EcrRegistry`` on the environment's registry;
 - ``strategy(service, strategy)``: the AWS platform's rule for a service's strategy (ECS
-  slots drain for the target group's deregistration delay before they scale down);
+  slots scale down once the ALB weights settled; ECS drains their targets itself);
 - ``bootstrap_plan(env, services)``: the ``BootstrapStep`` list ``pipeline bootstrap`` runs.
 
 One ``AwsSession`` per environment (assumed role, retries, client cache), made on first use.
@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from pipeline.aws.alb.metrics import CloudWatchMetrics
-from pipeline.aws.alb.router import AlbListenerRouter, service_routes
+from pipeline.aws.alb.router import WEIGHT_SETTLE_SECONDS, AlbListenerRouter, service_routes
 from pipeline.aws.bootstrap import BootstrapStep, plan_environment
 from pipeline.aws.ecr.registry import EcrRegistry
 from pipeline.aws.ecs.bootstrap import plan_ecs_service
@@ -46,12 +46,9 @@ def ecs_platform(
     """The ports of one ECS service in one environment (the routes share one lookup)."""
     live, test = service_routes(session, env, spec)
     return Platform(
-        # The engine holds for the deregistration delay (Strategy.drain_seconds, renewing its
-        # lease: see AwsFactory.strategy) before it scales a slot down, so the adapter does not
-        # wait again.
-        compute=EcsCompute(
-            session, env, spec, groups=live.groups, test_route=test, clock=clock, drain_wait=False
-        ),
+        # Scaling a slot down lets ECS drain its targets for the deregistration delay; the
+        # engine only holds for the ALB's weight settle before it (see AwsFactory.strategy).
+        compute=EcsCompute(session, env, spec, groups=live.groups, test_route=test, clock=clock),
         router=AlbListenerRouter(live),
         metrics=CloudWatchMetrics(
             session,
@@ -110,11 +107,13 @@ class AwsFactory:
         return replace(platform, traffic=traffic)
 
     def strategy(self, service: ServiceConfig, strategy: Strategy) -> Strategy:
-        """``strategy`` under the AWS platform's rules: an ECS slot drains for its target
-        group's deregistration delay before it is scaled down (Lambda: unchanged)."""
+        """``strategy`` under the AWS platform's rules: after traffic left an ECS slot, the
+        engine holds ``WEIGHT_SETTLE_SECONDS`` (the ALB nodes apply the verified weights)
+        before it scales the slot down; ECS then drains the slot's targets for the
+        deregistration delay itself (Lambda: unchanged)."""
         if service.ecs is None:
             return strategy
-        return replace(strategy, drain_seconds=float(service.ecs.deregistration_delay))
+        return replace(strategy, drain_seconds=WEIGHT_SETTLE_SECONDS)
 
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
         settings, root = self.environment(env), self.project.root

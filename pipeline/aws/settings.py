@@ -57,6 +57,7 @@ class AwsEnvironment:
     task_role_arn: str = ""
     lambda_role_arn: str = ""
     log_group: str = ""
+    log_retention_days: int = 30  # of the log group bootstrap creates
     test_url: str = ""
     endpoint_url: str = ""
 
@@ -85,6 +86,8 @@ class HealthCheckSpec:
     timeout: float = 5.0
     healthy_threshold: int = 2
     unhealthy_threshold: int = 2
+    start_period: float = 30.0  # container check: failures before this do not count
+    container: bool = True  # False: no container health check (images without curl/wget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ class EcsServiceSpec:
     secrets: tuple[tuple[str, str], ...] = ()  # (variable, SSM parameter or secret ARN)
     health_check: HealthCheckSpec = HealthCheckSpec()
     deregistration_delay: float = 30.0
+    grace_period: float = 60.0  # ECS ignores failing target health this long after a task starts
     alarm_names: tuple[str, ...] = ()
     min_requests: int = 20  # analysis floor; an alarm in ALARM reports at least this many
 
@@ -189,6 +193,7 @@ def aws_environment(project: Project, env: EnvironmentConfig) -> AwsEnvironment:
         task_role_arn=aws.task_role_arn or "",
         lambda_role_arn=aws.lambda_role_arn or "",
         log_group=aws.log_group or f"/pipeline/{project.config.project}",
+        log_retention_days=aws.log_retention_days,
         test_url=aws.test_url or "",
         endpoint_url=aws.endpoint_url or "",
     )
@@ -217,8 +222,11 @@ def ecs_spec(service: ServiceConfig, *, alarm_names: tuple[str, ...] = ()) -> Ec
             timeout=hc.timeout,
             healthy_threshold=hc.healthy_threshold,
             unhealthy_threshold=hc.unhealthy_threshold,
+            start_period=hc.start_period,
+            container=hc.container,
         ),
         deregistration_delay=ecs.deregistration_delay,
+        grace_period=ecs.health_check_grace_period,
         alarm_names=alarm_names,
         min_requests=service.deploy.analysis.min_requests,
     )

@@ -83,6 +83,11 @@ _EcrHost = Annotated[
     StrictStr, Matches(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$", "an ECR registry host")
 ]
 
+# The values CloudWatch Logs' PutRetentionPolicy accepts (days)
+LogRetentionDays = Literal[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653
+]
+
 
 class AwsPlatformConfig(Model):
     """The AWS resources an environment deploys into."""
@@ -113,6 +118,9 @@ class AwsPlatformConfig(Model):
     )
     log_group: Text | None = Field(
         default=None, description="CloudWatch log group; unset = /pipeline/<project>"
+    )
+    log_retention_days: LogRetentionDays = Field(
+        default=30, description="retention of the log group `pipeline bootstrap` creates"
     )
     url: Annotated[StrictStr, Matches(r"^https?://\S+$", "an http(s) URL")] | None = Field(
         default=None, description="public base URL of the listener"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictStr
+from pydantic import Field, StrictBool, StrictStr
 
 from pipeline.config.deploy import DeployConfig
 from pipeline.config.fields import (
@@ -86,6 +86,14 @@ class HealthCheckConfig(Model):
     timeout: Annotated[Duration, Within(2, 120)] = 5.0
     healthy_threshold: Annotated[int, Field(strict=True, ge=2, le=10)] = 2
     unhealthy_threshold: Annotated[int, Field(strict=True, ge=2, le=10)] = 2
+    start_period: Annotated[Duration, Within(0, 300)] = Field(
+        default=30.0, description="container check: failures while the app starts do not count"
+    )
+    container: StrictBool = Field(
+        default=True,
+        description="also run the check inside the container (needs curl or wget in the image); "
+        "false for distroless images: the target group's check still decides readiness",
+    )
 
     def _value_rules(self) -> list[Issue]:
         if self.timeout >= self.interval:
@@ -137,6 +145,9 @@ class EcsConfig(Model):
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
     route: RouteConfig
     deregistration_delay: Annotated[Duration, Within(0, 3600)] = 30.0
+    health_check_grace_period: Annotated[Duration, Within(0, 2147483647)] = Field(
+        default=60.0, description="ECS ignores failing target health checks this long after a task starts"
+    )
     alarms: tuple[AlarmName, ...] = Field(
         default=(), description="CloudWatch alarms that fail the analysis while in ALARM (aws)"
     )

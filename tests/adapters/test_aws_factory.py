@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.app import App
 from pipeline.aws.alb.metrics import CloudWatchMetrics
-from pipeline.aws.alb.router import AlbListenerRouter
+from pipeline.aws.alb.router import WEIGHT_SETTLE_SECONDS, AlbListenerRouter
 from pipeline.aws.ecs.compute import EcsCompute
 from pipeline.aws.factory import AwsFactory
 from pipeline.aws.settings import AwsEnvironment
@@ -67,15 +67,17 @@ def test_a_lambda_service_without_a_lambda_section_is_a_clear_platform_error(fac
     assert "lambda:" in caught.value.hint
 
 
-def test_ecs_slots_drain_for_the_deregistration_delay_on_aws(
+def test_ecs_slots_wait_only_for_the_weights_to_settle_not_the_deregistration_delay_on_aws(
     factory: AwsFactory, ecs_env: AwsEnvironment, clock: FakeClock
 ) -> None:
+    """ECS drains a scaled-down slot's targets for the deregistration delay itself; the engine
+    holds only long enough for the ALB nodes to apply the verified weights."""
     service = factory.project.service("orders")
     assert service.ecs is not None and service.ecs.deregistration_delay > 0
 
     shaped = App(factory.project.root, clock).strategy("orders", "aws-test")
 
-    assert shaped.drain_seconds == service.ecs.deregistration_delay
+    assert shaped.drain_seconds == WEIGHT_SETTLE_SECONDS
     assert factory.strategy(service, replace(shaped, drain_seconds=0.0)) == shaped
 
 

@@ -141,18 +141,20 @@ def test_health_detail_names_failing_targets_and_stopped_tasks(
     assert "stopped task: Essential container exited" in health.detail
 
 
-def test_scale_down_waits_the_deregistration_delay_once(
+def test_scale_down_leaves_draining_to_ecs_and_does_not_wait_the_deregistration_delay(
     session: AwsSession, ready_env: AwsEnvironment, spec: EcsServiceSpec, clock: FakeClock
 ) -> None:
+    """ECS deregisters a scaled-down service's targets and stops its tasks only after the
+    target group's deregistration delay: waiting it here too would double it."""
     compute = compute_for(session, ready_env, spec, clock)
     compute.provision(Slot.BLUE, release("1.0.0"))
 
     compute.scale_down(Slot.BLUE)
-    assert clock.slept == spec.deregistration_delay
+    assert clock.slept == 0
     assert desired_count(ready_env, "orders-blue") == 0
 
-    compute.scale_down(Slot.BLUE)  # already down: no wait, no update
-    assert clock.slept == spec.deregistration_delay
+    compute.scale_down(Slot.BLUE)  # already down: no update
+    assert desired_count(ready_env, "orders-blue") == 0
 
 
 def test_endpoint_is_the_test_listener_url_routed_to_that_slot(

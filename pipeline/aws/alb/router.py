@@ -3,8 +3,13 @@
 The service's path-based rule on the environment's listener forwards to the blue and green
 target groups with weights. ``set_weights`` reads the rule and modifies it only if the split
 differs; ``get_weights`` reads the rule back from ``DescribeRules``. The engine verifies
-after every change, and only scales a slot down after verification (see ``EcsCompute``
-for the deregistration delay).
+after every change, and only scales a slot down after verification.
+
+What the read-back proves: the ALB's control plane stored the weights. It does not prove
+that every load balancer node applies them yet (``DescribeRules`` has no such answer), so
+before scaling a slot down the engine holds ``WEIGHT_SETTLE_SECONDS`` after verification;
+then ECS deregisters the slot's targets and drains them for the deregistration delay
+before it stops the tasks.
 
 The test route is a second rule with the same path on the environment's *test* listener;
 it always forwards 100% to the idle slot, which ``EcsCompute.provision`` points it at.
@@ -20,6 +25,11 @@ from pipeline.core.model import Slot, Weights
 IAM_ACTIONS: frozenset[str] = frozenset(
     {"elasticloadbalancing:DescribeRules", "elasticloadbalancing:ModifyRule"}
 )
+# Seconds between verifying that a slot gets no traffic and scaling it down. AWS documents
+# no propagation time for rule changes; weight changes reach the nodes within seconds in
+# practice, and a request a stale node still sends to a slot whose targets all drain gets
+# a 503. Short next to any analysis window, so it costs a deployment almost nothing.
+WEIGHT_SETTLE_SECONDS = 15.0
 
 
 class AlbListenerRouter:

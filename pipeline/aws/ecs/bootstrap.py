@@ -1,10 +1,12 @@
 """Bootstrap of an ECS service: what its blue/green deployments need before the first one.
 
 ``plan_ecs_service`` only reads and returns ``pipeline.aws.bootstrap.BootstrapStep``
-values (run by ``pipeline.aws.bootstrap.execute``): the ECR repository, the blue and green
-target groups, the service's path rule on the listener and on the test listener (100%
-blue), a first task definition revision (a placeholder image; no task ever runs it) and
-the two slot services at desired count 0.
+values (run by ``pipeline.aws.bootstrap.execute``): the ECR repository, the CloudWatch log
+group the tasks write to (with the environment's retention: task definitions do not ask
+ECS to create it, which would need ``logs:CreateLogGroup`` on the execution role), the blue
+and green target groups, the service's path rule on the listener and on the test listener
+(100% blue), a first task definition revision (a placeholder image; no task ever runs it)
+and the two slot services at desired count 0, with the service's health-check grace period.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import uuid
 from functools import partial
 
+from botocore.exceptions import ClientError
+
 from pipeline.aws.alb.router import service_routes
 from pipeline.aws.alb.rules import AlbRoute, SlotTargetGroups, forward_action
 from pipeline.aws.bootstrap import BootstrapStep, probe
 from pipeline.aws.ecr.registry import EcrRegistry
-from pipeline.aws.ecs.taskdef import render
-from pipeline.aws.errors import aws_errors
+from pipeline.aws.ecs.taskdef import log_group, render
+from pipeline.aws.errors import aws_errors, error_code
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.errors import NotFoundError
@@ -36,6 +40,9 @@ IAM_ACTIONS: frozenset[str] = frozenset(
         "elasticloadbalancing:ModifyTargetGroupAttributes",
         "elasticloadbalancing:CreateRule",
         "ecr:DescribeRepositories",
+        "logs:DescribeLogGroups",
+        "logs:CreateLogGroup",
+        "logs:PutRetentionPolicy",
     }
 )
 PLACEHOLDER_TAG = "bootstrap-placeholder"
@@ -43,7 +50,7 @@ PLACEHOLDER_TAG = "bootstrap-placeholder"
 
 def plan_ecs_service(session: AwsSession, env: AwsEnvironment, spec: EcsServiceSpec) -> list[BootstrapStep]:
     """Every resource an ECS service's blue/green deployments need."""
-    steps = [_repository_step(session, env, spec)]
+    steps = [_repository_step(session, env, spec), _log_group_step(session, env, spec)]
     elbv2, ecs = session.client("elbv2"), session.client("ecs")
     for slot in Slot:
         name = spec.target_group(slot)
@@ -115,7 +122,29 @@ def _repository_step(session: AwsSession, env: AwsEnvironment, spec: EcsServiceS
     )
 
 
+def _log_group_step(session: AwsSession, env: AwsEnvironment, spec: EcsServiceSpec) -> BootstrapStep:
+    name = log_group(env, spec)
+    with aws_errors(f"describe log group {name}"):
+        found = session.client("logs").describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+    exists = any(g.get("logGroupName") == name for g in found)
+    create = partial(_create_log_group, session, name, env.log_retention_days)
+    detail = f"retention {env.log_retention_days} days"
+    return BootstrapStep("log group", name, exists, create, detail=detail)
+
+
 # --- creates ------------------------------------------------------------------------------
+
+
+def _create_log_group(session: AwsSession, name: str, days: int) -> None:
+    """Create the log group (another service's bootstrap may just have), then set its retention."""
+    logs = session.client("logs")
+    with aws_errors(f"create log group {name}"):
+        try:
+            logs.create_log_group(logGroupName=name)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceAlreadyExistsException":
+                raise
+        logs.put_retention_policy(logGroupName=name, retentionInDays=days)
 
 
 def _create_target_group(session: AwsSession, env: AwsEnvironment, spec: EcsServiceSpec, name: str) -> None:
@@ -162,11 +191,6 @@ def _register_placeholder(session: AwsSession, env: AwsEnvironment, spec: EcsSer
         session.client("ecs", retries=False).register_task_definition(**render(env, spec, image))
 
 
-def _grace(spec: EcsServiceSpec) -> int:
-    """Seconds ECS ignores failing target health checks after a task starts."""
-    return int(spec.health_check.interval * spec.health_check.healthy_threshold)
-
-
 def _create_service(session: AwsSession, env: AwsEnvironment, spec: EcsServiceSpec, slot: Slot) -> None:
     name = spec.slot_service(slot)
     target_group = SlotTargetGroups(session, (spec.target_group(Slot.BLUE), spec.target_group(Slot.GREEN)))
@@ -191,7 +215,7 @@ def _create_service(session: AwsSession, env: AwsEnvironment, spec: EcsServiceSp
                     "containerPort": spec.port,
                 }
             ],
-            healthCheckGracePeriodSeconds=_grace(spec),
+            healthCheckGracePeriodSeconds=int(spec.grace_period),
             deploymentConfiguration={
                 "maximumPercent": 200,
                 "minimumHealthyPercent": 100,

@@ -3,20 +3,27 @@
 Each service has two slot services in the environment's cluster, ``<svc>-blue`` and
 ``<svc>-green``, each bound to its own target group (created by ``pipeline bootstrap``).
 
-- ``provision(slot, release)`` renders the task definition for the release (image pinned
-  by digest), reuses the slot's current revision or the family's latest one when it is
-  the same definition, registers a new revision otherwise, and updates the slot service to
-  it with the desired count. It then points the test listener rule at the slot. Idempotent:
-  run again, it makes no call that changes anything.
+- ``provision(slot, release)`` makes sure the release's digest is in the environment's
+  registry (copied by digest from the release's registry when that is another account or
+  region, see ``pipeline.aws.ecr.mirror``), renders the task definition for it (image
+  pinned by digest), reuses the slot's current revision or the family's latest one when it
+  is the same definition (compared as sets: ECS reorders lists), registers a new revision
+  otherwise, and updates the slot service to it with the desired count and the service's
+  health-check grace period. It remembers the revision's ARN for ``health``, then points
+  the test listener rule at the slot. Idempotent: run again, it makes no call that
+  changes anything.
 - ``health(slot, release)`` is truthful: ready only when the slot service runs *this*
-  revision (the described task definition equals the rendering for the release), no task
-  of another deployment is running, ``runningCount == desiredCount`` and every target in
-  the slot's target group is healthy. Otherwise ``detail`` carries the evidence (service
-  events, stopped-task reasons, target-health reasons).
-- ``scale_down(slot)`` waits the target group's deregistration delay (the engine has
-  already verified that traffic left the slot), then sets the desired count to 0.
-  Idempotent: a slot already at 0 returns at once. ``drain_wait=False`` skips the wait,
-  for an engine that holds for the delay itself (renewing its lease meanwhile).
+  revision (the ARN ``provision`` chose; after a restart, a revision whose definition
+  equals the rendering for the release), no task of another deployment is running,
+  ``runningCount == desiredCount`` and every target in the slot's target group is healthy.
+  Otherwise ``detail`` carries the evidence (service events, stopped-task reasons and exit
+  codes, target-health reasons). A rollout of this revision that ECS's deployment circuit
+  breaker marked FAILED raises ``PlatformError`` at once, quoting why its tasks stopped:
+  waiting longer cannot make it ready.
+- ``scale_down(slot)`` sets the desired count to 0. ECS itself deregisters the tasks from
+  the target group and stops them only after the deregistration delay, so requests in
+  flight finish; nothing waits that delay again here. Idempotent: a slot already at 0
+  returns at once.
 - ``endpoint(slot)`` is the test listener's URL for the service's path, after making sure
   the test rule forwards to ``slot``.
 """
@@ -29,11 +36,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.aws.alb.rules import AlbRoute, SlotTargetGroups
-from pipeline.aws.ecs.slot import SlotFacts, describe_service, explain, read_facts
+from pipeline.aws.ecr.mirror import ensure_image
+from pipeline.aws.ecs.slot import SlotFacts, describe_service, explain, read_facts, stopped_reasons
 from pipeline.aws.ecs.taskdef import image_of, render, same_definition
 from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec, path_prefix
+from pipeline.core.errors import PlatformError
 from pipeline.core.model import Release, Slot, SlotHealth, Weights
 from pipeline.core.ports import Clock
 
@@ -61,7 +70,6 @@ class EcsCompute:
         groups: SlotTargetGroups,
         test_route: AlbRoute,
         clock: Clock,
-        drain_wait: bool = True,
     ) -> None:
         self._session = session
         self.env = env
@@ -69,39 +77,46 @@ class EcsCompute:
         self._groups = groups
         self._test_route = test_route
         self._clock = clock
-        self._drain_wait = drain_wait
         self._definitions: dict[str, dict[str, Any]] = {}  # revision ARN -> described (immutable)
+        self._provisioned: dict[tuple[Slot, str], str] = {}  # (slot, digest) -> revision ARN
         self._test_base = ""
 
     # --- the port ---------------------------------------------------------------------
 
     def provision(self, slot: Slot, release: Release) -> None:
         """Run ``release`` in ``slot`` (no waiting). Idempotent."""
-        wanted = render(self.env, self.spec, image_of(self.env, self.spec, release))
+        image = ensure_image(self._session, self.env.ecr_registry, self.spec.name, release)
+        wanted = render(self.env, self.spec, image)
         name = self.spec.slot_service(slot)
         service = describe_service(self._session, self.env.cluster, name)
         revision = self._revision(wanted, service.get("taskDefinition", ""))
-        desired = self.spec.desired_count
-        if service.get("taskDefinition") != revision or service.get("desiredCount") != desired:
+        desired, grace = self.spec.desired_count, int(self.spec.grace_period)
+        current = (
+            service.get("taskDefinition"),
+            service.get("desiredCount"),
+            service.get("healthCheckGracePeriodSeconds"),
+        )
+        if current != (revision, desired, grace):
             with aws_errors(f"update service {name} to {revision}"):
                 self._session.client("ecs").update_service(
                     cluster=self.env.cluster,
                     service=name,
                     taskDefinition=revision,
                     desiredCount=desired,
+                    healthCheckGracePeriodSeconds=grace,
                 )
+        self._provisioned[(slot, release.digest)] = revision
         self._test_route.write(Weights.all_to(slot))
 
     def health(self, slot: Slot, release: Release) -> SlotHealth:
         """Whether ``slot`` runs *this* release with every task and target healthy."""
-        wanted = render(self.env, self.spec, image_of(self.env, self.spec, release))
         facts = read_facts(
             self._session, self.env.cluster, self.spec.slot_service(slot), self._groups.arns().of(slot)
         )
-        on_release = bool(facts.task_definition) and same_definition(
-            self._describe_revision(facts.task_definition), wanted
-        )
-        matches = on_release and facts.older_running == 0 and not facts.rollout_failed
+        on_release = self._runs(slot, release, facts.task_definition)
+        if on_release and facts.rollout_failed:
+            raise self._rollout_failed(facts)
+        matches = on_release and facts.older_running == 0
         healthy = facts.healthy_targets
         if not facts.all_targets_healthy:
             healthy = min(healthy, max(0, facts.desired - 1))  # every target must pass, not most
@@ -111,13 +126,11 @@ class EcsCompute:
         return health if health.ready else replace(health, detail=self._why(facts, slot, on_release))
 
     def scale_down(self, slot: Slot) -> None:
-        """Wait the deregistration delay, then desired count 0. Idempotent."""
+        """Desired count 0 (ECS drains the targets for the deregistration delay). Idempotent."""
         name = self.spec.slot_service(slot)
         service = describe_service(self._session, self.env.cluster, name)
         if int(service.get("desiredCount", 0)) == 0:
             return
-        if self._drain_wait:
-            self._clock.sleep(self.spec.deregistration_delay)
         with aws_errors(f"scale service {name} down to 0"):
             self._session.client("ecs").update_service(cluster=self.env.cluster, service=name, desiredCount=0)
 
@@ -165,6 +178,27 @@ class EcsCompute:
         described: dict[str, Any] = answer["taskDefinition"]
         self._definitions[described["taskDefinitionArn"]] = described
         return described
+
+    def _runs(self, slot: Slot, release: Release, arn: str) -> bool:
+        """Whether the revision ``arn`` is ``release``'s: the ARN ``provision`` chose, or
+        (another process provisioned it) a revision equal to the release's rendering."""
+        if not arn:
+            return False
+        chosen = self._provisioned.get((slot, release.digest))
+        if chosen:
+            return arn == chosen
+        wanted = render(self.env, self.spec, image_of(self.env, self.spec, release))
+        return same_definition(self._describe_revision(arn), wanted)
+
+    def _rollout_failed(self, facts: SlotFacts) -> PlatformError:
+        stopped = stopped_reasons(self._session, self.env.cluster, facts.name, facts.task_definition)
+        evidence = "".join(f"; stopped task: {reason}" for reason in stopped)
+        return PlatformError(
+            f"ECS rollout of {facts.task_definition} in {facts.name} failed: "
+            f"{facts.rollout_failed}{evidence}",
+            hint="the deployment circuit breaker stopped launching tasks; fix the release (the "
+            "reasons and exit codes above, the task logs) and deploy again",
+        )
 
     def _why(self, facts: SlotFacts, slot: Slot, on_release: bool) -> str:
         prefix = "" if on_release else f"{facts.name} runs {facts.task_definition or 'nothing'}; "

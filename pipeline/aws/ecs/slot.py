@@ -122,13 +122,15 @@ def explain(session: AwsSession, cluster: str, facts: SlotFacts, target_group: s
     for target in [t for t in facts.targets if not t.healthy][:MAX_EVIDENCE]:
         why = f" ({target.reason})" if target.reason else ""
         lines.append(f"target {target.target} {target.state}{why}")
-    lines += [f"stopped task: {reason}" for reason in stopped_reasons(session, cluster, facts.name)]
+    stopped = stopped_reasons(session, cluster, facts.name, facts.task_definition)
+    lines += [f"stopped task: {reason}" for reason in stopped]
     lines += [f"event: {message}" for message in facts.events]
     return "; ".join(lines)
 
 
-def stopped_reasons(session: AwsSession, cluster: str, service: str) -> list[str]:
-    """Why the service's most recent tasks stopped (at most ``MAX_EVIDENCE``)."""
+def stopped_reasons(session: AwsSession, cluster: str, service: str, revision: str = "") -> list[str]:
+    """Why the service's most recent tasks stopped (at most ``MAX_EVIDENCE``), with each
+    container's exit code or reason; tasks of ``revision`` first when it is given."""
     ecs = session.client("ecs")
     with aws_errors(f"list the stopped tasks of {service}"):
         arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED")["taskArns"]
@@ -137,14 +139,17 @@ def stopped_reasons(session: AwsSession, cluster: str, service: str) -> list[str
         tasks = ecs.describe_tasks(cluster=cluster, tasks=arns[:100])["tasks"]
     mine = [t for t in tasks if t.get("group") in (None, f"service:{service}")]
     mine.sort(key=lambda t: str(t.get("stoppedAt", "")), reverse=True)
+    mine.sort(key=lambda t: bool(revision) and t.get("taskDefinitionArn") != revision)  # stable
     return [_stopped(t) for t in mine[:MAX_EVIDENCE]]
 
 
 def _stopped(task: dict[str, Any]) -> str:
+    """``stoppedReason (container: exit N, reason)``: the task's and its containers' evidence."""
     reason = task.get("stoppedReason") or task.get("stopCode") or "no reason given"
-    containers = [
-        f"{c.get('name')}: {c.get('reason') or 'exit ' + str(c.get('exitCode'))}"
-        for c in task.get("containers", [])
-        if c.get("reason") or c.get("exitCode") not in (None, 0)
-    ]
-    return reason + (f" ({', '.join(containers)})" if containers else "")
+    containers = []
+    for c in task.get("containers", []):
+        code = c.get("exitCode")
+        parts = ([f"exit {code}"] if code is not None else []) + ([c["reason"]] if c.get("reason") else [])
+        if parts and (code not in (None, 0) or c.get("reason")):
+            containers.append(f"{c.get('name')}: {', '.join(parts)}")
+    return reason + (f" ({'; '.join(containers)})" if containers else "")
