@@ -143,7 +143,7 @@ def main() -> int:
         info, _ = ensure_plane(state_dir)
         try:
             port = _port_pair()
-            client = PlaneClient.for_url(info.url)
+            client = PlaneClient.for_url(info.url, token=info.token)
             binding = ServiceBinding("bench", port, "hello", RouteSpec("/*", 1))
             registry = LocalRegistry(root, state_dir)
             launch = Launch(command=(sys.executable, "app.py"), replicas=1,

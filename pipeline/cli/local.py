@@ -74,7 +74,7 @@ def status(root: Path | None, as_json: bool) -> None:
         click.echo(json.dumps({"running": False}) if as_json else "local plane is not running "
                    "(start it with `pipeline local up`)")
         return
-    data = _guard(lambda: PlaneClient.for_url(info.url).call("GET", "/v1/status"))
+    data = _guard(lambda: PlaneClient.for_url(info.url, token=info.token).call("GET", "/v1/status"))
     if as_json:
         click.echo(json.dumps({"running": True, **data}, indent=2))
         return
@@ -109,7 +109,7 @@ def local_environments(root: Path) -> list[tuple[str, int]]:
 
 def open_environments(info: PlaneInfo, environments: list[tuple[str, int]]) -> list[tuple[str, int]]:
     """Open the routers of ``environments`` on the plane (idempotent)."""
-    client = PlaneClient.for_url(info.url)
+    client = PlaneClient.for_url(info.url, token=info.token)
     for name, port in environments:
         client.call("PUT", f"/v1/envs/{name}", {"port": port})
     return environments

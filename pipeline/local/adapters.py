@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.errors import NotFoundError
+from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.core.model import Measurement, Release, Slot, SlotHealth, Weights
 from pipeline.local.plane.control_client import PlaneClient
-from pipeline.local.specs import Launch, ReleaseSpec, RouteSpec
+from pipeline.local.plane.releases import provision_body
+from pipeline.local.specs import Launch, RouteSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +63,10 @@ class PlaneService:
 
 
 class LocalCompute:
-    """``Compute`` on the plane's supervisor. ``snapshot(release)`` gives the directory of the
-    release's source snapshot (``LocalRegistry.snapshot_dir``)."""
+    """``Compute`` on the plane's supervisor. ``snapshot(release)`` stores and extracts the
+    release's source snapshot (``LocalRegistry.snapshot_dir``) in the plane's folder, where the
+    plane finds it by digest; the plane runs the command and environment of the service.yaml
+    in that snapshot, with the numbers of ``launch`` (replicas, health checks, timeouts)."""
 
     def __init__(self, client: PlaneClient, binding: ServiceBinding, launch: Launch,
                  snapshot: Callable[[Release], Path]) -> None:
@@ -74,14 +77,27 @@ class LocalCompute:
     def provision(self, slot: Slot, release: Release) -> None:
         """Start ``launch.replicas`` replicas of ``release`` in ``slot``. Idempotent; returns
         before they are healthy. The slot becomes the test route's default."""
-        b = self._svc.binding
-        spec = ReleaseSpec(service=b.service, environment=b.environment, version=release.version,
-                           digest=release.digest, snapshot=str(self._snapshot(release)), launch=self._launch)
-        self._svc.call("PUT", f"/slots/{slot.value}", spec.to_dict())
+        self._snapshot(release)
+        launch = self._launch
+        body = provision_body(release.digest, launch.replicas, launch.health, launch.drain_timeout,
+                              launch.stop_timeout)
+        self._svc.call("PUT", f"/slots/{slot.value}", body)
 
     def health(self, slot: Slot, release: Release) -> SlotHealth:
-        """Replicas of *this* release running and passing health checks, as the plane sees them."""
+        """Replicas of *this* release running and passing health checks, as the plane sees them.
+
+        Raises PlatformError as soon as the plane sees the release cannot become ready (its
+        replicas crash-loop or keep failing their health check), quoting why.
+        """
         data = self._svc.call("GET", f"/slots/{slot.value}", query={"digest": release.digest})
+        if data.get("failed"):
+            b = self._svc.binding
+            where = f"{b.service} in {slot.value} on {b.environment}"
+            raise PlatformError(
+                f"{release.short} of {where} cannot start: {data['failed']}",
+                hint=f"fix the release and deploy again; replica logs: logs/{b.environment}/{b.service}/ "
+                "in the plane's folder (.pipeline/)",
+            )
         return SlotHealth(
             running=int(data["running"]), desired=int(data["desired"]), healthy=int(data["healthy"]),
             revision_matches=bool(data["revision_matches"]), detail=str(data.get("detail", "")),

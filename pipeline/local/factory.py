@@ -29,15 +29,14 @@ from pipeline.local.http.rules import lambda_function_name
 from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import state_dir_of
 from pipeline.local.registry import LocalRegistry
-from pipeline.local.specs import HealthCheck, Launch, RouteSpec
+from pipeline.local.service_launch import SERVICES_DIR, launch_of
+from pipeline.local.specs import Launch, RouteSpec
 from pipeline.local.stages import HttpSmokeStages
 from pipeline.local.state.sqlite_lock import SqliteLockManager
 from pipeline.local.state.sqlite_store import SqliteStateStore, open_sqlite
 
 if TYPE_CHECKING:
     from pipeline.config import EnvironmentConfig, LocalPlatformConfig, Project, ServiceConfig
-
-SERVICES_DIR = "services"
 
 
 class LocalFactory:
@@ -118,26 +117,7 @@ def service_binding(project: Project, env: EnvironmentConfig, service: ServiceCo
 
 def local_launch(project: Project, service: ServiceConfig) -> Launch:
     """How the local platform starts ``service`` (its ``local`` and ``ecs`` sections)."""
-    import shlex  # noqa: PLC0415
-
-    local, ecs = service.local, service.ecs
-    if local is None or ecs is None:
-        raise ConfigError(
-            [f"{SERVICES_DIR}/{service.name}/service.yaml: local: the local platform needs a `local:` "
-             "section with the command that serves HTTP on $PORT"],
-        )
-    hc = ecs.health_check
-    env = {**ecs.environment, **local.env}
-    return Launch(
-        command=tuple(shlex.split(local.command)),
-        cwd=str(Path(SERVICES_DIR) / service.name / local.cwd),
-        env=tuple(sorted(env.items())),
-        replicas=local.replicas,
-        health=HealthCheck(path=hc.path, interval=hc.interval, timeout=hc.timeout,
-                           healthy_threshold=hc.healthy_threshold,
-                           unhealthy_threshold=hc.unhealthy_threshold),
-        drain_timeout=ecs.deregistration_delay,
-    )
+    return launch_of(service)
 
 
 def _local(env: EnvironmentConfig, project: Project) -> LocalPlatformConfig:
@@ -167,7 +147,7 @@ def _lambda_traffic(client: PlaneClient, binding: ServiceBinding,
         return None
     from pipeline.local.lambda_.control_client import LambdaControlClient  # noqa: PLC0415 - Lambda only
 
-    control = LambdaControlClient(f"{client.base_url}/lambda/")
+    control = LambdaControlClient(f"{client.base_url}/lambda/", token=client.token)
     function = lambda_function_name(binding.environment, service.name)
     return service_traffic(f"http://127.0.0.1:{binding.port}", service, label_header="X-Lambda-Version",
                            label_of=lambda slot: control.slot_version(function, slot))
@@ -205,7 +185,7 @@ def _lambda_platform(client: PlaneClient, registry: LocalRegistry, binding: Serv
     compute = LocalLambdaCompute(
         base, function, source, cfg.handler, memory=cfg.memory, timeout=cfg.timeout,
         reserved=cfg.reserved_concurrency, provisioned=cfg.provisioned_concurrency,
-        environment=dict(cfg.environment),
+        environment=dict(cfg.environment), token=client.token,
     )
-    return Platform(compute=compute, router=LocalLambdaRouter(base, function),
-                    metrics=LocalLambdaMetrics(base, function), stages=stages)
+    return Platform(compute=compute, router=LocalLambdaRouter(base, function, token=client.token),
+                    metrics=LocalLambdaMetrics(base, function, token=client.token), stages=stages)

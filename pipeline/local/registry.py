@@ -10,8 +10,12 @@ stored earlier.
 Layout under ``state_dir`` (``<root>/.pipeline``)::
 
     registry/<service>/<hex>.tar    the archive        (written once, atomically)
-    registry/<service>/<hex>.json   the release
+    registry/<service>/<hex>.json   the release, and where the project sits in the repository
     releases/<service>/<hex[:12]>/  the extracted tree replicas run from (``snapshot_dir``)
+
+``SnapshotStore`` reads that layout without the git repository: it is how the plane finds a
+release's tree from nothing but a service and a digest (its own store, never a path sent
+to it). Folders are created 0700.
 """
 
 from __future__ import annotations
@@ -34,12 +38,63 @@ from pipeline.core.model import Release
 _DIGEST = re.compile(r"(?:^|@)(sha256:[0-9a-f]{64})$")
 
 
-class LocalRegistry:
+class SnapshotStore:
+    """The stored releases under ``state_dir``: a release by digest, and its extracted tree."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir).resolve()
+
+    def stored(self, service: str, digest: str) -> Release:
+        """The release of ``service`` stored with ``digest``; NotFoundError when there is none."""
+        return self._stored(service, digest)[0]
+
+    def snapshot_dir(self, release: Release) -> Path:
+        """The extracted tree of ``release`` (the project root inside the snapshot), created
+        on first use, atomically. NotFoundError if its archive was never stored."""
+        return self._tree(release) / self._stored_subdir(release)
+
+    def _tree(self, release: Release) -> Path:
+        hexdigest = release.digest.removeprefix("sha256:")
+        target = self.state_dir / "releases" / release.service / hexdigest[:12]
+        if not target.is_dir():
+            archive = self._files(release.service, hexdigest)[0]
+            if not archive.is_file():
+                raise NotFoundError(
+                    f"release {release.short} of {release.service} has no stored snapshot at {archive}",
+                    hint=f"resolve it again: `pipeline deploy {release.service} --ref {release.commit[:12]}`",
+                )
+            _extract(archive, target)
+        return target
+
+    def _stored_subdir(self, release: Release) -> str:
+        try:
+            subdir = str(self._stored(release.service, release.digest)[1].get("subdir", "."))
+        except NotFoundError:
+            return "."
+        return subdir if subdir and not Path(subdir).is_absolute() and ".." not in Path(subdir).parts else "."
+
+    def _files(self, service: str, hexdigest: str) -> tuple[Path, Path]:
+        base = self.state_dir / "registry" / service
+        return base / f"{hexdigest}.tar", base / f"{hexdigest}.json"
+
+    def _stored(self, service: str, digest: str) -> tuple[Release, dict[str, object]]:
+        meta = self._files(service, digest.removeprefix("sha256:"))[1]
+        try:
+            data = json.loads(meta.read_text())
+            return Release.from_dict(data), data
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise NotFoundError(
+                f"no release of {service} with digest {digest} in the local registry",
+                hint="deploy a git reference instead (`--ref HEAD`), which stores its snapshot",
+            ) from exc
+
+
+class LocalRegistry(SnapshotStore):
     """``ImageRegistry`` over the git repository holding ``root``; files under ``state_dir``."""
 
     def __init__(self, root: Path, state_dir: Path) -> None:
+        super().__init__(state_dir)
         self.root = Path(root).resolve()
-        self.state_dir = Path(state_dir).resolve()
 
     def resolve(self, service: str, reference: str = "HEAD") -> Release:
         """The release of ``service`` at ``reference``; stores its snapshot. Idempotent.
@@ -49,7 +104,7 @@ class LocalRegistry:
         reference = reference.strip() or "HEAD"
         found = _DIGEST.search(reference)
         if found:
-            return self._stored(service, found.group(1))
+            return self.stored(service, found.group(1))
         repo = self._repo()
         try:
             commit = repo.commit(reference)
@@ -70,17 +125,7 @@ class LocalRegistry:
     def snapshot_dir(self, release: Release) -> Path:
         """The extracted tree of ``release`` (the project root inside the snapshot), created
         on first use, atomically. NotFoundError if its archive was never stored."""
-        hexdigest = release.digest.removeprefix("sha256:")
-        target = self.state_dir / "releases" / release.service / hexdigest[:12]
-        if not target.is_dir():
-            archive = self._files(release.service, hexdigest)[0]
-            if not archive.is_file():
-                raise NotFoundError(
-                    f"release {release.short} of {release.service} has no stored snapshot at {archive}",
-                    hint=f"resolve it again: `pipeline deploy {release.service} --ref {release.commit[:12]}`",
-                )
-            _extract(archive, target)
-        return target / self._subdir()
+        return self._tree(release) / self._subdir()
 
     # --- internals -----------------------------------------------------------------
 
@@ -112,31 +157,18 @@ class LocalRegistry:
             ) from exc
         return buffer.getvalue()
 
-    def _files(self, service: str, hexdigest: str) -> tuple[Path, Path]:
-        base = self.state_dir / "registry" / service
-        return base / f"{hexdigest}.tar", base / f"{hexdigest}.json"
-
     def _store(self, release: Release, archive: bytes) -> None:
         tar_path, meta_path = self._files(release.service, release.digest.removeprefix("sha256:"))
         try:
-            tar_path.parent.mkdir(parents=True, exist_ok=True)
+            tar_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             if not tar_path.is_file():
                 _write_atomically(tar_path, archive)
-            _write_atomically(meta_path, json.dumps(release.to_dict(), indent=1).encode())
+            meta = {**release.to_dict(), "subdir": self._subdir()}
+            _write_atomically(meta_path, json.dumps(meta, indent=1).encode())
         except OSError as exc:
             raise PlatformError(
                 f"cannot store the snapshot of {release.short} under {tar_path.parent}: {exc}",
                 hint="check free disk space and permissions of .pipeline/",
-            ) from exc
-
-    def _stored(self, service: str, digest: str) -> Release:
-        meta = self._files(service, digest.removeprefix("sha256:"))[1]
-        try:
-            return Release.from_dict(json.loads(meta.read_text()))
-        except (OSError, ValueError, KeyError) as exc:
-            raise NotFoundError(
-                f"no release of {service} with digest {digest} in the local registry",
-                hint="deploy a git reference instead (`--ref HEAD`), which stores its snapshot",
             ) from exc
 
 
@@ -175,7 +207,7 @@ def _extract_data(tar: tarfile.TarFile, dest: Path) -> None:
 
 
 def _extract(archive: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         with tarfile.open(archive) as tar:

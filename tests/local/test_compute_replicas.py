@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import psutil
+import pytest
 
+from pipeline.core.errors import PlatformError
 from pipeline.core.model import Release, Slot, Weights
 from pipeline.local.adapters import LocalCompute
 from pipeline.local.specs import HealthCheck, Launch
@@ -29,13 +31,20 @@ HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 '''
 
 
-def _compute(adapters: Adapters, command: tuple[str, ...], replicas: int = 1, start_period: float = 30.0,
-             **env: str) -> LocalCompute:
+def _compute(adapters: Adapters, replicas: int = 1, start_period: float = 30.0) -> LocalCompute:
+    """The numbers of the launch; what runs comes from the release's service.yaml."""
     health = HealthCheck(path="/health", interval=0.2, timeout=1.0, start_period=start_period)
-    launch = Launch(command=command, cwd="services/orders", replicas=replicas, env=tuple(env.items()),
-                    health=health,
-                    drain_timeout=2.0, stop_timeout=2.0)
+    launch = Launch(command=("ignored",), replicas=replicas, health=health, drain_timeout=2.0,
+                    stop_timeout=2.0)
     return LocalCompute(adapters.client, adapters.binding, launch, adapters.registry.snapshot_dir)
+
+
+def _detail(compute: LocalCompute, slot: Slot, release: Release) -> str:
+    """The health detail, or the reason the plane gave up on the release."""
+    try:
+        return compute.health(slot, release).detail
+    except PlatformError as exc:
+        return exc.message
 
 
 def _replicas(adapters: Adapters, slot: Slot) -> list[dict[str, object]]:
@@ -49,10 +58,11 @@ def _pids(adapters: Adapters, slot: Slot) -> set[int]:
 
 
 def test_replicas_run_the_release_snapshot_with_port_and_env(project: Project, adapters: Adapters) -> None:
-    v1 = adapters.registry.resolve("orders")
+    commit = project.commit_launch("greet", "python app.py", env={"GREETING": "hi"})
+    v1 = adapters.registry.resolve("orders", commit)
     snapshot = adapters.registry.snapshot_dir(v1)
     assert (snapshot / "services" / "orders" / "app.py").is_file()
-    compute = _compute(adapters, ("python", "app.py"), replicas=3, GREETING="hi")
+    compute = _compute(adapters, replicas=3)
     compute.provision(Slot.GREEN, v1)
     wait_until(lambda: compute.health(Slot.GREEN, v1).ready, 30, "green ready")
     health = compute.health(Slot.GREEN, v1)
@@ -70,29 +80,27 @@ def test_replicas_run_the_release_snapshot_with_port_and_env(project: Project, a
 def test_a_crashing_release_is_restarted_with_backoff_and_never_ready(
     project: Project, adapters: Adapters
 ) -> None:
-    commit = project.commit_change("services/orders/crash.py", CRASHER, "crash")
+    commit = project.commit_launch("crash", "python crash.py", files={"crash.py": CRASHER})
     release = adapters.registry.resolve("orders", commit)
-    compute = _compute(adapters, ("python", "crash.py"))
+    compute = _compute(adapters)
     compute.provision(Slot.BLUE, release)
     wait_until(lambda: int(str(_replicas(adapters, Slot.BLUE)[0]["restarts"])) >= 3, 30, "three restarts")
     replica = _replicas(adapters, Slot.BLUE)[0]
     assert replica["last_exit"] == 3
-    health = compute.health(Slot.BLUE, release)
-    assert not health.ready and health.healthy == 0
-    assert "exited with code 3" in health.detail
+    with pytest.raises(PlatformError, match="exited with code 3"):
+        compute.health(Slot.BLUE, release)
 
 
 def test_a_release_failing_its_health_check_never_takes_traffic_and_is_replaced(
     project: Project, adapters: Adapters
 ) -> None:
-    commit = project.commit_change("services/orders/sick.py", SICK, "sick")
+    commit = project.commit_launch("sick", "python sick.py", files={"sick.py": SICK})
     release = adapters.registry.resolve("orders", commit)
-    compute = _compute(adapters, ("python", "sick.py"), start_period=0.5)
+    compute = _compute(adapters, start_period=0.5)
     compute.provision(Slot.BLUE, release)
     adapters.router.set_weights(Weights(100, 0))
-    wait_until(lambda: "answered 500" in compute.health(Slot.BLUE, release).detail, 30, "a failed check")
-    health = compute.health(Slot.BLUE, release)
-    assert (health.desired, health.healthy, health.ready) == (1, 0, False)
+    wait_until(lambda: "answered 500" in _detail(compute, Slot.BLUE, release), 30, "a failed check")
+    assert _replicas(adapters, Slot.BLUE)[0]["state"] != "healthy"
     status, _, body = get(adapters.url + "/orders")
     assert status == 503 and "no healthy replica" in json.loads(body)["error"]
     # never healthy within start_period, then unhealthy_threshold failures: killed, started again
@@ -101,15 +109,14 @@ def test_a_release_failing_its_health_check_never_takes_traffic_and_is_replaced(
 
 
 def test_a_command_that_cannot_start_is_reported(project: Project, adapters: Adapters) -> None:
-    release = adapters.registry.resolve("orders")
-    compute = _compute(adapters, ("no-such-program-xyz",))
+    release = adapters.registry.resolve("orders", project.commit_launch("typo", "no-such-program-xyz"))
+    compute = _compute(adapters)
     compute.provision(Slot.BLUE, release)
-    wait_until(lambda: "cannot start" in compute.health(Slot.BLUE, release).detail, 10, "a start error")
-    assert compute.health(Slot.BLUE, release).running == 0
-    launch = Launch(command=("python", "app.py"), cwd="services/nope")
-    elsewhere = LocalCompute(adapters.client, adapters.binding, launch, adapters.registry.snapshot_dir)
-    elsewhere.provision(Slot.GREEN, release)
-    wait_until(lambda: "has no folder services/nope" in elsewhere.health(Slot.GREEN, release).detail, 10,
+    wait_until(lambda: "cannot start" in _detail(compute, Slot.BLUE, release), 10, "a start error")
+    assert _replicas(adapters, Slot.BLUE)[0]["pid"] is None
+    nowhere = adapters.registry.resolve("orders", project.commit_launch("nope", "python app.py", cwd="nope"))
+    compute.provision(Slot.GREEN, nowhere)
+    wait_until(lambda: "has no folder services/orders/nope" in _detail(compute, Slot.GREEN, nowhere), 10,
                "a missing folder")
 
 

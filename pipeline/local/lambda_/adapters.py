@@ -17,7 +17,6 @@ slot's version's metrics (a throttle counts as a request and as an error).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,8 +54,9 @@ class LocalLambdaCompute:
         provisioned: int | None = None,
         environment: Mapping[str, str] | None = None,
         http_timeout: float = 30.0,
+        token: str = "",
     ) -> None:
-        self._client = LambdaControlClient(base_url, timeout=http_timeout)
+        self._client = LambdaControlClient(base_url, timeout=http_timeout, token=token)
         self._function = function
         self._source = source
         self._handler = handler
@@ -72,12 +72,9 @@ class LocalLambdaCompute:
         apply reserved concurrency and request provisioned concurrency. Idempotent; no waiting."""
         data = package_directory(self._source_dir(release))
         self._shas[release.digest] = sha256_hex(data)
-        with tempfile.TemporaryDirectory(prefix="pipeline-lambda-") as tmp:
-            zip_path = Path(tmp, f"{self._function}.zip")
-            zip_path.write_bytes(data)
-            published = self._client.publish(
-                self._function, zip_path, self._handler, self._memory, self._timeout, self._environment
-            )
+        published = self._client.publish(
+            self._function, data, self._handler, self._memory, self._timeout, self._environment
+        )
         version = str(published["version"])
         note = f"{release.version} {release.digest}"
         self._client.set_alias(self._function, slot.value, {version: 1.0}, note)
@@ -136,9 +133,9 @@ class LocalLambdaRouter:
     """TrafficRouter port: ``Weights(blue, green)`` as the ``live`` alias's version weights."""
 
     def __init__(
-        self, base_url: str, function: str, *, alias: str = LIVE, http_timeout: float = 30.0
+        self, base_url: str, function: str, *, alias: str = LIVE, http_timeout: float = 30.0, token: str = ""
     ) -> None:
-        self._client = LambdaControlClient(base_url, timeout=http_timeout)
+        self._client = LambdaControlClient(base_url, timeout=http_timeout, token=token)
         self._function = function
         self._alias = alias
 
@@ -185,8 +182,8 @@ class LocalLambdaRouter:
 class LocalLambdaMetrics:
     """Metrics port: a slot's version's invocations, errors, throttles and duration p95."""
 
-    def __init__(self, base_url: str, function: str, *, http_timeout: float = 30.0) -> None:
-        self._client = LambdaControlClient(base_url, timeout=http_timeout)
+    def __init__(self, base_url: str, function: str, *, http_timeout: float = 30.0, token: str = "") -> None:
+        self._client = LambdaControlClient(base_url, timeout=http_timeout, token=token)
         self._function = function
 
     def measure(self, slot: Slot, since: float, until: float) -> Measurement:

@@ -3,8 +3,8 @@
 Routes (relative to the mount point; bodies and answers are JSON)::
 
     GET  functions/{fn}                               describe: versions, aliases, concurrency
-    POST functions/{fn}/versions                      {"zip_path", "handler", "memory", "timeout",
-                                                       "environment"?} -> {"version", "sha256"}
+    POST functions/{fn}/versions                      {"package" (zip, base64), "handler", "memory",
+                                                       "timeout", "environment"?} -> {"version", "sha256"}
     GET  functions/{fn}/versions/{v}                  one version (sha256, handler, ...)
     GET  functions/{fn}/aliases/{alias}               {"weights", "description"}
     PUT  functions/{fn}/aliases/{alias}               {"weights": {"1": 0.9, "2": 0.1}, "description"?}
@@ -23,10 +23,11 @@ Errors answer ``{"error": {"type", "message", "hint"}}`` with 400 (UsageError), 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -81,10 +82,19 @@ async def _describe(request: web.Request) -> web.Response:
 async def _publish(request: web.Request) -> web.Response:
     body = await _json(request)
     fn, runtime = request.match_info["fn"], _rt(request)
+    if "zip_path" in body:
+        raise UsageError(
+            "the runtime does not read packages from paths named by a request (zip_path)",
+            hint="send the zip itself, base64-encoded, as \"package\"; the runtime keeps it in its own store",
+        )
     environment = _field(body, "environment", dict, {})
-    number = runtime.publish_version(
+    try:
+        package = base64.b64decode(_field(body, "package", str), validate=True)
+    except binascii.Error as exc:
+        raise UsageError(f"'package' is not base64: {exc}", hint="send the zip base64-encoded") from exc
+    number = runtime.publish_package(
         fn,
-        Path(_field(body, "zip_path", str)),
+        package,
         _field(body, "handler", str),
         memory=_field(body, "memory", int, 128),
         timeout=float(_field(body, "timeout", (int, float), 3.0)),

@@ -8,11 +8,11 @@ be reached is a ``TransientPlatformError``.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 from pipeline.core import errors
@@ -26,19 +26,24 @@ _KNOWN: dict[str, type[PipelineError]] = {
 
 
 class LambdaControlClient:
-    """Calls ``base_url`` (``http://127.0.0.1:PORT/lambda/``). Each call waits ``timeout`` seconds at most."""
+    """Calls ``base_url`` (``http://127.0.0.1:PORT/lambda/``) with the plane's ``token``
+    (``PlaneClient.token``; none for a bare ``LambdaServer``). Each call waits ``timeout``
+    seconds at most."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0, token: str = "") -> None:
         self.base_url = base_url.rstrip("/") + "/"
         self._timeout = timeout
+        self._token = token
 
     # --- typed calls ------------------------------------------------------------------
 
     def publish(
-        self, function: str, zip_path: Path, handler: str, memory: int, timeout: float, env: dict[str, str]
+        self, function: str, package: bytes, handler: str, memory: int, timeout: float, env: dict[str, str]
     ) -> dict[str, Any]:
-        body = {"zip_path": str(zip_path), "handler": handler, "memory": memory, "timeout": timeout,
-                "environment": env}
+        """Upload ``package`` (zip bytes) as the function's next version; the runtime keeps it
+        in its own store (it never reads a path named by a request)."""
+        body = {"package": base64.b64encode(package).decode("ascii"), "handler": handler, "memory": memory,
+                "timeout": timeout, "environment": env}
         result: dict[str, Any] = self.call("POST", f"functions/{_q(function)}/versions", body)
         return result
 
@@ -92,9 +97,10 @@ class LambdaControlClient:
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One JSON request; the decoded answer, or the runtime's error raised here."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base_url + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
+        headers = {"Content-Type": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 return json.loads(response.read() or b"null")

@@ -17,7 +17,12 @@ from pathlib import Path
 from pipeline.core.errors import UsageError
 from pipeline.lambda_zip import package_directory
 
-__all__ = ["extract_package", "package_directory", "sha256_hex", "write_package"]
+__all__ = ["MAX_RATIO", "MAX_UNPACKED", "extract_package", "package_directory", "sha256_hex", "write_package"]
+
+MAX_UNPACKED = 250 * 1000 * 1000  # bytes: AWS Lambda's limit for a function's unzipped code
+MAX_RATIO = 100  # unpacked / packed bytes above this (and above 1 MB unpacked) is a zip bomb
+MAX_ENTRIES = 20_000
+_SMALL = 1000 * 1000
 
 
 def write_package(source: Path, dest: Path) -> str:
@@ -37,7 +42,9 @@ def sha256_hex(data: bytes) -> str:
 def extract_package(data: bytes, dest: Path) -> None:
     """Unpack a package into ``dest`` (which must not exist yet), refusing unsafe paths.
 
-    Raises UsageError when ``data`` is not a zip, or names a file outside ``dest``.
+    Raises UsageError when ``data`` is not a zip, names a file outside ``dest``, or would
+    unpack to more than ``MAX_UNPACKED`` bytes or ``MAX_RATIO`` times its size (checked on
+    the entries' declared sizes before anything is written, and on the bytes written).
     """
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
@@ -46,18 +53,36 @@ def extract_package(data: bytes, dest: Path) -> None:
             f"cannot publish the package: it is not a zip file ({exc})",
             hint="build it with pipeline.local.lambda_.package.write_package or `zip -r`",
         ) from exc
+    _check_size(archive, len(data))
     dest.mkdir(parents=True)
     root = dest.resolve()
+    budget = [MAX_UNPACKED]
     try:
         with archive:
             for info in archive.infolist():
-                _extract_member(archive, info, root)
+                _extract_member(archive, info, root, budget)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
 
 
-def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path) -> None:
+def _check_size(archive: zipfile.ZipFile, packed: int) -> None:
+    entries = archive.infolist()
+    unpacked = sum(info.file_size for info in entries)
+    why = ""
+    if len(entries) > MAX_ENTRIES:
+        why = f"it has {len(entries)} entries (at most {MAX_ENTRIES})"
+    elif unpacked > MAX_UNPACKED:
+        why = f"it unpacks to {unpacked:,} bytes (at most {MAX_UNPACKED:,}, as on AWS Lambda)"
+    elif unpacked > _SMALL and unpacked > MAX_RATIO * max(packed, 1):
+        why = (f"it unpacks to {unpacked:,} bytes from {packed:,} ({unpacked // max(packed, 1)}x, "
+               f"at most {MAX_RATIO}x): a zip bomb")
+    if why:
+        raise UsageError(f"cannot publish the package: {why}",
+                         hint="package only the function's code and its dependencies")
+
+
+def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path, budget: list[int]) -> None:
     target = (root / info.filename).resolve()
     if not target.is_relative_to(root):
         raise UsageError(
@@ -69,6 +94,12 @@ def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, root: Path)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     with archive.open(info) as src, target.open("wb") as out:
-        shutil.copyfileobj(src, out)
+        while chunk := src.read(1 << 20):
+            budget[0] -= len(chunk)
+            if budget[0] < 0:
+                raise UsageError(
+                    f"cannot publish the package: it unpacks to more than {MAX_UNPACKED:,} bytes",
+                    hint="package only the function's code and its dependencies")
+            out.write(chunk)
     mode = (info.external_attr >> 16) & 0o777
     target.chmod(mode or 0o644)

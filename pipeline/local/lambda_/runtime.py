@@ -102,7 +102,6 @@ class LambdaRuntime:
         ``memory`` is MiB (recorded and shown to the handler, not enforced); ``timeout`` is
         seconds per invocation.
         """
-        self._check_open()
         try:
             data = zip_path.read_bytes()
         except OSError as exc:
@@ -110,6 +109,23 @@ class LambdaRuntime:
                 f"cannot publish {function}: cannot read {zip_path}: {exc.strerror}",
                 hint="package the function first (pipeline.local.lambda_.package.write_package)",
             ) from exc
+        return self.publish_package(function, data, handler, memory=memory, timeout=timeout,
+                                    environment=environment)
+
+    def publish_package(
+        self,
+        function: str,
+        data: bytes,
+        handler: str,
+        *,
+        memory: int,
+        timeout: float,
+        environment: dict[str, str] | None = None,
+    ) -> str:
+        """``publish_version`` of a package given as bytes (what the control API receives);
+        the package is stored and unpacked in the runtime's own folder, within the size caps
+        of ``pipeline.local.lambda_.package``."""
+        self._check_open()
         spec, _ = self._registry.publish(function, data, handler, memory, timeout, dict(environment or {}))
         return spec.number
 

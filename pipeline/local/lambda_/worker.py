@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline.local.environ import child_environment
 from pipeline.local.lambda_ import worker_main
 from pipeline.local.lambda_.model import VersionSpec
 
@@ -185,10 +186,9 @@ def _decode(line: bytes) -> dict[str, Any]:
 
 
 def _environment(spec: VersionSpec, log_path: Path) -> dict[str, str]:
-    """The worker's environment: the runtime's, the version's variables, then AWS's own."""
-    return {
-        **os.environ,
-        **spec.environment,
+    """The worker's environment: the allow-list of ``pipeline.local.environ`` (never the
+    deployer's keys and tokens), the version's variables, then AWS's own."""
+    return child_environment(spec.environment, {
         "AWS_LAMBDA_FUNCTION_NAME": spec.function,
         "AWS_LAMBDA_FUNCTION_VERSION": spec.number,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
@@ -197,4 +197,4 @@ def _environment(spec: VersionSpec, log_path: Path) -> dict[str, str]:
         "AWS_EXECUTION_ENV": "pipeline-local",
         "PYTHONDONTWRITEBYTECODE": "1",  # keep the published code directory as it was unpacked
         "PYTHONUNBUFFERED": "1",
-    }
+    })

@@ -6,7 +6,8 @@
     POST   /v1/shutdown                                    stop everything, then exit
     PUT    /v1/envs/{env}                       {"port"}   serve env on port and port+1
     PUT    /v1/envs/{env}/services/{svc}        RouteSpec  path rule ("pattern", "priority", "kind")
-    PUT    /v1/envs/{env}/services/{svc}/slots/{slot}      ReleaseSpec; answers at once (202)
+    PUT    /v1/envs/{env}/services/{svc}/slots/{slot}      {"digest", ...}; answers at once (202)
+                                                    (see ``pipeline.local.plane.releases``)
     GET    /v1/envs/{env}/services/{svc}/slots/{slot}?digest=sha256:...   health for that release
     DELETE /v1/envs/{env}/services/{svc}/slots/{slot}      drain and stop; answers when stopped
     PUT    /v1/envs/{env}/services/{svc}/weights {"blue", "green"}
@@ -15,6 +16,7 @@
     GET    /v1/envs/{env}/services/{svc}/endpoint?slot=    base URL of the test route to slot
     *      /lambda/...                                     the Lambda runtime's API, when loaded
 
+Every request needs the plane's token and a loopback ``Host`` (``pipeline.local.plane.access``).
 Every PUT and DELETE is idempotent. Errors answer ``{"error": ..., "hint": ...}`` with a
 4xx status; the adapters turn them into ``pipeline.core.errors`` classes.
 """
@@ -29,12 +31,16 @@ from aiohttp import web
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.rules import parse_slot
+from pipeline.local.plane.access import guard
 from pipeline.local.plane.environments import Plane, PlaneRequestError
-from pipeline.local.specs import ReleaseSpec, RouteSpec
+from pipeline.local.plane.releases import ReleaseResolver
+from pipeline.local.specs import RouteSpec
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PLANE_KEY = web.AppKey("plane", Plane)
 SHUTDOWN_KEY = web.AppKey("shutdown", asyncio.Event)
+RELEASES_KEY = web.AppKey("releases", ReleaseResolver)
+_MAX_BODY = 72 * 1024 * 1024  # a 50 MB Lambda package (AWS's direct-upload limit) in base64 JSON
 
 
 @web.middleware
@@ -48,11 +54,17 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response({"error": message, "hint": "check the request body"}, status=400)
 
 
-def control_app(plane: Plane, shutdown: asyncio.Event) -> web.Application:
-    """The control API of ``plane``; ``POST /v1/shutdown`` sets ``shutdown``."""
-    app = web.Application(middlewares=[_errors], client_max_size=6 * 1024 * 1024)  # Lambda's 6 MB payload
+def control_app(plane: Plane, shutdown: asyncio.Event, token: str) -> web.Application:
+    """The control API of ``plane``, for holders of ``token``; ``POST /v1/shutdown`` sets ``shutdown``.
+
+    Its middleware also guards sub-applications mounted on it (the Lambda runtime's API).
+    """
+    if not token:
+        raise ValueError("the control API needs a token")
+    app = web.Application(middlewares=[guard(token), _errors], client_max_size=_MAX_BODY)
     app[PLANE_KEY] = plane
     app[SHUTDOWN_KEY] = shutdown
+    app[RELEASES_KEY] = ReleaseResolver(plane.state_dir)
     base = "/v1/envs/{env}/services/{service}"
     app.router.add_get("/v1/status", _status)
     app.router.add_post("/v1/shutdown", _shutdown)
@@ -108,8 +120,8 @@ async def _put_route(request: web.Request) -> web.Response:
 
 
 async def _provision(request: web.Request) -> web.Response:
-    spec = ReleaseSpec.from_dict(await _body(request))
     m = request.match_info
+    spec = await request.app[RELEASES_KEY].spec(m["env"], m["service"], await _body(request))
     changed = _plane(request).provision(m["env"], m["service"], _slot(m["slot"]), spec)
     return web.json_response({"changed": changed}, status=202)
 

@@ -20,33 +20,53 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import NotFoundError, PlatformError, TransientPlatformError
-from pipeline.local.plane.lifecycle import ensure_plane
+from pipeline.local.plane.access import auth_headers
+from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane
 
 PLANE_LOG = "logs/plane.log under .pipeline (or $PIPELINE_LOCAL_HOME)"
 
 
 class PlaneClient:
-    """Calls ``locate()``'s base URL; ``locate(True)`` must find the plane afresh."""
+    """Calls the plane ``locate()`` finds, with its token; ``locate(True)`` must find the
+    plane afresh (a restarted plane has a new port and a new token)."""
 
-    def __init__(self, locate: Callable[[bool], str], timeout: float = 30.0) -> None:
+    def __init__(self, locate: Callable[[bool], PlaneInfo], timeout: float = 30.0) -> None:
         self._locate = locate
         self._timeout = timeout
         self._base: str | None = None
+        self._token = ""
+        self._url: str | None = None  # fixed by ``for_url``
 
     @classmethod
-    def for_url(cls, url: str, timeout: float = 30.0) -> PlaneClient:
-        return cls(lambda _fresh: url, timeout)
+    def for_url(cls, url: str, timeout: float = 30.0, *, token: str = "") -> PlaneClient:
+        """A client of the plane at ``url`` whose token is ``token`` (``PlaneInfo.token``)."""
+        fixed = PlaneInfo(0, 0, "", 0.0, token)
+        client = cls(lambda _fresh: fixed, timeout)
+        client._url = url
+        return client
 
     @classmethod
     def for_state_dir(cls, state_dir: Path, timeout: float = 30.0) -> PlaneClient:
         """A client of the plane of ``state_dir``, starting it if it is not running."""
-        return cls(lambda _fresh: ensure_plane(state_dir)[0].url, timeout)
+        return cls(lambda _fresh: ensure_plane(state_dir)[0], timeout)
 
     @property
     def base_url(self) -> str:
         if self._base is None:
-            self._base = self._locate(False)
+            self._find(False)
+        assert self._base is not None
         return self._base
+
+    @property
+    def token(self) -> str:
+        """The plane's token (for the Lambda runtime's client, which shares the API)."""
+        self.base_url  # noqa: B018 - locate the plane (and its token) first
+        return self._token
+
+    def _find(self, fresh: bool) -> None:
+        info = self._locate(fresh)
+        self._base = self._url or info.url
+        self._token = info.token
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
              query: dict[str, str] | None = None, timeout: float | None = None) -> dict[str, Any]:
@@ -54,7 +74,7 @@ class PlaneClient:
         try:
             return self._once(method, path, body, query, timeout)
         except _Unreachable:
-            self._base = self._locate(True)
+            self._find(True)
         try:
             return self._once(method, path, body, query, timeout)
         except _Unreachable as exc:
@@ -67,8 +87,8 @@ class PlaneClient:
               query: dict[str, str] | None, timeout: float | None) -> dict[str, Any]:
         url = self.base_url + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json", **auth_headers(self._token)}
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout or self._timeout) as resp:
                 answer = json.loads(resp.read() or b"{}")

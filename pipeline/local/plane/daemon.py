@@ -25,9 +25,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from pipeline.local.http.dataplane import DataPlane
+from pipeline.local.http.limits import environ_limits
 from pipeline.local.lambda_.runtime import LambdaRuntime, lambda_app
+from pipeline.local.plane.access import read_token
 from pipeline.local.plane.control_api import control_app
 from pipeline.local.plane.environments import Plane
+from pipeline.local.plane.lambda_bridge import cross_loop_invoker
+from pipeline.local.plane.logs import configure as configure_logging
 
 PLANE_FILE = "plane.json"
 log = logging.getLogger("pipeline.local.plane")
@@ -55,10 +60,13 @@ async def serve(state_dir: Path, plane_id: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown.set)
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None)
+    data_plane = DataPlane(environ_limits())  # the routers' own thread and loop
+    await data_plane.start()
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as http:
         runtime = LambdaRuntime(state_dir / "lambda")
-        plane = Plane(state_dir, plane_id, http, runtime.invoke_http)
-        app = control_app(plane, shutdown)
+        invoke = cross_loop_invoker(runtime, loop, data_plane.limits.body_idle_timeout)
+        plane = Plane(state_dir, plane_id, http, invoke, data_plane=data_plane)
+        app = control_app(plane, shutdown, read_token(state_dir))
         app.add_subapp("/lambda/", lambda_app(runtime))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
@@ -77,6 +85,7 @@ async def serve(state_dir: Path, plane_id: str) -> None:
             log.info("plane %s shutting down", plane_id)
         finally:
             await plane.close()
+            await data_plane.close()
             await runtime.close()
             await runner.cleanup()
             _remove_plane_file(state_dir, plane_id)
@@ -87,11 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.local.plane.daemon")
     parser.add_argument("--state-dir", required=True, type=Path)
     parser.add_argument("--id", required=True)
+    parser.add_argument("--log-file", type=Path, help="rotating log file (default: stderr)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    os.umask(0o077)  # everything the plane writes under its folder is private (0600 / 0700)
     state_dir: Path = args.state_dir.resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if args.log_file is not None:
+        configure_logging(args.log_file)  # size-capped, repeats suppressed (pipeline.local.plane.logs)
+    if not read_token(state_dir):
+        parser.error(f"{state_dir} has no plane token: start the plane with `pipeline local up`")
     asyncio.run(serve(state_dir, args.id))
     return 0
 

@@ -9,6 +9,9 @@ how ``stop_plane`` finds and kills leftovers even after the plane itself was kil
 
 ``ensure_plane`` is idempotent and safe to call from concurrent processes (a file lock
 serialises them): a live plane is reused, a stale ``plane.json`` is replaced.
+
+The folder is made 0700 and every plane gets a new token (``plane.token``, 0600; see
+``pipeline.local.plane.access``) that its control API requires.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import psutil
 
 import pipeline
 from pipeline.core.errors import PlatformError, UsageError
+from pipeline.local.plane.access import auth_headers, new_token, private_dir, read_token
 
 PLANE_FILE = "plane.json"
 LOCAL_HOME_ENV = "PIPELINE_LOCAL_HOME"
@@ -40,12 +44,13 @@ _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 @dataclass(frozen=True, slots=True)
 class PlaneInfo:
-    """What ``plane.json`` says: the plane's pid, control port and id."""
+    """What ``plane.json`` says: the plane's pid, control port and id; and its token."""
 
     pid: int
     port: int
     id: str
     started_at: float
+    token: str = ""
 
     @property
     def url(self) -> str:
@@ -83,15 +88,17 @@ def read_plane(state_dir: Path) -> PlaneInfo | None:
     """The plane recorded in ``state_dir``, or None (no file, or an unreadable one)."""
     try:
         data = json.loads((state_dir / PLANE_FILE).read_text())
-        return PlaneInfo(int(data["pid"]), int(data["port"]), str(data["id"]), float(data["started_at"]))
+        return PlaneInfo(int(data["pid"]), int(data["port"]), str(data["id"]), float(data["started_at"]),
+                         read_token(state_dir))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def answers(info: PlaneInfo, timeout: float = 2.0) -> bool:
-    """True when the plane's control API answers with the recorded id."""
+    """True when the plane's control API accepts the token and answers with the recorded id."""
+    request = urllib.request.Request(f"{info.url}/v1/status", headers=auth_headers(info.token))
     try:
-        with urllib.request.urlopen(f"{info.url}/v1/status", timeout=timeout) as resp:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
             return bool(json.loads(resp.read()).get("id") == info.id)
     except (OSError, ValueError):
         return False
@@ -131,7 +138,9 @@ def stop_plane(state_dir: Path, *, timeout: float = 30.0) -> StopReport:
         graceful = answers(info)
         if graceful:
             with contextlib.suppress(OSError):
-                request = urllib.request.Request(f"{info.url}/v1/shutdown", method="POST", data=b"")
+                headers = {**auth_headers(info.token), "Content-Type": "application/json"}
+                request = urllib.request.Request(f"{info.url}/v1/shutdown", method="POST", data=b"{}",
+                                                 headers=headers)
                 urllib.request.urlopen(request, timeout=5).close()
             graceful = _wait_gone(info.pid, timeout)
         killed = _kill_all([p for p in [_process(info.pid)] if p is not None])
@@ -161,16 +170,16 @@ def plane_processes(plane_id: str) -> list[psutil.Process]:
 
 def _start(state_dir: Path, timeout: float) -> PlaneInfo:
     plane_id = os.urandom(8).hex()
-    logs = state_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = private_dir(state_dir / "logs")
+    new_token(state_dir)
     env = dict(os.environ)
     env[PLANE_ID_ENV] = plane_id
     package_parent = str(Path(pipeline.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    with (logs / "plane.log").open("ab") as log:
+    with os.fdopen(os.open(logs / "plane.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.local.plane.daemon",
-             "--state-dir", str(state_dir), "--id", plane_id],
+             "--state-dir", str(state_dir), "--id", plane_id, "--log-file", str(logs / "plane.log")],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             cwd=state_dir, start_new_session=True,
         )
@@ -198,8 +207,9 @@ def _start(state_dir: Path, timeout: float) -> PlaneInfo:
 
 @contextlib.contextmanager
 def _locked(state_dir: Path) -> Iterator[None]:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with (state_dir / "plane.lock").open("a") as handle:
+    private_dir(state_dir)
+    fd = os.open(state_dir / "plane.lock", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

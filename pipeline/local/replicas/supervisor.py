@@ -5,7 +5,8 @@ one replaces the slot's replicas, the old ones draining in the background);
 ``scale_down`` drains and stops a slot and returns once every process is gone (idempotent,
 and a second caller waits for the same stop); ``pick`` hands the router the next healthy
 replica of a slot, round-robin. Readiness is judged against a release digest, so a slot
-still running (or starting) another release is never reported ready for this one.
+still running (or starting) another release is never reported ready for this one, and a
+slot whose replicas cannot start says so at once (``failed``, see ``Replica.failure``).
 """
 
 from __future__ import annotations
@@ -60,11 +61,13 @@ class ReplicaSet:
         return None
 
     def health(self, digest: str) -> dict[str, object]:
-        """running/desired/healthy of this set, judged for release ``digest``."""
+        """running/desired/healthy of this set, judged for release ``digest``; ``failed`` says
+        why the release cannot become ready ("" while that is not clear)."""
         matches = self.spec.digest == digest
         running = sum(1 for r in self.replicas if r.running)
         healthy = sum(1 for r in self.replicas if r.in_rotation)
         problems = sorted({r.last_error for r in self.replicas if r.last_error and not r.in_rotation})
+        failed = next((r.failure for r in self.replicas if r.failure), "") if matches else ""
         detail = "" if matches else f"slot runs {self.spec.version} ({self.spec.digest[7:19]})"
         if problems:
             detail = "; ".join(filter(None, [detail, *problems]))
@@ -74,6 +77,7 @@ class ReplicaSet:
             "healthy": healthy if matches else 0,
             "revision_matches": matches,
             "detail": detail,
+            "failed": failed,
         }
 
     def snapshot(self) -> dict[str, object]:

@@ -138,6 +138,22 @@ class Project:
         git(self.root, "commit", "-q", "-m", message)
         return git(self.root, "rev-parse", "HEAD")
 
+    def commit_launch(self, message: str, command: str, *, env: dict[str, str] | None = None,
+                      cwd: str = ".", files: dict[str, str] | None = None) -> str:
+        """Commit ``files`` (relative to services/orders) and a service.yaml whose ``local:``
+        runs ``command`` in ``cwd`` with ``env``: the plane runs what the release's own
+        service.yaml says, so a test changes what runs by committing it."""
+        for name, text in (files or {}).items():
+            (self.root / "services" / "orders" / name).write_text(text)
+        return self.commit_change("services/orders/service.yaml",
+                                  service_yaml(command, env=env, cwd=cwd), message)
+
+
+def service_yaml(command: str, *, env: dict[str, str] | None = None, cwd: str = ".") -> str:
+    """SERVICE_YAML with another ``local:`` section."""
+    local = f"local:\n  command: {command}\n  cwd: {cwd}\n  env: {json.dumps(env or {})}\n"
+    return SERVICE_YAML.replace("local:\n  command: python app.py\n", local)
+
 
 @dataclass
 class Adapters:
