@@ -63,9 +63,26 @@ def _port_pair() -> int:
     raise SystemExit("no two consecutive free ports on 127.0.0.1")
 
 
+SERVICE_YAML = """\
+name: hello
+kind: ecs
+owner: dev
+paths: ["services/hello/**"]
+build: {context: services/hello}
+local: {command: python app.py}
+ecs:
+  container: hello
+  port: 8000
+  health_check: {path: /health}
+  route: {path: "/*", priority: 1}
+"""
+
+
 def _project(root: Path) -> None:
-    root.mkdir(parents=True)
-    (root / "app.py").write_text(APP)
+    """A git repository with one service; the plane runs what its service.yaml says."""
+    (root / "services" / "hello").mkdir(parents=True)
+    (root / "services" / "hello" / "app.py").write_text(APP)
+    (root / "services" / "hello" / "service.yaml").write_text(SERVICE_YAML)
     for args in (["init", "-q"], ["add", "-A"],
                  ["-c", "user.email=b@example.com", "-c", "user.name=bench", "commit", "-q", "-m", "app"]):
         subprocess.run(["git", *args], cwd=root, check=True)
