@@ -94,7 +94,7 @@ class App:
         strategy = env.shape(strategy_for(self.project, service))
         factory = self.factory(env)
         if isinstance(factory, StrategyRules):  # the platform's own rules (AWS: the ECS drain)
-            strategy = factory.strategy(self.project.service(service), strategy)
+            strategy = factory.strategy(env, self.project.service(service), strategy)
         return strategy
 
     def release(self, service: str, env_name: str, image: str | None, ref: str | None) -> Release:

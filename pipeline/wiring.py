@@ -36,5 +36,6 @@ class StrategyRules(Protocol):
     A factory without platform rules for strategies does not implement it.
     """
 
-    def strategy(self, service: ServiceConfig, strategy: Strategy) -> Strategy:
-        """``strategy`` as the platform runs ``service`` (e.g. ``drain_seconds``)."""
+    def strategy(self, env: EnvironmentConfig, service: ServiceConfig, strategy: Strategy) -> Strategy:
+        """``strategy`` as the platform runs ``service`` in ``env`` (e.g. ``drain_seconds``);
+        raises when ``env`` cannot run it (e.g. credentials that expire before it ends)."""

@@ -75,6 +75,9 @@ ACCESS = frozenset(
         "SignatureDoesNotMatch",
     }
 )
+# STS-issued credentials past their expiry (IAM User Guide, "Requesting temporary security
+# credentials": "The security token included in the request is expired")
+EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException"})
 NOT_FOUND = frozenset(
     {
         "ResourceNotFoundException",
@@ -135,6 +138,13 @@ def _client_error(exc: ClientError, doing: str) -> PipelineError:
             what,
             hint="AWS is throttling or failing for now and botocore's retries ran out; "
             "run the command again in a minute (`pipeline deploy --resume` continues a deployment)",
+        )
+    if code in EXPIRED:
+        return PlatformError(
+            what,
+            hint="the AWS credentials expired while the command ran: give it credentials that renew "
+            "(AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) or longer-lived ones, then "
+            "`pipeline deploy --resume` continues the deployment",
         )
     if code in ACCESS:
         return PlatformError(

@@ -5,8 +5,9 @@
   ``CloudWatchMetrics`` + the service's load-test stages; for ``kind: lambda``,
   ``pipeline.aws.lambda_.platform.lambda_platform``;
 - ``registry(env)``: ``pipeline.aws.ecr.registry.EcrRegistry`` on the environment's registry;
-- ``strategy(service, strategy)``: the AWS platform's rule for a service's strategy (ECS
-  slots scale down once the ALB weights settled; ECS drains their targets itself);
+- ``strategy(env, service, strategy)``: the AWS platform's rules for a service's strategy
+  (ECS slots scale down once the ALB weights settled; ECS drains their targets itself),
+  and the refusal of a strategy that may outlast the environment's credentials;
 - ``bootstrap_plan(env, services)``: the ``BootstrapStep`` list ``pipeline bootstrap`` runs.
 
 One ``AwsSession`` per environment (assumed role, retries, client cache), made on first use.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 from pipeline.aws.alb.metrics import CloudWatchMetrics
 from pipeline.aws.alb.router import WEIGHT_SETTLE_SECONDS, AlbListenerRouter, service_routes
 from pipeline.aws.bootstrap import BootstrapStep, plan_environment
+from pipeline.aws.credentials import check_fits
 from pipeline.aws.ecr.registry import EcrRegistry
 from pipeline.aws.ecs.bootstrap import plan_ecs_service
 from pipeline.aws.ecs.compute import EcsCompute
@@ -106,14 +108,20 @@ class AwsFactory:
             platform = ecs_platform(session, settings, spec, self.clock, stages)
         return replace(platform, traffic=traffic)
 
-    def strategy(self, service: ServiceConfig, strategy: Strategy) -> Strategy:
+    def strategy(self, env: EnvironmentConfig, service: ServiceConfig, strategy: Strategy) -> Strategy:
         """``strategy`` under the AWS platform's rules: after traffic left an ECS slot, the
         engine holds ``WEIGHT_SETTLE_SECONDS`` (the ALB nodes apply the verified weights)
         before it scales the slot down; ECS then drains the slot's targets for the
-        deregistration delay itself (Lambda: unchanged)."""
-        if service.ecs is None:
-            return strategy
-        return replace(strategy, drain_seconds=WEIGHT_SETTLE_SECONDS)
+        deregistration delay itself (Lambda: unchanged).
+
+        UsageError, before anything changes, when the environment's credentials expire
+        before a deployment of the strategy may end (``pipeline.aws.credentials``).
+        """
+        if service.ecs is not None:
+            strategy = replace(strategy, drain_seconds=WEIGHT_SETTLE_SECONDS)
+        session = self.session(env)
+        check_fits(session.lifetime(), strategy, session.utc_now(), environment=self.environment(env).name)
+        return strategy
 
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
         settings, root = self.environment(env), self.project.root

@@ -78,7 +78,8 @@ def test_ecs_slots_wait_only_for_the_weights_to_settle_not_the_deregistration_de
     shaped = App(factory.project.root, clock).strategy("orders", "aws-test")
 
     assert shaped.drain_seconds == WEIGHT_SETTLE_SECONDS
-    assert factory.strategy(service, replace(shaped, drain_seconds=0.0)) == shaped
+    env = factory.project.environment("aws-test")
+    assert factory.strategy(env, service, replace(shaped, drain_seconds=0.0)) == shaped
 
 
 def test_the_aws_rules_leave_a_lambda_services_strategy_unchanged(factory: AwsFactory) -> None:
@@ -86,4 +87,5 @@ def test_the_aws_rules_leave_a_lambda_services_strategy_unchanged(factory: AwsFa
     strategy = App(factory.project.root).strategy("orders", "aws-test")
     undrained = replace(strategy, drain_seconds=0.0)
 
-    assert factory.strategy(service, undrained) == undrained
+    env = factory.project.environment("aws-test")
+    assert factory.strategy(env, service, undrained) == undrained

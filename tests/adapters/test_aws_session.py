@@ -67,7 +67,9 @@ def test_refreshes_assumed_credentials_before_they_expire(aws: str) -> None:
     now.value += timedelta(minutes=50)  # within 15 minutes of expiry: botocore refreshes
     ecs.list_clusters()
 
-    assert len(calls) == 2
+    # The endpoint stamps Expiration on the wall clock, which ``now`` has left 50 minutes
+    # behind, so the renewed credentials look due again and may be renewed once more.
+    assert len(calls) >= 2
     assert session.credentials_expiry() != first_expiry
 
 

@@ -1,0 +1,164 @@
+"""How long an environment's AWS credentials last, and whether a deployment fits in them.
+
+A deployment process holds its credentials for as long as the deployment runs: through
+the readiness wait, every bake and analysis window, every hold for ``pipeline continue``
+and the drain. Credentials that expire half-way leave a deployment stuck between two
+releases with a process that can no longer move traffic back. So before anything
+changes, the span the strategy may take is compared with what the credentials allow:
+
+- **Renewed** credentials have no limit: botocore's own providers fetch new ones before
+  the old expire (web identity from ``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN``,
+  SSO, the container and instance roles, ``credential_process``).
+- **Fixed** credentials (environment variables, the credentials file, explicit keys) are
+  never renewed. Long-term keys (no session token) do not expire. Temporary ones expire
+  at ``AWS_CREDENTIAL_EXPIRATION`` when it is set (botocore reads it); without it they
+  are taken to last ``TEMPORARY_SECONDS`` from the start of the command, the one-hour
+  default of GitHub's ``configure-aws-credentials`` and of STS.
+- **Chained**: with ``aws.role_arn`` the environment's role is assumed with the base
+  credentials and re-assumed (with the same base) before its one-hour session ends, so
+  the deployment can last as long as the base credentials can re-assume: no limit with
+  renewed or long-term base credentials; with fixed temporary ones, until they expire,
+  and at least one role session (``role_seconds``) from the start.
+
+``deployment_span(strategy)`` is the longest the engine may run a strategy without a
+failure: every deadline and timed wait added up (see its docstring).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipeline.core.errors import UsageError
+from pipeline.core.plan import Strategy
+from pipeline.core.steps import Analyze, Approve, LoadStage, Pause, SetWeight, TestStage, format_seconds
+
+__all__ = [
+    "FIXED_METHODS",
+    "TEMPORARY_SECONDS",
+    "Lifetime",
+    "check_fits",
+    "deployment_span",
+    "is_same_role",
+    "lifetime_of",
+]
+
+# botocore credential ``method`` values whose credentials nothing renews
+FIXED_METHODS = frozenset({"env", "explicit", "shared-credentials-file", "config-file", "boto-config"})
+TEMPORARY_SECONDS = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetime:
+    """Until when credentials can sign requests (``expires_at`` None: renewed, no limit)."""
+
+    expires_at: datetime | None
+    source: str  # what the credentials are, for messages
+
+
+def lifetime_of(
+    credentials: Any, now: datetime, *, chained: bool, role_seconds: float
+) -> Lifetime:
+    """The lifetime of ``credentials`` (botocore ``Credentials``, as the session resolved
+    them) when used directly, or, ``chained``, to re-assume the environment's role."""
+    if credentials is None:
+        return Lifetime(None, "no credentials")
+    method = str(getattr(credentials, "method", "") or "")
+    if method not in FIXED_METHODS:
+        return Lifetime(None, f"{method or 'provider'} credentials, renewed by botocore")
+    # botocore keeps no public accessor for the expiry of credentials (boto/botocore#2694)
+    expiry: datetime | None = getattr(credentials, "_expiry_time", None)
+    if expiry is not None:
+        base = Lifetime(expiry, f"fixed {method} credentials expiring at {expiry:%H:%M:%S} UTC "
+                        "(AWS_CREDENTIAL_EXPIRATION)")
+    elif not credentials.get_frozen_credentials().token:
+        return Lifetime(None, f"long-term {method} access keys")
+    else:
+        until = now + timedelta(seconds=TEMPORARY_SECONDS)
+        base = Lifetime(until, f"fixed temporary {method} credentials without a stated expiry "
+                        f"(taken as {format_seconds(TEMPORARY_SECONDS)})")
+    if chained and base.expires_at is not None:
+        one_session = now + timedelta(seconds=role_seconds)
+        return Lifetime(max(base.expires_at, one_session), f"a role chained from {base.source}")
+    return base
+
+
+def is_same_role(caller_arn: str, role_arn: str) -> bool:
+    """True when ``caller_arn`` (GetCallerIdentity) is a session of the role ``role_arn``.
+
+    ``arn:aws:sts::ACCT:assumed-role/NAME/SESSION`` is a session of
+    ``arn:aws:iam::ACCT:role/PATH/NAME``: same partition and account, same role name (an
+    assumed-role ARN carries no path).
+    """
+    caller, role = caller_arn.split(":", 5), role_arn.split(":", 5)
+    if len(caller) != 6 or len(role) != 6 or caller[2] != "sts" or role[2] != "iam":
+        return False
+    kind, _, rest = caller[5].partition("/")
+    name = rest.split("/", 1)[0]
+    return (
+        kind == "assumed-role"
+        and caller[1] == role[1]
+        and caller[4] == role[4]
+        and role[5].startswith("role/")
+        and role[5].rsplit("/", 1)[-1] == name
+    )
+
+
+def deployment_span(strategy: Strategy) -> tuple[float, list[str]]:
+    """The longest a deployment of ``strategy`` runs without failing, and its parts.
+
+    Readiness (``timeouts.ready``), every step (a weight change: ``timeouts.verify``; a
+    timed pause or bake: its seconds; a pause or approval that waits for ``pipeline
+    continue``: ``timeouts.hold``; an analysis: its window plus one interval; a test or
+    load stage: ``timeouts.stage``), the final switch (``timeouts.verify``), the drain and
+    ``keep_previous``.
+    """
+    t = strategy.timeouts
+    parts: dict[str, float] = {"ready": t.ready}
+
+    def add(label: str, seconds: float) -> None:
+        parts[label] = parts.get(label, 0.0) + seconds
+
+    for step in strategy.steps:
+        match step:
+            case SetWeight():
+                add("weight checks", t.verify)
+            case Pause(seconds=None) | Approve():
+                add("holds for `pipeline continue`", t.hold)
+            case Pause(seconds=seconds):
+                add("pauses", seconds or 0.0)
+            case Analyze():
+                add("analyses", strategy.analysis.window_seconds + strategy.analysis.interval_seconds)
+            case TestStage() | LoadStage():
+                add("stages", t.stage)
+    add("weight checks", t.verify)
+    add("drain", strategy.drain_seconds)
+    add("keep_previous", strategy.keep_previous)
+    described = [f"{label} {format_seconds(seconds)}" for label, seconds in parts.items() if seconds > 0]
+    return sum(parts.values()), described
+
+
+def check_fits(lifetime: Lifetime, strategy: Strategy, now: datetime, *, environment: str) -> None:
+    """UsageError when a deployment of ``strategy`` may outlast ``lifetime``."""
+    if lifetime.expires_at is None:
+        return
+    span, parts = deployment_span(strategy)
+    left = (lifetime.expires_at - now).total_seconds()
+    if span <= left:
+        return
+    raise UsageError(
+        f"a deployment to {environment} may take up to {format_seconds(span)} "
+        f"({', '.join(parts)}), but its AWS credentials last {_rounded_down(left)}: "
+        f"{lifetime.source}",
+        hint="give the process credentials that renew (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), "
+        "or shorten the holds and "
+        "timeouts (deploy.timeouts, max_pause on the environment); if the credentials last longer, "
+        "say so with AWS_CREDENTIAL_EXPIRATION",
+    )
+
+
+def _rounded_down(seconds: float) -> str:
+    """``seconds`` for a person: whole minutes from two minutes on, never rounded up."""
+    whole = max(0.0, float(int(seconds)))
+    return format_seconds(whole // 60 * 60 if whole >= 120 else whole)
