@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,14 @@ from pipeline.aws.state.lock import DynamoLockManager
 from pipeline.aws.state.store import DynamoStateStore
 from pipeline.aws.state.table import ensure_table, table_status
 from pipeline.core.errors import NotFoundError
-from pipeline.core.ports import LockManager, StateStore
+from pipeline.core.ports import Clock, LockManager, ProcessIdentity, StateStore
 from pipeline.testing import FakeClock
 from tests.adapters.support.ecs import new_session
 from tests.support.racing import run_race
 from tests.support.store_contract import (
     REF,
     CrashTakeoverContract,
+    FencingContract,
     LockContract,
     QueryContract,
     StateStoreContract,
@@ -49,6 +51,16 @@ def store(session: AwsSession) -> DynamoStateStore:
 @pytest.fixture
 def locks(session: AwsSession, clock: FakeClock) -> DynamoLockManager:
     return DynamoLockManager(session, TABLE, clock)
+
+
+@pytest.fixture
+def locks_as(session: AwsSession, clock: FakeClock) -> Callable[..., DynamoLockManager]:
+    """A lock manager on the same table that records another process as the holder."""
+
+    def make(identity: ProcessIdentity, other_clock: Clock | None = None) -> DynamoLockManager:
+        return DynamoLockManager(session, TABLE, other_clock or clock, identity=lambda: identity)
+
+    return make
 
 
 def test_ensure_table_creates_once(session: AwsSession, clock: FakeClock) -> None:
@@ -139,5 +151,5 @@ class TestDynamoStoreContract(StateStoreContract, QueryContract):
     """The shared store contract (tests/store_contract.py) on the Dynamo store."""
 
 
-class TestDynamoLockContract(LockContract, CrashTakeoverContract):
+class TestDynamoLockContract(LockContract, CrashTakeoverContract, FencingContract):
     """The shared lock contract (tests/store_contract.py) on the Dynamo lock manager."""

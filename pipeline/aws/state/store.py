@@ -7,10 +7,14 @@ out in ``pipeline.aws.state.table``:
 - ``commit`` writes the state and its records in one ``TransactWriteItems`` (all or
   nothing, at most 100 items; a longer list of records is written in several transactions,
   the state with the last one). The transaction carries a ``ClientRequestToken``, so
-  botocore's retry of a call whose answer was lost is not applied twice;
+  botocore's retry of a call whose answer was lost is not applied twice. A fenced commit
+  (``fence``) adds a ``ConditionCheck`` on the lock item (owner and fencing token) to every
+  transaction: once the lease was taken over, nothing is written and ``LeaseLost`` is raised;
+- records are write-once: each is put on condition ``attribute_not_exists(pk)``, and the
+  store never updates or deletes one (its IAM actions have no ``DeleteItem``);
 - ``history`` queries the records newest first and returns the last ``limit`` oldest first;
-- ``send`` puts one ``SIG#`` item; ``receive`` claims each queued signal with a
-  conditional update (so two readers never both get it) and then deletes it.
+- ``send`` puts one ``SIG#`` item; ``receive`` claims each unclaimed signal with a
+  conditional update (so two readers never both get it); claimed signals stay, skipped.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
+from pipeline.aws.state.lock import DynamoLockManager
 from pipeline.aws.state.table import (
     RECORD_PREFIX,
     SEQUENCE,
@@ -37,8 +42,10 @@ from pipeline.aws.state.table import (
     signal_sk,
     text,
 )
+from pipeline.clock import SystemClock
+from pipeline.core.errors import LeaseLost
 from pipeline.core.model import ServiceRef
-from pipeline.core.ports import Record
+from pipeline.core.ports import Lease, Record
 from pipeline.core.state import DeploymentState, Signal, signal_from_json, signal_to_json
 
 IAM_ACTIONS: frozenset[str] = frozenset(
@@ -46,12 +53,13 @@ IAM_ACTIONS: frozenset[str] = frozenset(
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",  # the fence of a commit (TransactWriteItems)
         "dynamodb:Query",
         "dynamodb:Scan",
     }
 )
 MAX_TRANSACTION = 100
+_WRITE_ONCE = "attribute_not_exists(pk)"
 
 
 class DynamoStateStore:
@@ -60,6 +68,7 @@ class DynamoStateStore:
     def __init__(self, session: AwsSession, table: str) -> None:
         self._session = session
         self.table = table
+        self._locks = DynamoLockManager(session, table, SystemClock())  # fences only: no clock use
 
     @property
     def _db(self) -> Any:
@@ -73,22 +82,39 @@ class DynamoStateStore:
             ).get("Item")
         return DeploymentState.from_json(text(item, "state")) if item else None
 
-    def commit(self, state: DeploymentState | None, records: Sequence[Record]) -> None:
-        """Save ``state`` (unless None) and append ``records``; atomic up to 100 items."""
-        items = [_record_item(r) for r in records]
+    def commit(
+        self, state: DeploymentState | None, records: Sequence[Record], *, fence: Lease | None = None
+    ) -> None:
+        """Save ``state`` (unless None) and append ``records``; atomic up to 100 items (99
+        with a ``fence``, which every transaction checks). LeaseLost if the fence is lost."""
+        puts = [_put(self.table, _record_item(r), _WRITE_ONCE) for r in records]
         if state is not None:
-            items.append(_state_item(state))
+            puts.append(_put(self.table, _state_item(state)))
         about = state.ref if state else (records[0].ref if records else "nothing")
-        for start in range(0, len(items), MAX_TRANSACTION):
-            chunk = items[start : start + MAX_TRANSACTION]
-            with aws_errors(f"save the state of {about} in {self.table}"):
-                if len(chunk) == 1:  # a single put is atomic and idempotent (fixed key)
-                    self._db.put_item(TableName=self.table, Item=chunk[0])
-                    continue
-                self._db.transact_write_items(
-                    TransactItems=[{"Put": {"TableName": self.table, "Item": item}} for item in chunk],
-                    ClientRequestToken=uuid.uuid4().hex,
-                )
+        doing = f"save the state of {about} in {self.table}"
+        if fence is None and state is not None and not records:
+            with aws_errors(doing):  # the state alone: one put is atomic and idempotent (fixed key)
+                self._db.put_item(TableName=self.table, Item=_state_item(state))
+            return
+        check = [self._locks.fence_check(fence)] if fence is not None else []
+        size = MAX_TRANSACTION - len(check)
+        for start in range(0, len(puts), size):
+            self._transact([*check, *puts[start : start + size]], fence, doing)
+
+    def _transact(self, items: list[dict[str, Any]], fence: Lease | None, doing: str) -> None:
+        try:
+            self._db.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            fenced = fence is not None and reasons and reasons[0].get("Code") == "ConditionalCheckFailed"
+            if error_code(exc) == "TransactionCanceledException" and fenced:
+                assert fence is not None
+                holder = self._locks.holder_name(fence.key)
+                why = f"lease token {fence.token} is no longer current"
+                raise LeaseLost(fence.key, holder, why=why) from None
+            raise translate(exc, doing) from exc
+        except BotoCoreError as exc:
+            raise translate(exc, doing) from exc
 
     def history(self, ref: ServiceRef, limit: int = 200) -> list[Record]:
         """The last ``limit`` records of ``ref`` (history and audit), oldest first."""
@@ -128,7 +154,7 @@ class DynamoStateStore:
         """Take the queued signals of ``ref``, oldest first; each is returned to one caller once."""
         claim = uuid.uuid4().hex
         taken: list[Signal] = []
-        for item in self._query(ref, SIGNAL_PREFIX):
+        for item in self._query(ref, SIGNAL_PREFIX, unclaimed=True):
             if self._claim(item, claim):
                 taken.append(signal_from_json(text(item, "signal")))
         return taken
@@ -148,11 +174,12 @@ class DynamoStateStore:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False  # another reader took it
             raise translate(exc, f"take a signal from {self.table}") from exc
-        with aws_errors(f"delete a taken signal from {self.table}"):
-            self._db.delete_item(TableName=self.table, Key=key)
         return True
 
-    def _query(self, ref: ServiceRef, prefix: str, *, newest_first: bool = False) -> Iterator[dict[str, Any]]:
+    def _query(
+        self, ref: ServiceRef, prefix: str, *, newest_first: bool = False, unclaimed: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        only = {"FilterExpression": "attribute_not_exists(claimed_by)"} if unclaimed else {}
         with aws_errors(f"read the {prefix.rstrip('#').lower()} items of {ref} from {self.table}"):
             pages = self._db.get_paginator("query").paginate(
                 TableName=self.table,
@@ -160,9 +187,17 @@ class DynamoStateStore:
                 ExpressionAttributeValues={":pk": s(deployment_pk(ref)), ":prefix": s(prefix)},
                 ScanIndexForward=not newest_first,
                 ConsistentRead=True,
+                **only,
             )
             for page in pages:
                 yield from page["Items"]
+
+
+def _put(table: str, item: dict[str, Any], condition: str = "") -> dict[str, Any]:
+    put: dict[str, Any] = {"TableName": table, "Item": item}
+    if condition:
+        put["ConditionExpression"] = condition
+    return {"Put": put}
 
 
 def _key(pk: str, sk: str) -> dict[str, dict[str, str]]:
