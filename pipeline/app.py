@@ -6,7 +6,7 @@ platform factory named by each environment and builds ``operations.Context`` obj
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -18,11 +18,12 @@ from pipeline.core.model import ImageRef, Release, ServiceRef
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
 from pipeline.engine import EngineSettings
+from pipeline.identity import Identity, os_account
 from pipeline.local.factory import LocalFactory
 from pipeline.operations import Context
 from pipeline.owners import actor, owner_id
 from pipeline.project_root import PROJECT_FILE, SERVICES_DIR, find_root
-from pipeline.promotion import Requirements
+from pipeline.requirements import Override, Requirements
 from pipeline.wiring import PlatformFactory, StrategyRules
 
 FACTORIES: dict[str, type[PlatformFactory]] = {"local": LocalFactory, "aws": AwsFactory}
@@ -76,7 +77,20 @@ class App:
             owner=self.owner,
             stores=self.store,
             settings=EngineSettings(lease_ttl=float(self.project.config.defaults.lock_ttl)),
+            requires=self.requirements(env_name),
         )
+
+    def identity(self, env_name: str) -> Identity:
+        """Who runs this command, from a source the caller cannot set: on an AWS environment
+        the STS caller ARN of the ambient credentials, else the OS account (unverified)."""
+        factory = self.factory(self.environment(env_name))
+        if isinstance(factory, AwsFactory):
+            return Identity(factory.session(self.environment(env_name)).caller_arn(), "aws-sts")
+        return os_account()
+
+    def override(self, env_name: str, reason: str) -> Override:
+        """A break-glass request by this caller's identity (``requirements.authorise`` decides)."""
+        return Override(reason, self.identity(env_name))
 
     def store(self, env_name: str) -> StateStore:
         env = self.environment(env_name)
@@ -108,13 +122,22 @@ class App:
 
     def requirements(self, env_name: str) -> Requirements:
         """What ``env_name`` demands of a release: environments passed, and whose approval
-        (its members, and whether only GitHub-verified approvals count)."""
-        req = self.environment(env_name).requires
-        if req.approval is None:
-            return Requirements(passed=tuple(req.passed))
-        org = self.project.config.organisations[req.approval]
-        return Requirements(
+        (its members, and whether only GitHub-verified approvals count); whether OS-account
+        identities count, and who may break glass (the owning organisation's members)."""
+        env = self.environment(env_name)
+        req, orgs = env.requires, self.project.config.organisations
+        owners = orgs[env.owner].members if env.owner in orgs else ()
+        base = Requirements(
             passed=tuple(req.passed),
+            unverified=env.allows_unverified(),
+            owner=env.owner,
+            owners=frozenset(owners) if owners else None,
+        )
+        if req.approval is None:
+            return base
+        org = orgs[req.approval]
+        return replace(
+            base,
             approval=req.approval,
             approvers=frozenset(org.members) if org.members else None,
             verified="github" if org.github else None,

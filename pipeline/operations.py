@@ -1,5 +1,9 @@
 """Use cases on top of the engine: plan, deploy, resume, signal, rollback (promotion and
-approvals are in ``pipeline.promotion``).
+approvals are in ``pipeline.promotion``, the choice of a rollback target in ``pipeline.rollback``).
+
+Every path that moves a release forward (deploy, resume, continue, rollback to an ended
+release) first passes ``pipeline.requirements.admit`` with the context's ``requires``: an
+environment's requirements hold on every path, or a recorded break-glass override applies.
 
 Every operator command is an event for the same engine: the event goes to the store's
 inbox, then this process tries to take the lock and run the engine itself (which applies
@@ -14,9 +18,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from pipeline import requirements
 from pipeline.core.errors import LockHeldError, NotFoundError, StateConflict
 from pipeline.core.machine import transition
-from pipeline.core.model import Release, ServiceRef
+from pipeline.core.model import Missing, Release, ServiceRef
 from pipeline.core.plan import Strategy, new_deployment
 from pipeline.core.plan import serving as plan_serving
 from pipeline.core.ports import Clock, EventSink, LockManager, Platform, Record, StateStore
@@ -28,8 +33,11 @@ from pipeline.core.state import (
     Signal,
 )
 from pipeline.engine import Engine, EngineSettings
+from pipeline.requirements import Override, Requirements, admit, overridden, override_record
+from pipeline.requirements import successful_releases as _successful
+from pipeline.rollback import ROLLBACK, RollbackPlan, plan_rollback
 
-SUCCEEDED = "deployment.succeeded"
+SUCCEEDED = requirements.SUCCEEDED
 
 
 @dataclass(frozen=True)
@@ -45,10 +53,16 @@ class Context:
     owner: str
     settings: EngineSettings = EngineSettings()
     stores: Callable[[str], StateStore] | None = None  # other environments' stores, by name
+    requires: Requirements = Requirements()  # the environment's requirements (App fills them)
+    override: Override | None = None  # break-glass: --override-requirements --reason
 
     def store_of(self, environment: str) -> StateStore:
         """The store holding ``environment``'s history (promotion reads the source's)."""
         return self.stores(environment) if self.stores else self.store
+
+    def history(self, ref: ServiceRef) -> list[Record]:
+        """All of ``ref``'s records, from its environment's store, oldest first."""
+        return self.store_of(ref.environment).history(ref, limit=100_000)
 
     def engine(self, ref: ServiceRef) -> Engine:
         return Engine(
@@ -96,14 +110,42 @@ def deploy(
     reason: str = "",
 ) -> DeploymentState:
     """Run a new deployment of ``release`` to its end; return the final state. ``reason``
-    (the operator's words) is added to the audit record."""
-    state = plan(ctx, ref, release, strategy, fast=why == "rollback")
+    (the operator's words) is added to the audit record. Refused (``PromotionRefused``,
+    nothing changed) unless the environment's requirements hold or ``ctx.override`` breaks
+    the glass, which is recorded."""
+    missing = admit_release(ctx, ref, release)
+    state = plan(ctx, ref, release, strategy, fast=why == ROLLBACK)
     detail = f"{why} {release.short}" + (f": {reason}" if reason else "")
-    return ctx.engine(ref).run(state, [_audit(ctx, state, why, detail)])
+    return ctx.engine(ref).run(state, [_audit(ctx, state, why, detail), *_overrides(ctx, state, missing)])
+
+
+def admit_release(ctx: Context, ref: ServiceRef, release: Release) -> tuple[Missing, ...]:
+    """``requirements.admit`` for ``release`` in ``ref``'s environment: what is unmet (only
+    with an allowed override), else ``PromotionRefused``. Commands call it before asking."""
+    return admit(ctx.history, ref, release, ctx.requires, ctx.override)
+
+
+def _admit_running(ctx: Context, state: DeploymentState) -> list[Record]:
+    """The gate for moving an unfinished deployment forward (resume, continue): it may have
+    been started elsewhere, by a version that did not check. A deployment started with a
+    recorded override needs none again."""
+    if not ctx.requires.any or overridden(ctx.history(state.ref), state.id):
+        return []
+    return _overrides(ctx, state, admit_release(ctx, state.ref, state.release))
+
+
+def _overrides(ctx: Context, state: DeploymentState, missing: tuple[Missing, ...]) -> list[Record]:
+    if not missing or ctx.override is None:
+        return []
+    record = override_record(
+        state.ref, state.id, state.release, missing, ctx.override, ts=ctx.clock.now(), actor=ctx.actor
+    )
+    return [record]
 
 
 def resume(ctx: Context, ref: ServiceRef) -> DeploymentState:
-    """Continue the persisted deployment of ``ref`` after a crash."""
+    """Continue the persisted deployment of ``ref`` after a crash (its release must meet the
+    environment's requirements, see ``_admit_running``)."""
     state = current(ctx, ref)
     if state.phase.terminal:
         raise StateConflict(
@@ -111,7 +153,8 @@ def resume(ctx: Context, ref: ServiceRef) -> DeploymentState:
             f"ended {state.phase.value}",
             hint="start a new one with `pipeline deploy`",
         )
-    return ctx.engine(ref).run(state, [_audit(ctx, state, "resume", f"resume at {state.phase.value}")])
+    gate = _admit_running(ctx, state)
+    return ctx.engine(ref).run(state, [_audit(ctx, state, "resume", f"resume at {state.phase.value}"), *gate])
 
 
 def signal(ctx: Context, ref: ServiceRef, sig: Signal) -> DeploymentState | None:
@@ -123,14 +166,15 @@ def signal(ctx: Context, ref: ServiceRef, sig: Signal) -> DeploymentState | None
     state = current(ctx, ref)
     sig = replace(sig, deployment=state.id)  # never applied to a later deployment
     transition(state, sig)  # raises StateConflict for an illegal move; the result is discarded
+    gate = _admit_running(ctx, state) if isinstance(sig, ContinueRequested) else []
     reason = "" if isinstance(sig, ContinueRequested) else sig.reason
-    record = _audit(ctx, state, _SIGNAL_NAMES[type(sig)], reason)
+    records = [_audit(ctx, state, _SIGNAL_NAMES[type(sig)], reason), *gate]
     ctx.store.send(ref, sig)
     try:
-        return ctx.engine(ref).run(state, [record])
+        return ctx.engine(ref).run(state, records)
     except LockHeldError:
         # A live engine holds the deployment: it takes the signal from the inbox at its next tick.
-        ctx.store.commit(None, [record])
+        ctx.store.commit(None, records)
         return None
 
 
@@ -153,11 +197,7 @@ def current(ctx: Context, ref: ServiceRef) -> DeploymentState:
 
 def successful_releases(ctx: Context, ref: ServiceRef) -> list[Release]:
     """Releases that completed a deployment in ``ref``'s environment, oldest first."""
-    return [
-        Release.from_dict(r.data["release"])
-        for r in ctx.store_of(ref.environment).history(ref, limit=100_000)
-        if r.action == SUCCEEDED and "release" in r.data
-    ]
+    return _successful(ctx.history, ref)
 
 
 def serving(state: DeploymentState | None) -> Release | None:
@@ -165,32 +205,33 @@ def serving(state: DeploymentState | None) -> Release | None:
     return plan_serving(state)[0]
 
 
+def rollback_plan(ctx: Context, ref: ServiceRef, to: str = "") -> RollbackPlan:
+    """What ``rollback`` would do: what serves, the target and why (``pipeline.rollback``)."""
+    return plan_rollback(current(ctx, ref), ctx.history(ref), to)
+
+
 def rollback(
-    ctx: Context, ref: ServiceRef, strategy: Strategy, *, to: str = "", reason: str = ""
+    ctx: Context,
+    ref: ServiceRef,
+    strategy: Strategy,
+    *,
+    to: str = "",
+    reason: str = "",
+    planned: RollbackPlan | None = None,
 ) -> DeploymentState | None:
-    """Return ``ref`` to the last successfully deployed release (or the one named by ``to``);
-    ``reason`` is recorded in the history.
+    """Return ``ref`` to the release ``rollback_plan`` chooses (``planned``, as shown to the
+    operator, or a fresh plan); ``reason`` is recorded in the history.
 
     An unfinished deployment is rolled back by an event to its engine (the old slot is
     still serving or warm). After a finished one, the target release is redeployed fast:
-    bring it up, 100% to it, verified, then the other slot scaled down.
+    bring it up, 100% to it, verified, then the other slot scaled down; the target must
+    meet the environment's requirements like any deployment.
     """
-    state = current(ctx, ref)
-    if not state.phase.terminal and not to:
+    chosen = planned or rollback_plan(ctx, ref, to)
+    if chosen.signal:
         event = RollbackRequested(ctx.clock.now(), ctx.actor)
         return signal(ctx, ref, replace(event, reason=reason) if reason else event)
-    live = serving(state)
-    candidates = [r for r in successful_releases(ctx, ref) if live is None or r.digest != live.digest]
-    if to:
-        candidates = [r for r in candidates if to in (r.version, r.digest, r.commit)]
-    if not candidates:
-        raise NotFoundError(
-            f"no release to roll {ref} back to"
-            + (f": none matching {to!r} succeeded there" if to else ": no earlier successful deployment"),
-            hint=f"`pipeline history {ref.service} --env {ref.environment}` lists what was deployed",
-        )
-    return deploy(ctx, ref, candidates[-1], strategy, why="rollback", reason=reason)
-
+    return deploy(ctx, ref, chosen.target, strategy, why=ROLLBACK, reason=reason)
 
 
 def abort(ctx: Context, ref: ServiceRef, reason: str = "aborted by operator") -> DeploymentState | None:

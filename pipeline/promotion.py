@@ -10,28 +10,33 @@ release's digest; ``approve_verified`` records one that GitHub verified.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 from pipeline.core.errors import PromotionRefused
 from pipeline.core.model import Missing, Release, ServiceRef
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState
+from pipeline.identity import Identity
 from pipeline.operations import Context, deploy, serving, successful_releases
+from pipeline.requirements import Requirements, admit, refusal, unmet
+
+__all__ = [
+    "Requirements",
+    "approve",
+    "approve_verified",
+    "check_requirements",
+    "promotable",
+    "promote",
+    "refusal",
+    "require",
+]
 
 
-@dataclass(frozen=True)
-class Requirements:
-    """What an environment demands of a release before it may be deployed there."""
-
-    passed: tuple[str, ...] = ()
-    approval: str | None = None  # organisation whose member must approve
-    approvers: frozenset[str] | None = None  # members of that organisation; None = anyone
-    verified: str | None = None  # "github": only approvals verified through GitHub count
-
-
-def approve(ctx: Context, ref: ServiceRef, release: Release, organisation: str) -> None:
-    """Record that ``ctx.actor`` approved ``release`` for ``ref``'s environment."""
+def approve(ctx: Context, ref: ServiceRef, release: Release, organisation: str, identity: Identity) -> None:
+    """Record that ``identity`` (proven: an OS account or an STS ARN) approved ``release``
+    for ``ref``'s environment; ``ctx.actor`` only labels the record. Whether the approval
+    counts is decided when requirements are checked (membership, unverified identities)."""
     record = Record(
         ts=ctx.clock.now(),
         ref=ref,
@@ -40,8 +45,9 @@ def approve(ctx: Context, ref: ServiceRef, release: Release, organisation: str) 
         action="approve",
         version=release.version,
         digest=release.digest,
-        detail=f"approved {release.short} for {ref.environment} on behalf of {organisation}",
-        data={"release": release.to_dict(), "organisation": organisation},
+        detail=f"approved {release.short} for {ref.environment} on behalf of {organisation} "
+        f"as {identity.describe()}",
+        data={"release": release.to_dict(), "organisation": organisation, "identity": identity.to_dict()},
         kind="audit",
     )
     ctx.store.commit(None, [record])
@@ -63,7 +69,8 @@ def approve_verified(
     for r in ctx.store.history(ref, limit=100_000):
         if r.action == "approve" and (r.actor, r.digest, r.data.get("url")) == wanted:
             return False
-    data = {"verified": source, "reviewer": reviewer, "url": url, "digest": release.digest}
+    data = {"verified": source, "reviewer": reviewer, "url": url, "digest": release.digest,
+            "identity": {"name": reviewer, "source": source, "verified": True}}
     record = Record(
         ts=ctx.clock.now(),
         ref=ref,
@@ -113,63 +120,14 @@ def check_requirements(
     ctx: Context, ref: ServiceRef, release: Release, req: Requirements
 ) -> tuple[Missing, ...]:
     """Every requirement of ``ref``'s environment that ``release`` does not meet, in order:
-    the environments it must have passed, then the approval."""
-    missing = [
-        Missing("passed", env)
-        for env in req.passed
-        if release.digest not in {r.digest for r in successful_releases(ctx, ServiceRef(ref.service, env))}
-    ]
-    if req.approval and not _approved(ctx, ref, release, req):
-        missing.append(Missing("approval", ref.environment, req.approval, req.verified))
-    return tuple(missing)
+    the environments it must have passed, then the approval (``requirements.unmet``)."""
+    return unmet(ctx.history, ref, release, req)
 
 
 def require(ctx: Context, ref: ServiceRef, release: Release, req: Requirements) -> None:
-    """``PromotionRefused`` carrying ``check_requirements``' items when any is missing."""
-    missing = check_requirements(ctx, ref, release, req)
-    if missing:
-        raise refusal(ref, release, missing)
-
-
-def refusal(ref: ServiceRef, release: Release, missing: tuple[Missing, ...]) -> PromotionRefused:
-    """The refusal for ``missing``: message and hints rendered from the items."""
-    return PromotionRefused(
-        f"cannot deploy {release.short} of {ref.service} to {ref.environment}: "
-        + "; ".join(_missing_text(item, release) for item in missing),
-        hint="; ".join(_missing_hint(item, ref) for item in missing),
-        missing=missing,
-    )
-
-
-def _approved(ctx: Context, ref: ServiceRef, release: Release, req: Requirements) -> bool:
-    return any(
-        r.action == "approve"
-        and r.digest == release.digest
-        and (
-            r.data.get("verified") == req.verified
-            if req.verified
-            else req.approvers is None or r.actor in req.approvers
-        )
-        for r in ctx.store.history(ref, limit=100_000)
-    )
-
-
-def _missing_text(item: Missing, release: Release) -> str:
-    if item.kind == "passed":
-        return f"{release.short} has not passed {item.environment}"
-    return f"no approval of {release.short} by a member of {item.organisation}"
-
-
-def _missing_hint(item: Missing, ref: ServiceRef) -> str:
-    if item.kind == "passed":
-        env = item.environment
-        return f"deploy it to {env} first (`pipeline promote {ref.service} --to {env} ...`)"
-    if item.verified:
-        return (
-            f"a member of {item.organisation} approves the promotion pull request on GitHub; "
-            "`pipeline approval github-pr` records that review"
-        )
-    return f"a member of {item.organisation} runs `pipeline approve {ref.service} --env {item.environment}`"
+    """``PromotionRefused`` carrying ``check_requirements``' items when any is missing and
+    ``ctx.override`` does not (allowed) break the glass."""
+    admit(ctx.history, ref, release, req, ctx.override)
 
 
 def promote(
@@ -187,6 +145,6 @@ def promote(
     release = promotable(ctx, service, source, digest)
     ref = ServiceRef(service, target)
     require(ctx, ref, release, req)
-    return deploy(ctx, ref, release, strategy, why=f"promote from {source}")
+    return deploy(replace(ctx, requires=req), ref, release, strategy, why=f"promote from {source}")
 
 

@@ -1,4 +1,5 @@
-"""Deployment commands: deploy, status, history, abort, continue, rollback, approve, promote.
+"""Deployment commands: deploy, status, history, abort, continue (rollback and promotion
+are in their own modules; they share the options and helpers defined here).
 
 Each body is parse -> wire (``App``) -> ``operations`` -> render.
 """
@@ -6,11 +7,11 @@ Each body is parse -> wire (``App``) -> ``operations`` -> render.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import click
 
 from pipeline import operations as ops
-from pipeline import promotion
 from pipeline.app import App
 from pipeline.cli.completion import complete_environments, complete_services
 from pipeline.cli.outputs import github_output_option, write_github_output
@@ -27,9 +28,10 @@ from pipeline.console.render import (
     state_summary,
     status_table,
 )
-from pipeline.core.errors import Cancelled, DeploymentFailed, PromotionRefused, UsageError
+from pipeline.core.errors import Cancelled, DeploymentFailed, UsageError
 from pipeline.core.plan import describe
 from pipeline.core.state import DeploymentState, Phase
+from pipeline.operations import Context
 
 env_option = click.option(
     "--env", "env_name", required=True, help="Target environment.", shell_complete=complete_environments
@@ -40,6 +42,27 @@ yes_option = click.option(
     "--yes", is_flag=True, help="Do not ask before touching another organisation's environment."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print data as JSON on stdout.")
+override_option = click.option(
+    "--override-requirements",
+    "override",
+    is_flag=True,
+    help="Break glass: go ahead although the environment's requirements are unmet (members of "
+    "the owning organisation only; needs --reason; recorded in the history and the audit).",
+)
+
+
+def context(app: App, env_name: str, override: bool, reason: str) -> Context:
+    """The environment's context; with ``override``, a break-glass request by the caller's
+    proven identity (checked by ``requirements.authorise`` only if something is unmet)."""
+    ctx = app.context(env_name, ConsoleSink())
+    if not override:
+        return ctx
+    if not reason.strip():
+        raise UsageError(
+            "--override-requirements needs --reason: it is recorded in the history and the audit",
+            hint='e.g. --reason "incident 4711: hotfix while staging is down"',
+        )
+    return replace(ctx, override=app.override(env_name, reason))
 
 
 def confirm(app: App, service: str, env_name: str, yes: bool, what: str) -> None:
@@ -99,6 +122,8 @@ def deployment_outputs(state: DeploymentState | None) -> dict[str, object]:
 @click.option("--ref", "git_ref", help="Git commit, tag or branch to deploy (default HEAD).")
 @click.option("--dry-run", is_flag=True, help="Print the plan the engine would run, change nothing.")
 @click.option("--resume", "resume_", is_flag=True, help="Continue the persisted deployment after a crash.")
+@override_option
+@click.option("--reason", default="", help="Why; recorded (required with --override-requirements).")
 @yes_option
 @json_option
 @github_output_option
@@ -111,18 +136,21 @@ def deploy(
     git_ref: str | None,
     dry_run: bool,
     resume_: bool,
+    override: bool,
+    reason: str,
     yes: bool,
     as_json: bool,
     github_output: bool,
 ) -> None:
     """Deploy SERVICE to an environment progressively (or --resume, or --dry-run).
 
-    GitHub outputs: phase, deployment, digest, version, succeeded, serving.
+    The environment's requirements (`requires:`) must hold for the release, as for
+    `promote`. GitHub outputs: phase, deployment, digest, version, succeeded, serving.
     """
     ref = app.ref(service, env_name)
     if not dry_run:
         app.writable(env_name, "deploy to")
-    ctx = app.context(env_name, ConsoleSink())
+    ctx = context(app, env_name, override, reason)
     if resume_:
         confirm(app, service, env_name, yes, "resume a deployment")
         finish(ops.resume(ctx, ref), as_json, github_output)
@@ -135,8 +163,10 @@ def deploy(
         else:
             out.print("\n".join(describe(plan)))
         return
+    ops.admit_release(ctx, ref, release)  # refused before asking: nothing changes
     confirm(app, service, env_name, yes, f"deploy {release.short}")
-    finish(ops.deploy(ctx, ref, release, app.strategy(service, env_name)), as_json, github_output)
+    state = ops.deploy(ctx, ref, release, app.strategy(service, env_name), reason=reason)
+    finish(state, as_json, github_output)
 
 
 @click.command()
@@ -217,136 +247,15 @@ def abort(app: App, service: str, env_name: str, reason: str, yes: bool) -> None
 @service_argument
 @env_option
 @click.option("--full", is_flag=True, help="Skip every remaining step and promote.")
+@override_option
+@click.option("--reason", default="", help="Why (required with --override-requirements).")
 @yes_option
 @click.pass_obj
-def continue_(app: App, service: str, env_name: str, full: bool, yes: bool) -> None:
+def continue_(
+    app: App, service: str, env_name: str, full: bool, override: bool, reason: str, yes: bool
+) -> None:
     """End the current pause now (or, with --full, skip the remaining steps)."""
     app.writable(env_name, "continue a deployment in")
     confirm(app, service, env_name, yes, "continue the deployment")
-    ctx = app.context(env_name, ConsoleSink())
+    ctx = context(app, env_name, override, reason)
     finish(ops.resume_paused(ctx, app.ref(service, env_name), full=full), False)
-
-
-@click.command()
-@service_argument
-@env_option
-@click.option("--to", "to", default="", help="Version, commit or digest (default: last good release).")
-@click.option("--reason", default="", help="Why; recorded in the history.")
-@yes_option
-@json_option
-@github_output_option
-@click.pass_obj
-def rollback(
-    app: App,
-    service: str,
-    env_name: str,
-    to: str,
-    reason: str,
-    yes: bool,
-    as_json: bool,
-    github_output: bool,
-) -> None:
-    """Return SERVICE to the last successfully deployed release.
-
-    GitHub outputs: as deploy's; ``serving`` is the digest serving after the rollback.
-    """
-    app.writable(env_name, "roll back")
-    confirm(app, service, env_name, yes, "roll back")
-    ctx = app.context(env_name, ConsoleSink())
-    strategy = app.strategy(service, env_name)
-    state = ops.rollback(ctx, app.ref(service, env_name), strategy, to=to, reason=reason)
-    if state is not None and state.phase is Phase.ROLLED_BACK:
-        if github_output:
-            write_github_output(deployment_outputs(state))
-        err.print(f"[yellow]rolled back[/]: {state.stable.short if state.stable else '-'} serves {state.ref}")
-        if as_json:
-            emit_json(state_summary(state))
-        return
-    finish(state, as_json, github_output)
-
-
-@click.command()
-@service_argument
-@env_option
-@click.option(
-    "--release", "which", default="", help="Version, commit or digest (default: what the source serves)."
-)
-@click.pass_obj
-def approve(app: App, service: str, env_name: str, which: str) -> None:
-    """Record your approval of a release for an environment that requires one."""
-    app.writable(env_name, "approve a release for")
-    req = app.requirements(env_name)
-    if not req.approval:
-        raise UsageError(
-            f"{env_name} does not require an approval", hint="`pipeline promote` needs none there"
-        )
-    if req.verified:
-        raise UsageError(
-            f"approvals for {env_name} come from GitHub: organisations.{req.approval}.github is set",
-            hint="approve the promotion pull request on GitHub; `pipeline approval github-pr` records it",
-        )
-    if req.approvers is not None and app.actor not in req.approvers:
-        raise PromotionRefused(
-            f"{app.actor} cannot approve for {env_name}: not a member of {req.approval}",
-            hint=f"ask a member of {req.approval}: {', '.join(sorted(req.approvers))}",
-        )
-    if not req.passed and not which:
-        raise UsageError("which release? pass --release VERSION", hint="`pipeline history` lists releases")
-    source = req.passed[-1] if req.passed else env_name
-    ctx = app.context(env_name, ConsoleSink())
-    release = promotion.promotable(ctx, service, source)
-    if which and which not in (release.version, release.digest, release.commit):
-        release = app.release(service, source, None, which)
-    promotion.approve(ctx, app.ref(service, env_name), release, req.approval)
-    err.print(
-        f"[green]approved[/] {release.short} of {service} for {env_name} as {app.actor} ({req.approval})"
-    )
-
-
-@click.command()
-@service_argument
-@click.option(
-    "--from",
-    "source",
-    required=True,
-    help="Environment the release passed.",
-    shell_complete=complete_environments,
-)
-@click.option(
-    "--to", "target", required=True, help="Environment to deploy it to.", shell_complete=complete_environments
-)
-@click.option(
-    "--release",
-    "digest",
-    default="",
-    metavar="DIGEST",
-    help="Exactly this release (sha256:... or repo@sha256:...), which must have succeeded in --from.",
-)
-@yes_option
-@json_option
-@github_output_option
-@click.pass_obj
-def promote(
-    app: App,
-    service: str,
-    source: str,
-    target: str,
-    digest: str,
-    yes: bool,
-    as_json: bool,
-    github_output: bool,
-) -> None:
-    """Deploy the same image digest that passed --from into --to, if its requirements hold.
-
-    Without --release, the release --from serves now. GitHub outputs: as deploy's.
-    """
-    app.writable(target, "promote into")
-    app.ref(service, source)
-    ctx = app.context(target, ConsoleSink())
-    release = promotion.promotable(ctx, service, source, digest)
-    promotion.require(ctx, app.ref(service, target), release, app.requirements(target))
-    confirm(app, service, target, yes, f"promote {release.short}")
-    state = promotion.promote(
-        ctx, service, source, target, app.strategy(service, target), app.requirements(target), digest=digest
-    )
-    finish(state, as_json, github_output)

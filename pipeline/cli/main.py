@@ -23,6 +23,8 @@ from pipeline.cli import deploy as deploy_commands
 from pipeline.cli import github as github_commands
 from pipeline.cli import loadtest as loadtest_commands
 from pipeline.cli import local as local_commands
+from pipeline.cli import promote as promote_commands
+from pipeline.cli import rollback as rollback_commands
 from pipeline.cli import servicetest as servicetest_commands
 from pipeline.config.windows import window_warnings
 from pipeline.console.render import emit_json, err, out, print_error
@@ -96,9 +98,9 @@ COMMANDS: tuple[click.Command, ...] = (
     deploy_commands.history,
     deploy_commands.abort,
     deploy_commands.continue_,
-    deploy_commands.rollback,
-    deploy_commands.approve,
-    deploy_commands.promote,
+    rollback_commands.rollback,
+    promote_commands.approve,
+    promote_commands.promote,
     local_commands.local,
     loadtest_commands.loadtest,
     build_commands.build,

@@ -30,9 +30,13 @@ class GitHubOrgConfig(Model):
 
 
 class Organisation(Model):
-    """A group of people; ``members`` empty means anyone may act for it."""
+    """A group of people; ``members`` empty means anyone may act for it. A member is a login
+    (an OS account, a GitHub login) or ``aws:ARN-PATTERN`` (an STS caller ARN, ``*`` wildcards)."""
 
-    members: tuple[Text, ...] = ()
+    members: tuple[Text, ...] = Field(
+        default=(),
+        description="logins, or aws:ARN patterns (e.g. aws:arn:aws:sts::123456789012:assumed-role/ops/*)",
+    )
     github: GitHubOrgConfig | None = Field(
         default=None, description="approvals come only from reviews by members of this GitHub org/team"
     )
@@ -56,6 +60,11 @@ class Requires(Model):
     approval: Name | None = Field(default=None, description="organisation that must approve")
     passed: tuple[Name, ...] = Field(
         default=(), description="environments the release must have succeeded in"
+    )
+    unverified: Literal["allow", "deny"] | None = Field(
+        default=None,
+        description="allow: an OS-account identity may approve (and break glass) here; "
+        "unset = allow on local environments, deny on AWS",
     )
 
 
@@ -151,6 +160,13 @@ class EnvironmentConfig(Model):
     max_pause: PositiveDuration | None = Field(
         default=None, description="cap timed pauses, bakes and keep_previous here (sandboxes, tests)"
     )
+
+    def allows_unverified(self) -> bool:
+        """Whether OS-account identities count here: ``requires.unverified``, by default
+        only on the local platform (the machine's accounts are all it has)."""
+        if self.requires.unverified is None:
+            return self.platform == "local"
+        return self.requires.unverified == "allow"
 
     def shape(self, strategy: Strategy) -> Strategy:
         """A service's strategy as deployments to this environment run it (``config.quiet``);

@@ -33,13 +33,14 @@ from pipeline.console.render import ConsoleSink, bar, print_error
 from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.errors import PipelineError, PromotionRefused
 from pipeline.core.model import Release, ServiceRef, Weights
+from pipeline.identity import os_account
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Compute, Platform, Record
 from pipeline.core.state import DeploymentState, Phase, Timeouts, TrafficObserved
 from pipeline.core.steps import Analyze, Pause, SetWeight, canary
 from pipeline.demo.report import SceneResult, write_report
 from pipeline.demo.timeline import Sampler, Timeline
-from pipeline.demo.workspace import fresh_clone, make_release
+from pipeline.demo.workspace import enrol, fresh_clone, make_release
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.runner import LoadRunner
 from pipeline.loadtest.settings import LoadSettings, Thresholds
@@ -202,6 +203,7 @@ class Demo:
         started = time.time()
         self.console.print(f"workspace: a fresh clone of {self.root} in {self.work / 'workspace'}")
         self.workspace = fresh_clone(self.root, self.work)
+        enrol(self.workspace, "ops", os_account().name)  # the demo's user approves for Ops
         self._app = App(root_hint=self.workspace)
         try:
             self.scene("1. first deployment of every service to dev", "succeeded", self.first_deployments)
@@ -312,9 +314,10 @@ class Demo:
             if not any(item.kind == "approval" for item in exc.missing):
                 raise
             self.console.print(f"[yellow]refused as expected[/]: {exc.message}")
-        approver = sorted(self.app.requirements(PROD).approvers or {"carol"})[0]
-        promotion.approve(self.ctx(PROD, actor=approver), ServiceRef("orders", PROD), staging.release, "ops")
-        self.console.print(f"{approver} (ops) approved {staging.release.short} for prod")
+        approver = os_account()  # a proven identity: the OS account, which prod (local) accepts
+        promotion.approve(prod_ctx, ServiceRef("orders", PROD), staging.release, "ops", approver)
+        said = f"{approver.describe()} (ops) approved {staging.release.short} for prod"
+        self.console.print(said, markup=False)
         prod = promotion.promote(prod_ctx, "orders", STAGING, PROD, FIRST, self.app.requirements(PROD))
         same = prod.release.digest == staging.release.digest == (self.good.digest if self.good else "")
         detail = f"{prod.release.short} in staging and prod, same digest as dev: {same}"

@@ -7,6 +7,7 @@ a real commit in a throwaway ``git worktree`` of that clone.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -49,6 +50,26 @@ def fresh_clone(root: Path, work: Path) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     git(work, "clone", "--quiet", "--no-hardlinks", str(root), str(workspace))
     return workspace
+
+
+def enrol(workspace: Path, organisation: str, name: str) -> None:
+    """Make ``name`` (the demo user's OS account) a member of ``organisation`` in the
+    workspace's pipeline.yaml, committed there: approvals count only by a proven identity,
+    so the demo's user approves for Ops as themselves. The user's checkout is not changed."""
+    path = workspace / "pipeline.yaml"
+    text = path.read_text(encoding="utf-8")
+    match = re.search(rf"^  {re.escape(organisation)}:\n    members: \[([^\]\n]*)\]", text, re.M)
+    if match is None:
+        raise UsageError(
+            f"{path}: organisations.{organisation}.members is not a one-line list the demo can extend",
+            hint=f"write it as `members: [a, b]` under organisations.{organisation}",
+        )
+    members = [m.strip() for m in match.group(1).split(",") if m.strip()]
+    if name in members:
+        return
+    listed = ", ".join([*members, name])
+    path.write_text(text[: match.start(1)] + listed + text[match.end(1) :], encoding="utf-8")
+    git(workspace, "commit", "--quiet", "-am", f"demo: {name} acts for {organisation} in this workspace")
 
 
 def make_release(repo: Path, branch: str, message: str, change: Callable[[Path], None]) -> str:

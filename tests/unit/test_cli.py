@@ -23,6 +23,7 @@ from pipeline.cli.main import cli
 from pipeline.core.model import Measurement, ServiceRef, Slot
 from pipeline.core.ports import ImageRegistry, LockManager, Platform, StateStore
 from pipeline.testing import CollectingSink, FakeClock, FakePlatform, FakeRegistry, InMemoryStore
+from tests.unit.support.operators import ME, project_with_members
 from tests.unit.support.project import REPO_ROOT
 
 
@@ -68,7 +69,7 @@ def run(*args: str, actor: str = "alice") -> Any:
     )
 
 
-def code(*args: str, actor: str = "alice") -> tuple[int, str, str]:
+def code(*args: str, actor: str = "alice", root: Path = REPO_ROOT) -> tuple[int, str, str]:
     """Exit code as main() computes it, plus stdout and stderr."""
     from pipeline.cli import main as main_module
 
@@ -76,9 +77,9 @@ def code(*args: str, actor: str = "alice") -> tuple[int, str, str]:
     result: dict[str, int] = {}
 
     def invoke() -> None:
-        result["code"] = main_module.main(["--root", str(REPO_ROOT), *args])
+        result["code"] = main_module.main(["--root", str(root), *args])
 
-    with runner.isolation(env={"GITHUB_ACTOR": actor}) as (out, err, _mixed):
+    with runner.isolation(env={"GITHUB_ACTOR": actor, "PIPELINE_ACTOR": actor}) as (out, err, _mixed):
         invoke()
         return result["code"], out.getvalue().decode(), err.getvalue().decode()
 
@@ -162,18 +163,21 @@ def test_unknown_service_is_not_found_with_the_known_names(fake: type[FakeFactor
 
 
 def test_promotion_to_prod_needs_passed_staging_an_ops_approval_and_confirmation(
-    fake: type[FakeFactory],
+    fake: type[FakeFactory], tmp_path: Path
 ) -> None:
+    root = project_with_members(tmp_path)  # this OS account is an Ops member there
     for env in ("dev", "staging"):
-        assert code("deploy", "orders", "--env", env, "--ref", "v1")[0] == 0
-    exit_code, _out, err = code("promote", "orders", "--from", "staging", "--to", "prod", "--yes")
+        assert code("deploy", "orders", "--env", env, "--ref", "v1", root=root)[0] == 0
+    exit_code, _out, err = code("promote", "orders", "--from", "staging", "--to", "prod", "--yes", root=root)
     assert exit_code == 5 and "no approval" in err
-    exit_code, _out, err = code("approve", "orders", "--env", "prod", actor="mallory")
-    assert exit_code == 5 and "not a member of ops" in err
-    assert code("approve", "orders", "--env", "prod", actor="carol")[0] == 0
-    exit_code, _out, err = code("promote", "orders", "--from", "staging", "--to", "prod")
+    exit_code, _out, err = code("approve", "orders", "--env", "prod", actor="carol")  # a label only
+    assert exit_code == 5 and "not a member of ops" in err and f"{ME} (OS account, unverified)" in err
+    assert code("approve", "orders", "--env", "prod", actor="mallory", root=root)[0] == 0
+    exit_code, _out, err = code("promote", "orders", "--from", "staging", "--to", "prod", root=root)
     assert exit_code == 2 and "owned by ops" in err  # no tty, no --yes
-    exit_code, out, err = code("promote", "orders", "--from", "staging", "--to", "prod", "--yes", "--json")
+    exit_code, out, err = code(
+        "promote", "orders", "--from", "staging", "--to", "prod", "--yes", "--json", root=root
+    )
     assert exit_code == 0, err
     staging = fake.store.load(ServiceRef("orders", "staging"))
     assert staging is not None
@@ -183,7 +187,7 @@ def test_promotion_to_prod_needs_passed_staging_an_ops_approval_and_confirmation
 def test_rollback_returns_to_the_last_good_release(fake: type[FakeFactory]) -> None:
     code("deploy", "orders", "--env", "dev", "--ref", "v1")
     code("deploy", "orders", "--env", "dev", "--ref", "v2")
-    exit_code, out, _err = code("rollback", "orders", "--env", "dev", "--json")
+    exit_code, out, _err = code("rollback", "orders", "--env", "dev", "--yes", "--json")
     assert exit_code == 0
     assert json.loads(out)["release"]["version"] == "v1"
 

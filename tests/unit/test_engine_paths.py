@@ -16,6 +16,7 @@ from pipeline.core.model import Measurement, ServiceRef, Slot, StageResult, Weig
 from pipeline.core.plan import Strategy
 from pipeline.core.state import AbortRequested, Phase, Timeouts
 from pipeline.core.steps import Pause, SetWeight, canary
+from pipeline.identity import Identity
 from pipeline.operations import (
     Context,
     abort,
@@ -257,14 +258,16 @@ def test_promote_refused_when_source_has_no_successful_deployment_of_the_release
 
 def test_promote_takes_the_same_digest_and_checks_approval_and_passed_environments() -> None:
     world, v1 = stable_world()
-    req = Requirements(passed=("staging",), approval="ops", approvers=frozenset({"carol"}))
+    req = Requirements(
+        passed=("staging",), approval="ops", approvers=frozenset({"carol"}), unverified=True
+    )
     with pytest.raises(PromotionRefused, match=r"no approval of v1 .* by a member of ops"):
         promote(world.ctx(), "orders", "staging", "prod", CANARY, req)
     prod = ServiceRef("orders", "prod")
-    approve(world.ctx(actor="mallory"), prod, v1, "ops")  # not a member of ops
+    approve(world.ctx(actor="mallory"), prod, v1, "ops", Identity("mallory", "os"))  # not a member of ops
     with pytest.raises(PromotionRefused):
         promote(world.ctx(), "orders", "staging", "prod", CANARY, req)
-    approve(world.ctx(actor="carol"), prod, v1, "ops")
+    approve(world.ctx(actor="carol"), prod, v1, "ops", Identity("carol", "os"))
     state = promote(world.ctx(), "orders", "staging", "prod", CANARY, req)
     assert state.phase is Phase.SUCCEEDED
     assert state.release.digest == v1.digest

@@ -15,6 +15,7 @@ from pipeline import promotion
 from pipeline.app import App
 from pipeline.console.render import ConsoleSink
 from pipeline.core.model import Release, ServiceRef
+from pipeline.identity import Identity
 from tests.support.fake_github import FakeGitHub
 from tests.unit.support.github import DEV_BOT, DEV_REPO, OPS_REPO, OPS_TOKEN, World, make_world
 
@@ -201,7 +202,8 @@ def requirements_met(world: World, release: Release) -> bool:
 def test_promotion_counts_a_verified_approval_and_ignores_an_unverified_record(world: World) -> None:
     v1 = proposed(world)
     app = App(root_hint=world.root)
-    promotion.approve(app.context("prod", ConsoleSink()), PROD, v1, "ops")  # `pipeline approve`: not verified
+    ctx = app.context("prod", ConsoleSink())
+    promotion.approve(ctx, PROD, v1, "ops", Identity("carol", "os"))  # `pipeline approve`: not verified
     assert not requirements_met(world, v1)
     world.github.review(OPS_REPO, 1, "carol")
     world.github.merge(OPS_REPO, 1)
@@ -218,8 +220,8 @@ def test_without_github_an_unverified_approval_still_counts(
     v1 = world.passed_staging("v1")
     app = App(root_hint=world.root)
     ctx = app.context("prod", ConsoleSink())
-    promotion.approve(dataclasses.replace(ctx, actor="carol"), PROD, v1, "ops")
-    assert requirements_met(world, v1)
+    promotion.approve(dataclasses.replace(ctx, actor="mallory"), PROD, v1, "ops", Identity("carol", "os"))
+    assert requirements_met(world, v1)  # carol's OS account: local prod accepts unverified identities
 
 
 def test_records_from_an_ops_checkout_that_holds_only_its_pipeline_yaml(world: World, tmp_path: Path) -> None:
