@@ -73,6 +73,8 @@ class Exchange:
         streamed = body is None and request.body_exists
         retry_dropped = request.method in _IDEMPOTENT and not streamed
         headers = forward_headers(request)
+        if streamed and request.content_length is not None:
+            headers["Content-Length"] = str(request.content_length)  # else chunked to the replica
         tried: frozenset[Replica] = frozenset()
         for attempt in range(2):
             replica = supervisor.pick(key, tried)
