@@ -56,7 +56,7 @@ def test_a_replica_sees_its_configured_environment_but_not_the_deployers_secrets
     project: Project, secret_plane: PlaneInfo
 ) -> None:
     plane_env = psutil.Process(secret_plane.pid).environ()
-    assert plane_env["AWS_SECRET_ACCESS_KEY"] == SECRETS["AWS_SECRET_ACCESS_KEY"]  # the premise: the plane has them
+    assert plane_env["AWS_SECRET_ACCESS_KEY"] == SECRETS["AWS_SECRET_ACCESS_KEY"]  # the premise
     adapters = make_adapters(project)
     commit = project.commit_launch("configured env", "python app.py",
                                    env={"GREETING": "hi", "DATABASE_URL": "sqlite:///orders.db"})

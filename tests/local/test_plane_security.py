@@ -67,7 +67,8 @@ def test_a_request_without_the_token_or_with_a_wrong_one_is_refused(plane: Plane
 
 def test_a_body_a_web_page_can_send_cross_origin_is_refused(plane: PlaneInfo) -> None:
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
-        status, data = _call(plane, "POST", "/v1/shutdown", b"{}", token=plane.token, content_type=content_type)
+        status, data = _call(plane, "POST", "/v1/shutdown", b"{}", token=plane.token,
+                             content_type=content_type)
         assert status == 415, data
     assert _call(plane, "GET", "/v1/status", token=plane.token)[0] == 200  # still running
 
@@ -82,7 +83,8 @@ def test_a_foreign_host_or_origin_is_refused(plane: PlaneInfo) -> None:
         assert status == 403 and "origin" in str(data["error"]), (origin, data)
     for host in (f"localhost:{plane.port}", f"[::1]:{plane.port}"):
         assert _call(plane, "GET", "/v1/status", token=plane.token, host=host)[0] == 200
-    assert _call(plane, "GET", "/v1/status", token=plane.token, origin=f"http://127.0.0.1:{plane.port}")[0] == 200
+    own = f"http://127.0.0.1:{plane.port}"
+    assert _call(plane, "GET", "/v1/status", token=plane.token, origin=own)[0] == 200
 
 
 def test_a_provision_request_naming_a_command_or_a_snapshot_is_refused(
