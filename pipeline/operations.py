@@ -79,8 +79,18 @@ class Context:
 def plan(
     ctx: Context, ref: ServiceRef, release: Release, strategy: Strategy, *, fast: bool = False
 ) -> DeploymentState:
-    """The deployment ``deploy`` would run, without running it (``--dry-run``)."""
+    """The deployment ``deploy`` would run, without running it (``--dry-run``).
+
+    While another run holds the lock of ``ref`` the answer is LockHeldError naming it, the
+    same answer that run's lock gives a little later: a deploy that loses a race is told
+    "locked" (exit 4) whichever moment it loses at. StateConflict is for an unfinished
+    deployment that no run holds (resume or stop it)."""
     previous = ctx.store.load(ref)
+    if previous is not None and not previous.phase.terminal:
+        holder = ctx.locks.holder(ref)
+        if holder is not None:
+            raise LockHeldError(holder.key, holder.owner, holder.acquired_at, holder.expires_at)
+        previous = ctx.store.load(ref)  # it may have ended between the two reads
     if previous is not None and not previous.phase.terminal:
         raise StateConflict(
             f"a deployment of {ref} is already {previous.phase.value}: {previous.release.short} "
