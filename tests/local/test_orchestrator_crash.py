@@ -120,7 +120,7 @@ def test_rollback_after_sigkill_mid_canary_restores_the_stable_release(crash_pro
     project = crash_project
     v1, _v2, load = _mid_canary(project)
     try:
-        code, err = run(project, "rollback", "orders", "--env", "dev")
+        code, err = run(project, "rollback", "orders", "--env", "dev", "--yes")
     finally:
         load.stop()
     assert code == 0, err
