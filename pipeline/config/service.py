@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, StrictStr
+from pydantic import AfterValidator, Field, StrictBool, StrictStr
 
 from pipeline.config.deploy import DeployConfig
 from pipeline.config.fields import (
@@ -82,11 +82,11 @@ class HealthCheckConfig(Model):
     """Target health check of an ECS service's target groups."""
 
     path: Annotated[StrictStr, Matches(r"^/\S*$", "a URL path starting with '/'")] = "/health"
-    interval: Annotated[Duration, Within(5, 300)] = 10.0
-    timeout: Annotated[Duration, Within(2, 120)] = 5.0
+    interval: Annotated[Duration, AfterValidator(Within(5, 300))] = 10.0
+    timeout: Annotated[Duration, AfterValidator(Within(2, 120))] = 5.0
     healthy_threshold: Annotated[int, Field(strict=True, ge=2, le=10)] = 2
     unhealthy_threshold: Annotated[int, Field(strict=True, ge=2, le=10)] = 2
-    start_period: Annotated[Duration, Within(0, 300)] = Field(
+    start_period: Annotated[Duration, AfterValidator(Within(0, 300))] = Field(
         default=30.0, description="container check: failures while the app starts do not count"
     )
     container: StrictBool = Field(
@@ -144,8 +144,8 @@ class EcsConfig(Model):
     secrets: dict[EnvName, SecretArn] = Field(default_factory=dict)
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
     route: RouteConfig
-    deregistration_delay: Annotated[Duration, Within(0, 3600)] = 30.0
-    health_check_grace_period: Annotated[Duration, Within(0, 2147483647)] = Field(
+    deregistration_delay: Annotated[Duration, AfterValidator(Within(0, 3600))] = 30.0
+    health_check_grace_period: Annotated[Duration, AfterValidator(Within(0, 2147483647))] = Field(
         default=60.0, description="ECS ignores failing target health checks this long after a task starts"
     )
     alarms: tuple[AlarmName, ...] = Field(
@@ -176,7 +176,7 @@ class LambdaConfig(Model):
         "python3.11"
     )
     memory: Annotated[int, Field(strict=True, ge=128, le=10240)] = Field(default=128, description="MiB")
-    timeout: Annotated[Duration, Within(0, 900, open_low=True)] = 10.0
+    timeout: Annotated[Duration, AfterValidator(Within(0, 900, open_low=True))] = 10.0
     reserved_concurrency: PositiveInt | None = None
     provisioned_concurrency: Count | None = None
     environment: EnvVars = Field(default_factory=dict)
