@@ -12,7 +12,7 @@ import pytest
 from pipeline.core.errors import LockHeldError, PlatformError, TransientPlatformError
 from pipeline.core.ports import Clock, LockManager, ProcessIdentity, StateStore
 from pipeline.local.state.sqlite_lock import SqliteLockManager
-from pipeline.local.state.sqlite_store import SCHEMA_VERSION, SqliteStateStore, open_sqlite
+from pipeline.local.state.sqlite_store import _MIGRATIONS, SCHEMA_VERSION, SqliteStateStore, open_sqlite
 from pipeline.testing import FakeClock
 from tests.support.store_contract import (
     REF,
@@ -22,6 +22,7 @@ from tests.support.store_contract import (
     QueryContract,
     StateStoreContract,
     deployment,
+    record,
 )
 
 
@@ -114,6 +115,42 @@ def test_a_newer_schema_is_refused(tmp_path: Path, clock: FakeClock) -> None:
     store, _ = open_sqlite(path, clock)
     with pytest.raises(PlatformError, match="schema version"):
         store.load(REF)
+
+
+def test_audit_rows_are_write_once_and_history_rows_are_not(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "pipeline.db"
+    store, _ = open_sqlite(path, clock)
+    store.commit(deployment(), [record("approve", 1.0, kind="audit"), record("start", 2.0)])
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for statement in ("UPDATE records SET actor = 'mallory' WHERE kind = 'audit'",
+                          "DELETE FROM records WHERE kind = 'audit'"):
+            with pytest.raises(sqlite3.IntegrityError, match="audit records are write-once"):
+                conn.execute(statement)
+        conn.execute("UPDATE records SET detail = 'history may be corrected' WHERE kind = 'history'")
+    finally:
+        conn.close()
+    assert [(r.action, r.actor) for r in store.records(REF, kind="audit")] == [("approve", "ci")]
+
+
+def test_a_version_1_database_is_upgraded_and_its_lease_fenced_from_then_on(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "pipeline.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in _MIGRATIONS[0]:  # the schema as version 1 of the toolkit created it
+        conn.execute(statement)
+    conn.execute("INSERT INTO locks VALUES ('orders@staging', 'old@host:1', ?, ?)", (clock.t, clock.t + 5))
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    store, locks = open_sqlite(path, clock)
+    with pytest.raises(LockHeldError, match="held by old@host:1"):
+        locks.acquire(REF, "run-a", ttl=10)
+    clock.t += 6  # expired by its holder's estimate: watched for a ttl, then taken
+    lease = locks.acquire(REF, "run-a", ttl=10)
+    assert lease.token == 1
+    store.commit(deployment(), [], fence=lease)
+    assert store.load(REF) == deployment()
 
 
 # --- locks ----------------------------------------------------------------------------
