@@ -1,7 +1,7 @@
-"""Lock owners: ``name@HOST:PID`` strings that let a crashed run's lock be taken over.
+"""Who acts, and lock owners: ``name@HOST:PID`` strings naming a run to people.
 
-Shared by every LockManager (SQLite, DynamoDB): a lease whose holder ran on this host in
-a process that no longer exists can be taken over at once instead of waiting for expiry.
+Whether a lease's holder is still alive is decided from its recorded process identity
+(``pipeline.liveness``), not from this string.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import sys
 
 
 def actor() -> str:
@@ -19,27 +18,5 @@ def actor() -> str:
 
 
 def owner_id(name: str) -> str:
-    """``name@HOST:PID`` for this process: an owner string that allows crash takeover."""
+    """``name@HOST:PID`` for this process: names the run holding a lock, for people."""
     return f"{name}@{socket.gethostname()}:{os.getpid()}"
-
-
-def crashed_on_this_host(owner: str) -> bool:
-    """True only if ``owner`` is ``anything@HOST:PID``, HOST is this machine and PID is gone."""
-    _, at, host_pid = owner.rpartition("@")
-    host, colon, pid_text = host_pid.rpartition(":")
-    if not (at and colon and pid_text.isdigit()) or host != socket.gethostname():
-        return False
-    pid = int(pid_text)
-    return pid > 0 and not _process_exists(pid)
-
-
-def _process_exists(pid: int) -> bool:
-    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists but belongs to someone else; anything else: assume alive
-        return True
-    return True
