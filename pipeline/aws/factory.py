@@ -56,8 +56,11 @@ def ecs_platform(
             session,
             load_balancer=env.load_balancer_dimension,
             groups=live.groups,
+            clock=clock,
             alarm_names=spec.alarm_names,
             min_requests=spec.min_requests,
+            count_unhealthy_hosts=spec.count_unhealthy_hosts,
+            percentile_fallback=env.percentile_fallback,
         ),
         stages=stages,
     )

@@ -60,6 +60,7 @@ class AwsEnvironment:
     log_retention_days: int = 30  # of the log group bootstrap creates
     test_url: str = ""
     endpoint_url: str = ""
+    percentile_fallback: bool = False  # test endpoint only: Maximum when p95 is refused
 
     @property
     def partition(self) -> str:
@@ -109,6 +110,7 @@ class EcsServiceSpec:
     grace_period: float = 60.0  # ECS ignores failing target health this long after a task starts
     alarm_names: tuple[str, ...] = ()
     min_requests: int = 20  # analysis floor; an alarm in ALARM reports at least this many
+    count_unhealthy_hosts: bool = False  # UnHealthyHostCount > 0 fails the analysis
 
     def slot_service(self, slot: Slot) -> str:
         return slot_service_name(self.name, slot)
@@ -196,6 +198,7 @@ def aws_environment(project: Project, env: EnvironmentConfig) -> AwsEnvironment:
         log_retention_days=aws.log_retention_days,
         test_url=aws.test_url or "",
         endpoint_url=aws.endpoint_url or "",
+        percentile_fallback=aws.percentile_fallback,
     )
 
 
@@ -229,4 +232,5 @@ def ecs_spec(service: ServiceConfig, *, alarm_names: tuple[str, ...] = ()) -> Ec
         grace_period=ecs.health_check_grace_period,
         alarm_names=alarm_names,
         min_requests=service.deploy.analysis.min_requests,
+        count_unhealthy_hosts=ecs.count_unhealthy_hosts,
     )

@@ -140,6 +140,11 @@ class AwsPlatformConfig(Model):
     endpoint_url: Annotated[StrictStr, Matches(r"^https?://\S+$", "an http(s) URL")] | None = Field(
         default=None, description="AWS API endpoint override (a local AWS stand-in)"
     )
+    percentile_fallback: StrictBool = Field(
+        default=False,
+        description="test endpoint only: judge latency by the window's Maximum when the endpoint "
+        "cannot compute p95; never on AWS",
+    )
 
 
 class EnvironmentConfig(Model):

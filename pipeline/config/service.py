@@ -151,6 +151,9 @@ class EcsConfig(Model):
     alarms: tuple[AlarmName, ...] = Field(
         default=(), description="CloudWatch alarms that fail the analysis while in ALARM (aws)"
     )
+    count_unhealthy_hosts: StrictBool = Field(
+        default=False, description="aws: an unhealthy target of the measured slot fails the analysis"
+    )
 
     def _value_rules(self) -> list[Issue]:
         allowed = FARGATE_MEMORY[self.cpu]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from pipeline.aws.lambda_.metrics import LambdaMetrics
@@ -36,11 +38,64 @@ def test_each_slot_is_measured_by_the_version_it_executed(lambda_aws: LambdaWorl
     green = metrics.measure(Slot.GREEN, start, start + 300)
     blue = metrics.measure(Slot.BLUE, start, start + 300)
 
-    assert (green.requests, green.errors) == (5 * 32, 5 * 5)  # throttles count as failed requests
-    assert (blue.requests, blue.errors) == (500, 5)
+    # Throttles are published per alias only (a throttled request executes no version):
+    # the alias's 10 are shared by invocations, 150 of 650 to green, 500 of 650 to blue.
+    assert (green.requests, green.errors) == (150 + 3, 15 + 3)
+    assert (blue.requests, blue.errors) == (500 + 8, 5 + 8)
     assert green.p95_ms == 120.0 and blue.p95_ms == 50.0
-    assert green.p95_upper_bound  # moto has no percentiles
-    assert ("throttles", 10.0) in green.extra
+    assert green.p95_upper_bound  # moto has no percentiles: the test endpoint setting allows Maximum
+    assert ("throttles", 3.0) in green.extra and ("alias_throttles", 10.0) in green.extra
+
+
+def test_throttles_of_an_alias_that_executed_nothing_fail_every_slot(lambda_aws: LambdaWorld) -> None:
+    metrics = _metrics(lambda_aws)
+    start = lambda_aws.clock.now()
+    lambda_aws.put_metrics("orders-dev", "3", invocations=0, throttles=20, minutes=2)
+
+    m = metrics.measure(Slot.GREEN, start, start + 120)
+
+    assert (m.requests, m.errors) == (40, 40)
+    assert assess(AnalysisSpec(), m, None).outcome is Outcome.FAILED
+
+
+def test_5xx_the_function_returns_through_the_http_api_count_as_errors(lambda_aws: LambdaWorld) -> None:
+    # {"statusCode": 500} is a successful invocation to Lambda (no Errors); only API
+    # Gateway's per-route 5xx metric sees it.
+    metrics = _metrics(lambda_aws)
+    start = lambda_aws.clock.now()
+    lambda_aws.put_metrics("orders-dev", "3", invocations=30, minutes=2)
+    lambda_aws.put_metrics("orders-dev", "2", invocations=90, minutes=2)
+    api_id = put_route_5xx(lambda_aws, "ANY /orders/{proxy+}", per_minute=30, minutes=2, start=start)
+
+    green = metrics.measure(Slot.GREEN, start, start + 120)
+
+    assert api_id and metrics.routes == ("ANY /orders/{proxy+}",)
+    assert ("http_5xx", 15.0) in green.extra  # 60 unexplained 5xx, a quarter of the invocations
+    assert (green.requests, green.errors) == (60, 15)
+    assert assess(AnalysisSpec(), green, None).outcome is Outcome.FAILED
+
+
+def put_route_5xx(world: LambdaWorld, route: str, *, per_minute: int, minutes: int, start: float) -> str:
+    """API Gateway's detailed ``5xx`` metric of ``route`` on the ``$default`` stage."""
+    api = next(
+        a for a in world.session.client("apigatewayv2").get_apis()["Items"] if a["Name"] == "pipeline-dev"
+    )
+    dims = [
+        {"Name": "ApiId", "Value": api["ApiId"]},
+        {"Name": "Stage", "Value": "$default"},
+        {"Name": "Route", "Value": route},
+    ]
+    data = [
+        {
+            "MetricName": "5xx",
+            "Dimensions": dims,
+            "Timestamp": dt.datetime.fromtimestamp(start + 60 * i, tz=dt.UTC),
+            "Value": float(per_minute),
+        }
+        for i in range(minutes)
+    ]
+    world.session.client("cloudwatch").put_metric_data(Namespace="AWS/ApiGateway", MetricData=data)
+    return str(api["ApiId"])
 
 
 def test_no_datapoints_means_no_requests(lambda_aws: LambdaWorld) -> None:
@@ -87,13 +142,25 @@ def test_an_alarm_in_alarm_state_fails_the_measurement(lambda_aws: LambdaWorld) 
     assert verdict.reason == "alarm in ALARM: orders-dev-errors (5 errors)"
 
 
-
-def test_composite_alarms_are_read_with_the_metric_alarms(lambda_aws: LambdaWorld) -> None:
-    # DescribeAlarms returns composite alarms only when asked: both kinds gate the analysis
+def test_composite_alarms_are_asked_for_with_the_metric_alarms(lambda_aws: LambdaWorld) -> None:
+    # DescribeAlarms returns composite alarms only when asked: both kinds gate the analysis.
+    # The test endpoint has no composite alarms (tests/adapters/test_alarms.py models them).
     metrics = _metrics(lambda_aws, alarms=("orders-dev-health",))
+    cloudwatch = lambda_aws.session.client("cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="orders-dev-health",
+        Namespace="AWS/Lambda",
+        MetricName="Errors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName="orders-dev-health", StateValue="ALARM", StateReason="unhealthy")
     now = lambda_aws.clock.now()
 
-    assert metrics.measure(Slot.GREEN, now - 60, now).alarms == ()
+    assert metrics.measure(Slot.GREEN, now - 60, now).alarms == ("orders-dev-health (unhealthy)",)
 
     asked = lambda_aws.calls.named("DescribeAlarms")
     assert [p["AlarmTypes"] for p in asked] == [["MetricAlarm", "CompositeAlarm"]]

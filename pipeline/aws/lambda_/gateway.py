@@ -127,4 +127,6 @@ class HttpApi:
             self.client.create_stage(
                 ApiId=api_id, StageName=stage, AutoDeploy=True,
                 StageVariables={STAGE_VARIABLE: STAGES[stage]},
+                # per-route 5xx for the analysis (LambdaMetrics): only with detailed metrics
+                DefaultRouteSettings={"DetailedMetricsEnabled": stage == "$default"},
             )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from pipeline.aws.lambda_.api import LambdaApi
 from pipeline.aws.lambda_.compute import LambdaCompute
 from pipeline.aws.lambda_.concurrency import ConcurrencyApi
-from pipeline.aws.lambda_.gateway import HttpApi
+from pipeline.aws.lambda_.gateway import HttpApi, route_keys
 from pipeline.aws.lambda_.metrics import LambdaMetrics
 from pipeline.aws.lambda_.package import Package, image_package, package_function
 from pipeline.aws.lambda_.router import LambdaAliasRouter
@@ -82,7 +82,18 @@ def platform_for(
     api = LambdaApi(client, spec.function)
     slots = SlotVersions(api)  # shared: provisioning writes it, routing and metrics read it
     cloudwatch = session.client("cloudwatch")
-    metrics = LambdaMetrics(cloudwatch, api, alias=spec.alias, alarm_names=spec.alarm_names, slots=slots)
+    gateway = HttpApi(session.client("apigatewayv2"), spec.environment)
+    metrics = LambdaMetrics(
+        cloudwatch,
+        api,
+        alias=spec.alias,
+        alarm_names=spec.alarm_names,
+        slots=slots,
+        sleep=clock.sleep,
+        percentile_fallback=spec.percentile_fallback,
+        api_id=lambda: (found.api_id if (found := gateway.find()) else None),
+        routes=route_keys(spec.route_path),
+    )
 
     def recent_p95() -> float | None:
         now = clock.now()

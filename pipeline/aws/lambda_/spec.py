@@ -58,6 +58,7 @@ class LambdaSpec:
     readiness: Readiness = Readiness()
     alarm_names: tuple[str, ...] = ()
     alias: str = "live"
+    percentile_fallback: bool = False  # test endpoint only: Maximum Duration when p95 is refused
 
     @property
     def function(self) -> str:
@@ -154,4 +155,5 @@ def lambda_spec(env: AwsEnvironment, service: ServiceConfig, *, root: Path) -> L
         package_type=config.package,
         readiness=readiness,
         alarm_names=tuple(config.alarms),
+        percentile_fallback=env.percentile_fallback,
     )

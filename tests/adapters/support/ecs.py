@@ -91,6 +91,7 @@ def create_infrastructure(name: str = "aws-test") -> AwsEnvironment:
         security_groups=(group,),
         ecr_registry=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
         execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/shop-ecs-execution",
+        percentile_fallback=True,  # the test endpoint answers p95 queries with HTTP 500
     )
 
 
@@ -172,9 +173,11 @@ def put_traffic(
     requests: int = 50,
     errors: int = 0,
     latency: float = 0.05,
+    refused: int = 0,
 ) -> None:
     """Inject traffic: every 10 s from ``start``, ``requests`` requests, ``errors`` 5xx,
-    ``latency`` seconds response time, for ``slot``'s target group."""
+    ``refused`` connections the targets refused, ``latency`` seconds response time, for
+    ``slot``'s target group."""
     groups = SlotTargetGroups(session, (spec.target_group(Slot.BLUE), spec.target_group(Slot.GREEN)))
     dimensions = [
         {"Name": "LoadBalancer", "Value": env.load_balancer_dimension},
@@ -186,6 +189,7 @@ def put_traffic(
         for name, value in (
             ("RequestCount", requests),
             ("HTTPCode_Target_5XX_Count", errors),
+            ("TargetConnectionErrorCount", refused),
             ("TargetResponseTime", latency),
         ):
             data.append({"MetricName": name, "Dimensions": dimensions, "Timestamp": when, "Value": value})
@@ -240,6 +244,7 @@ environments:
       security_groups: [{", ".join(env.security_groups)}]
       ecr_registry: {env.ecr_registry}
       execution_role_arn: {env.execution_role_arn}
+      percentile_fallback: true
 """
     )
     (root / "services" / "orders" / "service.yaml").write_text(

@@ -84,6 +84,7 @@ class LambdaWorld:
             "source": self.source,
             "route_path": "/orders/*",
             "readiness": Readiness(smoke_events=(SMOKE,), warm_invocations=2),
+            "percentile_fallback": True,  # the test endpoint answers p95 queries with HTTP 500
         }
         return LambdaSpec(**{**base, **changes})
 
@@ -124,8 +125,10 @@ class LambdaWorld:
     ) -> None:
         """Datapoints every ``step`` seconds for ``version`` through alias ``live``, from now on.
 
-        ``aggregate`` publishes them as Lambda's all-versions series of the alias instead
-        (dimensions FunctionName and Resource only).
+        As Lambda does, invocations, errors and throttles also count in the alias's series
+        (dimensions FunctionName and Resource), and throttles only there: a throttled
+        request executes no version. ``aggregate`` publishes everything as the alias's
+        series only.
         """
         cloudwatch = self.session.client("cloudwatch")
         dims = [
@@ -146,7 +149,13 @@ class LambdaWorld:
             data = [
                 {"MetricName": name, "Dimensions": dims, "Timestamp": ts, "Value": float(v)}
                 for name, v in values.items()
+                if aggregate or name != "Throttles"
             ]
+            if not aggregate:
+                data += [
+                    {"MetricName": n, "Dimensions": dims[:2], "Timestamp": ts, "Value": float(values[n])}
+                    for n in ("Invocations", "Errors", "Throttles")
+                ]
             cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data)
 
 
