@@ -11,7 +11,7 @@ import click
 from pipeline.app import App
 from pipeline.aws.bootstrap import describe, execute
 from pipeline.aws.factory import AwsFactory
-from pipeline.aws.iam import ServiceKinds, policy
+from pipeline.aws.iam import POLICY_KINDS, PolicyKind, ServiceKinds, policy
 from pipeline.aws.settings import aws_environment
 from pipeline.console.render import emit_json, err, out, styled
 from pipeline.core.errors import UsageError
@@ -52,9 +52,18 @@ def bootstrap(app: App, env_name: str, service: str | None, dry_run: bool) -> No
 
 @click.command("iam-policy")
 @click.option("--env", "env_name", required=True, help="An environment with platform aws.")
+@click.option(
+    "--kind",
+    type=click.Choice(POLICY_KINDS),
+    default="deploy",
+    show_default=True,
+    help="deploy: the role CI deploys with (no IAM writes); bootstrap: for the people who run "
+    "`pipeline bootstrap` (creates roles, rules, the HTTP API; includes deploy).",
+)
 @click.pass_obj
-def iam_policy(app: App, env_name: str) -> None:
-    """Print the least-privilege IAM policy (JSON) of ENV's deploy role."""
+def iam_policy(app: App, env_name: str, kind: PolicyKind) -> None:
+    """Print the least-privilege IAM policy (JSON) of ENV's deploy role, or with
+    --kind bootstrap the policy of the people who bootstrap ENV."""
     _aws_env(app, env_name)
     project = app.project
     settings = aws_environment(project, app.environment(env_name))
@@ -62,4 +71,4 @@ def iam_policy(app: App, env_name: str) -> None:
         ecs=tuple(sorted(n for n, s in project.services.items() if s.kind == "ecs")),
         lambda_=tuple(sorted(n for n, s in project.services.items() if s.kind == "lambda")),
     )
-    emit_json(policy(settings, kinds))
+    emit_json(policy(settings, kinds, kind=kind))

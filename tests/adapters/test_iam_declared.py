@@ -1,10 +1,19 @@
-"""``pipeline iam-policy`` assembles the actions each sub-package declares, by service kind.
+"""``pipeline iam-policy`` assembles the actions each sub-package declares, by policy and
+service kind, and scopes them to the project's resources.
 
 No AWS calls here: the assembly is pure. ``test_iam_policy`` proves on moto that the
-declared actions are exactly the ones the adapters call.
+declared actions are exactly the ones the adapters call, bootstrap and deploy apart.
+
+The deploy policy must not be a path to any permission: no IAM write at all, ``PassRole``
+only on the named roles and only towards the service that runs them, ALB and API Gateway
+writes only on the project's resources, and no deleting the state table's records.
 """
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,12 +21,20 @@ from pipeline.aws import bootstrap
 from pipeline.aws.alb import permissions as alb
 from pipeline.aws.ecr import permissions as ecr
 from pipeline.aws.ecs import permissions as ecs
-from pipeline.aws.iam import DECLARED, ServiceKinds, actions, policy, policy_actions
+from pipeline.aws.iam import DECLARED, POLICY_KINDS, PolicyKind, ServiceKinds, actions, policy, policy_actions
 from pipeline.aws.lambda_ import permissions as lambda_
 from pipeline.aws.settings import AwsEnvironment
 from pipeline.aws.state import permissions as state
+from pipeline.aws.state import table
+from pipeline.cli.main import main
+from pipeline.core.model import ServiceRef
+from tests.adapters.support.ecs import write_project
 
 ENV = AwsEnvironment(
+    vpc_id="vpc-0a1b2c3d4e5f60718",
+    subnets=("subnet-0a1b2c3d4e5f60718",),
+    security_groups=("sg-0123456789abcdef0",),
+    ecr_registry="123456789012.dkr.ecr.eu-west-1.amazonaws.com",
     name="aws-test",
     region="eu-west-1",
     account="123456789012",
@@ -25,45 +42,178 @@ ENV = AwsEnvironment(
     listener_arn="arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/1/2",
     test_listener_arn="arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/1/3",
     state_table="pipeline-state",
+    execution_role_arn="arn:aws:iam::123456789012:role/shop-ecs-execution",
+    task_role_arn="arn:aws:iam::123456789012:role/shop-orders-task",
 )
 ECS_ONLY = ServiceKinds(ecs=("orders",))
 LAMBDA_ONLY = ServiceKinds(lambda_=("notify",))
 BOTH = ServiceKinds(ecs=("orders",), lambda_=("notify",))
+ALL_KINDS = [ECS_ONLY, LAMBDA_ONLY, BOTH, ServiceKinds()]
+
+
+def statements(kind: PolicyKind, kinds: ServiceKinds = BOTH) -> list[dict[str, Any]]:
+    return list(policy(ENV, kinds, kind=kind)["Statement"])
+
+
+def resources(statement: dict[str, Any]) -> list[str]:
+    found = statement["Resource"]
+    return [found] if isinstance(found, str) else list(found)
+
+
+def is_write(action: str) -> bool:
+    name = action.split(":", 1)[1]
+    return name != "GET" and not name.startswith(("Describe", "Get", "List"))
+
+
+# --- declarations ----------------------------------------------------------------------
 
 
 def test_every_sub_package_that_calls_aws_is_declared_for_some_kind() -> None:
-    declared = {group for groups in DECLARED.values() for group in groups}
+    declared = {group for kinds in DECLARED.values() for groups in kinds.values() for group in groups}
     packages = {state.IAM_ACTIONS, ecr.IAM_ACTIONS, ecs.IAM_ACTIONS, alb.IAM_ACTIONS, lambda_.IAM_ACTIONS}
-    assert packages | {bootstrap.IAM_ACTIONS} == declared
+    assert packages | {bootstrap.IAM_ACTIONS} <= declared
     assert all(group for group in declared)  # a package with nothing to declare is not listed
 
 
 def test_a_kinds_actions_appear_in_the_policy_only_when_the_project_has_that_kind() -> None:
-    ecs_policy = policy_actions(policy(ENV, ECS_ONLY))
-    lambda_policy = policy_actions(policy(ENV, LAMBDA_ONLY))
+    for kind in POLICY_KINDS:
+        ecs_policy = policy_actions(policy(ENV, ECS_ONLY, kind=kind))
+        lambda_policy = policy_actions(policy(ENV, LAMBDA_ONLY, kind=kind))
+        assert "lambda:PublishVersion" in lambda_policy and "lambda:PublishVersion" not in ecs_policy
+        assert "ecs:UpdateService" in ecs_policy and "ecs:UpdateService" not in lambda_policy
+        rule = "elasticloadbalancing:ModifyRule"
+        assert rule in ecs_policy and rule not in lambda_policy
+        assert "apigateway:GET" in lambda_policy and "apigateway:GET" not in ecs_policy
 
-    assert "lambda:PublishVersion" in lambda_policy and "lambda:PublishVersion" not in ecs_policy
-    assert "ecs:UpdateService" in ecs_policy and "ecs:UpdateService" not in lambda_policy
-    rule = "elasticloadbalancing:ModifyRule"
-    assert rule in ecs_policy and rule not in lambda_policy
-    assert "apigateway:POST" in lambda_policy and "apigateway:POST" not in ecs_policy
 
-
-@pytest.mark.parametrize("kinds", [ECS_ONLY, LAMBDA_ONLY, BOTH, ServiceKinds()])
+@pytest.mark.parametrize("kinds", ALL_KINDS)
 def test_the_state_table_and_ecr_actions_are_always_allowed(kinds: ServiceKinds) -> None:
-    assert actions(kinds) >= state.IAM_ACTIONS | ecr.IAM_ACTIONS
+    assert actions(kinds, DECLARED["bootstrap"]) >= state.IAM_ACTIONS | ecr.IAM_ACTIONS
+    assert actions(kinds) >= (state.IAM_ACTIONS - table.IAM_ACTIONS) | ecr.IAM_ACTIONS
 
 
-def test_the_policy_is_the_union_of_the_declarations_of_the_projects_kinds() -> None:
-    assert actions(ECS_ONLY) == state.IAM_ACTIONS | ecr.IAM_ACTIONS | ecs.IAM_ACTIONS | alb.IAM_ACTIONS | (
-        bootstrap.IAM_ACTIONS
-    )
-    assert actions(LAMBDA_ONLY) == state.IAM_ACTIONS | ecr.IAM_ACTIONS | lambda_.IAM_ACTIONS
-    assert actions(BOTH) == actions(ECS_ONLY) | actions(LAMBDA_ONLY)
+def test_the_bootstrap_policy_is_every_declaration_of_the_projects_kinds() -> None:
+    declared = DECLARED["bootstrap"]
+    always = state.IAM_ACTIONS | ecr.IAM_ACTIONS
+    assert actions(ECS_ONLY, declared) == always | ecs.IAM_ACTIONS | alb.IAM_ACTIONS | bootstrap.IAM_ACTIONS
+    assert actions(LAMBDA_ONLY, declared) == always | lambda_.IAM_ACTIONS
+    assert actions(BOTH, declared) == actions(ECS_ONLY, declared) | actions(LAMBDA_ONLY, declared)
+
+
+@pytest.mark.parametrize("kinds", ALL_KINDS)
+def test_the_deploy_policy_is_part_of_the_bootstrap_policy(kinds: ServiceKinds) -> None:
+    assert actions(kinds) <= actions(kinds, DECLARED["bootstrap"])
 
 
 def test_a_new_declaration_reaches_the_policy_of_its_kind_only() -> None:
-    declared = {**DECLARED, "lambda": (*DECLARED["lambda"], frozenset({"lambda:TagResource"}))}
+    tagging = frozenset({"lambda:TagResource"})
+    declared = {**DECLARED["deploy"], "lambda": (*DECLARED["deploy"]["lambda"], tagging)}
 
     assert "lambda:TagResource" in policy_actions(policy(ENV, LAMBDA_ONLY, declared))
     assert "lambda:TagResource" not in policy_actions(policy(ENV, ECS_ONLY, declared))
+
+
+# --- the deploy policy is not a path to any permission ---------------------------------
+
+
+@pytest.mark.parametrize("kinds", ALL_KINDS)
+def test_the_deploy_policy_writes_nothing_in_iam(kinds: ServiceKinds) -> None:
+    allowed = policy_actions(policy(ENV, kinds))
+    assert {a for a in allowed if a.startswith("iam:")} <= {"iam:PassRole"}
+    bootstrap_only = {"iam:CreateRole", "iam:PutRolePolicy", "iam:GetRole", "lambda:AddPermission"}
+    assert not allowed & bootstrap_only
+
+
+def test_the_bootstrap_policy_may_create_the_lambda_role_and_nothing_else_in_iam() -> None:
+    iam = [st for st in statements("bootstrap") if any(a.startswith("iam:") for a in st["Action"])]
+    role = "arn:aws:iam::123456789012:role/pipeline-aws-test-lambda"
+    writes = [st for st in iam if {"iam:CreateRole", "iam:PutRolePolicy"} & set(st["Action"])]
+    assert writes and all(resources(st) == [role] for st in writes)
+
+
+@pytest.mark.parametrize("kind", POLICY_KINDS)
+def test_pass_role_names_the_projects_roles_and_the_service_they_are_passed_to(kind: PolicyKind) -> None:
+    passes = [st for st in statements(kind) if "iam:PassRole" in st["Action"]]
+    by_service = {st["Condition"]["StringEquals"]["iam:PassedToService"]: resources(st) for st in passes}
+    assert by_service == {
+        "ecs-tasks.amazonaws.com": [ENV.execution_role_arn, ENV.task_role_arn],
+        "lambda.amazonaws.com": ["arn:aws:iam::123456789012:role/pipeline-aws-test-lambda"],
+    }
+    assert all(st["Action"] == ["iam:PassRole"] for st in passes)  # the condition binds PassRole alone
+
+
+SCOPED_SERVICES = ["elasticloadbalancing", "apigateway", "iam", "lambda", "logs", "dynamodb"]
+
+
+@pytest.mark.parametrize("kind", POLICY_KINDS)
+@pytest.mark.parametrize("service", SCOPED_SERVICES)
+def test_writes_are_scoped_to_the_projects_resources_never_star(kind: PolicyKind, service: str) -> None:
+    def writes_of_service(st: dict[str, Any]) -> bool:
+        return any(a.startswith(f"{service}:") and is_write(a) for a in st["Action"])
+
+    writes = [st for st in statements(kind) if writes_of_service(st)]
+    assert writes or (kind, service) in {("deploy", "apigateway"), ("deploy", "logs")}
+    for st in writes:
+        assert "*" not in resources(st), st
+
+
+def test_listener_rules_are_the_environments_two_listeners_only() -> None:
+    modify = next(st for st in statements("deploy") if "elasticloadbalancing:ModifyRule" in st["Action"])
+    assert resources(modify) == [
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/shop/1/2/*",
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/shop/1/3/*",
+    ]
+
+
+def test_the_deploy_policy_only_reads_api_gateway() -> None:
+    allowed = policy_actions(policy(ENV, BOTH))
+    assert {a for a in allowed if a.startswith("apigateway:")} == {"apigateway:GET"}
+    assert "apigateway:POST" in policy_actions(policy(ENV, BOTH, kind="bootstrap"))
+
+
+def test_without_listeners_no_rule_may_be_changed_rather_than_every_rule() -> None:
+    bare = AwsEnvironment(
+        "bare", "eu-west-1", "123456789012", "c", listener_arn="", test_listener_arn="", state_table="t"
+    )
+    allowed = policy_actions(policy(bare, ECS_ONLY, kind="bootstrap"))
+    assert "elasticloadbalancing:ModifyRule" not in allowed
+    assert "elasticloadbalancing:CreateRule" not in allowed
+
+
+@pytest.mark.parametrize("kind", POLICY_KINDS)
+def test_records_of_the_state_table_cannot_be_deleted(kind: PolicyKind) -> None:
+    """Either no DeleteItem at all (the store deletes nothing), or only in the lease
+    partitions: never in a deployment's partition, where its records are."""
+    records = table.deployment_pk(ServiceRef("orders", "aws-test"))
+    for declared in (DECLARED[kind], {**DECLARED[kind], "always": (frozenset({"dynamodb:DeleteItem"}),)}):
+        document = policy(ENV, BOTH, declared, kind=kind)
+        for st in document["Statement"]:
+            if "dynamodb:DeleteItem" not in st["Action"]:
+                continue
+            assert st["Action"] == ["dynamodb:DeleteItem"]
+            leading = st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            assert leading == table.lock_pk("*")
+            assert not records.startswith(leading.rstrip("*"))
+
+
+# --- the command -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", [None, "deploy", "bootstrap"])
+def test_the_command_prints_the_policy_of_the_kind_asked_for(
+    kind: str | None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_project(tmp_path, ENV)
+    extra = [] if kind is None else ["--kind", kind]
+
+    assert main(["--root", str(tmp_path), "iam-policy", "--env", "aws-test", *extra]) == 0
+
+    allowed = policy_actions(json.loads(capsys.readouterr().out))
+    assert ("elasticloadbalancing:CreateRule" in allowed) is (kind == "bootstrap")  # deploy by default
+    assert "elasticloadbalancing:ModifyRule" in allowed
+
+
+def test_the_command_refuses_an_unknown_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_project(tmp_path, ENV)
+    assert main(["--root", str(tmp_path), "iam-policy", "--env", "aws-test", "--kind", "admin"]) == 2
+    assert "'admin' is not one of 'deploy', 'bootstrap'" in capsys.readouterr().err

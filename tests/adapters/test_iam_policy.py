@@ -1,10 +1,10 @@
-"""The ``iam-policy`` output covers exactly the AWS actions bootstrap, deploy and rollback call.
+"""The ``iam-policy`` outputs cover exactly the AWS actions bootstrap, deploy and rollback call.
 
 A ``before-call`` hook on the session records every call (as IAM actions) while the
-orders service is bootstrapped, deployed (first release, a promoted canary, a canary
+orders service is bootstrapped, then deployed (first release, a promoted canary, a canary
 failed by an alarm, a slot that never becomes ready, with a stopped task to explain) and
-rolled back. The policy for the same environment must allow each recorded action, and
-allow nothing else beyond the short documented list ``NOT_CALLED_HERE``.
+rolled back. The deploy policy must allow each action the deployments called, and nothing
+else beyond the short documented lists; the bootstrap policy each action bootstrap called.
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 # Allowed by the policy, not called in this scenario, and why:
 NOT_CALLED_HERE = AUTHORIZATION_ONLY | {
     "dynamodb:Scan",  # DynamoStateStore.deployments(): `pipeline status` without a service
+    "dynamodb:ConditionCheckItem",  # DynamoStateStore.commit(fence=...): the lease check of a commit
 }
 # ECR actions beyond repository creation are the image push and resolve of `pipeline push`
 # and `pipeline deploy --ref` (the ECR adapter's own tests exercise them).
-ECR_IMAGE_ACTIONS = frozenset(ecr.IAM_ACTIONS) - {
-    "ecr:DescribeRepositories",
-    "ecr:CreateRepository",
-    "ecr:PutLifecyclePolicy",
-}
+REPOSITORY_ACTIONS = frozenset(
+    {"ecr:DescribeRepositories", "ecr:CreateRepository", "ecr:PutLifecyclePolicy", "ecr:GetLifecyclePolicy"}
+)  # `pipeline push` creates or converges its repository (EcrRegistry.ensure_repository)
+ECR_IMAGE_ACTIONS = frozenset(ecr.IAM_ACTIONS) - REPOSITORY_ACTIONS
 
 
 def inject_stopped_task(env: AwsEnvironment) -> None:
@@ -65,6 +65,8 @@ def test_the_policy_allows_exactly_the_recorded_actions(
     log = CallLog().attach(session)
 
     bootstrap(session, ecs_env, spec, clock)
+    bootstrapped = frozenset(log.actions)
+    log.actions.clear()
     h = harness(session, ecs_env, spec, clock)
     register_targets(session, spec, Slot.BLUE, 2)
     assert h.deploy("1.0.0").phase is Phase.SUCCEEDED
@@ -77,17 +79,20 @@ def test_the_policy_allows_exactly_the_recorded_actions(
     assert rolled is not None and rolled.phase is Phase.SUCCEEDED
     set_alarm("orders-5xx", "ALARM")
     assert h.deploy("4.0.0").phase is Phase.ROLLED_BACK  # the alarm fails the analysis
+    deployed = frozenset(log.actions)
 
-    allowed = policy_actions(policy(ecs_env, ServiceKinds(ecs=("orders",))))
-    recorded = frozenset(log.actions)
-
-    assert recorded - allowed == set(), "called but not allowed"
-    unused = allowed - recorded
-    assert unused - NOT_CALLED_HERE - ECR_IMAGE_ACTIONS == set(), "allowed but never called"
+    kinds = ServiceKinds(ecs=("orders",))
+    allowed = policy_actions(policy(ecs_env, kinds))
+    assert deployed - allowed == set(), "called by a deployment but not allowed to the deploy role"
+    unused = allowed - deployed
+    assert unused - NOT_CALLED_HERE - ECR_IMAGE_ACTIONS - REPOSITORY_ACTIONS == set(), "allowed, never called"
     assert allowed >= NOT_CALLED_HERE  # the documented list stays true
-    assert {
-        "ecs:DescribeTasks",
-        "ecs:ListTasks",
-        "cloudwatch:DescribeAlarms",
-        "ecs:CreateService",
-    } <= recorded
+    assert {"ecs:DescribeTasks", "ecs:ListTasks", "cloudwatch:DescribeAlarms", "ecs:UpdateService"} <= (
+        deployed
+    )
+
+    humans = policy_actions(policy(ecs_env, kinds, kind="bootstrap"))
+    assert bootstrapped - humans == set(), "called by bootstrap but not allowed to the bootstrap policy"
+    assert humans - bootstrapped - allowed - NOT_CALLED_HERE == set(), "allowed to bootstrap, never called"
+    assert {"ecs:CreateService", "elasticloadbalancing:CreateRule", "dynamodb:CreateTable"} <= bootstrapped
+    assert not {"ecs:CreateService", "elasticloadbalancing:CreateRule", "dynamodb:CreateTable"} & allowed

@@ -133,9 +133,9 @@ class CallLog:
         session.on("before-send", self._attempt)
         return self
 
-    def _call(self, model: Any, **_: Any) -> None:
+    def _call(self, model: Any, params: Any = None, **_: Any) -> None:
         self.calls[model.name] += 1
-        self.actions |= iam_actions_of_call(model.service_model.signing_name, model.name)
+        self.actions |= iam_actions_of_call(model.service_model.signing_name, model.name, params)
 
     def _attempt(self, event_name: str, request: Any, **_: Any) -> None:
         if not getattr(request, "answered_by_fault", False):
