@@ -29,11 +29,22 @@ class GitHubOrgConfig(Model):
     ] | None = Field(default=None, description="team slug; approvers must be active members of it")
 
 
+_Member = Annotated[
+    StrictStr,
+    Matches(
+        r"^(aws:arn:aws[a-z-]*:(iam|sts)::(\d{12}|\*):\S+|[^\s:]+)$",
+        "a login like 'carol', or an STS ARN pattern like "
+        "'aws:arn:aws:sts::123456789012:assumed-role/ops-admin/*'",
+    ),
+]
+"""An organisation member: a login (OS account, GitHub login) or ``aws:`` + an ARN pattern."""
+
+
 class Organisation(Model):
     """A group of people; ``members`` empty means anyone may act for it. A member is a login
     (an OS account, a GitHub login) or ``aws:ARN-PATTERN`` (an STS caller ARN, ``*`` wildcards)."""
 
-    members: tuple[Text, ...] = Field(
+    members: tuple[_Member, ...] = Field(
         default=(),
         description="logins, or aws:ARN patterns (e.g. aws:arn:aws:sts::123456789012:assumed-role/ops/*)",
     )

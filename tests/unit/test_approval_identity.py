@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 from pipeline.app import App
+from pipeline.config import load_project
 from pipeline.console.render import ConsoleSink
+from pipeline.core.errors import ConfigError
 from pipeline.core.model import Missing, ServiceRef
 from pipeline.core.ports import Record
 from pipeline.identity import Identity, is_member, os_account
@@ -23,7 +25,7 @@ from pipeline.testing import release
 from tests.unit.support.engine import World
 from tests.unit.support.fake_cli import FakeFactory, code, install
 from tests.unit.support.operators import ME, project_with_members
-from tests.unit.support.project import REPO_ROOT
+from tests.unit.support.project import REPO_ROOT, WriteProject
 
 PROD = ServiceRef("orders", "prod")
 OPS = Requirements(approval="ops", approvers=frozenset({"carol"}), unverified=True)
@@ -150,3 +152,23 @@ def test_an_sts_identity_approval_counts_where_unverified_ones_do_not() -> None:
 def test_the_example_configs_do_not_make_root_an_ops_member(path: str) -> None:
     config = yaml.safe_load((REPO_ROOT / path).read_text())
     assert "root" not in config["organisations"]["ops"]["members"]
+
+
+def test_a_member_that_is_neither_a_login_nor_an_sts_arn_pattern_is_reported_at_its_line(
+    write_project: WriteProject,
+) -> None:
+    root = write_project(
+        """
+        project: shop
+        organisations:
+          ops:
+            members: [carol, "aws:carol"]
+        environments:
+          prod: {platform: local, owner: ops, local: {port: 8300}}
+        """
+    )
+    with pytest.raises(ConfigError) as error:
+        load_project(root)
+    text = str(error.value)
+    assert "pipeline.yaml:4: organisations.ops.members[1]" in text
+    assert "'aws:carol'" in text and "aws:arn:aws:sts::123456789012:assumed-role/ops-admin/*" in text
