@@ -1,8 +1,8 @@
 """The data plane: every router listener on its own thread and event loop.
 
 The plane's control API runs on the process's main event loop; the routers run here, on a
-second loop in a second thread, with their own upstream HTTP session (keep-alive connections
-to the replicas) and one ``ConnectionGate`` over all listeners. However hard a router port is
+second loop in a second thread, with their own keep-alive connections to the replicas
+(``UpstreamPool``) and one ``ConnectionGate`` over all listeners. However hard a router port is
 hit (thousands of connections, slow clients, large bodies), the control API's loop is not
 the one doing the work, so it keeps answering; and a slow control request never delays
 traffic.
@@ -20,12 +20,10 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import aiohttp
-
 from pipeline.local.http.limits import ConnectionGate, RouterLimits
+from pipeline.local.http.upstream import UpstreamPool
 
 T = TypeVar("T")
-_KEEPALIVE_S = 30.0  # idle upstream connections to replicas are kept this long for reuse
 
 
 class DataPlane:
@@ -35,27 +33,19 @@ class DataPlane:
         self.limits = limits
         self.loop = asyncio.new_event_loop()
         self.gate = ConnectionGate(limits, self.loop)
-        self._http: aiohttp.ClientSession | None = None
+        self.pool = UpstreamPool()  # keep-alive connections to the replicas, used on the data loop
         self._thread = threading.Thread(target=self._run, name="pipeline-data-plane", daemon=True)
 
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        """The upstream session (bound to the data loop); only valid between start and close."""
-        if self._http is None:
-            raise RuntimeError("the data plane is not started")
-        return self._http
-
     async def start(self) -> None:
-        """Start the thread and open the upstream session."""
+        """Start the thread."""
         self._thread.start()
-        await self.call(self._open())
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the data loop and await its result from the calling loop."""
         return await run_on(self.loop, coro)
 
     async def close(self) -> None:
-        """Close the upstream session, stop the loop and join the thread. Idempotent."""
+        """Close the upstream connections, stop the loop and join the thread. Idempotent."""
         if not self._thread.is_alive():
             return
         await self.call(self._shutdown())
@@ -64,14 +54,8 @@ class DataPlane:
         if not self._thread.is_alive():
             self.loop.close()
 
-    async def _open(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, keepalive_timeout=_KEEPALIVE_S)
-        self._http = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                           skip_auto_headers=("User-Agent",))
-
     async def _shutdown(self) -> None:
-        if self._http is not None:
-            await self._http.close()
+        self.pool.close()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)

@@ -22,8 +22,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
-from yarl import URL
 
+from pipeline.local.http.upstream import UpstreamDropped, UpstreamPool, UpstreamRefused
 from pipeline.local.replicas.replica import Replica
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 
@@ -33,11 +33,11 @@ CLIENT_CLOSED = 499
 """Status counted when the client went away before its request was answered (not a 5xx)."""
 HOP_BY_HOP = frozenset(
     h.lower() for h in ("Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "TE",
-                        "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length")
+                        "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect")
 )
+_REPLACED = HOP_BY_HOP | {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-_DROPPED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError)
-_UPSTREAM = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=60.0)  # 504 after a silent minute
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 log = logging.getLogger("pipeline.local.router")
 
 
@@ -54,15 +54,14 @@ class Exchange:
     """Proxies ``request`` to ``target`` on a replica; ``outcome`` overrides the status counted
     when the answer could not be completed (499 client gone, 408 idle body, 502 broken)."""
 
-    def __init__(self, http: aiohttp.ClientSession, request: web.Request, target: str,
+    def __init__(self, pool: UpstreamPool, request: web.BaseRequest, target: str,
                  tags: dict[str, str], body_idle_timeout: float) -> None:
-        self._http = http
+        self._pool = pool
         self._request = request
         self._target = target
         self._tags = tags
         self._idle = body_idle_timeout
         self.outcome: int | None = None
-        self._client_failure: ClientFailed | None = None
 
     async def proxy(self, key: SlotKey, supervisor: Supervisor) -> web.StreamResponse:
         request = self._request
@@ -70,11 +69,9 @@ class Exchange:
             body = await self._small_body()
         except ClientFailed as exc:
             return self._client_error(exc)
-        streamed = body is None and request.body_exists
+        streamed = body is None
         retry_dropped = request.method in _IDEMPOTENT and not streamed
-        headers = forward_headers(request)
-        if streamed and request.content_length is not None:
-            headers["Content-Length"] = str(request.content_length)  # else chunked to the replica
+        head = _request_head(request, self._target, body)
         tried: frozenset[Replica] = frozenset()
         for attempt in range(2):
             replica = supervisor.pick(key, tried)
@@ -85,10 +82,10 @@ class Exchange:
             tried |= {replica}
             replica.inflight += 1
             try:
-                return await self._send(replica, headers, self._stream() if streamed else body)
-            except aiohttp.ClientConnectorError:
-                continue  # refused: nothing was sent, any method may go elsewhere
-            except (aiohttp.ClientError, TimeoutError, ClientFailed) as exc:
+                return await self._send(replica, head, self._stream() if body is None else body)
+            except UpstreamRefused:
+                continue  # nothing was sent, any method may go elsewhere
+            except (UpstreamDropped, TimeoutError, ValueError, ClientFailed) as exc:
                 failed = self._failure(exc, f"{key} replica {replica.index}", retry_dropped)
                 if failed is not None:
                     return failed
@@ -100,13 +97,11 @@ class Exchange:
         """The answer to give after ``exc``, or None to try another replica."""
         if isinstance(exc, ClientFailed):
             return self._client_error(exc)
-        if self._client_failure is not None:  # the body stream failed on the client's side
-            return self._client_error(self._client_failure)
-        if isinstance(exc, _DROPPED):
+        if isinstance(exc, UpstreamDropped):
             return None if retry_dropped else self._upstream_error(502, f"{who} dropped the connection", exc)
         if isinstance(exc, TimeoutError):
             return self._upstream_error(504, f"{who} did not answer in time", exc)
-        return self._upstream_error(502, f"{who} failed", exc)
+        return self._upstream_error(502, f"{who} sent a malformed answer", exc)
 
     async def _small_body(self) -> bytes | None:
         """The whole body when it is short and has a length (b"" for none); None to stream it."""
@@ -115,8 +110,10 @@ class Exchange:
             return b""
         length = request.content_length
         if length is None or length > BUFFERED:
+            await self._continue()
             return None
         try:
+            await self._continue()
             async with asyncio.timeout(self._idle):
                 return await request.read()
         except TimeoutError as exc:
@@ -124,8 +121,14 @@ class Exchange:
         except (ConnectionError, aiohttp.ClientPayloadError) as exc:
             raise ClientFailed(CLIENT_CLOSED, "the client went away while sending its body") from exc
 
+    async def _continue(self) -> None:
+        """Answer ``Expect: 100-continue`` (the replica never sees it)."""
+        if self._request.headers.get("Expect", "").lower() == "100-continue":
+            writer = self._request.writer
+            await writer.write(_CONTINUE)
+
     async def _stream(self) -> AsyncIterator[bytes]:
-        """The request body as it arrives; records why the client side failed, if it does."""
+        """The request body as it arrives; ClientFailed when the client side fails."""
         content = self._request.content
         try:
             while True:
@@ -135,41 +138,40 @@ class Exchange:
                     return
                 yield chunk
         except TimeoutError as exc:
-            self._client_failure = ClientFailed(408, f"the request body was idle for {self._idle:g}s")
-            raise self._client_failure from exc
+            raise ClientFailed(408, f"the request body was idle for {self._idle:g}s") from exc
         except (ConnectionError, aiohttp.ClientPayloadError) as exc:
-            self._client_failure = ClientFailed(CLIENT_CLOSED, "the client went away while sending its body")
-            raise self._client_failure from exc
+            raise ClientFailed(CLIENT_CLOSED, "the client went away while sending its body") from exc
 
-    async def _send(self, replica: Replica, headers: CIMultiDict[str],
-                    body: object) -> web.StreamResponse:
+    async def _send(self, replica: Replica, head: bytes,
+                    body: bytes | AsyncIterator[bytes]) -> web.StreamResponse:
         request = self._request
-        url = URL(f"{replica.url}{self._target}", encoded=True)
-        async with self._http.request(request.method, url, headers=headers, data=body or None,
-                                      timeout=_UPSTREAM, allow_redirects=False,
-                                      auto_decompress=False) as upstream:
-            out = CIMultiDict((k, v) for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP)
+        call = await self._pool.open(replica.port or 0)
+        try:
+            chunked = not isinstance(body, bytes) and request.content_length is None
+            await call.send(head, body, chunked)
+            answer = await call.response(request.method)
+            out = CIMultiDict((k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP)
             out.update(self._tags)
-            length = upstream.content_length
-            if request.method == "HEAD" or (length is not None and length <= BUFFERED):
-                payload = await upstream.read()
-                return web.Response(status=upstream.status, reason=upstream.reason, body=payload,
+            if answer.length is not None and answer.length <= BUFFERED:
+                return web.Response(status=answer.status, reason=answer.reason, body=await call.read_all(),
                                     headers=out)
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out)
-            if length is not None:
-                response.content_length = length
+            response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=out)
+            if answer.length is not None:
+                response.content_length = answer.length
             await response.prepare(request)
             try:
-                async for chunk in upstream.content.iter_any():
+                async for chunk in call.body():
                     await response.write(chunk)
                 await response.write_eof()
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except (ConnectionError, TimeoutError, ValueError) as exc:
                 self._broken_answer(replica, exc)
             return response
+        finally:
+            call.finish()
 
     def _broken_answer(self, replica: Replica, exc: BaseException) -> None:
         """The answer broke after its head was sent: the client connection is cut."""
-        if isinstance(exc, ConnectionError) and not isinstance(exc, aiohttp.ClientError):
+        if isinstance(exc, ConnectionError) and not isinstance(exc, UpstreamDropped):
             self.outcome = CLIENT_CLOSED  # the client stopped reading
         else:
             self.outcome = 502
@@ -188,14 +190,23 @@ class Exchange:
         return error(status, f"{message}: {type(exc).__name__} {exc}".rstrip())
 
 
-def forward_headers(request: web.Request) -> CIMultiDict[str]:
-    headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP)
+def _request_head(request: web.BaseRequest, target: str, body: bytes | None) -> bytes:
+    """The request line and headers sent to the replica (framing for ``body``: bytes, or
+    None when it streams: its Content-Length if known, else chunked)."""
+    parts = [f"{request.method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
+    parts.extend(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() not in _REPLACED)
     peer = request.remote or ""
-    prior = headers.get("X-Forwarded-For")
-    headers["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
-    headers["X-Forwarded-Host"] = request.host
-    headers["X-Forwarded-Proto"] = request.scheme
-    return headers
+    prior = request.headers.get("X-Forwarded-For")
+    parts.append(f"X-Forwarded-For: {prior}, {peer}\r\n" if prior else f"X-Forwarded-For: {peer}\r\n")
+    parts.append(f"X-Forwarded-Host: {request.host}\r\nX-Forwarded-Proto: {request.scheme}\r\n")
+    if body is None:
+        length = request.content_length
+        framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+        parts.append(framing + "\r\n")
+    elif body or request.body_exists:
+        parts.append(f"Content-Length: {len(body)}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8", "surrogateescape")  # the bytes aiohttp decoded
 
 
 def error(status: int, message: str) -> web.Response:

@@ -35,7 +35,7 @@ from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook
 from pipeline.local.http.dataplane import DataPlane
 from pipeline.local.http.limits import ConnectionGate, RouterLimits
-from pipeline.local.http.proxy import BUFFERED, Exchange, error
+from pipeline.local.http.proxy import Exchange, error
 from pipeline.local.http.rules import (
     PathRule,
     RuleTable,
@@ -43,9 +43,10 @@ from pipeline.local.http.rules import (
     lambda_function_name,
     parse_slot,
 )
+from pipeline.local.http.upstream import UpstreamPool
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 
-LambdaInvoker = Callable[[str, web.Request, str], Awaitable[web.StreamResponse]]
+LambdaInvoker = Callable[[str, web.BaseRequest, str], Awaitable[web.StreamResponse]]
 
 _PIN_PREFIX = "/_slot/"
 SLOT_HEADER = "X-Pipeline-Slot"
@@ -68,7 +69,8 @@ class EnvironmentRouter:
 
     With a ``data_plane`` the listeners run on its loop and use its upstream session and
     connection gate (``start``/``stop`` may be awaited from another loop); without one they
-    run on the caller's loop with ``http`` and a gate of default limits.
+    run on the caller's loop with their own connections and a gate of default limits. ``http``
+    is not used (kept for callers that pass the plane's session).
     """
 
     def __init__(self, name: str, port: int, *, supervisor: Supervisor, counters: CounterBook,
@@ -80,11 +82,11 @@ class EnvironmentRouter:
         self.services: dict[str, ServiceRoute] = {}
         self._supervisor = supervisor
         self._counters = counters
-        self._http = data_plane.http if data_plane is not None else http
+        self._pool = data_plane.pool if data_plane is not None else UpstreamPool()
         self._data_plane = data_plane
         self._gate: ConnectionGate | None = data_plane.gate if data_plane is not None else None
         self._invoke_lambda = invoke_lambda
-        self._runners: list[web.AppRunner] = []
+        self._runners: list[web.ServerRunner] = []
         self._servers: list[asyncio.Server] = []
 
     @property
@@ -110,10 +112,10 @@ class EnvironmentRouter:
             self._gate = ConnectionGate(RouterLimits(), loop)
         try:
             for port, test in ((self.port, False), (self.test_port, True)):
-                app = web.Application(client_max_size=2 * BUFFERED)  # larger bodies stream
-                app.router.add_route("*", "/{tail:.*}", self._handler(test))
-                runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0,
-                                       keepalive_timeout=self._gate.limits.header_timeout)
+                # aiohttp's low-level server: no application, URL dispatcher or middlewares per request
+                server_ = web.Server(self._handler(test), access_log=None,
+                                     keepalive_timeout=self._gate.limits.header_timeout)
+                runner = web.ServerRunner(server_, handle_signals=False, shutdown_timeout=5.0)
                 await runner.setup()
                 self._runners.append(runner)
                 assert runner.server is not None
@@ -141,11 +143,11 @@ class EnvironmentRouter:
         self.rules.put(rule)
         return route
 
-    def _handler(self, test: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _handler(self, test: bool) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
         gate = self._gate
         assert gate is not None
 
-        async def handle(request: web.Request) -> web.StreamResponse:
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
             transport = request.transport
             gate.request_started(transport)
             try:
@@ -155,7 +157,7 @@ class EnvironmentRouter:
 
         return handle
 
-    async def _route(self, request: web.Request, test: bool) -> web.StreamResponse:
+    async def _route(self, request: web.BaseRequest, test: bool) -> web.StreamResponse:
         path, target, pinned = request.path, request.rel_url.raw_path_qs, None
         if test and path.startswith(_PIN_PREFIX):
             name, _, rest = path[len(_PIN_PREFIX):].partition("/")
@@ -180,19 +182,19 @@ class EnvironmentRouter:
         return await self._forward(request, SlotKey(self.name, rule.service, slot.value), target)
 
     @staticmethod
-    def _choose_slot(route: ServiceRoute, request: web.Request, test: bool,
+    def _choose_slot(route: ServiceRoute, request: web.BaseRequest, test: bool,
                      pinned: Slot | None) -> Slot | None:
         if test:
             return pinned or parse_slot(request.headers.get(SLOT_HEADER)) or route.test_slot
         return route.picker.pick() if route.picker is not None else None
 
-    async def _forward(self, request: web.Request, key: SlotKey, target: str) -> web.StreamResponse:
+    async def _forward(self, request: web.BaseRequest, key: SlotKey, target: str) -> web.StreamResponse:
         started = time.monotonic()
         replica_set = self._supervisor.get(key)
         tags = {SLOT_HEADER: key.slot}
         if replica_set is not None:
             tags["X-Pipeline-Version"] = replica_set.spec.version
-        exchange = Exchange(self._http, request, target, tags, self._limits.body_idle_timeout)
+        exchange = Exchange(self._pool, request, target, tags, self._limits.body_idle_timeout)
         response = await exchange.proxy(key, self._supervisor)
         if not response.prepared:
             response.headers.update(tags)

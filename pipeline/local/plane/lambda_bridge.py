@@ -10,6 +10,7 @@ ever crosses loops. The body is capped at Lambda's 6 MB invocation payload (413 
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from aiohttp import web
 
@@ -27,7 +28,7 @@ def cross_loop_invoker(runtime: LambdaRuntime, runtime_loop: asyncio.AbstractEve
                        body_timeout: float) -> LambdaInvoker:
     """An invoker for routers on any loop that runs ``runtime`` on ``runtime_loop``."""
 
-    async def invoke(function: str, request: web.Request, path_rule: str) -> web.StreamResponse:
+    async def invoke(function: str, request: web.BaseRequest, path_rule: str) -> web.StreamResponse:
         if (request.content_length or 0) > MAX_PAYLOAD:
             return _too_large()
         try:
@@ -36,7 +37,8 @@ def cross_loop_invoker(runtime: LambdaRuntime, runtime_loop: asyncio.AbstractEve
             return web.json_response({"message": "Request Timeout"}, status=408)
         if body is None:
             return _too_large()
-        event = build_event(request, body, raw_path=request.path, path_rule=path_rule)
+        event = build_event(cast(web.Request, request), body,  # reads no app attributes
+                             raw_path=request.path, path_rule=path_rule)
         try:
             result = await run_on(runtime_loop, runtime.invoke(function, "live", event))
         except NotFoundError as exc:
@@ -46,7 +48,7 @@ def cross_loop_invoker(runtime: LambdaRuntime, runtime_loop: asyncio.AbstractEve
     return invoke
 
 
-async def _read_capped(request: web.Request, idle: float) -> bytes | None:
+async def _read_capped(request: web.BaseRequest, idle: float) -> bytes | None:
     """The whole body, or None past ``MAX_PAYLOAD``; TimeoutError when idle for ``idle`` s."""
     parts: list[bytes] = []
     size = 0

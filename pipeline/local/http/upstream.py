@@ -1,0 +1,318 @@
+"""A lean HTTP/1.1 client from the router to its replicas, with keep-alive connections.
+
+The router sends every request to a replica on 127.0.0.1 it started itself, so it needs
+much less than a general HTTP client (no TLS, DNS, proxies, cookies, redirects or
+compression) and per-request cost is what limits the router. One ``UpstreamPool`` per data
+plane keeps idle connections per port; a connection is reused only after a response that
+ended cleanly (HTTP/1.1, no ``Connection: close``, body read to its end).
+
+Failures are classified the way the router's retry rule needs them:
+
+- ``UpstreamRefused``: the connection could not be made, nothing was sent;
+- ``UpstreamDropped``: the connection closed before a complete response head (the request
+  may or may not have been processed);
+- ``TimeoutError``: no connection within ``connect_timeout`` or no byte of the answer for
+  ``read_timeout`` seconds.
+
+Bodies are framed by ``Content-Length``, chunked transfer coding, or the end of the
+connection; writing waits for the socket to drain and reading pauses the socket when
+``HIGH_WATER`` bytes wait, so memory stays bounded whatever the body sizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+HIGH_WATER = 256 * 1024
+"""Bytes of a response body buffered before reading from the replica pauses."""
+
+
+class UpstreamRefused(ConnectionError):
+    """The replica refused the connection: nothing was sent."""
+
+
+class UpstreamDropped(ConnectionError):
+    """The replica closed the connection before a complete answer."""
+
+
+@dataclass(slots=True)
+class Head:
+    """A response's status line and headers (names as sent, values latin-1 decoded)."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    length: int | None = None
+    chunked: bool = False
+    keep_alive: bool = True
+    extras: dict[str, str] = field(default_factory=dict)
+
+
+class _Conn(asyncio.Protocol):
+    """One connection to a replica: buffers what arrives and wakes the reader."""
+
+    def __init__(self, pool: UpstreamPool, port: int) -> None:
+        self.pool = pool
+        self.port = port
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.closed = False
+        self.error: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._paused = False
+
+    # --- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > HIGH_WATER and not self._paused and self.transport is not None:
+            self._paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.error = exc
+        self._wake()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_exception(UpstreamDropped("the replica closed the connection"))
+
+    def pause_writing(self) -> None:
+        self._drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._drained = None
+
+    # --- used by the exchange -------------------------------------------------------------
+
+    async def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise UpstreamDropped("the replica closed the connection while the request was sent")
+        self.transport.write(data)
+        if self._drained is not None:
+            await self._drained
+
+    async def more(self, timeout: float) -> None:
+        """Wait until more bytes arrived (or the connection ended); TimeoutError after ``timeout``."""
+        if self._paused and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+        if self.closed:
+            raise UpstreamDropped(f"the replica closed the connection: {self.error or 'end of stream'}")
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._waiter
+        finally:
+            self._waiter = None
+
+    def take(self, n: int) -> bytes:
+        data = bytes(self.buffer[:n])
+        del self.buffer[:n]
+        return data
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
+class UpstreamPool:
+    """Keep-alive connections to replicas on 127.0.0.1, per port. Not thread-safe (one loop)."""
+
+    def __init__(self, connect_timeout: float = 5.0, read_timeout: float = 60.0, idle_max: int = 64) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._idle: dict[int, deque[_Conn]] = {}
+        self._idle_max = idle_max
+
+    async def open(self, port: int) -> UpstreamCall:
+        """A connection to the replica on ``port``: an idle one when there is one."""
+        idle = self._idle.get(port)
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and not conn.buffer:
+                return UpstreamCall(conn)
+            _close(conn)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, conn = await loop.create_connection(lambda: _Conn(self, port), "127.0.0.1", port)
+        except OSError as exc:
+            raise UpstreamRefused(f"127.0.0.1:{port} refused the connection: {exc.strerror or exc}") from exc
+        return UpstreamCall(conn)
+
+    def release(self, conn: _Conn) -> None:
+        idle = self._idle.setdefault(conn.port, deque())
+        if conn.closed or conn.buffer or len(idle) >= self._idle_max:
+            _close(conn)
+        else:
+            idle.append(conn)
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                _close(conn)
+        self._idle.clear()
+
+
+def _close(conn: _Conn) -> None:
+    if conn.transport is not None:
+        conn.transport.close()
+
+
+class UpstreamCall:
+    """One request/response on a connection; ``finish`` returns the connection to the pool."""
+
+    def __init__(self, conn: _Conn) -> None:
+        self.conn = conn
+        self.head: Head | None = None
+        self._left: int | None = None  # body bytes still to read (None: chunked or until EOF)
+        self._done = False
+
+    async def send(self, head: bytes, body: bytes | AsyncIterator[bytes], chunked: bool) -> None:
+        """Send the request head and its body (bytes, or chunks, chunk-coded when ``chunked``)."""
+        conn = self.conn
+        if isinstance(body, bytes):
+            await conn.write(head + body)
+            return
+        await conn.write(head)
+        async for chunk in body:
+            if chunk:
+                await conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+            if conn.closed:
+                return  # the replica answered early and closed: read that answer
+        if chunked:
+            await conn.write(b"0\r\n\r\n")
+
+    async def response(self, method: str) -> Head:
+        """Read the response head (1xx interim answers skipped)."""
+        conn = self.conn
+        while True:
+            end = conn.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                await conn.more(conn.pool.read_timeout)
+                continue
+            head = _parse_head(conn.take(end + 4))
+            if 100 <= head.status < 200:
+                continue
+            break
+        if method == "HEAD" or head.status in (204, 304):
+            head.length, head.chunked = 0, False
+        self._left = head.length
+        self.head = head
+        return head
+
+    async def read_all(self) -> bytes:
+        """The rest of the body, whole (for a short ``Content-Length`` body)."""
+        parts = [chunk async for chunk in self.body()]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def body(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (de-chunked); the connection is released at its end."""
+        head = self.head
+        assert head is not None
+        if head.chunked:
+            async for chunk in self._chunks():
+                yield chunk
+        elif head.length is not None:
+            async for chunk in self._sized():
+                yield chunk
+        else:
+            head.keep_alive = False
+            async for chunk in self._until_eof():
+                yield chunk
+        self._done = True
+
+    def finish(self) -> None:
+        """Return the connection for reuse when the exchange ended cleanly, else close it."""
+        head = self.head
+        if self._done and head is not None and head.keep_alive:
+            self.conn.pool.release(self.conn)
+        else:
+            _close(self.conn)
+
+    async def _sized(self) -> AsyncIterator[bytes]:
+        conn = self.conn
+        left = self._left or 0
+        while left > 0:
+            if not conn.buffer:
+                await conn.more(conn.pool.read_timeout)
+                continue
+            chunk = conn.take(left)
+            left -= len(chunk)
+            yield chunk
+
+    async def _until_eof(self) -> AsyncIterator[bytes]:
+        conn = self.conn
+        while True:
+            if conn.buffer:
+                yield conn.take(len(conn.buffer))
+            elif conn.closed:
+                return
+            else:
+                try:
+                    await conn.more(conn.pool.read_timeout)
+                except UpstreamDropped:
+                    return
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        conn = self.conn
+        while True:
+            size = int((await self._line()).split(b";", 1)[0], 16)
+            if size == 0:
+                while await self._line():  # trailers, up to the empty line
+                    pass
+                return
+            while size > 0:
+                if not conn.buffer:
+                    await conn.more(conn.pool.read_timeout)
+                    continue
+                chunk = conn.take(size)
+                size -= len(chunk)
+                yield chunk
+            await self._line()
+
+    async def _line(self) -> bytes:
+        conn = self.conn
+        while (end := conn.buffer.find(b"\r\n")) < 0:
+            await conn.more(conn.pool.read_timeout)
+        return conn.take(end + 2)[:-2]
+
+
+def _parse_head(raw: bytes) -> Head:
+    lines = raw[:-4].decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code, _, reason = rest.partition(" ")
+    if not version.startswith("HTTP/1.") or not code.isdigit():
+        raise UpstreamDropped(f"the replica sent a malformed status line: {lines[0][:80]!r}")
+    headers: list[tuple[str, str]] = []
+    head = Head(int(code), reason, headers, keep_alive=version == "HTTP/1.1")
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        value = value.strip()
+        lower = name.lower()
+        if lower == "content-length":
+            head.length = int(value)
+        elif lower == "transfer-encoding":
+            head.chunked = "chunked" in value.lower()
+        elif lower == "connection":
+            head.keep_alive = head.keep_alive and "close" not in value.lower()
+        headers.append((name, value))
+    if head.chunked:
+        head.length = None
+    return head
