@@ -1,33 +1,35 @@
-"""Benchmark: what the local router adds on top of a replica, measured side by side.
+"""Benchmark: the local router side by side with HAProxy, in front of the same replica.
 
-    python bench/router.py [--requests 3000] [--concurrency 32] [--rounds 3]
+    python bench/router.py [--duration 5] [--connections 32] [--threads 2] [--rounds 3]
 
 Starts a real plane (in a temporary git project) with one replica of a small aiohttp
-service, sets 100% to it, then alternates the same workload against the replica directly
-and through the environment's router (loopback only, bounded request counts):
+service and 100% of the environment's traffic on it, and an HAProxy (``haproxy -f cfg -db``,
+config generated into the temporary folder) in front of the same replica. Then, alternating
+over ``--rounds`` rounds, the same ``wrk`` workload (``wrk -t2 -c32 -d5s --latency``, keep-alive
+connections, GET of a small JSON answer) runs against the replica directly, through the
+router and through HAProxy. Prints each path's requests per second, p50 and p99 (median over
+the rounds) and the ratios router/direct, haproxy/direct and router/haproxy.
 
-- latency: one request at a time, p50 and p99 in milliseconds; the router's added latency
-  is the difference;
-- throughput: ``--concurrency`` requests in flight, requests per second.
-
-Each figure is the median over ``--rounds`` alternated rounds. The client, the plane and
-the replica share this machine's cores, so figures are relative, not absolute. Everything
-started is stopped at the end.
+Needs ``wrk`` and ``haproxy`` on PATH (Debian packages of the same names). wrk, the plane,
+the replica and HAProxy share this machine's cores, so the figures are relative, not
+absolute. Everything started is stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-
-import aiohttp
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.adapters import LocalCompute, LocalRouter, ServiceBinding
@@ -88,97 +90,159 @@ def _project(root: Path) -> None:
         subprocess.run(["git", *args], cwd=root, check=True)
 
 
-async def _latency(session: aiohttp.ClientSession, url: str, n: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        async with session.get(url) as resp:
-            await resp.read()
-            assert resp.status == 200, resp.status
-        samples.append((time.perf_counter() - started) * 1000)
-    cuts = statistics.quantiles(samples, n=100)
-    return cuts[49], cuts[98]
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One wrk run: requests per second and latency percentiles in milliseconds."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
 
 
-async def _throughput(session: aiohttp.ClientSession, url: str, n: int, concurrency: int) -> float:
-    left = n
-
-    async def worker() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            async with session.get(url) as resp:
-                await resp.read()
-                assert resp.status == 200, resp.status
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return n / (time.perf_counter() - started)
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-async def _measure(direct: str, routed: str, args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
-    figures: dict[str, dict[str, list[float]]] = {
-        name: {"p50": [], "p99": [], "rps": []} for name in ("direct", "router")
-    }
-    connector = aiohttp.TCPConnector(limit=args.concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        for url in (direct, routed):  # warm up both paths
-            await _latency(session, url, 200)
-        for _ in range(args.rounds):
-            for name, url in (("direct", direct), ("router", routed)):
-                p50, p99 = await _latency(session, url, args.requests // 3)
-                figures[name]["p50"].append(p50)
-                figures[name]["p99"].append(p99)
-                figures[name]["rps"].append(await _throughput(session, url, args.requests, args.concurrency))
-    return figures
+def _wrk(url: str, args: argparse.Namespace, duration: float) -> Run:
+    out = subprocess.run(
+        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency", url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    cuts = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.MULTILINE))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if rps is None or set(cuts) != {"50", "99"}:
+        raise SystemExit(f"unexpected wrk output for {url}:\n{out}")
+    if errors:
+        print(f"warning: {url}: {errors.group(0)}", file=sys.stderr)
+
+    def ms(value: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+        return float(number) * _UNITS[unit]
+
+    return Run(float(rps.group(1)), ms(cuts["50"]), ms(cuts["99"]))
 
 
-def _report(figures: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> None:
-    med = {name: {k: statistics.median(v) for k, v in f.items()} for name, f in figures.items()}
-    d, r = med["direct"], med["router"]
-    print(f"local router benchmark: {args.rounds} rounds, {args.requests // 3} sequential requests "
-          f"(latency) and {args.requests} at concurrency {args.concurrency} (throughput) per path")
-    print(f"{'path':<8} {'p50 ms':>8} {'p99 ms':>8} {'max rps':>9}")
-    for name, m in (("direct", d), ("router", r)):
-        print(f"{name:<8} {m['p50']:>8.3f} {m['p99']:>8.3f} {m['rps']:>9.0f}")
-    print(f"added by the router: p50 +{r['p50'] - d['p50']:.3f} ms, p99 +{r['p99'] - d['p99']:.3f} ms; "
-          f"throughput ratio router/direct {r['rps'] / d['rps']:.2f}")
+HAPROXY_CFG = """\
+global
+    maxconn 4096
+{threads}
+defaults
+    mode http
+    option http-keep-alive
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 10s
+frontend bench
+    bind 127.0.0.1:{port}
+    default_backend replica
+backend replica
+    http-reuse always
+    server replica 127.0.0.1:{replica}
+"""
+
+
+@contextmanager
+def _haproxy(folder: Path, replica_port: int, threads: int) -> Iterator[int]:
+    """An HAProxy in front of the replica; yields its port."""
+    port = _port_pair()
+    cfg = folder / "haproxy.cfg"
+    cfg.write_text(HAPROXY_CFG.format(port=port, replica=replica_port,
+                                      threads=f"    nbthread {threads}" if threads else ""))
+    proc = subprocess.Popen(["haproxy", "-f", str(cfg), "-db"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    why = proc.stderr.read() if proc.stderr else ""
+                    raise SystemExit(f"haproxy did not start: {why}") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _measure(urls: dict[str, str], args: argparse.Namespace) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {name: [] for name in urls}
+    for url in urls.values():  # warm up every path (connections, caches)
+        _wrk(url, args, 1)
+    for round_ in range(args.rounds):
+        order = list(urls.items())
+        if round_ % 2:
+            order.reverse()  # alternate the order so no path always runs first
+        for name, url in order:
+            runs[name].append(_wrk(url, args, args.duration))
+    return runs
+
+
+def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
+    med = {name: Run(statistics.median(r.rps for r in rs), statistics.median(r.p50_ms for r in rs),
+                     statistics.median(r.p99_ms for r in rs)) for name, rs in runs.items()}
+    print(f"router benchmark: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency, "
+          f"median of {args.rounds} alternated rounds")
+    print(f"{'path':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, m in med.items():
+        print(f"{name:<8} {m.rps:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}")
+    d, r, h = med["direct"], med["router"], med["haproxy"]
+    print(f"throughput: router/direct {r.rps / d.rps:.2f}, haproxy/direct {h.rps / d.rps:.2f}, "
+          f"router/haproxy {r.rps / h.rps:.2f}")
+    print(f"p99: router/haproxy {r.p99_ms / h.p99_ms:.2f} (router +{r.p99_ms - d.p99_ms:.2f} ms, "
+          f"haproxy +{h.p99_ms - d.p99_ms:.2f} ms over direct)")
+
+
+def _serve_replica(root: Path, state_dir: Path, info_url: str, token: str) -> tuple[int, int]:
+    """Blue runs the bench service with 100%; returns (router port, replica port)."""
+    port = _port_pair()
+    client = PlaneClient.for_url(info_url, token=token)
+    binding = ServiceBinding("bench", port, "hello", RouteSpec("/*", 1))
+    registry = LocalRegistry(root, state_dir)
+    launch = Launch(command=(sys.executable, "app.py"), replicas=1,
+                    health=HealthCheck(path="/health", interval=5.0))
+    release = registry.resolve("hello")
+    compute = LocalCompute(client, binding, launch, registry.snapshot_dir)
+    compute.provision(Slot.BLUE, release)
+    LocalRouter(client, binding).set_weights(Weights(100, 0))
+    deadline = time.monotonic() + 30
+    while not compute.health(Slot.BLUE, release).ready:
+        if time.monotonic() > deadline:
+            raise SystemExit("the benchmark replica did not become ready in 30 s")
+        time.sleep(0.05)
+    status = client.call("GET", "/v1/status")
+    replica = status["environments"]["bench"]["services"]["hello"]["slots"]["blue"]["replicas"][0]
+    return port, int(replica["port"])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--haproxy-threads", type=int, default=0, help="nbthread (0: HAProxy's default)")
     args = parser.parse_args()
+    missing = [tool for tool in ("wrk", "haproxy") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"{' and '.join(missing)} not found: apt-get install wrk haproxy")
     with tempfile.TemporaryDirectory(prefix="bench-router-") as tmp:
         root = Path(tmp) / "project"
         _project(root)
         state_dir = root / ".pipeline"
         info, _ = ensure_plane(state_dir)
         try:
-            port = _port_pair()
-            client = PlaneClient.for_url(info.url, token=info.token)
-            binding = ServiceBinding("bench", port, "hello", RouteSpec("/*", 1))
-            registry = LocalRegistry(root, state_dir)
-            launch = Launch(command=(sys.executable, "app.py"), replicas=1,
-                            health=HealthCheck(path="/health", interval=5.0))
-            release = registry.resolve("hello")
-            compute = LocalCompute(client, binding, launch, registry.snapshot_dir)
-            compute.provision(Slot.BLUE, release)
-            LocalRouter(client, binding).set_weights(Weights(100, 0))
-            deadline = time.monotonic() + 30
-            while not compute.health(Slot.BLUE, release).ready:
-                if time.monotonic() > deadline:
-                    raise SystemExit("the benchmark replica did not become ready in 30 s")
-                time.sleep(0.05)
-            status = client.call("GET", "/v1/status")
-            replica = status["environments"]["bench"]["services"]["hello"]["slots"]["blue"]["replicas"][0]
-            figures = asyncio.run(_measure(f"http://127.0.0.1:{replica['port']}/hello",
-                                           f"http://127.0.0.1:{port}/hello", args))
-            _report(figures, args)
+            port, replica_port = _serve_replica(root, state_dir, info.url, info.token)
+            with _haproxy(Path(tmp), replica_port, args.haproxy_threads) as haproxy_port:
+                runs = _measure({"direct": f"http://127.0.0.1:{replica_port}/hello",
+                                 "router": f"http://127.0.0.1:{port}/hello",
+                                 "haproxy": f"http://127.0.0.1:{haproxy_port}/hello"}, args)
+            _report(runs, args)
         finally:
             stop_plane(state_dir)
             assert plane_processes(info.id) == []
