@@ -31,7 +31,8 @@ from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec, HealthCheckSpec, ecs_spec
 from pipeline.config import load_project
 from pipeline.core.errors import ConfigError, PlatformError
-from pipeline.core.model import Release, Slot
+from pipeline.core.model import Release, Slot, Weights
+from pipeline.core.state import Phase
 from pipeline.testing import FakeClock, release
 from tests.adapters.conftest import REGION
 from tests.adapters.support.aws_responses import (
@@ -40,7 +41,16 @@ from tests.adapters.support.aws_responses import (
     stopped_task,
     target_health,
 )
-from tests.adapters.support.ecs import ACCOUNT, bootstrap, create_infrastructure, orders_spec, write_project
+from tests.adapters.support.ecs import (
+    ACCOUNT,
+    STRATEGY,
+    bootstrap,
+    create_infrastructure,
+    harness,
+    orders_spec,
+    register_targets,
+    write_project,
+)
 
 pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
@@ -235,6 +245,33 @@ def test_initial_unhealthy_and_draining_targets_keep_the_slot_not_ready_with_the
         in result.detail
     )
     assert "event: (service orders-green) has started 1 tasks" in result.detail
+
+
+def test_a_deployment_whose_rollout_the_circuit_breaker_failed_rolls_back_before_the_ready_timeout(
+    session: AwsSession, ready_env: AwsEnvironment, spec: EcsServiceSpec, clock: FakeClock
+) -> None:
+    """Through the engine: moto has no circuit breaker, so an ``after-call`` hook marks the
+    green slot's PRIMARY deployment FAILED the way ECS reports it once the new slot runs."""
+    h = harness(session, ready_env, spec, clock)
+    register_targets(session, spec, Slot.BLUE, spec.desired_count)
+    assert h.deploy("1.0.0").phase is Phase.SUCCEEDED
+
+    def breaker(parsed: dict[str, Any], **_: Any) -> None:
+        for service in parsed.get("services", []):
+            if service["serviceName"] == "orders-green" and service.get("desiredCount"):
+                for deployment in service.get("deployments", []):
+                    if deployment.get("status") == "PRIMARY":
+                        deployment.update(rolloutState="FAILED", rolloutStateReason=BREAKER)
+
+    session.on("after-call.ecs.DescribeServices", breaker)
+    started = clock.now()
+
+    state = h.deploy("2.0.0")
+
+    assert state.phase is Phase.ROLLED_BACK
+    assert f"failed: {BREAKER}" in state.reason and "ECS rollout of" in state.reason
+    assert clock.now() - started < STRATEGY.timeouts.ready, "failed at once, not at the ready timeout"
+    assert h.router.get_weights() == Weights(100, 0)
 
 
 # --- against moto: what bootstrap and provision send ---------------------------------------
