@@ -105,6 +105,8 @@ class DynamoStateStore:
         try:
             self._db.transact_write_items(TransactItems=items, ClientRequestToken=uuid.uuid4().hex)
         except ClientError as exc:
+            # One reason per item, in request order; the fence is item 0. See "CancellationReasons"
+            # in https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
             reasons = exc.response.get("CancellationReasons") or []
             fenced = fence is not None and reasons and reasons[0].get("Code") == "ConditionalCheckFailed"
             if error_code(exc) == "TransactionCanceledException" and fenced:
