@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
 from pipeline.aws.session import AwsSession
 from pipeline.aws.state import permissions
@@ -14,6 +15,7 @@ from pipeline.aws.state.lock import DynamoLockManager
 from pipeline.aws.state.store import DynamoStateStore
 from pipeline.aws.state.table import ensure_table, lock_pk, n, s
 from pipeline.core.errors import LeaseLost, PipelineError
+from pipeline.core.ports import Lease
 from pipeline.core.state import AbortRequested
 from pipeline.testing import FakeClock
 from tests.adapters.support.ecs import new_session
@@ -127,4 +129,47 @@ def test_a_failed_transaction_is_lease_lost_only_when_the_fence_failed(
     store = DynamoStateStore(session, "no-such-table")
     with pytest.raises(PipelineError, match="no-such-table") as caught:
         store.commit(deployment(), [record("start", 1.0)], fence=lease)
+    assert not isinstance(caught.value, LeaseLost)
+
+
+# --- how AWS reports a cancelled transaction ---------------------------------------------
+# TransactWriteItems fails with TransactionCanceledException carrying one CancellationReason
+# per item, in request order ("None" for items that did not fail):
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html
+# Fed through botocore's Stubber so the toolkit parses AWS's documented shape, whatever
+# the test endpoint returns.
+
+CONDITION_FAILED = {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}
+
+
+def cancelled(stubber: Stubber, reasons: list[dict[str, str]]) -> None:
+    stubber.add_client_error(
+        "transact_write_items",
+        service_error_code="TransactionCanceledException",
+        service_message="Transaction cancelled, please refer cancellation reasons for specific reasons "
+        f"[{', '.join(r['Code'] for r in reasons)}]",
+        modeled_fields={"CancellationReasons": reasons},
+    )
+
+
+def test_aws_cancelling_for_the_fence_is_lease_lost_naming_the_holder(aws: str, clock: FakeClock) -> None:
+    session = new_session(max_attempts=1)
+    store = DynamoStateStore(session, TABLE)
+    fence = Lease(REF.key, "run-a", clock.t, clock.t + 30, token=3)
+    with Stubber(session.client("dynamodb")) as stubber:
+        cancelled(stubber, [CONDITION_FAILED, {"Code": "None"}, {"Code": "None"}])
+        holder = {"pk": s(lock_pk(REF.key)), "sk": s("LOCK"), "owner": s("run-b"), "token": n(4)}
+        stubber.add_response("get_item", {"Item": holder})
+        with pytest.raises(LeaseLost, match=r"now held by run-b .*lease token 3"):
+            store.commit(deployment(), [record("start", 1.0)], fence=fence)
+
+
+def test_aws_cancelling_for_a_record_that_exists_is_not_lease_lost(aws: str, clock: FakeClock) -> None:
+    session = new_session(max_attempts=1)
+    store = DynamoStateStore(session, TABLE)
+    fence = Lease(REF.key, "run-a", clock.t, clock.t + 30, token=3)
+    with Stubber(session.client("dynamodb")) as stubber:
+        cancelled(stubber, [{"Code": "None"}, CONDITION_FAILED, {"Code": "None"}])
+        with pytest.raises(PipelineError, match="TransactionCanceledException") as caught:
+            store.commit(deployment(), [record("start", 1.0)], fence=fence)
     assert not isinstance(caught.value, LeaseLost)
