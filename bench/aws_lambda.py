@@ -18,10 +18,12 @@ import datetime as dt
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,7 @@ def run_once(events: int, warm: int) -> tuple[Counter[str], float]:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp)
         (source / "app.py").write_text("def handler(event, context):\n    return {'statusCode': 200}\n")
+        v1 = _commit(source)  # a release's zip is packaged from its commit
         smoke = tuple({"path": f"/orders/{i}", "method": "GET"} for i in range(events))
         spec = LambdaSpec(
             environment="bench", service="orders", region=REGION, account="123456789012",
@@ -118,16 +121,31 @@ def run_once(events: int, warm: int) -> tuple[Counter[str], float]:
             timeouts=Timeouts(poll=2),
         )
         ref = ServiceRef("orders", "bench")
-        deploy(ctx, ref, release("v1"), strategy)
+        deploy(ctx, ref, replace(release("v1"), commit=v1), strategy)
         (source / "app.py").write_text("def handler(event, context):\n    return {'statusCode': 201}\n")
+        v2 = _commit(source)
         _metrics(session, clock.now())
         counted.clear()
         started = time.perf_counter()
-        final = deploy(ctx, ref, release("v2"), strategy)
+        final = deploy(ctx, ref, replace(release("v2"), commit=v2), strategy)
         elapsed = time.perf_counter() - started
     if final.phase.value != "succeeded":
         raise SystemExit(f"the canary did not succeed: {final.phase.value}: {final.reason}")
     return counted, elapsed
+
+
+def _commit(repo: Path) -> str:
+    """Commit everything in ``repo`` (a git repository made on first use); its sha."""
+    def git(*args: str) -> str:
+        who = ["-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+        command = ["git", "-C", str(repo), *who, *args]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+    if not (repo / ".git").exists():
+        git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "bench")
+    return git("rev-parse", "HEAD")
 
 
 def _metrics(session: Any, now: float) -> None:

@@ -11,6 +11,12 @@ The same function folder gives the same bytes on both platforms, so a version's
 - permissions are 0644, or 0755 for a file its owner may execute (the mode bits, never
   who runs the build);
 - DEFLATE at level 6.
+
+A release's function is packaged from the release's *commit*, never from the working
+tree: :func:`commit_tree` extracts the function's folder as ``git archive`` stores it at
+that commit (the same snapshot the local platform runs), so uncommitted edits cannot
+leak into a deployed version. :func:`check_size` refuses a package over Lambda's limits
+before any upload.
 """
 
 from __future__ import annotations
@@ -19,13 +25,31 @@ import fnmatch
 import io
 import os
 import stat
+import subprocess
+import tarfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pipeline.core.errors import UsageError
+from pipeline.core.errors import PipelineError, UsageError
 
-__all__ = ["DEFAULT_EXCLUDES", "EPOCH", "deterministic_zip", "function_files", "package_directory"]
+__all__ = [
+    "DEFAULT_EXCLUDES",
+    "DIRECT_UPLOAD_MAX",
+    "EPOCH",
+    "UNZIPPED_MAX",
+    "check_size",
+    "commit_tree",
+    "deterministic_zip",
+    "function_files",
+    "package_directory",
+    "unzipped_size",
+]
+
+# https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html: a zip uploaded
+# directly is at most 50 MB; unzipped, the function and its layers at most 250 MB.
+DIRECT_UPLOAD_MAX = 50 * 1024 * 1024
+UNZIPPED_MAX = 250 * 1024 * 1024
 
 EPOCH = (1980, 1, 1, 0, 0, 0)
 DEFAULT_EXCLUDES: tuple[str, ...] = (
@@ -81,3 +105,85 @@ def deterministic_zip(files: Iterable[tuple[str, Path]]) -> bytes:
 def package_directory(source: Path, excludes: Sequence[str] = DEFAULT_EXCLUDES) -> bytes:
     """The deterministic zip of the function folder ``source``."""
     return deterministic_zip(function_files(source, excludes).items())
+
+
+def _git(folder: Path, *args: str) -> bytes:
+    try:
+        command = ["git", "-C", str(folder), *args]
+        done = subprocess.run(command, capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PipelineError(
+            f"git {args[0]} in {folder} failed: {exc}", hint="check that git is installed"
+        ) from exc
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip().splitlines()
+        raise PipelineError(
+            f"git {' '.join(args[:2])} in {folder} failed: {why[-1] if why else 'no message'}",
+            hint="the release's commit must be in this clone (CI: actions/checkout with fetch-depth: 0, "
+            "or check out the release's commit)",
+        )
+    return done.stdout
+
+
+def commit_tree(folder: Path, commit: str, dest: Path) -> Path:
+    """The tree of ``folder`` as committed at ``commit``, extracted under ``dest``.
+
+    ``folder`` is inside a git work tree; the result is ``dest/<folder relative to the
+    repository's top>``. Only regular files and folders are extracted (a symlink is
+    skipped: a function is packaged from what the commit holds). PipelineError when
+    ``commit`` is empty, unknown here, or does not have ``folder``.
+    """
+    if not commit:
+        raise PipelineError(
+            f"cannot package {folder} from the release's commit: the release names no commit",
+            hint="deploy a release built from a commit (its image tag or --ref names one)",
+        )
+    top = Path(_git(folder, "rev-parse", "--show-toplevel").decode().strip())
+    relative = folder.resolve().relative_to(top.resolve()).as_posix()
+    archive = _git(top, "archive", "--format=tar", commit, "--", relative)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            target = (dest / member.name).resolve()
+            if not target.is_relative_to(dest.resolve()):
+                raise PipelineError(f"unsafe path {member.name!r} in the archive of {commit[:12]}")
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif member.isfile():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                target.write_bytes(source.read() if source is not None else b"")
+                target.chmod(0o755 if member.mode & stat.S_IXUSR else 0o644)
+    tree = dest / relative
+    if not tree.is_dir():
+        raise PipelineError(
+            f"commit {commit[:12]} has no folder {relative}: nothing to package",
+            hint="check build.context in service.yaml, and that the release's commit has the function",
+        )
+    return tree
+
+
+def unzipped_size(data: bytes) -> int:
+    """Bytes the zip ``data`` takes once extracted (its entries' uncompressed sizes)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return sum(info.file_size for info in archive.infolist())
+
+
+def check_size(data: bytes, *, what: str, staged: bool) -> None:
+    """PipelineError when the zip ``data`` exceeds Lambda's limits (``staged``: it goes
+    through S3, where only the unzipped limit applies)."""
+    mib = 1024 * 1024
+    unzipped = unzipped_size(data)
+    if unzipped > UNZIPPED_MAX:
+        raise PipelineError(
+            f"{what} is {unzipped / mib:.1f} MiB unzipped: Lambda allows {UNZIPPED_MAX // mib} MiB "
+            "(function and layers together)",
+            hint="drop unneeded dependencies, move large ones to a layer, or package the function as a "
+            "container image (lambda.package: image, up to 10 GB)",
+        )
+    if not staged and len(data) > DIRECT_UPLOAD_MAX:
+        raise PipelineError(
+            f"{what} is {len(data) / mib:.1f} MiB zipped: a direct upload allows "
+            f"{DIRECT_UPLOAD_MAX // mib} MiB",
+            hint="run `pipeline bootstrap` for the environment: it creates the bucket larger packages "
+            "are staged in",
+        )

@@ -23,6 +23,7 @@ EXPECTED = [
     ("lambda alias", "orders-dev:live"),
     ("lambda alias", "orders-dev:blue"),
     ("lambda alias", "orders-dev:green"),
+    ("s3 bucket", "pipeline-lambda-123456789012-eu-west-1"),
     ("http api", "pipeline-dev"),
     ("integration", "orders-dev"),
     ("route", "ANY /orders/{proxy+}"),
@@ -123,6 +124,9 @@ def _iam_action(service: str, operation: str) -> str:
         return "apigateway:GET" if operation.startswith("Get") else "apigateway:POST"
     if (service, operation) == ("lambda", "Invoke"):
         return "lambda:InvokeFunction"
+    s3 = {"HeadBucket": "s3:ListBucket", "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock"}
+    if service == "s3" and operation in s3:  # https://docs.aws.amazon.com/service-authorization
+        return s3[operation]
     return f"{service if service != 'monitoring' else 'cloudwatch'}:{operation}"
 
 
@@ -158,4 +162,6 @@ def test_iam_actions_cover_every_call_of_bootstrap_deploy_and_rollback(lambda_aw
         "lambda:UpdateFunctionConfiguration",
         "cloudwatch:DescribeAlarms",
         "lambda:CreateAlias",
+        "lambda:GetAccountSettings",  # no reserved or provisioned concurrency configured
+        "s3:PutObject",  # the package is under the direct-upload limit
     }, unused

@@ -21,7 +21,7 @@ from pipeline.core.model import ServiceRef, Slot
 from pipeline.core.state import Phase
 from pipeline.loadtest.stages import ServiceStageRunner
 from pipeline.operations import deploy
-from pipeline.testing import release
+from tests.adapters.support.git_repo import commit_all, git, init, released
 from tests.adapters.support.lambda_world import LambdaWorld, lambda_aws
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,10 +45,12 @@ environments:
       subnets: [subnet-0a1b2c3d4e5f60718]
       security_groups: [sg-0123456789abcdef0]
       ecr_registry: 123456789012.dkr.ecr.eu-west-1.amazonaws.com
+      percentile_fallback: true
 """
 
 
 def _project(tmp: Path) -> Path:
+    """The project, committed in a git repository of its own."""
     root = tmp / "project"
     (root / "services").mkdir(parents=True)
     (root / "pipeline.yaml").write_text(PROJECT)
@@ -57,6 +59,8 @@ def _project(tmp: Path) -> Path:
         root / "services" / "notify",
         ignore=shutil.ignore_patterns("__pycache__"),
     )
+    init(root)
+    commit_all(root, "notify v1")
     return root
 
 
@@ -81,13 +85,14 @@ def test_a_configured_lambda_service_bootstraps_and_deploys_linearly(
     ref = ServiceRef("notify", "aws-dev")
     strategy = project.strategy("notify")
 
-    first = deploy(store_ctx, ref, release("v1", "notify"), strategy)
+    first = deploy(store_ctx, ref, released("v1", "notify", git(root, "rev-parse", "HEAD")), strategy)
     assert first.phase is Phase.SUCCEEDED, first.reason
     (root / "services" / "notify" / "handler.py").write_text(
         (root / "services" / "notify" / "handler.py").read_text() + "\n# v2\n"
     )
+    v2 = commit_all(root, "notify v2")
     lambda_aws.put_metrics("notify-aws-dev", "3", invocations=30, step=10, minutes=10)  # 30 s windows
-    second = deploy(store_ctx, ref, release("v2", "notify"), strategy)
+    second = deploy(store_ctx, ref, released("v2", "notify", v2), strategy)
 
     assert second.phase is Phase.SUCCEEDED, second.reason
     written = [

@@ -16,9 +16,11 @@ from botocore.exceptions import ClientError
 
 from pipeline.aws.errors import aws_errors
 from pipeline.aws.lambda_.package import Package, ZipPackage
+from pipeline.core.errors import TransientPlatformError
 
 __all__ = [
     "AliasState",
+    "Conflict",
     "FunctionSettings",
     "FunctionVersion",
     "InvokeResult",
@@ -50,6 +52,27 @@ def error_code(exc: ClientError) -> str:
 
 def is_not_found(exc: ClientError) -> bool:
     return error_code(exc) in ("ResourceNotFoundException", "NotFoundException", "NoSuchEntity")
+
+
+# https://docs.aws.amazon.com/lambda/latest/api/API_PublishVersion.html#API_PublishVersion_Errors,
+# API_UpdateAlias.html#API_UpdateAlias_Errors: 412 when RevisionId is stale, 409 while the
+# function (or the alias) is being updated.
+CONFLICTS = frozenset({"PreconditionFailedException", "ResourceConflictException"})
+
+
+class Conflict(TransientPlatformError):
+    """Lambda refused a write because the resource changed or is still being updated."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message, hint="another update of the function is in progress; the step is retried")
+        self.code = code
+
+
+def _raise_conflict(exc: ClientError, doing: str) -> None:
+    code = error_code(exc)
+    if code in CONFLICTS:
+        text = str(exc.response.get("Error", {}).get("Message", "") or "no message")
+        raise Conflict(f"could not {doing}: AWS answered {code}: {text}", code=code) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +111,7 @@ class FunctionVersion:
     last_update_status: str
     last_update_reason: str
     settings_key: tuple[object, ...]
+    revision_id: str = ""  # changes with every update; PublishVersion refuses a stale one
 
     @classmethod
     def from_api(cls, data: dict[str, Any]) -> FunctionVersion:
@@ -104,6 +128,7 @@ class FunctionVersion:
             last_update_status=str(data.get("LastUpdateStatus", "") or ""),
             last_update_reason=str(data.get("LastUpdateStatusReason", "") or ""),
             settings_key=key,
+            revision_id=str(data.get("RevisionId", "") or ""),
         )
 
     def carries(self, settings: FunctionSettings) -> bool:
@@ -122,6 +147,7 @@ class AliasState:
     version: str
     weights: tuple[tuple[str, float], ...]
     description: str
+    revision_id: str = ""  # UpdateAlias refuses a stale one (PreconditionFailedException)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +187,13 @@ class LambdaApi:
                 return sorted(found, key=lambda v: int(v.version))
             kwargs["Marker"] = page["NextMarker"]
 
-    def update_code(self, package: Package) -> FunctionVersion:
+    def update_code(self, package: Package, staged: tuple[str, str] | None = None) -> FunctionVersion:
+        """Replace ``$LATEST``'s code with ``package``; ``staged``: the zip's copy in S3
+        (bucket, key), for zips over the direct-upload limit."""
         code: dict[str, Any] = (
-            {"ZipFile": package.data} if isinstance(package, ZipPackage) else {"ImageUri": package.image_uri}
+            {"ImageUri": package.image_uri} if not isinstance(package, ZipPackage)
+            else {"S3Bucket": staged[0], "S3Key": staged[1]} if staged
+            else {"ZipFile": package.data}
         )
         with aws_errors(f"update the code of function {self.function}"):
             data = self.client.update_function_code(FunctionName=self.function, **code)
@@ -173,12 +203,22 @@ class LambdaApi:
         with aws_errors(f"update the configuration of function {self.function}"):
             self.client.update_function_configuration(FunctionName=self.function, **settings.to_api())
 
-    def publish(self, code_sha256: str, description: str) -> FunctionVersion:
-        """Publish ``$LATEST``; Lambda refuses if its code is no longer ``code_sha256``."""
-        with aws_errors(f"publish a version of function {self.function}"):
-            data = self.client.publish_version(
-                FunctionName=self.function, CodeSha256=code_sha256, Description=description[:256]
-            )
+    def publish(self, code_sha256: str, description: str, revision_id: str = "") -> FunctionVersion:
+        """Publish ``$LATEST``; Lambda refuses if its code is no longer ``code_sha256`` or,
+        with ``revision_id``, if ``$LATEST`` changed since it was read
+        (``PreconditionFailedException``), and while an update is in progress
+        (``ResourceConflictException``): both raise ``Conflict``."""
+        params: dict[str, Any] = {
+            "FunctionName": self.function, "CodeSha256": code_sha256, "Description": description[:256]
+        }
+        if revision_id:
+            params["RevisionId"] = revision_id
+        try:
+            data = self.client.publish_version(**params)
+        except ClientError as exc:
+            _raise_conflict(exc, f"publish a version of function {self.function}")
+            with aws_errors(f"publish a version of function {self.function}"):
+                raise
         return FunctionVersion.from_api(data)
 
     def alias(self, name: str) -> AliasState | None:
@@ -195,12 +235,22 @@ class LambdaApi:
             version=str(data["FunctionVersion"]),
             weights=tuple(sorted((str(k), float(v)) for k, v in weights.items())),
             description=str(data.get("Description", "") or ""),
+            revision_id=str(data.get("RevisionId", "") or ""),
         )
 
     def point_alias(
-        self, name: str, version: str, weights: dict[str, float] | None = None, description: str = ""
+        self,
+        name: str,
+        version: str,
+        weights: dict[str, float] | None = None,
+        description: str = "",
+        revision_id: str = "",
     ) -> None:
-        """Create or update alias ``name``: primary ``version``, ``weights`` (None = none)."""
+        """Create or update alias ``name``: primary ``version``, ``weights`` (None = none).
+
+        ``revision_id`` (the alias as it was read) makes the update conditional: an alias
+        changed since by someone else raises ``Conflict`` instead of being overwritten.
+        """
         params: dict[str, Any] = {
             "FunctionName": self.function,
             "Name": name,
@@ -209,9 +259,10 @@ class LambdaApi:
             "RoutingConfig": {"AdditionalVersionWeights": weights or {}},
         }
         try:
-            self.client.update_alias(**params)
+            self.client.update_alias(**params, **({"RevisionId": revision_id} if revision_id else {}))
             return
         except ClientError as exc:
+            _raise_conflict(exc, f"update alias {name} of function {self.function}")
             if not is_not_found(exc):
                 with aws_errors(f"update alias {name} of function {self.function}"):
                     raise

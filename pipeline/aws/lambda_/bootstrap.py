@@ -10,9 +10,13 @@ run finds everything and creates nothing.
 Resources, in order: the execution role (only when the environment sets no
 ``aws.lambda_role_arn``), the function (created with a placeholder handler answering 503
 until the first deployment, published as version 1), the aliases ``live``, ``blue`` and
-``green`` (on that version), the environment's HTTP API, the function's integration, its
-routes, the stages ``$default``/``blue``/``green``, and one invoke permission per alias for
-API Gateway.
+``green`` (on that version), the function's reserved concurrency when the service sets
+``lambda.reserved_concurrency`` (it caps every version, the live one too, so it is
+applied here and not by a deployment; ``GetAccountSettings`` is checked first so the
+account keeps its 100 unreserved executions), for zip functions the account's private S3
+bucket that packages over 50 MB are staged in (``pipeline.aws.lambda_.staging``), the
+environment's HTTP API, the function's integration, its routes, the stages
+``$default``/``blue``/``green``, and one invoke permission per alias for API Gateway.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ from botocore.exceptions import ClientError
 from pipeline.aws.bootstrap import BootstrapStep, execute
 from pipeline.aws.errors import aws_errors
 from pipeline.aws.lambda_.api import LambdaApi, error_code, is_not_found
+from pipeline.aws.lambda_.concurrency import ConcurrencyApi
 from pipeline.aws.lambda_.gateway import STAGE_VARIABLE, STAGES, HttpApi, route_keys
 from pipeline.aws.lambda_.spec import LambdaSpec, lambda_spec, managed_role_name
+from pipeline.aws.lambda_.staging import BOOTSTRAP_ACTIONS as STAGING_ACTIONS
+from pipeline.aws.lambda_.staging import CodeBucket, bucket_name
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment
 from pipeline.clock import SystemClock
@@ -53,7 +60,7 @@ IAM_ACTIONS: frozenset[str] = frozenset(
         "iam:PutRolePolicy",
         "iam:PassRole",
     }
-)
+) | STAGING_ACTIONS
 
 LOG_POLICY = "pipeline-lambda-logs"
 TRUST = {
@@ -92,6 +99,8 @@ class _Planner:
         self.iam = session.client("iam")
         self.client = session.client("lambda")
         self.api = LambdaApi(self.client, spec.function)
+        self.concurrency = ConcurrencyApi(self.client, spec.function)
+        self.bucket = CodeBucket(session.client("s3"), bucket_name(spec.account, spec.region), spec.region)
         self.gateway = HttpApi(session.client("apigatewayv2"), spec.environment)
         self.uri = f"{spec.function_arn}:${{stageVariables.{STAGE_VARIABLE}}}"
 
@@ -110,6 +119,15 @@ class _Planner:
         for alias in STAGES.values():
             present = exists and self.api.alias(alias) is not None
             out.append(BootstrapStep("lambda alias", f"{s.function}:{alias}", present, self._alias(alias)))
+        wanted = s.readiness.reserved_concurrency
+        if wanted is not None:
+            applied = exists and self.concurrency.reserved() == wanted
+            out.append(BootstrapStep("reserved concurrency", s.function, applied,
+                                       lambda: self.concurrency.reserve(wanted),
+                                       f"{wanted} for every version, the live one too (quota checked)"))
+        if s.package_type == "zip":
+            out.append(BootstrapStep("s3 bucket", self.bucket.name, self.bucket.exists(), self.bucket.create,
+                                       "zip packages over 50 MB are uploaded through it"))
         return out
 
     def _role_exists(self, name: str) -> bool:

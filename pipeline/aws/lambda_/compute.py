@@ -10,9 +10,14 @@ holds, so a resumed deployment (another process, after a crash) finds the same m
   published for this release digest, or one with the same ``CodeSha256`` and settings, is
   reused (so an unchanged function publishes no new version); otherwise the
   code and configuration of ``$LATEST`` are updated, ``LastUpdateStatus`` is polled with the
-  injected clock until Successful, and a version is published (``CodeSha256`` pinned).
-  Then it applies the reserved concurrency, requests provisioned concurrency on the
-  *version* when configured, and points the slot alias at it. Idempotent.
+  injected clock until Successful, and a version is published (``CodeSha256`` and the
+  ``RevisionId`` read pinned; while Lambda answers ``ResourceConflictException`` or
+  ``PreconditionFailedException`` the update is waited out again and the publish retried).
+  Then it requests provisioned concurrency on the *version* when configured (refused
+  before any allocation when two versions' worth cannot fit the function's reservation or
+  the account's unreserved pool) and points the slot alias at it. Idempotent. The
+  function's reserved concurrency is ``pipeline bootstrap``'s: it caps every version, the
+  live one too, so a deployment only warns when it differs from the configuration.
 - ``health(slot, release)`` is ready only when the slot alias is on this release, the
   version is Active, its smoke events passed, its provisioned concurrency is READY (or,
   without provisioned concurrency, N concurrent warm-up invocations ran) and the
@@ -28,16 +33,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pipeline.aws.lambda_.api import FunctionSettings, FunctionVersion, LambdaApi
-from pipeline.aws.lambda_.concurrency import ConcurrencyApi, GuardResult, throttle_guard
+from pipeline.aws.lambda_.api import Conflict, FunctionSettings, FunctionVersion, LambdaApi
+from pipeline.aws.lambda_.concurrency import ConcurrencyApi, GuardResult, reservation_note, throttle_guard
 from pipeline.aws.lambda_.package import Package, ZipPackage
 from pipeline.aws.lambda_.readiness import smoke_test, warm_up
 from pipeline.aws.lambda_.slots import SLOT_ALIASES, SlotVersions
+from pipeline.aws.lambda_.staging import CodeBucket, upload_code
 from pipeline.core.errors import PlatformError, TransientPlatformError
 from pipeline.core.model import Release, Slot, SlotHealth
 from pipeline.core.ports import Clock
 
 __all__ = ["LambdaCompute", "Readiness"]
+
+PUBLISH_ATTEMPTS = 3  # PublishVersion tries; between two, $LATEST's update is waited out
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,7 @@ class LambdaCompute:
         slots: SlotVersions | None = None,
         update_timeout: float = 300.0,
         poll: float = 1.0,
+        bucket: CodeBucket | None = None,
     ) -> None:
         self.api = api
         self.slots = slots or SlotVersions(api)
@@ -94,6 +103,7 @@ class LambdaCompute:
         self.test_endpoint = test_endpoint
         self.update_timeout = update_timeout
         self.poll = poll
+        self.bucket = bucket
         self.warnings: list[str] = []
         self._checks: dict[str, _Checks] = {}
 
@@ -101,13 +111,18 @@ class LambdaCompute:
 
     def provision(self, slot: Slot, release: Release) -> None:
         version = self.version_for(release)
-        if self.readiness.reserved_concurrency is not None:
-            self.concurrency.reserve(self.readiness.reserved_concurrency)
-        wanted = self.readiness.provisioned_concurrency
+        r = self.readiness
+        needs_reserved = r.reserved_concurrency is not None or bool(r.provisioned_concurrency)
+        reserved = self.concurrency.reserved() if needs_reserved else None
+        note = reservation_note(self.api.function, reserved, r.reserved_concurrency)
+        if note and note not in self.warnings:
+            self.warnings.append(note)  # bootstrap applies it: it caps the live version too
+        wanted = r.provisioned_concurrency
         if wanted:
             current = self.concurrency.provisioned(version.version)
             stale = current is not None and (current.requested != wanted or current.status == "FAILED")
             if current is None or (current.status != "UNSUPPORTED" and stale):
+                self.concurrency.require_budget(wanted, reserved)  # two versions hold it in a shift
                 self.concurrency.provision(version.version, wanted)
         self._checks.pop(version.version, None)
         self.slots.point(slot, version.version, _alias_note(release))
@@ -164,7 +179,7 @@ class LambdaCompute:
     def _publish(self, release: Release, package: Package) -> FunctionVersion:
         latest = self.wait_updated()
         if not isinstance(package, ZipPackage) or latest.code_sha256 != package.code_sha256:
-            self.api.update_code(package)
+            upload_code(self.api, package, self.bucket)  # size-checked; over 50 MB through S3
             latest = self.wait_updated()
         if not latest.carries(self.settings):
             self.api.update_settings(self.settings)
@@ -175,7 +190,22 @@ class LambdaCompute:
                 hint="another deployment is updating the function; wait for it, then retry",
             )
         note = f"pipeline {release.version[:40]} {release.digest} {release.commit[:12]}"
-        return self.api.publish(latest.code_sha256, note)
+        for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+            try:
+                # RevisionId: publish exactly the $LATEST just checked, never a later update
+                return self.api.publish(latest.code_sha256, note, latest.revision_id)
+            except Conflict:
+                if attempt == PUBLISH_ATTEMPTS:
+                    raise
+            latest = self.wait_updated()  # an update in progress, or $LATEST changed: read again
+            if not latest.carries(self.settings) or (
+                isinstance(package, ZipPackage) and latest.code_sha256 != package.code_sha256
+            ):
+                raise TransientPlatformError(
+                    f"publishing {release.short} of {self.api.function} failed: $LATEST changed under us",
+                    hint="another deployment is updating the function; wait for it, then retry",
+                )
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def wait_updated(self) -> FunctionVersion:
         """Poll ``$LATEST`` until its last update finished (injected clock, own deadline)."""

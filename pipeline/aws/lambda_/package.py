@@ -1,6 +1,7 @@
 """Deployment packages of Lambda functions: deterministic zips, or container images.
 
-A zip is built from the function's folder plus, when the folder has a
+A zip is built from the function's folder *as the release's commit has it* (``git
+archive``, like the local platform's snapshots; never the working tree) plus, when the folder has a
 ``requirements.txt``, its dependencies installed for the Lambda runtime's platform
 (``pip install --target --platform manylinux2014_x86_64 --only-binary=:all:
 --python-version 3.11``), by the one deterministic builder both platforms share
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.model import Release
-from pipeline.lambda_zip import DEFAULT_EXCLUDES, deterministic_zip, function_files
+from pipeline.lambda_zip import DEFAULT_EXCLUDES, commit_tree, deterministic_zip, function_files
 
 __all__ = [
     "DEFAULT_EXCLUDES",
@@ -35,6 +36,7 @@ __all__ = [
     "function_files",
     "image_package",
     "install_requirements",
+    "package_commit",
     "package_function",
 ]
 
@@ -150,3 +152,14 @@ def package_function(
             deps = function_files(Path(tmp), ("__pycache__", "*.pyc", "*.pyo"))
         merged = {**deps, **files}
         return ZipPackage(deterministic_zip(merged.items()))
+
+
+def package_commit(
+    source: Path, commit: str, *, python_version: str = "3.11", pip_args: Sequence[str] = ()
+) -> ZipPackage:
+    """The zip of the function in ``source`` as ``commit`` has it (its ``requirements.txt``
+    included), never the working tree's files: what a release deploys is what it was
+    built from. PipelineError when the commit is unknown here or lacks the folder."""
+    with tempfile.TemporaryDirectory(prefix="lambda-commit-") as tmp:
+        tree = commit_tree(source, commit, Path(tmp))
+        return package_function(tree, python_version=python_version, pip_args=pip_args)

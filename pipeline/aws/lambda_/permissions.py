@@ -4,7 +4,7 @@ router, metrics and alarms, HTTP API stages) and bootstrap (role, function, perm
 from __future__ import annotations
 
 from pipeline.aws import alarms
-from pipeline.aws.lambda_ import api, bootstrap, concurrency, gateway, metrics, router
+from pipeline.aws.lambda_ import api, bootstrap, concurrency, gateway, metrics, router, staging
 
 IAM_ACTIONS: frozenset[str] = (
     api.IAM_ACTIONS
@@ -14,4 +14,5 @@ IAM_ACTIONS: frozenset[str] = (
     | alarms.IAM_ACTIONS
     | gateway.IAM_ACTIONS
     | bootstrap.IAM_ACTIONS
+    | staging.IAM_ACTIONS
 )

@@ -27,11 +27,12 @@ from pipeline.aws.lambda_.compute import LambdaCompute
 from pipeline.aws.lambda_.concurrency import ConcurrencyApi
 from pipeline.aws.lambda_.gateway import HttpApi, route_keys
 from pipeline.aws.lambda_.metrics import LambdaMetrics
-from pipeline.aws.lambda_.package import Package, image_package, package_function
+from pipeline.aws.lambda_.package import Package, image_package, package_commit
 from pipeline.aws.lambda_.router import LambdaAliasRouter
 from pipeline.aws.lambda_.slots import SLOT_ALIASES, SlotVersions
 from pipeline.aws.lambda_.spec import LambdaSpec, lambda_spec
 from pipeline.aws.lambda_.stages import InvokeStages, invoke_endpoint
+from pipeline.aws.lambda_.staging import CodeBucket, bucket_name
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment
 from pipeline.core.model import Release, Slot
@@ -114,6 +115,9 @@ def platform_for(
         p95_ms=recent_p95,
         test_endpoint=test_endpoint,
         slots=slots,
+        bucket=CodeBucket(session.client("s3"), bucket_name(spec.account, spec.region), spec.region)
+        if spec.package_type == "zip"
+        else None,
     )
     if stages is None:
         stages = InvokeStages(client, spec.readiness.smoke_events, spec.route_path)
@@ -122,7 +126,8 @@ def platform_for(
 
 
 def packager(spec: LambdaSpec, pip_args: Sequence[str] = ()) -> Callable[[Release], Package]:
-    """How a release becomes a package: its image by digest, or the zip of ``spec.source``.
+    """How a release becomes a package: its image by digest, or the zip of ``spec.source``
+    as the release's commit has it (never the working tree).
 
     Zips are built once per process and release (provisioning is retried; pip is slow).
     """
@@ -132,7 +137,7 @@ def packager(spec: LambdaSpec, pip_args: Sequence[str] = ()) -> Callable[[Releas
 
     def build(release: Release) -> Package:
         if release.digest not in built:
-            built[release.digest] = package_function(spec.source, pip_args=pip_args)
+            built[release.digest] = package_commit(spec.source, release.commit, pip_args=pip_args)
         return built[release.digest]
 
     return build

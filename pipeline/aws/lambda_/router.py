@@ -9,7 +9,9 @@ which is also how a deployment finalizes (alias on the new version) and rolls ba
 back on the old version).
 
 ``set_weights`` reads the alias first and writes only when it differs, so repeating it
-(or rolling back before any weight moved) leaves the alias untouched. ``get_weights``
+(or rolling back before any weight moved) leaves the alias untouched; the write carries
+the ``RevisionId`` read, so an alias someone changed in between is not overwritten
+(``Conflict``, a transient error: the engine retries the step, reading it again). ``get_weights``
 reads the alias back and maps versions to slots; an alias that serves a version neither
 slot holds reads as None (no route yet). When both slots hold the same version (the same
 code and settings deployed twice), any split is equivalent; the requested split is kept
@@ -45,7 +47,8 @@ class LambdaAliasRouter:
         split_matters = versions[Slot.BLUE] != versions[Slot.GREEN]
         if same_route and (split_matters or (current is not None and current.description == note)):
             return  # already so: never touch the alias for nothing
-        self.api.point_alias(self.alias, primary, extra, note)
+        # RevisionId: a concurrent change of the alias fails this write instead of being lost
+        self.api.point_alias(self.alias, primary, extra, note, current.revision_id if current else "")
 
     def get_weights(self) -> Weights | None:
         current = self.api.alias(self.alias)

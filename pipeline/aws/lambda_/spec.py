@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pipeline.aws.lambda_.api import FunctionSettings
 from pipeline.aws.lambda_.compute import Readiness
+from pipeline.aws.lambda_.staging import bucket_name
 from pipeline.aws.settings import AwsEnvironment, partition_of
 from pipeline.core.errors import PlatformError
 
@@ -116,6 +117,9 @@ def iam_resources(
         return [f"{fn}:{s}-{environment}{suffix}" for s in services for suffix in ("", ":*")]
     if prefix == "iam" and name in ("GetRole", "CreateRole", "PutRolePolicy", "PassRole"):
         return [role]
+    if prefix == "s3":  # the staging bucket of zip packages (pipeline.aws.lambda_.staging)
+        bucket = f"arn:{partition}:s3:::{bucket_name(account, region)}"
+        return [bucket, f"{bucket}/*"]
     if prefix == "apigateway":
         apis = f"arn:{partition}:apigateway:{region}::/apis"
         return [apis, f"{apis}/*"]

@@ -165,3 +165,102 @@ def stopped_task(
         "containers": [box],
         "launchType": "FARGATE",
     }
+
+
+# --- Lambda ------------------------------------------------------------------------------
+
+
+def lambda_configuration(function: str, version: str = "$LATEST", **changes: Any) -> dict[str, Any]:
+    """A ``GetFunctionConfiguration`` / ``PublishVersion`` answer.
+
+    https://docs.aws.amazon.com/lambda/latest/api/API_GetFunctionConfiguration.html#API_GetFunctionConfiguration_ResponseSyntax
+    """
+    base: dict[str, Any] = {
+        "FunctionName": function,
+        "FunctionArn": f"arn:aws:lambda:eu-west-1:123456789012:function:{function}:{version}",
+        "Runtime": "python3.11",
+        "Role": "arn:aws:iam::123456789012:role/pipeline-dev-lambda",
+        "Handler": "app.handler",
+        "CodeSize": 312,
+        "Description": "",
+        "Timeout": 10,
+        "MemorySize": 128,
+        "LastModified": "2026-12-07T15:00:00.000+0000",
+        "CodeSha256": "",
+        "Version": version,
+        "Environment": {"Variables": {}},
+        "RevisionId": "6f1e2c07-5b7a-4e0b-9a3d-1d2f3c4b5a60",
+        "State": "Active",
+        "LastUpdateStatus": "Successful",
+        "PackageType": "Zip",
+    }
+    return {**base, **changes}
+
+
+def update_in_progress(stub: Stubber, operation: str, arn: str, expected_params: dict[str, Any]) -> None:
+    """Lambda's answer to a write while the function is still being updated.
+
+    https://docs.aws.amazon.com/lambda/latest/api/API_PublishVersion.html#API_PublishVersion_Errors
+    (ResourceConflictException, HTTP 409), message as Lambda words it
+    (https://docs.aws.amazon.com/lambda/latest/dg/functions-states.html).
+    """
+    stub.add_client_error(
+        operation,
+        service_error_code="ResourceConflictException",
+        service_message="The operation cannot be performed at this time. "
+        f"An update is in progress for resource: {arn}",
+        http_status_code=409,
+        expected_params=expected_params,
+    )
+
+
+def revision_mismatch(stub: Stubber, operation: str, expected_params: dict[str, Any]) -> None:
+    """The answer to a write whose ``RevisionId`` is no longer current.
+
+    https://docs.aws.amazon.com/lambda/latest/api/API_UpdateAlias.html#API_UpdateAlias_Errors
+    (PreconditionFailedException, HTTP 412).
+    """
+    stub.add_client_error(
+        operation,
+        service_error_code="PreconditionFailedException",
+        service_message="The RevisionId provided does not match the latest RevisionId for the Lambda "
+        "function or alias. Call the GetFunction or the GetAlias API operation to retrieve the latest "
+        "RevisionId for your resource.",
+        http_status_code=412,
+        expected_params=expected_params,
+    )
+
+
+def account_settings(limit: int, unreserved: int) -> dict[str, Any]:
+    """A ``GetAccountSettings`` answer.
+
+    https://docs.aws.amazon.com/lambda/latest/api/API_GetAccountSettings.html#API_GetAccountSettings_ResponseSyntax
+    """
+    return {
+        "AccountLimit": {
+            "TotalCodeSize": 80530636800,
+            "CodeSizeUnzipped": 262144000,
+            "CodeSizeZipped": 52428800,
+            "ConcurrentExecutions": limit,
+            "UnreservedConcurrentExecutions": unreserved,
+        },
+        "AccountUsage": {"TotalCodeSize": 1024, "FunctionCount": 3},
+    }
+
+
+def unreserved_below_minimum(stub: Stubber, function: str, executions: int) -> None:
+    """``PutFunctionConcurrency`` refused in an account with too little concurrency left.
+
+    https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html; the error
+    as AWS answers it (InvalidParameterValueException, HTTP 400), as reported in
+    milliHQ/terraform-aws-next-js#251 and aws-samples/one-observability-demo#278 (the
+    bracketed minimum is 100, or the account's whole limit when that is lower: 10, 50).
+    """
+    stub.add_client_error(
+        "put_function_concurrency",
+        service_error_code="InvalidParameterValueException",
+        service_message="Specified ReservedConcurrentExecutions for function decreases account's "
+        "UnreservedConcurrentExecution below its minimum value of [100].",
+        http_status_code=400,
+        expected_params={"FunctionName": function, "ReservedConcurrentExecutions": executions},
+    )

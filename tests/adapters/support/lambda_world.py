@@ -21,10 +21,12 @@ import requests
 from pipeline.aws.bootstrap import execute
 from pipeline.aws.lambda_.bootstrap import plan
 from pipeline.aws.lambda_.compute import Readiness
+from pipeline.aws.lambda_.package import Package, package_function
 from pipeline.aws.lambda_.platform import platform_for
 from pipeline.aws.lambda_.spec import LambdaSpec
 from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.core.analysis import AnalysisSpec, Check
+from pipeline.core.model import Release
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Platform
 from pipeline.core.state import Timeouts
@@ -92,7 +94,13 @@ class LambdaWorld:
         execute(plan(spec, self.session, self.clock))
 
     def platform(self, spec: LambdaSpec) -> Platform:
-        return platform_for(spec, self.session, self.clock, test_route="invoke")
+        # These tests are about versions, aliases and checks, with releases that name no
+        # real commit: the function is packaged from its folder as the test wrote it.
+        # Packaging from a release's commit is test_lambda_safety's.
+        def package(release: Release) -> Package:
+            return package_function(spec.source)
+
+        return platform_for(spec, self.session, self.clock, test_route="invoke", package_for=package)
 
     def context(self, platform: Platform) -> tuple[Context, InMemoryStore, CollectingSink]:
         store, sink = InMemoryStore(self.clock), CollectingSink()
