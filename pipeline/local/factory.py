@@ -28,6 +28,7 @@ from pipeline.local.adapters import (
 from pipeline.local.http.rules import lambda_function_name
 from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import state_dir_of
+from pipeline.local.private_files import private_dir, private_file
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.service_launch import SERVICES_DIR, launch_of
 from pipeline.local.specs import Launch, RouteSpec
@@ -53,6 +54,7 @@ class LocalFactory:
         """The SQLite store and lock manager of ``<state_dir_of(root, state_dir)>/state.db`` (per file)."""
         path = state_dir_of(self.project.root, _local(env, self.project).state_dir) / "state.db"
         if path not in self._stores:
+            private_file(private_dir(path.parent) / path.name)  # 0600 in a 0700 folder
             self._stores[path] = open_sqlite(path, self.clock)
         return self._stores[path]
 

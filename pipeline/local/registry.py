@@ -34,8 +34,9 @@ import git
 
 from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.core.model import Release
+from pipeline.local.private_files import private_dir
 
-_DIGEST = re.compile(r"(?:^|@)(sha256:[0-9a-f]{64})$")
+_DIGEST = re.compile(r"(?:^|@)(sha256:[0-9a-f]{64})\Z")  # \Z: "$" also matches before a final newline
 
 
 class SnapshotStore:
@@ -160,7 +161,9 @@ class LocalRegistry(SnapshotStore):
     def _store(self, release: Release, archive: bytes) -> None:
         tar_path, meta_path = self._files(release.service, release.digest.removeprefix("sha256:"))
         try:
-            tar_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_dir(self.state_dir)
+            private_dir(tar_path.parent.parent)
+            private_dir(tar_path.parent)
             if not tar_path.is_file():
                 _write_atomically(tar_path, archive)
             meta = {**release.to_dict(), "subdir": self._subdir()}
@@ -207,7 +210,8 @@ def _extract_data(tar: tarfile.TarFile, dest: Path) -> None:
 
 
 def _extract(archive: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(target.parent.parent)
+    private_dir(target.parent)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         with tarfile.open(archive) as tar:

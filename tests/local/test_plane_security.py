@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.clock import SystemClock
+from pipeline.config import load_project
+from pipeline.core.model import ServiceRef
+from pipeline.local.factory import LocalFactory
 from pipeline.local.plane.lifecycle import PlaneInfo
 from tests.local.support.plane import Project
 
@@ -157,3 +161,21 @@ def test_lambda_packages_come_only_as_uploads_and_a_zip_bomb_is_refused(
 @pytest.fixture(autouse=True)
 def _no_leftover_marker() -> None:
     Path("/tmp/pwned-by-plane-test").unlink(missing_ok=True)
+
+
+def test_the_state_database_and_the_registry_are_private(project: Project) -> None:
+    factory = LocalFactory(load_project(project.root), SystemClock())
+    env = factory.project.environment("dev")
+    store, _ = factory.stores(env)
+    assert store.load(ServiceRef("orders", "dev")) is None  # the database is in use
+    registry = factory.registry(env)
+    release = registry.resolve("orders")
+    snapshot = registry.snapshot_dir(release)
+    state_dir = project.state_dir
+    hexdigest = release.digest.removeprefix("sha256:")
+    for folder in (state_dir, state_dir / "registry", state_dir / "registry" / "orders",
+                   state_dir / "releases", state_dir / "releases" / "orders", snapshot):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for file in (state_dir / "state.db", state_dir / "registry" / "orders" / f"{hexdigest}.tar",
+                 state_dir / "registry" / "orders" / f"{hexdigest}.json"):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file

@@ -19,15 +19,15 @@ as the environment's router listeners do.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
-import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+
+from pipeline.local.private_files import private_dir, write_private
 
 TOKEN_FILE = "plane.token"
 TOKEN_HEADER = "Authorization"
@@ -36,27 +36,6 @@ _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) and make it 0700: only its owner may enter."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with contextlib.suppress(OSError):  # not ours (e.g. a shared $PIPELINE_LOCAL_HOME's parent)
-        os.chmod(path, 0o700)
-    return path
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, created 0600 (never readable by others, not
-    even for a moment)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def new_token(state_dir: Path) -> str:

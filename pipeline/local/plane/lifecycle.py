@@ -33,7 +33,8 @@ import psutil
 
 import pipeline
 from pipeline.core.errors import PlatformError, UsageError
-from pipeline.local.plane.access import auth_headers, new_token, private_dir, read_token
+from pipeline.local.plane.access import auth_headers, new_token, read_token
+from pipeline.local.private_files import private_dir
 
 PLANE_FILE = "plane.json"
 LOCAL_HOME_ENV = "PIPELINE_LOCAL_HOME"
