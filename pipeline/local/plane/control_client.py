@@ -2,8 +2,9 @@
 
 The adapters run in the orchestrator's thread, so they talk plain blocking HTTP. A client
 built with ``for_state_dir`` finds (and, if needed, starts) the project's plane through
-``ensure_plane``; when the plane stops answering it looks again once, so a ``local down`` +
-``local up`` in the middle of a deployment costs one retry, not the deployment.
+``ensure_plane``; when the plane stops answering (or refuses the token: a new plane has a
+new one) it looks again once, so a ``local down`` + ``local up`` in the middle of a
+deployment costs one retry, not the deployment. Every request carries the plane's token.
 
 Errors become ``pipeline.core.errors`` classes: 404 -> NotFoundError, other 4xx ->
 PlatformError, 5xx and an unreachable plane -> TransientPlatformError (the engine retries).
@@ -93,6 +94,8 @@ class PlaneClient:
             with urllib.request.urlopen(request, timeout=timeout or self._timeout) as resp:
                 answer = json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
+            if exc.code == 401:  # a plane restarted on the same port has a new token: look again
+                raise _Unreachable(f"it refused the token ({_translate(method, path, exc).message})") from exc
             raise _translate(method, path, exc) from exc
         except (urllib.error.URLError, ConnectionError) as exc:
             raise _Unreachable(str(getattr(exc, "reason", exc))) from exc
