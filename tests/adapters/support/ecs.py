@@ -274,6 +274,8 @@ STRATEGY = Strategy(
         min_requests=20,
         window_seconds=60,
         interval_seconds=10,
+        period_seconds=60,  # CloudWatch's whole minutes, complete after the realism layer's
+        lag_seconds=180,  # longest delay (AwsFactory sets these from the environment)
     ),
     timeouts=Timeouts(ready=60, verify=30, stage=60, hold=3600, poll=5),
 )
