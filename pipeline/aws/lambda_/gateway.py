@@ -25,6 +25,8 @@ from pipeline.core.model import Slot
 __all__ = ["STAGES", "STAGE_VARIABLE", "HttpApi", "api_name", "route_keys"]
 
 IAM_ACTIONS: frozenset[str] = frozenset({"apigateway:GET", "apigateway:POST"})
+# A deployment only finds the API and its stage URLs (the test route); bootstrap creates.
+DEPLOY_ACTIONS: frozenset[str] = frozenset({"apigateway:GET"})
 
 STAGE_VARIABLE = "lambdaAlias"
 STAGES: dict[str, str] = {"$default": "live", "blue": "blue", "green": "green"}
