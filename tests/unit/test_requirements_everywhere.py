@@ -13,9 +13,11 @@ import pytest
 
 from pipeline.core.errors import PromotionRefused
 from pipeline.core.model import Missing, ServiceRef
-from pipeline.core.state import Phase
+from pipeline.core.plan import Strategy
+from pipeline.core.state import Phase, Timeouts
+from pipeline.core.steps import Pause, SetWeight, canary
 from pipeline.identity import Identity
-from pipeline.operations import Context, deploy, plan, resume, rollback
+from pipeline.operations import Context, deploy, plan, resume, resume_paused, rollback
 from pipeline.promotion import approve
 from pipeline.requirements import OVERRIDE, Override, Requirements, authorise
 from pipeline.testing import release
@@ -92,6 +94,31 @@ def test_a_deployment_started_with_an_override_resumes_without_another() -> None
     state = resume(guarded(world, Override("incident 4711", CAROL)), PROD)
     assert state.phase is Phase.SUCCEEDED
     assert [o["reason"] for o in overrides(world)] == ["incident 4711"]
+
+
+# --- continue ------------------------------------------------------------------------
+
+
+def test_continue_of_a_paused_deployment_that_never_met_the_requirements_is_refused() -> None:
+    world = World()
+    assert deploy(world.ctx(), PROD, release("v1"), CANARY).phase is Phase.SUCCEEDED
+    strategy = Strategy(steps=canary((SetWeight(30), Pause(None))), timeouts=Timeouts(hold=120, poll=5))
+    refusals: list[PromotionRefused] = []
+    real_sleep = world.clock.sleep
+
+    def sleep(seconds: float) -> None:  # an operator continues while v2 (unchecked) is paused
+        real_sleep(seconds)
+        if not refusals:
+            try:
+                resume_paused(dataclasses.replace(guarded(world), owner="bob@host:2"), PROD)
+            except PromotionRefused as exc:
+                refusals.append(exc)
+
+    world.clock.sleep = sleep  # type: ignore[method-assign]
+    state = deploy(world.ctx(), PROD, release("v2"), strategy)  # started where nothing checked
+    assert [item.kind for item in refusals[0].missing] == ["passed", "approval"]
+    assert state.phase is Phase.ROLLED_BACK and state.reason == "nobody continued within 2m"
+    assert "continue" not in [r.action for r in world.store.history(PROD)]
 
 
 # --- rollback ------------------------------------------------------------------------
