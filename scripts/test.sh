@@ -6,13 +6,14 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/python-env.sh
 . scripts/python-env.sh
 
-if ! command -v buildah >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1; then
-    echo "== installing buildah (image builds for the ECR tests) and shellcheck (workflow lint)" >&2
+if ! command -v buildah >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1 \
+        || ! command -v haproxy >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
+    echo "== installing buildah (image builds for the ECR tests), shellcheck (workflow lint), haproxy and wrk (bench/router.py)" >&2
     if [ "$(id -u)" = 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck haproxy wrk >/dev/null
     else
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck >/dev/null
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck haproxy wrk >/dev/null
     fi
 fi
 

@@ -22,6 +22,7 @@ import os
 import resource
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 MAX_CONNECTIONS_ENV = "PIPELINE_ROUTER_MAX_CONNECTIONS"
 HEADER_TIMEOUT_ENV = "PIPELINE_ROUTER_HEADER_TIMEOUT"
@@ -93,8 +94,7 @@ class _Tracked(asyncio.Protocol):
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self._gate.tracked[transport] = self
         self.arm()
         self._inner.connection_made(transport)
@@ -138,8 +138,7 @@ class _Refused(asyncio.Protocol):
     """A connection over the cap: one 503 answer, then closed."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        transport.write(_REFUSAL)
+        cast(asyncio.Transport, transport).write(_REFUSAL)
         transport.close()
 
 

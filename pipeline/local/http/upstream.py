@@ -25,6 +25,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 HIGH_WATER = 256 * 1024
 """Bytes of a response body buffered before reading from the replica pauses."""
@@ -68,8 +69,7 @@ class _Conn(asyncio.Protocol):
     # --- asyncio callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
