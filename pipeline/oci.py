@@ -58,7 +58,7 @@ class Descriptor:
             platform = f"{plat['os']}/{plat['architecture']}" if plat else ""
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"bad descriptor in {where}: {exc!r} in {data!r}", hint=_HINT) from exc
-        if not _DIGEST.match(digest) or size < 0:
+        if not _DIGEST.fullmatch(digest) or size < 0:
             raise UsageError(f"bad descriptor in {where}: digest {digest!r}, size {size}", hint=_HINT)
         return cls(media_type, digest, size, platform)
 
@@ -209,7 +209,7 @@ class OciArchive:
 
 
 def _blob_name(digest: str) -> str:
-    if not _DIGEST.match(digest):
+    if not _DIGEST.fullmatch(digest):
         raise UsageError(f"unsupported digest {digest!r}: only sha256 is supported", hint=_HINT)
     return "blobs/sha256/" + digest.removeprefix("sha256:")
 

@@ -61,7 +61,7 @@ def _say(text: str) -> None:
 def _evidence(pairs: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     links = []
     for pair in pairs:
-        match = _EVIDENCE.match(pair)
+        match = _EVIDENCE.fullmatch(pair)
         if not match:
             raise UsageError(
                 f"--evidence {pair!r} is not NAME=URL", hint="e.g. --evidence 'load test=https://...'"
@@ -302,7 +302,7 @@ def deployment_status(
     GitHub outputs: deployment_id, status_id, state.
     """
     repo = RepoName.parse(repo_name)
-    if url and not re.match(r"^https?://\S+$", url):
+    if url and not re.fullmatch(r"https?://\S+", url):
         raise UsageError(f"--url {url!r} is not an http(s) URL", hint="pass the run's or the service's URL")
     payload = {k: v for k, v in (("service", service), ("digest", digest)) if v}
     with _connect(token_env) as http:

@@ -51,7 +51,7 @@ def _checked_number(value: float) -> float:
 
 
 def _parse_text(text: str) -> float:
-    match = _REGEX.match(text.strip())
+    match = _REGEX.fullmatch(text.strip())
     if match is None and _is_number(text):
         raise ValueError(f"bad duration {_short(text)}: a quoted number has no unit; write {text.strip()}s")
     if match is None:

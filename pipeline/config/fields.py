@@ -134,11 +134,15 @@ RelPath = Annotated[StrictStr, Field(min_length=1), AfterValidator(_check_relati
 class Matches:
     """Annotation: the string must match ``pattern``; the message says what was expected.
 
-    Also publishes ``pattern`` in the JSON schema.
+    A pattern ending in ``$`` must match the whole value (``re.fullmatch``: with
+    ``re.match``, ``$`` also matches before a final newline, so ``"prod\n"`` would pass);
+    any other pattern is a prefix (``^arn:aws:iam:``). Also publishes ``pattern`` in the
+    JSON schema.
     """
 
     def __init__(self, pattern: str, expected: str) -> None:
         self.regex = re.compile(pattern)
+        self.whole = pattern.endswith("$")
         self.expected = expected
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
@@ -152,7 +156,8 @@ class Matches:
         return json_schema
 
     def _check(self, value: str) -> str:
-        if not self.regex.match(value):
+        found = self.regex.fullmatch(value) if self.whole else self.regex.match(value)
+        if not found:
             raise PydanticCustomError(
                 "format", "{value} is not {expected}", {"value": repr(value)[:80], "expected": self.expected}
             )

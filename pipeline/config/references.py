@@ -47,7 +47,7 @@ def service_references(
     local environments run says how to start it."""
     data = _mapping(doc.data)
     problems: list[Problem] = []
-    if not re.match(NAME_PATTERN, folder):
+    if not re.fullmatch(NAME_PATTERN, folder):
         problems.append(
             doc.problem(
                 (),

@@ -2,8 +2,9 @@
 
 ``read_document`` returns a ``Document``: the constructed data (``None`` when the file is
 empty or unreadable), a map from key paths to 1-based line numbers, and the problems
-found while reading (missing file, non-UTF-8 bytes, YAML syntax, duplicate keys, alias
-bombs). ``Document.problem(loc, message)`` turns a location such as a pydantic ``loc``
+found while reading (missing file, non-UTF-8 bytes, YAML syntax, duplicate keys, two
+merge keys in one mapping, YAML 1.1 booleans used as keys, numbers too large to be
+settings, alias bombs). ``Document.problem(loc, message)`` turns a location such as a pydantic ``loc``
 into a ``Problem`` with the best line: the key's own line when it exists in the file,
 otherwise the line of the deepest existing parent (so a missing key points at the
 mapping it is missing from).
@@ -11,6 +12,7 @@ mapping it is missing from).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,10 @@ __all__ = ["Document", "Problem", "parse_yaml", "read_document", "render_path"]
 
 MAX_VALUES = 100_000
 """A document may expand (through YAML aliases) to at most this many values."""
+
+MAX_DIGITS = 1_000
+"""A number may have at most this many digits: no setting needs more, and Python refuses
+to convert integers of more than 4300 digits (in its own words, which must not leak)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +100,20 @@ def read_document(root: Path, file: str, *, missing: str = "") -> Document:
 def parse_yaml(file: str, text: str) -> Document:
     """Parse one YAML document; every failure becomes a problem of the result."""
     loader: _Loader | None = None
+    paths: dict[int, str] = {}  # node id -> rendered key path, for problems found while constructing
     try:
         loader = _Loader(text)  # checks every character already
         node = loader.get_single_node()
         if node is None:
             return Document(file, None, {(): 1})
-        lines, problems = _index(file, node)
+        lines, problems = _index(file, node, paths)
         if _expanded_size(node, {}) > MAX_VALUES:
             problems.append(Problem(file, node.start_mark.line + 1, "", _TOO_BIG))
             return Document(file, None, lines, tuple(problems), failed=True)
         data = loader.construct_document(node)
+    except _BadNumber as exc:
+        problems = [Problem(file, exc.node.start_mark.line + 1, paths.get(id(exc.node), ""), exc.message)]
+        return Document(file, None, {}, tuple(problems), failed=True)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         return _failed(file, mark.line + 1 if mark else 1, _syntax_message(exc))
@@ -144,16 +154,45 @@ def _scalar_as_text(loader: yaml.SafeLoader, node: Node) -> Any:
     return loader.construct_scalar(node)  # type: ignore[arg-type]
 
 
+class _BadNumber(yaml.constructor.ConstructorError):
+    """A number YAML accepts but no setting can hold; ``message`` says so in our words."""
+
+    def __init__(self, node: Node, message: str) -> None:
+        super().__init__(None, None, message, node.start_mark)
+        self.node = node
+        self.message = message
+
+
+_INFINITIES = frozenset({".inf", "+.inf", "-.inf"})
+
+
 def _checked(constructor: Any) -> Any:
+    """``constructor`` for numbers, refusing those too large before Python converts them
+    (so neither its digit limit's message nor an infinity from an overflow gets through)."""
+
     def construct(loader: yaml.SafeLoader, node: Node) -> Any:
+        text = str(node.value)
+        digits = sum(c.isalnum() for c in text)  # hex digits too: 0xfff... is as large
+        if digits > MAX_DIGITS:
+            raise _BadNumber(node, _too_large(f"a number {len(text)} characters long"))
         try:
-            return constructor(loader, node)
+            value = constructor(loader, node)
         except (ValueError, OverflowError) as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"bad number: {exc}", node.start_mark
-            ) from exc
+            unreadable = f"{_shown(text)} is not a number YAML can read: quote it if it is text"
+            raise _BadNumber(node, unreadable) from exc
+        if isinstance(value, float) and math.isinf(value) and text.lower() not in _INFINITIES:
+            raise _BadNumber(node, _too_large(f"{_shown(text)} (beyond the largest number, about 1.8e308)"))
+        return value
 
     return construct
+
+
+def _too_large(what: str) -> str:
+    return f"{what} is too large for any setting: use a value in the setting's range"
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _scalar_as_text)
@@ -161,46 +200,66 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _checked(yaml.SafeLoader.constr
 _Loader.add_constructor("tag:yaml.org,2002:float", _checked(yaml.SafeLoader.construct_yaml_float))
 
 
-def _index(file: str, root: Node) -> tuple[dict[tuple[str, ...], int], list[Problem]]:
-    """Line of every key and list item, and duplicate-key problems; each node is walked
-    once, so aliased values keep the lines of their first occurrence."""
+def _index(file: str, root: Node, paths: dict[int, str]) -> tuple[dict[tuple[str, ...], int], list[Problem]]:
+    """Line of every key and list item, and the problems of keys (duplicates, merge keys,
+    booleans); each node is walked once, so aliased values keep the lines (and, in
+    ``paths``, the rendered key path by node id) of their first occurrence."""
     lines: dict[tuple[str, ...], int] = {(): root.start_mark.line + 1}
     problems: list[Problem] = []
-    stack: list[tuple[tuple[str, ...], Node]] = [((), root)]
+    stack: list[tuple[tuple[str, ...], str, Node]] = [((), "", root)]
     seen: set[int] = set()
     while stack:
-        path, node = stack.pop()
+        path, shown, node = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
+        paths[id(node)] = shown
         if isinstance(node, MappingNode):
-            children = _mapping_children(file, path, node, problems)
+            children = [
+                (child_path, render_path((shown, child_path[-1]) if shown else child_path[-1:]), child, line)
+                for child_path, child, line in _mapping_children(file, path, node, problems)
+            ]
         elif isinstance(node, SequenceNode):
             children = [
-                ((*path, str(i)), item, item.start_mark.line + 1) for i, item in enumerate(node.value)
+                ((*path, str(i)), f"{shown}[{i}]", item, item.start_mark.line + 1)
+                for i, item in enumerate(node.value)
             ]
         else:
             continue
-        for child_path, child, line in children:
+        for child_path, child_shown, child, line in children:
             lines[child_path] = line
-            stack.append((child_path, child))
+            stack.append((child_path, child_shown, child))
     return lines, problems
 
 
 def _mapping_children(
     file: str, path: tuple[str, ...], node: MappingNode, problems: list[Problem]
 ) -> list[tuple[tuple[str, ...], Node, int]]:
-    """(path, value node, key line) per scalar key; duplicate keys become problems.
+    """(path, value node, key line) per scalar key; duplicate keys, a second merge key
+    and boolean keys become problems.
 
     The key's line is used (not the value's) so that an error about a key or its value
-    points at the line where the key is written. Merge keys (``<<``) are skipped.
+    points at the line where the key is written. Merge keys (``<<``) are skipped. A key
+    YAML 1.1 reads as a boolean (``on:``, ``yes:``, ``off:``) is reported at its own line
+    and path, then kept as the text it is written as, so validation does not report it
+    again at the mapping's line as a key that is not text.
     """
     first: dict[tuple[str, str], int] = {}
+    merged_at = 0
     children: list[tuple[tuple[str, ...], Node, int]] = []
     for key, value in node.value:
-        if not isinstance(key, ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+        if isinstance(key, ScalarNode) and key.tag == _MERGE:
+            line = key.start_mark.line + 1
+            if merged_at:
+                problems.append(Problem(file, line, render_path((*path, "<<")), _merge_message(merged_at)))
+            merged_at = merged_at or line
+            continue
+        if not isinstance(key, ScalarNode):
             continue
         line = key.start_mark.line + 1
+        if key.tag == _BOOL:
+            problems.append(Problem(file, line, render_path((*path, key.value)), _bool_key_message(key)))
+            key.tag = _STR
         ident = (key.tag, key.value)
         if ident in first:
             message = (
@@ -211,6 +270,27 @@ def _mapping_children(
         first.setdefault(ident, line)
         children.append(((*path, key.value), value, line))
     return children
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+_BOOL = "tag:yaml.org,2002:bool"
+_STR = "tag:yaml.org,2002:str"
+
+
+def _merge_message(first: int) -> str:
+    return (
+        f"a second merge key (<<) in this mapping (the first is at line {first}): YAML allows one; "
+        "merge several mappings with one key, e.g. `<<: [*first, *second]`"
+    )
+
+
+def _bool_key_message(key: ScalarNode) -> str:
+    word = str(key.value)
+    meaning = "true" if word.lower() in ("yes", "on", "true", "y") else "false"
+    return (
+        f"the key {word} is read by YAML 1.1 as the boolean {meaning}, not as the word: "
+        f'quote it ("{word}") if you mean the word'
+    )
 
 
 def _expanded_size(node: Node, memo: dict[int, int], active: set[int] | None = None) -> int:

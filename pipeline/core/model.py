@@ -55,7 +55,7 @@ class Release:
     image: str = ""
 
     def __post_init__(self) -> None:
-        if not _DIGEST.match(self.digest):
+        if not _DIGEST.fullmatch(self.digest):
             raise ValueError(f"release digest must look like sha256:<64 hex>, got {self.digest!r}")
 
     @property

@@ -23,7 +23,7 @@ class RepoName:
 
     @classmethod
     def parse(cls, text: str, *, option: str = "--repo") -> RepoName:
-        if not _REPO.match(text) or text.endswith((".", "/..")) or "/.." in text:
+        if not _REPO.fullmatch(text) or text.endswith((".", "/..")) or "/.." in text:
             raise UsageError(
                 f"{option} {text!r} is not a GitHub repository: expected OWNER/REPO",
                 hint="e.g. acme-ops/deployments (without https://github.com/)",

@@ -35,7 +35,7 @@ def branch_for(service: str) -> str:
 
 def service_of(path: str) -> str | None:
     """The service whose release file ``path`` is, or None for any other path."""
-    match = _PATH.match(path)
+    match = _PATH.fullmatch(path)
     return match.group(1) if match else None
 
 

@@ -40,7 +40,7 @@ def report(
     payload: Mapping[str, str] | None = None,
 ) -> StatusReport:
     """Add a ``state`` status to the deployment of ``commit`` to ``environment``."""
-    if not _SHA.match(commit):
+    if not _SHA.fullmatch(commit):
         raise UsageError(f"--commit {commit!r} is not a commit sha", hint="pass the full 40-hex sha")
     if state not in STATES:
         raise UsageError(f"--state {state!r} is not a deployment state", hint=f"one of {', '.join(STATES)}")

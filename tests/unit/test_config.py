@@ -406,7 +406,7 @@ def test_folders_starting_with_underscore_or_dot_are_not_services(write_project:
             b"a: !!python/object:os.system x\n",
             "pipeline.yaml:1: invalid YAML: could not determine a constructor",
         ),
-        (b"a: " + b"9" * 5000 + b"\n", "pipeline.yaml:1: invalid YAML: bad number"),
+        (b"a: " + b"9" * 5000 + b"\n", "pipeline.yaml:1: a: a number 5000 characters long is too large"),
         (b"a: " + b"[" * 3000 + b"]" * 3000, "pipeline.yaml:1: invalid YAML: nested too deeply"),
         (b"project: a\nproject: b\n", "pipeline.yaml:2: project: duplicate key (first at line 1)"),
     ],

@@ -162,7 +162,7 @@ class EcrRegistry:
             reference = self.head()
         key = "imageDigest" if reference.startswith("sha256:") else "imageTag"
         detail = self._describe(service, {key: reference})
-        if detail is None and key == "imageTag" and _SHORT_COMMIT.match(reference):
+        if detail is None and key == "imageTag" and _SHORT_COMMIT.fullmatch(reference):
             detail = self._by_prefix(service, reference)
         if detail is None:
             raise NotFoundError(
@@ -262,7 +262,7 @@ class EcrRegistry:
         return next(iter(matches.values()), None)
 
     def _release(self, service: str, digest: str, tags: list[str], tag: str) -> Release:
-        commit = next((t for t in tags if _COMMIT.match(t)), "")
+        commit = next((t for t in tags if _COMMIT.fullmatch(t)), "")
         version = tag or commit or (tags[0] if tags else digest)
         return Release(service, version, digest, commit, f"{self._uri(service)}@{digest}")
 

@@ -111,7 +111,7 @@ class InvokeResult:
 
 def check_name(kind: str, value: str, pattern: re.Pattern[str], rule: str) -> str:
     """``value`` if it matches ``pattern``; otherwise a UsageError naming the rule."""
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise UsageError(f"invalid {kind} {value!r}: {rule}", hint=f"rename the {kind}")
     return value
 
