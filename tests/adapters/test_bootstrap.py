@@ -33,6 +33,8 @@ CREATES = {
     "CreateRepository",
     "ModifyTargetGroupAttributes",
     "PutLifecyclePolicy",
+    "CreateLogGroup",
+    "PutRetentionPolicy",
 }
 
 
@@ -50,6 +52,7 @@ def test_creates_what_is_missing_and_a_second_run_creates_nothing(
         ("exists", "ALB listener"),
         ("exists", "ALB listener"),
         ("create", "ECR repository"),
+        ("create", "log group"),
         ("create", "target group"),
         ("create", "target group"),
         ("create", "listener rule"),
@@ -58,7 +61,7 @@ def test_creates_what_is_missing_and_a_second_run_creates_nothing(
         ("create", "ECS service"),
         ("create", "ECS service"),
     ]
-    assert len(execute(first)) == 9
+    assert len(execute(first)) == 10
 
     log = CallLog().attach(session)
     second = plan_environment(session, ecs_env, clock) + plan_ecs_service(session, ecs_env, spec)
