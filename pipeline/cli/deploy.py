@@ -27,6 +27,7 @@ from pipeline.console.render import (
     record_dict,
     state_summary,
     status_table,
+    styled,
 )
 from pipeline.core.errors import Cancelled, DeploymentFailed, UsageError
 from pipeline.core.plan import describe
@@ -90,7 +91,7 @@ def finish(state: DeploymentState | None, as_json: bool, github_output: bool = F
     if as_json:
         emit_json(state_summary(state))
     if state.phase is Phase.SUCCEEDED:
-        err.print(f"[bold green]succeeded[/]: {state.release.short} serves 100% of {state.ref}")
+        err.print(styled("succeeded", "bold green", f": {state.release.short} serves 100% of {state.ref}"))
         return
     raise DeploymentFailed(
         f"deployment of {state.release.short} to {state.ref} ended {state.phase.value}: {state.reason}",
@@ -236,9 +237,8 @@ def abort(app: App, service: str, env_name: str, reason: str, yes: bool) -> None
     confirm(app, service, env_name, yes, "abort the deployment")
     state = ops.abort(app.context(env_name, ConsoleSink()), app.ref(service, env_name), reason)
     if state is not None and state.phase is Phase.ABORTED:
-        err.print(
-            f"[yellow]aborted[/]: {state.stable.short if state.stable else 'nothing'} serves {state.ref}"
-        )
+        serving = state.stable.short if state.stable else "nothing"
+        err.print(styled("aborted", "yellow", f": {serving} serves {state.ref}"))
         return
     finish(state, False)
 

@@ -27,7 +27,7 @@ from pipeline.cli import promote as promote_commands
 from pipeline.cli import rollback as rollback_commands
 from pipeline.cli import servicetest as servicetest_commands
 from pipeline.config.windows import window_warnings
-from pipeline.console.render import emit_json, err, out, print_error
+from pipeline.console.render import emit_json, err, out, print_error, styled
 from pipeline.core.errors import PipelineError
 
 
@@ -71,8 +71,12 @@ def validate(app: App, as_json: bool) -> None:
         emit_json(summary)
         return
     err.print(
-        f"[green]ok[/]: {len(summary['environments'])} environments ({', '.join(summary['environments'])}), "
-        f"{len(summary['services'])} services ({', '.join(summary['services'])})"
+        styled(
+            "ok",
+            "green",
+            f": {len(summary['environments'])} environments ({', '.join(summary['environments'])}), "
+            f"{len(summary['services'])} services ({', '.join(summary['services'])})",
+        )
     )
     if app.project_file is not None:
         used = f"  from {summary['project_file']} and {summary['services_dir']}/"

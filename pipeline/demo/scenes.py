@@ -25,15 +25,15 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from pipeline import operations as ops
 from pipeline import promotion
 from pipeline.app import App
-from pipeline.console.render import ConsoleSink, bar, print_error
+from pipeline.console.render import ConsoleSink, bar, print_error, styled
 from pipeline.core.analysis import AnalysisSpec, Check
 from pipeline.core.errors import PipelineError, PromotionRefused
 from pipeline.core.model import Release, ServiceRef, Weights
-from pipeline.identity import os_account
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Compute, Platform, Record
 from pipeline.core.state import DeploymentState, Phase, Timeouts, TrafficObserved
@@ -41,6 +41,7 @@ from pipeline.core.steps import Analyze, Pause, SetWeight, canary
 from pipeline.demo.report import SceneResult, write_report
 from pipeline.demo.timeline import Sampler, Timeline
 from pipeline.demo.workspace import enrol, fresh_clone, make_release
+from pipeline.identity import os_account
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.runner import LoadRunner
 from pipeline.loadtest.settings import LoadSettings, Thresholds
@@ -143,7 +144,7 @@ class Demo:
         return f"http://127.0.0.1:{local.port}"
 
     def scene(self, name: str, expected: str, body: Callable[[], tuple[str, str]]) -> None:
-        self.console.rule(f"[bold]{name}")
+        self.console.rule(Text(name, style="bold"))
         start = time.time()
         try:
             outcome, detail = body()
@@ -153,7 +154,7 @@ class Demo:
         result = SceneResult(name, outcome, expected, detail, time.time() - start)
         self.results.append(result)
         style = "green" if result.ok else "red"
-        self.console.print(f"[{style}]{outcome}[/] ({result.seconds:.1f}s): {detail}")
+        self.console.print(styled(outcome, style, f" ({result.seconds:.1f}s): {detail}"), markup=False)
 
     def watch(self, title: str, env: str, service: str) -> tuple[Timeline, Sampler]:
         platform = self.platform(env, service)
@@ -191,7 +192,7 @@ class Demo:
                     bar(_weights(s.blue, s.green)),
                     f"{s.rps:6.0f} req/s",
                     f"errors {s.error_rate:6.1%}",
-                    s.health,
+                    Text(s.health),
                 )
             return table
 
@@ -201,7 +202,8 @@ class Demo:
 
     def run(self) -> int:
         started = time.time()
-        self.console.print(f"workspace: a fresh clone of {self.root} in {self.work / 'workspace'}")
+        where = f"workspace: a fresh clone of {self.root} in {self.work / 'workspace'}"
+        self.console.print(where, markup=False)
         self.workspace = fresh_clone(self.root, self.work)
         enrol(self.workspace, "ops", os_account().name)  # the demo's user approves for Ops
         self._app = App(root_hint=self.workspace)
@@ -313,7 +315,7 @@ class Demo:
         except PromotionRefused as exc:
             if not any(item.kind == "approval" for item in exc.missing):
                 raise
-            self.console.print(f"[yellow]refused as expected[/]: {exc.message}")
+            self.console.print(styled("refused as expected", "yellow", f": {exc.message}"), markup=False)
         approver = os_account()  # a proven identity: the OS account, which prod (local) accepts
         promotion.approve(prod_ctx, ServiceRef("orders", PROD), staging.release, "ops", approver)
         said = f"{approver.describe()} (ops) approved {staging.release.short} for prod"
@@ -339,7 +341,7 @@ class Demo:
             stop_plane(state_dir_of(self.workspace))
         except PipelineError:
             self.console.print(
-                "[yellow]could not stop the local plane; run `pipeline local down` in the workspace[/]"
+                styled("could not stop the local plane; run `pipeline local down` in the workspace", "yellow")
             )
 
     def summary(self, seconds: float) -> int:
@@ -348,10 +350,12 @@ class Demo:
         )
         for r in self.results:
             style = "green" if r.ok else "red"
-            table.add_row(r.name, f"[{style}]{r.outcome}[/]", r.expected, f"{r.seconds:.1f}s", r.detail)
+            # data (a response's version, an error) is never read as markup
+            outcome = styled(r.outcome, style)
+            table.add_row(Text(r.name), outcome, Text(r.expected), f"{r.seconds:.1f}s", Text(r.detail))
         self.console.print(table)
         report = write_report(self.work / "report.html", self.results, self.timelines)
-        self.console.print(f"report: {report}")
+        self.console.print(f"report: {report}", markup=False)
         return 0 if all(r.ok for r in self.results) else 1
 
 
