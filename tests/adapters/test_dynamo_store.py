@@ -16,7 +16,7 @@ from pipeline.core.errors import NotFoundError
 from pipeline.core.ports import Clock, LockManager, ProcessIdentity, StateStore
 from pipeline.testing import FakeClock
 from tests.adapters.support.ecs import new_session
-from tests.support.racing import run_race
+from tests.support.racing import STAY_UNTIL_ALL_TRIED, run_race
 from tests.support.store_contract import (
     REF,
     CrashTakeoverContract,
@@ -104,7 +104,7 @@ class Clock:
     def now(self): return time.time()
     def sleep(self, s): time.sleep(s)
 
-owner, keys, ready, go = sys.argv[1:5]
+owner, keys, ready, go, done, racers = sys.argv[1:7]
 locks = DynamoLockManager(AwsSession(SessionSettings("eu-west-1", max_attempts=1)), "pipeline-state", Clock())
 locks.holder(ServiceRef("warm-up", "staging"))  # connect before the race
 Path(ready).touch()
@@ -118,6 +118,7 @@ for key in keys.split(","):  # one race per key, back to back
         outcomes[key] = {"won": True, "owner": lease.owner}
     except LockHeldError as exc:
         outcomes[key] = {"won": False, "holder": exc.holder, "message": exc.message}
+""" + STAY_UNTIL_ALL_TRIED + """
 print(json.dumps(outcomes))
 """
 
@@ -128,7 +129,10 @@ def race(tmp: Path, keys: list[str], owners: list[str]) -> list[dict[str, dict[s
     racers = [
         (
             tmp / f"ready-{o}",
-            [sys.executable, "-c", RACER, o, ",".join(keys), str(tmp / f"ready-{o}"), str(go)],
+            [
+                sys.executable, "-c", RACER, o, ",".join(keys), str(tmp / f"ready-{o}"), str(go),
+                str(tmp / "done"), str(len(owners)),
+            ],
         )
         for o in owners
     ]

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.racing import run_race
+from tests.support.racing import STAY_UNTIL_ALL_TRIED, run_race
 
 RACERS = 6
 
@@ -27,7 +27,7 @@ class Clock:
     def now(self): return time.time()
     def sleep(self, s): time.sleep(s)
 
-db, owner, ttl, ready, go, warm = sys.argv[1:7]
+db, owner, ttl, ready, go, warm, done, racers = sys.argv[1:9]
 ref = ServiceRef("orders", "staging")
 _, locks = open_sqlite(Path(db), Clock())
 if warm == "warm":
@@ -38,9 +38,11 @@ while not Path(go).exists() and time.time() < deadline:
     time.sleep(0.001)
 try:
     lease = locks.acquire(ref, owner, float(ttl))
-    print(json.dumps({"won": True, "owner": lease.owner, "acquired_at": lease.acquired_at}))
+    outcome = {"won": True, "owner": lease.owner, "acquired_at": lease.acquired_at}
 except LockHeldError as exc:
-    print(json.dumps({"won": False, "holder": exc.holder, "message": str(exc)}))
+    outcome = {"won": False, "holder": exc.holder, "message": str(exc)}
+""" + STAY_UNTIL_ALL_TRIED + """
+print(json.dumps(outcome))
 """
 
 
@@ -55,7 +57,10 @@ def race(tmp: Path, owners: list[str], ttl: float, *, warm: bool = True) -> list
     racers = [
         (
             tmp / f"ready-{o}",
-            [sys.executable, "-c", RACER, str(db), o, str(ttl), str(tmp / f"ready-{o}"), str(go), mode],
+            [
+                sys.executable, "-c", RACER, str(db), o, str(ttl), str(tmp / f"ready-{o}"), str(go), mode,
+                str(tmp / f"done-{owners[0]}"), str(len(owners)),
+            ],
         )
         for o in owners
     ]
@@ -75,7 +80,7 @@ def test_six_processes_race_for_one_lock_and_exactly_one_wins(tmp_path: Path) ->
         assert loser["holder"] == winner
         assert winner in loser["message"] and "since" in loser["message"], loser
 
-    # The winner never renews: once its 0.5 s lease has expired another process takes over.
+    # The winner never renewed and has exited: a later process takes its lease over.
     time.sleep(0.6)
     (late,) = race(tmp_path, ["latecomer"], ttl=30)
     assert late["won"] and late["owner"] == "latecomer", late

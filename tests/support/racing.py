@@ -2,6 +2,11 @@
 
 Each racer is ``(ready_file, argv)``: the process touches ``ready_file`` once set up, then
 waits for the shared ``go`` file, races, and prints one JSON document on stdout.
+
+A racer that won a lock must stay alive until every racer has tried: a lock whose holder
+process is gone from this machine is rightly taken over at once. Racers do so by running
+``STAY_UNTIL_ALL_TRIED`` (Python source) after racing, with ``done`` (a folder) and
+``racers`` (how many) defined.
 """
 
 from __future__ import annotations
@@ -43,3 +48,13 @@ def run_race(racers: list[tuple[Path, list[str]]], go: Path, timeout: float = 60
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+STAY_UNTIL_ALL_TRIED = """
+import os as _os, time as _time
+_os.makedirs(done, exist_ok=True)
+open(_os.path.join(done, str(_os.getpid())), "w").close()
+_until = _time.time() + 60
+while len(_os.listdir(done)) < int(racers) and _time.time() < _until:
+    _time.sleep(0.005)
+"""
