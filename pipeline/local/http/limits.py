@@ -83,15 +83,20 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
 
 
 class _Tracked(asyncio.Protocol):
-    """An accepted connection: delegates to aiohttp's protocol, holds the header deadline."""
+    """An accepted connection: delegates to aiohttp's protocol, holds the header deadline.
 
-    __slots__ = ("_deadline", "_gate", "_inner", "_transport")
+    The deadline is a number, moved on every request; one timer per connection checks it
+    lazily (when it fires early it re-arms for the current deadline), so a request costs no
+    timer operation."""
+
+    __slots__ = ("_deadline", "_gate", "_inner", "_timer", "_transport")
 
     def __init__(self, gate: ConnectionGate, inner: asyncio.Protocol) -> None:
         self._gate = gate
         self._inner = inner
         self._transport: asyncio.Transport | None = None
-        self._deadline: asyncio.TimerHandle | None = None
+        self._deadline = 0.0  # 0: a request is in progress, no head is awaited
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -112,26 +117,31 @@ class _Tracked(asyncio.Protocol):
         self._inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._gate.open -= 1
         self._gate.tracked.pop(self._transport, None)
         self._inner.connection_lost(exc)
 
     def arm(self) -> None:
         """(Re)start the header deadline: a request head must arrive within the timeout."""
-        self.disarm()
-        self._deadline = self._gate.loop.call_later(self._gate.limits.header_timeout, self._expire)
+        self._deadline = self._gate.loop.time() + self._gate.limits.header_timeout
+        if self._timer is None:
+            self._timer = self._gate.loop.call_at(self._deadline, self._check)
 
     def disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._deadline = 0.0
 
-    def _expire(self) -> None:
-        self._deadline = None
-        if self._transport is not None:
-            self._gate.expired += 1
-            self._transport.abort()
+    def _check(self) -> None:
+        self._timer = None
+        if not self._deadline or self._transport is None:
+            return  # a request is in progress; the next arm() starts a timer
+        if self._gate.loop.time() < self._deadline:
+            self._timer = self._gate.loop.call_at(self._deadline, self._check)
+            return
+        self._gate.expired += 1
+        self._transport.abort()
 
 
 class _Refused(asyncio.Protocol):

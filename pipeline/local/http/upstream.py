@@ -65,6 +65,8 @@ class _Conn(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._drained: asyncio.Future[None] | None = None
         self._paused = False
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     # --- asyncio callbacks ---------------------------------------------------------------
 
@@ -86,6 +88,9 @@ class _Conn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.error = exc
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._wake()
         if self._drained is not None and not self._drained.done():
             self._drained.set_exception(UpstreamDropped("the replica closed the connection"))
@@ -108,18 +113,35 @@ class _Conn(asyncio.Protocol):
             await self._drained
 
     async def more(self, timeout: float) -> None:
-        """Wait until more bytes arrived (or the connection ended); TimeoutError after ``timeout``."""
+        """Wait until more bytes arrived (or the connection ended); TimeoutError after ``timeout``.
+
+        One timer per connection checks the deadline lazily (re-arming when it fires early),
+        so a wait costs no timer operation."""
         if self._paused and self.transport is not None:
             self._paused = False
             self.transport.resume_reading()
         if self.closed:
             raise UpstreamDropped(f"the replica closed the connection: {self.error or 'end of stream'}")
-        self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._check)
+        self._waiter = loop.create_future()
         try:
-            async with asyncio.timeout(timeout):
-                await self._waiter
+            await self._waiter
         finally:
             self._waiter = None
+
+    def _check(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return  # not waiting; the next wait starts a timer
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._deadline:
+            self._timer = loop.call_at(self._deadline, self._check)
+        else:
+            waiter.set_exception(TimeoutError("the replica sent nothing in time"))
 
     def take(self, n: int) -> bytes:
         data = bytes(self.buffer[:n])
