@@ -87,21 +87,22 @@ def analysis_window(spec: AnalysisSpec, measure_from: float, now: float, after: 
 
     An exact source (``period_seconds`` 0) reads the last ``window_seconds`` up to the
     moment it measures, never before ``measure_from``. A periodic source is read in whole
-    periods only: the window ends on the last period boundary at or before ``now`` (at
-    least one whole period after ``measure_from`` and one after ``after``, so a repeated
-    measurement never judges the same data twice), spans ``window_seconds`` rounded up to
-    whole periods (never before ``measure_from``'s next boundary), and its data is
-    complete ``lag_seconds`` after it ends. CloudWatch rounds ``StartTime`` down to the
+    periods only: the window spans ``window_seconds`` rounded up to whole periods, starts
+    no earlier than the first boundary after ``measure_from`` and ends on the last boundary
+    at or before ``now``, or later when that leaves too little time since ``measure_from``
+    (a whole window of traffic at the current weights) or since ``after`` (one period at
+    least: a repeated measurement never judges the same data twice). Its data is complete
+    ``lag_seconds`` after it ends. CloudWatch rounds ``StartTime`` down to the
     period, so an unaligned start would count a partial minute of earlier traffic.
     """
     period = spec.period_seconds
     if period <= 0:
         return Window(max(now - spec.window_seconds, measure_from), 0.0, now)
     first = math.ceil(measure_from / period) * period
-    until = max(math.floor(now / period) * period, first + period)
+    length = max(1, math.ceil(spec.window_seconds / period)) * period
+    until = max(math.floor(now / period) * period, first + length)
     if after > 0:
         until = max(until, after + period)
-    length = max(1, math.ceil(spec.window_seconds / period)) * period
     since = max(until - length, first)
     return Window(since, until, until + spec.lag_seconds)
 

@@ -50,14 +50,14 @@ def test_a_periodic_window_is_complete_only_after_the_lag() -> None:
 
 def test_a_periodic_window_never_starts_before_the_weights_took_effect() -> None:
     # verified at T+10: the minute [T, T+60) mixes traffic from before the shift
-    w = analysis_window(CLOUDWATCH, measure_from=T + 10, now=T + 150)
-    assert (w.since, w.until) == (T + 60, T + 120)
+    w = analysis_window(CLOUDWATCH, measure_from=T + 10, now=T + 200)
+    assert (w.since, w.until) == (T + 60, T + 180)
 
 
-def test_a_periodic_window_holds_at_least_one_whole_minute() -> None:
-    # entered 20 s after the weights were verified: wait for the first whole minute after it
+def test_a_periodic_window_holds_a_whole_window_at_the_current_weights() -> None:
+    # entered 20 s after the weights were verified: wait for two whole minutes after it
     w = analysis_window(CLOUDWATCH, measure_from=T + 10, now=T + 30)
-    assert (w.since, w.until, w.ready_at) == (T + 60, T + 120, T + 240)
+    assert (w.since, w.until, w.ready_at) == (T + 60, T + 180, T + 300)
 
 
 def test_a_window_shorter_than_a_period_reads_one_whole_period() -> None:
@@ -106,14 +106,14 @@ def _at_analysis(spec: AnalysisSpec, now: float) -> tuple[DeploymentState, Measu
 
 def test_the_measure_action_waits_until_its_window_is_complete() -> None:
     _, measure = _at_analysis(CLOUDWATCH, T + 10)
-    assert (measure.since, measure.until) == (T + 60, T + 120)
-    assert not_before(measure) == T + 240  # the last minute ends at T+120, plus 2 minutes' lag
+    assert (measure.since, measure.until) == (T + 60, T + 180)
+    assert not_before(measure) == T + 300  # the last minute ends at T+180, plus 2 minutes' lag
 
 
 def test_a_retried_measurement_never_judges_the_same_minutes_again() -> None:
     state, measure = _at_analysis(CLOUDWATCH, T + 10)
     quiet = Measurement(requests=0, errors=0)
-    state, _ = transition(state, Measured(T + 240, quiet, None))  # inconclusive: measure again
+    state, _ = transition(state, Measured(T + 300, quiet, None))  # inconclusive: measure again
     again = state.pending
     assert isinstance(again, Measure)
     assert again.until >= measure.until + 60

@@ -264,3 +264,86 @@ def unreserved_below_minimum(stub: Stubber, function: str, executions: int) -> N
         http_status_code=400,
         expected_params={"FunctionName": function, "ReservedConcurrentExecutions": executions},
     )
+
+
+# --- CloudWatch ------------------------------------------------------------------------------
+
+
+def metric_data(values: dict[str, list[float]], at: datetime, *, next_token: str = "") -> dict[str, Any]:
+    """A GetMetricData answer: one result per query id, newest datapoint first.
+
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html
+    (``StatusCode`` is ``PartialData`` when a ``NextToken`` follows).
+    """
+    answer: dict[str, Any] = {
+        "MetricDataResults": [
+            {
+                "Id": ident,
+                "Label": ident,
+                "Timestamps": [at] * len(found),
+                "Values": found,
+                "StatusCode": "PartialData" if next_token else "Complete",
+            }
+            for ident, found in values.items()
+        ],
+        "Messages": [],
+    }
+    if next_token:
+        answer["NextToken"] = next_token
+    return answer
+
+
+def cloudwatch_throttled(stub: Stubber, operation: str = "get_metric_data") -> None:
+    """CloudWatch's answer past its request rate (``Throttling``, HTTP 400).
+
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CommonErrors.html
+    """
+    stub.add_client_error(
+        operation, service_error_code="Throttling", service_message="Rate exceeded", http_status_code=400
+    )
+
+
+def metric_alarm(name: str, state: str, reason: str = "") -> dict[str, Any]:
+    """One entry of DescribeAlarms' ``MetricAlarms``.
+
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricAlarm.html
+    """
+    return {
+        "AlarmName": name,
+        "AlarmArn": f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}",
+        "StateValue": state,
+        "StateReason": reason or f"Threshold Crossed: state {state}",
+        "MetricName": "HTTPCode_Target_5XX_Count",
+        "Namespace": "AWS/ApplicationELB",
+        "Statistic": "Sum",
+        "Period": 60,
+        "EvaluationPeriods": 1,
+        "Threshold": 10.0,
+        "ComparisonOperator": "GreaterThanThreshold",
+    }
+
+
+def composite_alarm(name: str, state: str, rule: str, reason: str = "") -> dict[str, Any]:
+    """One entry of DescribeAlarms' ``CompositeAlarms`` (returned only when ``AlarmTypes``
+    asks for them). https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_CompositeAlarm.html
+    """
+    return {
+        "AlarmName": name,
+        "AlarmArn": f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}",
+        "AlarmRule": rule,
+        "StateValue": state,
+        "StateReason": reason or f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name} transitioned",
+        "ActionsEnabled": True,
+    }
+
+
+def describe_alarms(
+    metric: list[dict[str, Any]], composite: tuple[dict[str, Any], ...] = (), *, next_token: str = ""
+) -> dict[str, Any]:
+    """A DescribeAlarms page (at most ``MaxRecords``, default 50, alarms; ``NextToken`` when
+    more follow). https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html
+    """
+    answer: dict[str, Any] = {"MetricAlarms": list(metric), "CompositeAlarms": list(composite)}
+    if next_token:
+        answer["NextToken"] = next_token
+    return answer
