@@ -7,8 +7,9 @@ releases with a process that can no longer move traffic back. So before anything
 changes, the span the strategy may take is compared with what the credentials allow:
 
 - **Renewed** credentials have no limit: botocore's own providers fetch new ones before
-  the old expire (web identity from ``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN``,
-  SSO, the container and instance roles, ``credential_process``).
+  the old expire (web identity from ``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN``, or
+  from GitHub's token endpoint: ``pipeline.aws.web_identity``; SSO, the container and
+  instance roles, ``credential_process``).
 - **Fixed** credentials (environment variables, the credentials file, explicit keys) are
   never renewed. Long-term keys (no session token) do not expire. Temporary ones expire
   at ``AWS_CREDENTIAL_EXPIRATION`` when it is set (botocore reads it); without it they
@@ -151,8 +152,9 @@ def check_fits(lifetime: Lifetime, strategy: Strategy, now: datetime, *, environ
         f"a deployment to {environment} may take up to {format_seconds(span)} "
         f"({', '.join(parts)}), but its AWS credentials last {_rounded_down(left)}: "
         f"{lifetime.source}",
-        hint="give the process credentials that renew (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), "
-        "or shorten the holds and "
+        hint="give the process credentials that renew (in GitHub Actions: `permissions: id-token: "
+        "write` and AWS_ROLE_ARN instead of configure-aws-credentials; elsewhere "
+        "AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), or shorten the holds and "
         "timeouts (deploy.timeouts, max_pause on the environment); if the credentials last longer, "
         "say so with AWS_CREDENTIAL_EXPIRATION",
     )

@@ -7,7 +7,9 @@
   (``AWS_WEB_IDENTITY_TOKEN_FILE`` + ``AWS_ROLE_ARN``: botocore calls
   ``AssumeRoleWithWebIdentity`` and renews the credentials itself), SSO, the container
   and instance roles. They are never copied into fixed keys: every client signs with the
-  chain's own (renewing) credentials object.
+  chain's own (renewing) credentials object. Inside a GitHub Actions job that may request
+  OIDC tokens, with ``AWS_ROLE_ARN`` and no static keys, the web-identity credentials ask
+  GitHub for a fresh token at every renewal (``pipeline.aws.web_identity``).
 - **Role.** With ``role_arn`` set, credentials come from STS ``AssumeRole`` with a session
   name built from the actor (visible in CloudTrail), for at most 3600 s (the cap for role
   chaining, which is what CI does after OIDC). They are botocore
@@ -29,6 +31,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -43,6 +46,7 @@ from botocore.credentials import DeferredRefreshableCredentials
 
 from pipeline.aws.credentials import Lifetime, is_same_role, lifetime_of
 from pipeline.aws.errors import aws_errors
+from pipeline.aws.web_identity import github_session
 
 MAX_ROLE_SECONDS = 3600  # IAM caps chained role sessions at one hour
 DEFAULT_MAX_ATTEMPTS = 5
@@ -79,7 +83,13 @@ class AwsSession:
         utc_now: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings
-        self._base = base or boto3.Session(region_name=settings.region)
+        name = session_name(settings.actor)
+        github = (
+            github_session(os.environ, region=settings.region, session_name=name, time_fetcher=utc_now)
+            if base is None
+            else None
+        )
+        self._base = base or github or boto3.Session(region_name=settings.region)
         self._utc_now = utc_now
         self._credentials: DeferredRefreshableCredentials | None = None
         self._resolved: boto3.Session | None = None

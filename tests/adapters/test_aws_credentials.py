@@ -7,8 +7,12 @@ the ``ExpiredToken`` answer AWS gives credentials past their expiry.
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,16 @@ ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/pipeline-deploy"
 # A GitHub Actions OIDC token's shape (header.payload.signature); moto does not verify it.
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm9yZy9yZXBvOmVudmlyb25tZW50OnByb2QifQ.c2ln"
+
+
+class Now:
+    """A settable UTC clock for botocore's renewal decisions."""
+
+    def __init__(self) -> None:
+        self.value = datetime.now(tz=UTC)
+
+    def __call__(self) -> datetime:
+        return self.value
 
 
 def calls_to(base: boto3.Session, operation: str) -> list[dict[str, Any]]:
@@ -91,6 +105,66 @@ def test_web_identity_for_another_role_is_chained_and_still_renews(web_identity:
     assert arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/pipeline-prod/pipeline-ci"
     assert len(assume) == 1
     assert session.chained and session.lifetime().expires_at is None  # the base renews: no limit
+
+
+class GitHubTokens:
+    """GitHub's job ID-token endpoint, over real HTTP: a new token for every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []  # (path with query, Authorization)
+        tokens = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                tokens.requests.append((self.path, self.headers.get("Authorization", "")))
+                body = json.dumps({"value": f"{TOKEN}{len(tokens.requests)}"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/_apis/token?api-version=2.0"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def github_oidc(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubTokens]:
+    """A GitHub Actions job with ``permissions: id-token: write`` and AWS_ROLE_ARN, no keys."""
+    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE")
+    for name in keys:
+        monkeypatch.delenv(name, raising=False)
+    tokens = GitHubTokens()
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", tokens.url)
+    monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "job-request-token")
+    monkeypatch.setenv("AWS_ROLE_ARN", ROLE)
+    yield tokens
+    tokens.server.shutdown()
+
+
+def test_in_github_actions_each_renewal_asks_github_for_a_fresh_token(github_oidc: GitHubTokens) -> None:
+    now = Now()
+    session = AwsSession(SessionSettings(REGION, role_arn=ROLE, actor="ci"), utc_now=now)
+    sts = session.client("sts")
+    web = calls_to(session.boto, "AssumeRoleWithWebIdentity")
+
+    arn = sts.get_caller_identity()["Arn"]
+
+    assert arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/pipeline-deploy/pipeline-ci"
+    assert not session.chained and session.lifetime().expires_at is None
+    path, authorization = github_oidc.requests[0]
+    assert "audience=sts.amazonaws.com" in path and authorization == "bearer job-request-token"
+    asked = len(github_oidc.requests)
+
+    now.value += timedelta(minutes=55)  # a GitHub token lasts minutes; the role session an hour
+    sts.get_caller_identity()
+
+    assert len(github_oidc.requests) > asked  # renewed with a token GitHub just issued
+    assert web and web[-1]["WebIdentityToken"] == f"{TOKEN}{len(github_oidc.requests)}"
 
 
 def test_skips_assume_role_when_the_caller_already_is_the_role_even_with_a_path(aws: str) -> None:
