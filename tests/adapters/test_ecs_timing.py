@@ -274,6 +274,31 @@ def test_a_deployment_whose_rollout_the_circuit_breaker_failed_rolls_back_before
     assert h.router.get_weights() == Weights(100, 0)
 
 
+def test_provisioning_a_revision_whose_rollout_failed_again_forces_a_new_deployment(
+    session: AwsSession, ready_env: AwsEnvironment, spec: EcsServiceSpec, clock: FakeClock
+) -> None:
+    """After a FAILED rollout the slot keeps it as its PRIMARY deployment; redeploying the
+    same release (say, after a missing secret was created) must start a new one, or it would
+    fail at once again."""
+    live, test = service_routes(session, ready_env, spec)
+    compute = EcsCompute(session, ready_env, spec, groups=live.groups, test_route=test, clock=clock)
+    compute.provision(Slot.GREEN, release("2.0.0"))
+
+    def breaker(parsed: dict[str, Any], **_: Any) -> None:
+        for service in parsed.get("services", []):
+            for deployment in service.get("deployments", []):
+                if deployment.get("status") == "PRIMARY":
+                    deployment.update(rolloutState="FAILED", rolloutStateReason=BREAKER)
+
+    session.on("after-call.ecs.DescribeServices", breaker)
+    sent: list[dict[str, Any]] = []
+    session.on("provide-client-params.ecs.UpdateService", lambda params, **_: sent.append(dict(params)))
+
+    compute.provision(Slot.GREEN, release("2.0.0"))
+
+    assert [p.get("forceNewDeployment") for p in sent] == [True]
+
+
 # --- against moto: what bootstrap and provision send ---------------------------------------
 
 

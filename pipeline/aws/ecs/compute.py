@@ -37,7 +37,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.aws.alb.rules import AlbRoute, SlotTargetGroups
 from pipeline.aws.ecr.mirror import ensure_image
-from pipeline.aws.ecs.slot import SlotFacts, describe_service, explain, read_facts, stopped_reasons
+from pipeline.aws.ecs.slot import (
+    SlotFacts,
+    describe_service,
+    explain,
+    failed_rollout,
+    read_facts,
+    stopped_reasons,
+)
 from pipeline.aws.ecs.taskdef import image_of, render, same_definition
 from pipeline.aws.errors import aws_errors, error_code, translate
 from pipeline.aws.session import AwsSession
@@ -96,7 +103,11 @@ class EcsCompute:
             service.get("desiredCount"),
             service.get("healthCheckGracePeriodSeconds"),
         )
-        if current != (revision, desired, grace):
+        # A rollout the circuit breaker failed stays the PRIMARY deployment: changing only the
+        # desired count would not start a new one, so a retry of the same revision forces it.
+        retry = bool(failed_rollout(service))
+        if current != (revision, desired, grace) or retry:
+            options = {"forceNewDeployment": True} if retry else {}
             with aws_errors(f"update service {name} to {revision}"):
                 self._session.client("ecs").update_service(
                     cluster=self.env.cluster,
@@ -104,6 +115,7 @@ class EcsCompute:
                     taskDefinition=revision,
                     desiredCount=desired,
                     healthCheckGracePeriodSeconds=grace,
+                    **options,
                 )
         self._provisioned[(slot, release.digest)] = revision
         self._test_route.write(Weights.all_to(slot))

@@ -91,18 +91,25 @@ def read_facts(session: AwsSession, cluster: str, name: str, target_group_arn: s
         for d in health["TargetHealthDescriptions"]
     )
     deployments = service.get("deployments", [])
-    primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
-    failed = primary.get("rolloutStateReason", "") if primary.get("rolloutState") == "FAILED" else ""
     return SlotFacts(
         name=name,
         task_definition=service.get("taskDefinition", ""),
         desired=int(service.get("desiredCount", 0)),
         running=int(service.get("runningCount", 0)),
         older_running=sum(int(d.get("runningCount", 0)) for d in deployments if d.get("status") != "PRIMARY"),
-        rollout_failed=failed or "",
+        rollout_failed=failed_rollout(service),
         events=tuple(e.get("message", "") for e in service.get("events", [])[:MAX_EVIDENCE]),
         targets=targets,
     )
+
+
+def failed_rollout(service: dict[str, Any]) -> str:
+    """Why the service's PRIMARY deployment failed (circuit breaker), or "" when it did not."""
+    deployments = service.get("deployments", [])
+    primary: dict[str, Any] = next((d for d in deployments if d.get("status") == "PRIMARY"), {})
+    if primary.get("rolloutState") != "FAILED":
+        return ""
+    return str(primary.get("rolloutStateReason") or "rollout state FAILED")
 
 
 def _reason(health: dict[str, Any]) -> str:
