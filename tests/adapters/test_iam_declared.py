@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
 from pipeline.aws import bootstrap
 from pipeline.aws.alb import permissions as alb
@@ -217,3 +218,59 @@ def test_the_command_refuses_an_unknown_kind(tmp_path: Path, capsys: pytest.Capt
     write_project(tmp_path, ENV)
     assert main(["--root", str(tmp_path), "iam-policy", "--env", "aws-test", "--kind", "admin"]) == 2
     assert "'admin' is not one of 'deploy', 'bootstrap'" in capsys.readouterr().err
+
+
+# --- a second opinion: moto's own IAM policy evaluator -------------------------------------
+# moto evaluates actions, resources (with wildcards) and StringEquals conditions; it does
+# not enforce IAM on its endpoints by default, so this checks the documents, not the calls.
+
+ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/"
+OTHER_LISTENER_RULE = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/other/9/9/1"
+OWN_LISTENER_RULE = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/shop/1/2/77"
+
+
+def permits(kind: PolicyKind, action: str, resource: str, **conditions: str) -> bool:
+    """Whether some statement allows the request. Statement by statement, because moto's
+    whole-policy answer treats an Allow whose condition does not hold as a Deny, where AWS
+    just does not apply it (the policies here have no Deny statements)."""
+    return any(
+        IAMPolicyStatement(st).is_action_permitted(action, resource, None, conditions)
+        is PermissionResult.PERMITTED
+        for st in policy(ENV, BOTH, kind=kind)["Statement"]
+    )
+
+
+@pytest.mark.parametrize("action", ["iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy"])
+@pytest.mark.parametrize("role", ["pipeline-aws-test-lambda", "shop-ecs-execution", "admin"])
+def test_the_evaluator_denies_the_deploy_role_every_iam_write(action: str, role: str) -> None:
+    assert not permits("deploy", action, ACCOUNT_ROLE + role)
+
+
+def test_the_evaluator_lets_bootstrap_write_only_the_lambda_role() -> None:
+    assert permits("bootstrap", "iam:CreateRole", ACCOUNT_ROLE + "pipeline-aws-test-lambda")
+    assert not permits("bootstrap", "iam:CreateRole", ACCOUNT_ROLE + "admin")
+    assert not permits("bootstrap", "iam:AttachRolePolicy", ACCOUNT_ROLE + "pipeline-aws-test-lambda")
+
+
+@pytest.mark.parametrize("kind", POLICY_KINDS)
+def test_the_evaluator_passes_roles_only_to_their_service(kind: PolicyKind) -> None:
+    execution = ENV.execution_role_arn
+    to = "iam:PassedToService"
+    assert permits(kind, "iam:PassRole", execution, **{to: "ecs-tasks.amazonaws.com"})
+    assert not permits(kind, "iam:PassRole", execution, **{to: "ec2.amazonaws.com"})
+    assert not permits(kind, "iam:PassRole", ACCOUNT_ROLE + "admin", **{to: "ecs-tasks.amazonaws.com"})
+    lambda_role = ACCOUNT_ROLE + "pipeline-aws-test-lambda"
+    assert permits(kind, "iam:PassRole", lambda_role, **{to: "lambda.amazonaws.com"})
+    assert not permits(kind, "iam:PassRole", lambda_role, **{to: "ecs-tasks.amazonaws.com"})
+
+
+def test_the_evaluator_scopes_rules_functions_and_the_table() -> None:
+    assert permits("deploy", "elasticloadbalancing:ModifyRule", OWN_LISTENER_RULE)
+    assert not permits("deploy", "elasticloadbalancing:ModifyRule", OTHER_LISTENER_RULE)
+    function = "arn:aws:lambda:eu-west-1:123456789012:function:"
+    assert permits("deploy", "lambda:UpdateFunctionCode", function + "notify-aws-test")
+    assert not permits("deploy", "lambda:UpdateFunctionCode", function + "payments-prod")
+    table_arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/pipeline-state"
+    assert permits("deploy", "dynamodb:PutItem", table_arn)
+    assert not permits("deploy", "dynamodb:DeleteItem", table_arn)
+    assert not permits("deploy", "apigateway:POST", "arn:aws:apigateway:eu-west-1::/apis")
