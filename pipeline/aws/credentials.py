@@ -27,13 +27,14 @@ failure: every deadline and timed wait added up (see its docstring).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pipeline.core.errors import UsageError
 from pipeline.core.plan import Strategy
-from pipeline.core.steps import Analyze, Approve, LoadStage, Pause, SetWeight, TestStage, format_seconds
+from pipeline.core.steps import Analyze, Approve, LoadStage, Pause, SetWeight, TestStage
 
 __all__ = [
     "FIXED_METHODS",
@@ -78,7 +79,7 @@ def lifetime_of(
     else:
         until = now + timedelta(seconds=TEMPORARY_SECONDS)
         base = Lifetime(until, f"fixed temporary {method} credentials without a stated expiry "
-                        f"(taken as {format_seconds(TEMPORARY_SECONDS)})")
+                        f"(taken as {_duration(TEMPORARY_SECONDS, up=False)})")
     if chained and base.expires_at is not None:
         one_session = now + timedelta(seconds=role_seconds)
         return Lifetime(max(base.expires_at, one_session), f"a role chained from {base.source}")
@@ -136,7 +137,7 @@ def deployment_span(strategy: Strategy) -> tuple[float, list[str]]:
     add("weight checks", t.verify)
     add("drain", strategy.drain_seconds)
     add("keep_previous", strategy.keep_previous)
-    described = [f"{label} {format_seconds(seconds)}" for label, seconds in parts.items() if seconds > 0]
+    described = [f"{label} {_duration(seconds, up=True)}" for label, seconds in parts.items() if seconds > 0]
     return sum(parts.values()), described
 
 
@@ -149,8 +150,8 @@ def check_fits(lifetime: Lifetime, strategy: Strategy, now: datetime, *, environ
     if span <= left:
         return
     raise UsageError(
-        f"a deployment to {environment} may take up to {format_seconds(span)} "
-        f"({', '.join(parts)}), but its AWS credentials last {_rounded_down(left)}: "
+        f"a deployment to {environment} may take up to {_duration(span, up=True)} "
+        f"({', '.join(parts)}), but its AWS credentials last {_duration(left, up=False)}: "
         f"{lifetime.source}",
         hint="give the process credentials that renew (in GitHub Actions: `permissions: id-token: "
         "write` and AWS_ROLE_ARN instead of configure-aws-credentials; elsewhere "
@@ -160,7 +161,14 @@ def check_fits(lifetime: Lifetime, strategy: Strategy, now: datetime, *, environ
     )
 
 
-def _rounded_down(seconds: float) -> str:
-    """``seconds`` for a person: whole minutes from two minutes on, never rounded up."""
-    whole = max(0.0, float(int(seconds)))
-    return format_seconds(whole // 60 * 60 if whole >= 120 else whole)
+def _duration(seconds: float, *, up: bool) -> str:
+    """``seconds`` for a person, rounded ``up`` (a need) or down (what is available):
+    ``45s``, ``40m``, ``24h30m``."""
+    whole = max(0, math.ceil(seconds) if up else math.floor(seconds))
+    if whole < 120:
+        return f"{whole}s"
+    minutes = -(-whole // 60) if up else whole // 60
+    if minutes < 120:
+        return f"{minutes}m"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours}h{rest:02d}m" if rest else f"{hours}h"
