@@ -2,10 +2,12 @@
 requirements hold.
 
 An environment may require that a release passed other environments and that a member
-of an organisation approved it. ``check_requirements`` returns what is missing as data
-(``Missing`` items); ``require`` raises a ``PromotionRefused`` that carries them, with
-its message and hints rendered from the items. Approvals are audit records bound to the
-release's digest; ``approve_verified`` records one that GitHub verified.
+of an organisation approved it (``pipeline.requirements``, the gate every path into an
+environment passes). ``check_requirements`` returns what is missing as data (``Missing``
+items); ``require`` raises a ``PromotionRefused`` that carries them, unless an allowed
+break-glass override applies. Approvals are audit records bound to the release's digest
+and to the approver's proven identity (``pipeline.identity``); ``approve_verified``
+records one that GitHub verified.
 """
 
 from __future__ import annotations

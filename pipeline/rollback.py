@@ -34,14 +34,6 @@ class RollbackPlan:
     reason: str
     signal: bool = False
 
-    def lines(self) -> list[str]:
-        """The statement shown before the rollback asks to go ahead."""
-        return [
-            f"serving:          {self.serving.short if self.serving else 'unknown'}",
-            f"rolling back to:  {self.target.short}, digest {self.target.digest}",
-            f"why:              {self.reason}",
-        ]
-
 
 def lineage(records: Sequence[Record]) -> list[Release]:
     """The releases that served in turn, oldest first (see the module docstring)."""

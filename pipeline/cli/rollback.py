@@ -78,8 +78,13 @@ def rollback(
 
 def ask_rollback(planned: RollbackPlan, env_name: str, yes: bool) -> None:
     """State what serves, the target and why; then go ahead only with --yes or a "yes"."""
-    for line in planned.lines():
-        err.print(line, markup=False, highlight=False, soft_wrap=True)
+    serving = planned.serving.short if planned.serving else "unknown"
+    for label, text in (
+        ("serving:", serving),
+        ("rolling back to:", f"{planned.target.short}, digest {planned.target.digest}"),
+        ("why:", planned.reason),
+    ):
+        err.print(f"{label:<17} {text}", markup=False, highlight=False, soft_wrap=True)
     if yes:
         return
     if not sys.stdin.isatty():
