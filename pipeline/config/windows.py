@@ -21,28 +21,29 @@ __all__ = ["WindowWarning", "window_warnings"]
 
 @dataclass(frozen=True, slots=True)
 class WindowWarning:
-    """A plan whose analysis on ``environment`` cannot run as ``service`` configures it."""
+    """A plan whose analysis on ``environments`` cannot run as ``service`` configures it."""
 
-    environment: str
+    environments: tuple[str, ...]
     service: str
     message: str
 
     def __str__(self) -> str:
-        return f"environments.{self.environment}, service {self.service}: {self.message}"
+        return f"service {self.service} on {', '.join(self.environments)}: {self.message}"
 
 
 def window_warnings(project: Project) -> list[WindowWarning]:
     """Every service's analysis on every AWS environment that deploys, checked against
-    CloudWatch's period and the environment's ``metrics_lag``."""
-    warnings: list[WindowWarning] = []
+    CloudWatch's period and the environment's ``metrics_lag``; environments with the same
+    problem share one warning."""
+    found: dict[tuple[str, str], list[str]] = {}
     for env_name, env in sorted(project.config.environments.items()):
         if env.platform != "aws" or env.access == "read":
             continue
         for service in sorted(project.services):
             strategy = env.shape(strategy_for(project, service))
             for message in _problems(strategy.steps, strategy.analysis):
-                warnings.append(WindowWarning(env_name, service, message))
-    return warnings
+                found.setdefault((service, message), []).append(env_name)
+    return [WindowWarning(tuple(envs), service, message) for (service, message), envs in found.items()]
 
 
 def _problems(steps: tuple[Step, ...], spec: AnalysisSpec) -> list[str]:

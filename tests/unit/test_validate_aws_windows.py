@@ -70,7 +70,7 @@ def test_a_short_window_and_pause_on_aws_are_warned_about(write_project: WritePr
     messages = [str(w) for w in window_warnings(project)]
 
     assert len(messages) == 2
-    assert messages[0].startswith("environments.aws-dev, service orders: analysis window 20s is shorter")
+    assert messages[0].startswith("service orders on aws-dev: analysis window 20s is shorter")
     assert "set deploy.analysis.window to 60s or more" in messages[0]
     assert "step 3 pauses 30s" in messages[1] and "metrics_lag 90s" in messages[1]
     assert "needs 2.5m" in messages[1]  # one whole minute + the environment's 90 s lag
@@ -95,7 +95,7 @@ def test_validate_prints_the_warnings_and_still_succeeds(write_project: WritePro
     as_json = CliRunner().invoke(cli, ["--root", str(root), "validate", "--json"])
 
     assert text.exit_code == 0 and as_json.exit_code == 0
-    assert "warning: environments.aws-dev, service orders: step 3 pauses 30s" in text.output
+    assert "warning: service orders on aws-dev: step 3 pauses 30s" in text.output
     assert json.loads(as_json.stdout)["warnings"] == [
         line.removeprefix("warning: ") for line in text.output.splitlines() if line.startswith("warning: ")
     ]
