@@ -106,7 +106,8 @@ class Engine:
         ``audit`` records are written once the lock is held. A new (pending) deployment is
         refused if, by then, another one of the same service and environment is unfinished.
         The lock is released on return and on ordinary exceptions; a process that dies
-        leaves its lease to expire (or to be taken over on the same host).
+        leaves its lease to expire (or to be taken over at once where it provably died: same
+        machine, same PID namespace). A run whose lease was taken over raises ``LeaseLost``.
         """
         ttl = self._settings.lease_ttl
         lease = self._locks.acquire(state.ref, self._owner, ttl)
