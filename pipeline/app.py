@@ -102,8 +102,8 @@ class App:
 
     def strategy(self, service: str, env_name: str) -> Strategy:
         """The service's strategy as the environment shapes it (synthetic traffic,
-        on_inconclusive, max_pause); on AWS, ECS slots drain for the target group's
-        deregistration delay before they are scaled down."""
+        on_inconclusive, max_pause); on AWS, ECS slots wait for the ALB weights to settle
+        before they are scaled down (ECS then drains their targets itself)."""
         env = self.environment(env_name)
         strategy = env.shape(strategy_for(self.project, service))
         factory = self.factory(env)

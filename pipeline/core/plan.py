@@ -22,7 +22,7 @@ class Strategy:
     analysis: AnalysisSpec = AnalysisSpec()
     timeouts: Timeouts = Timeouts()
     keep_previous: float = 0.0
-    drain_seconds: float = 0.0  # e.g. the ALB target group's deregistration delay
+    drain_seconds: float = 0.0  # e.g. the ALB weights settling before a slot scales down
 
 
 def new_deployment(
