@@ -15,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.core.errors import LeaseLost, LockHeldError
-from pipeline.core.model import StageResult
+from pipeline.core.errors import LeaseLost, LockHeldError, TransientPlatformError
+from pipeline.core.model import ServiceRef, StageResult
 from pipeline.core.plan import Strategy
-from pipeline.core.ports import Clock
+from pipeline.core.ports import Clock, Lease
 from pipeline.core.state import Phase
 from pipeline.core.steps import SetWeight, TestStage
 from pipeline.engine import EngineSettings
+from pipeline.heartbeat import Heartbeat
 from pipeline.liveness import this_process
 from pipeline.local.state.sqlite_lock import SqliteLockManager
 from pipeline.local.state.sqlite_store import SqliteStateStore, open_sqlite
@@ -135,3 +136,61 @@ def test_the_heartbeat_stops_when_the_run_ends(tmp_path: Path) -> None:
     ctx, _, _ = context(tmp_path / "pipeline.db", FakeClock(), BlockingStages(meanwhile), settings)
     deploy(ctx, REF, release("v2"), WITH_TEST_STAGE)
     assert len(beats) == 1 and not beats[0].is_alive()
+
+
+class FlakyLocks:
+    """A LockManager whose renewals follow a script: "ok", "down" (store unreachable) or "lost"."""
+
+    def __init__(self, script: list[str]) -> None:
+        self.script = script
+        self.renewed = threading.Event()
+        self.calls = 0
+
+    def renew(self, lease: Lease, ttl: float) -> Lease:
+        step = self.script[min(self.calls, len(self.script) - 1)]
+        self.calls += 1
+        if self.calls >= len(self.script):
+            self.renewed.set()
+        if step == "down":
+            raise TransientPlatformError("state store unreachable")
+        if step == "lost":
+            raise LockHeldError(lease.key, "run-b", 0.0, 0.0)
+        return replace(lease, version=lease.version + 1)
+
+    def acquire(self, ref: ServiceRef, owner: str, ttl: float) -> Lease:
+        raise AssertionError("not used")
+
+    def release(self, lease: Lease) -> None:
+        raise AssertionError("not used")
+
+    def holder(self, ref: ServiceRef) -> Lease | None:
+        raise AssertionError("not used")
+
+
+LEASE = Lease(REF.key, "run-a", 0.0, 30.0, token=7)
+
+
+def test_the_heartbeat_rides_out_an_unreachable_store_and_keeps_renewing() -> None:
+    locks = FlakyLocks(["down", "down", "ok"])
+    beat = Heartbeat(locks, LEASE, ttl=30, interval=0.01).start()
+    try:
+        assert locks.renewed.wait(timeout=30)
+    finally:
+        beat.stop()
+    beat.check()  # not lost: fencing, not the heartbeat, guards writes while the store was away
+    assert beat.lease.version >= 1 and beat.lease.token == 7
+
+
+def test_the_heartbeat_that_finds_the_lease_lost_stops_and_refuses_every_later_write() -> None:
+    locks = FlakyLocks(["ok", "lost"])
+    beat = Heartbeat(locks, LEASE, ttl=30, interval=0.01).start()
+    try:
+        assert locks.renewed.wait(timeout=30)
+    finally:
+        beat.stop()
+    with pytest.raises(LeaseLost, match="now held by run-b"):
+        beat.check()
+    calls = locks.calls
+    with pytest.raises(LeaseLost):
+        beat.renew()
+    assert locks.calls == calls  # no renewal is attempted once the lease is known lost
