@@ -37,7 +37,11 @@ class RollbackPlan:
 
 def lineage(records: Sequence[Record]) -> list[Release]:
     """The releases that served in turn, oldest first (see the module docstring)."""
-    rollbacks = {r.deployment for r in records if r.kind == "audit" and r.action == ROLLBACK}
+    # a rollback *deployment* (audited when it was planned, phase pending), not a rollback
+    # signal sent to a running deployment (audited in its phase; it may have been rejected)
+    rollbacks = {
+        r.deployment for r in records if r.kind == "audit" and r.action == ROLLBACK and r.phase == "pending"
+    }
     stack: list[Release] = []
     for r in records:
         if r.action != SUCCEEDED or "release" not in r.data:

@@ -9,8 +9,11 @@ import pytest
 
 from pipeline.core.errors import NotFoundError
 from pipeline.core.model import Measurement, Release, ServiceRef, Slot
+from pipeline.core.ports import Record
 from pipeline.core.state import Phase
 from pipeline.operations import deploy, rollback, rollback_plan
+from pipeline.requirements import SUCCEEDED
+from pipeline.rollback import lineage
 from pipeline.testing import release
 from tests.unit.support.engine import CANARY, REF, World
 from tests.unit.support.fake_cli import FakeFactory, code, install
@@ -108,3 +111,21 @@ def test_rollback_states_serving_target_and_why_and_refuses_without_yes_off_a_te
     assert exit_code == 0, err
     live = fake.store.load(DEV)
     assert live is not None and live.release.version == "v1"
+
+
+def test_a_rollback_signal_to_a_running_deployment_is_not_a_rollback_deployment() -> None:
+    v1, v2 = release("v1"), release("v2")
+
+    def done(deployment: str, r: Release) -> Record:
+        return Record(1.0, REF, deployment, "", SUCCEEDED, data={"release": r.to_dict()})
+
+    records = [
+        done("d-1", v1),
+        done("d-2", v2),
+        Record(2.0, REF, "d-3", "bob", "rollback", phase="baking", kind="audit"),  # came too late
+        done("d-3", v1),  # d-3 deployed v1 again and succeeded: it serves on top of v2
+    ]
+    assert [r.version for r in lineage(records)] == ["v1", "v2", "v1"]
+    records.append(Record(3.0, REF, "d-4", "carol", "rollback", phase="pending", kind="audit"))
+    records.append(done("d-4", v2))  # a rollback deployment that restored v2
+    assert [r.version for r in lineage(records)] == ["v1", "v2"]
