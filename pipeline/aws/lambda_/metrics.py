@@ -35,7 +35,6 @@ instead of the p95, and ``p95_upper_bound`` says so. CloudWatch alarms named in
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -57,18 +56,19 @@ LIVE_STAGE = "$default"
 class LambdaMetrics:
     """Metrics of the versions behind ``alias`` of one function.
 
-    ``api_id`` finds the environment's HTTP API (None: no HTTP API, no 5xx to read);
-    ``routes`` are the service's route keys on it."""
+    ``sleep`` is the injected clock's (retries of a throttled read); ``api_id`` finds the
+    environment's HTTP API (None: no HTTP API, no 5xx to read); ``routes`` are the
+    service's route keys on it."""
 
     def __init__(
         self,
         cloudwatch: Any,
         api: LambdaApi,
         *,
+        sleep: Callable[[float], None],
         alias: str = "live",
         alarm_names: Sequence[str] = (),
         slots: SlotVersions | None = None,
-        sleep: Callable[[float], None] = time.sleep,
         percentile_fallback: bool = False,
         api_id: Callable[[], str | None] | None = None,
         routes: Sequence[str] = (),
