@@ -165,3 +165,15 @@ def test_composite_alarms_are_asked_for_with_the_metric_alarms(lambda_aws: Lambd
     asked = lambda_aws.calls.named("DescribeAlarms")
     assert [p["AlarmTypes"] for p in asked] == [["MetricAlarm", "CompositeAlarm"]]
     assert asked[0]["AlarmNames"] == ["orders-dev-health"]
+
+
+def test_bootstrap_turns_on_route_metrics_where_live_traffic_enters(lambda_aws: LambdaWorld) -> None:
+    # API Gateway publishes per-route 5xx only with detailed metrics on
+    _metrics(lambda_aws)
+    client = lambda_aws.session.client("apigatewayv2")
+    api = next(a for a in client.get_apis()["Items"] if a["Name"] == "pipeline-dev")
+    settings = {
+        s["StageName"]: s.get("DefaultRouteSettings", {}).get("DetailedMetricsEnabled")
+        for s in client.get_stages(ApiId=api["ApiId"])["Items"]
+    }
+    assert settings == {"$default": True, "blue": False, "green": False}
