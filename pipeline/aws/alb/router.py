@@ -26,9 +26,9 @@ IAM_ACTIONS: frozenset[str] = frozenset(
     {"elasticloadbalancing:DescribeRules", "elasticloadbalancing:ModifyRule"}
 )
 # Seconds between verifying that a slot gets no traffic and scaling it down. AWS documents
-# no propagation time for rule changes; weight changes reach the nodes within seconds in
-# practice, and a request a stale node still sends to a slot whose targets all drain gets
-# a 503. Short next to any analysis window, so it costs a deployment almost nothing.
+# no propagation time for rule changes and no API shows it; this is a margin, not a proof.
+# A request a stale node still sends to a slot whose targets all drain gets a 503. Short
+# next to any analysis window, so it costs a deployment almost nothing.
 WEIGHT_SETTLE_SECONDS = 15.0
 
 
