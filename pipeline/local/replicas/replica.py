@@ -13,11 +13,8 @@ Only a ``healthy`` replica is in rotation. An unhealthy replica that fails
 replaced: killed, then started again like a replica that exited, after a backoff (0.2 s
 doubling to 10 s, reset after 30 s of uptime), on a new port.
 
-A replica that cannot start is said so as soon as that is clear (``failure``), quoting
-what it printed last or what its health check answered: after ``CRASH_LOOP_RUNS`` runs in
-a row ended (exit, or replacement) without one passing check, or when its health check
-answered with an HTTP error for ``unhealthy_threshold`` checks ``interval`` apart. A
-passing check clears it.
+A replica that cannot start says so as soon as that is clear (``failure``, judged by
+``StartFailures``), quoting what it printed last or what its health check answered.
 """
 
 from __future__ import annotations
@@ -34,16 +31,13 @@ import aiohttp
 import psutil
 
 from pipeline.local.environ import child_environment
+from pipeline.local.replicas.start_failures import LINE_CHARS, StartFailures
 from pipeline.local.specs import ReleaseSpec
 
 _BACKOFF_FIRST = 0.2
 _BACKOFF_MAX = 10.0
 _STABLE_AFTER = 30.0
 _STARTUP_POLL = 0.1
-CRASH_LOOP_RUNS = 3
-TAIL_LINES = 5
-_TAIL_BYTES = 16 * 1024
-_LINE_CHARS = 200
 
 
 class ReplicaState(StrEnum):
@@ -91,10 +85,7 @@ class Replica:
         self.inflight = 0
         self.last_exit: int | None = None
         self.last_error = ""
-        self.failure = ""  # why this replica cannot start; "" while that is not clear
-        self.failed_runs = 0  # runs in a row that ended without a passing check
-        self._passed = False  # this run passed a check
-        self._log_offset = 0
+        self.start_failures = StartFailures(index, log_path, spec.launch.health)
         self._proc: asyncio.subprocess.Process | None = None
         self._stopping = False
         self._replaced = ""
@@ -110,6 +101,11 @@ class Replica:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
+
+    @property
+    def failure(self) -> str:
+        """Why this replica cannot start; "" while that is not clear."""
+        return self.start_failures.failure
 
     @property
     def url(self) -> str:
@@ -150,7 +146,7 @@ class Replica:
             started = time.monotonic()
             proc = await self._spawn()
             if proc is None:
-                self._count_failed_run()
+                self.start_failures.run_ended(self.last_error, output=False)
             else:
                 if self._stopping:  # stop() came while the process was being started
                     await self._terminate(self.spec.launch.stop_timeout)
@@ -169,7 +165,7 @@ class Replica:
         spec = self.spec
         self.port = free_port()
         self.state = ReplicaState.STARTING
-        self._passed = False
+        self.start_failures.run_started()
         configured = dict(spec.launch.env)
         env = child_environment(configured, {
             "PORT": str(self.port), "PYTHONUNBUFFERED": configured.get("PYTHONUNBUFFERED", "1"),
@@ -184,7 +180,6 @@ class Replica:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self.log_path.open("ab") as log:
-                self._log_offset = log.tell()
                 proc = await asyncio.create_subprocess_exec(
                     *command_argv(spec.launch.command), cwd=cwd, env=env,
                     stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
@@ -209,48 +204,20 @@ class Replica:
             self.last_error, self._replaced = self._replaced, ""
         elif not self._stopping:
             self.last_error = f"exited with code {code} (see {self.log_path})"
-        if not self._stopping and not self._passed:
-            self._count_failed_run(self._output_tail())
-
-    def _count_failed_run(self, output: str = "") -> None:
-        self.failed_runs += 1
-        if self.failed_runs >= CRASH_LOOP_RUNS:
-            how = self.last_error.split(" (see ")[0]
-            tail = f"; its last output: {output}" if output else ""
-            self.failure = (f"replica {self.index} {how}, {self.failed_runs} runs in a row without "
-                            f"passing a health check{tail}")
-
-    def _output_tail(self) -> str:
-        """The last ``TAIL_LINES`` lines the last run wrote to its log (stdout and stderr)."""
-        try:
-            with self.log_path.open("rb") as log:
-                end = log.seek(0, 2)
-                log.seek(max(self._log_offset, end - _TAIL_BYTES))
-                text = log.read().decode(errors="replace")
-        except OSError as exc:
-            return f"(cannot read {self.log_path}: {exc.strerror})"
-        lines = [line.rstrip()[:_LINE_CHARS] for line in text.splitlines() if line.strip()]
-        return " | ".join(lines[-TAIL_LINES:]) or "(nothing)"
+        if not self._stopping:
+            self.start_failures.run_ended(self.last_error.split(" (see ")[0])
 
     # --- health ---------------------------------------------------------------------
 
     async def _check_health(self, proc: asyncio.subprocess.Process) -> None:
         hc = self.spec.launch.health
         started = time.monotonic()
-        passes = fails = answered = 0
-        answered_since = 0.0
+        passes = fails = 0
         while proc.returncode is None and not self._stopping:
             ok, why, status = await self._probe()
             passes, fails = (passes + 1, 0) if ok else (0, fails + 1)
             self._judge(ok, passes, fails, time.monotonic() - started)
-            if ok:
-                self._passed, self.failed_runs, self.failure, answered = True, 0, "", 0
-            elif status is not None and not self._passed:
-                answered_since = answered_since if answered else time.monotonic()
-                answered += 1
-                self._judge_answers(answered, time.monotonic() - answered_since, why)
-            else:
-                answered = 0
+            self.start_failures.checked(ok, why, status, time.monotonic())
             if not ok:
                 self.last_error = why
             elif self.state is ReplicaState.HEALTHY:
@@ -261,12 +228,6 @@ class Replica:
                 return
             starting = self.state is ReplicaState.STARTING
             await asyncio.sleep(min(hc.interval, _STARTUP_POLL) if starting else hc.interval)
-
-    def _judge_answers(self, answered: int, lasting: float, why: str) -> None:
-        """The process runs and its health check keeps answering an error: fail now."""
-        hc = self.spec.launch.health
-        if answered >= hc.unhealthy_threshold and lasting >= hc.unhealthy_threshold * hc.interval:
-            self.failure = f"replica {self.index} keeps failing its health check: {why}"
 
     def _judge(self, ok: bool, passes: int, fails: int, age: float) -> None:
         hc, state = self.spec.launch.health, self.state
@@ -287,10 +248,10 @@ class Replica:
         try:
             timeout = aiohttp.ClientTimeout(total=hc.timeout)
             async with self._http.get(url, timeout=timeout, allow_redirects=False) as resp:
-                body = await resp.content.read(_LINE_CHARS + 1)
+                body = await resp.content.read(LINE_CHARS + 1)
                 if 200 <= resp.status < 300:
                     return True, "", resp.status
-                text = " ".join(body.decode(errors="replace").split())[:_LINE_CHARS]
+                text = " ".join(body.decode(errors="replace").split())[:LINE_CHARS]
                 why = f"health check GET {hc.path} answered {resp.status}: {text or '(empty body)'}"
                 return False, why, resp.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
