@@ -148,6 +148,8 @@ def _replica_line(r: dict[str, Any]) -> str:
         text += f", {r['restarts']} restart(s), last exit {r['last_exit']}"
     if r["last_error"]:
         text += f" ({r['last_error']})"
+    if r.get("failure"):
+        text += f"\n        cannot start: {r['failure']}"
     return text
 
 
