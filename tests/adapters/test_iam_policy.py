@@ -62,6 +62,7 @@ def test_the_policy_allows_exactly_the_recorded_actions(
     session: AwsSession, ecs_env: AwsEnvironment, clock: FakeClock
 ) -> None:
     spec = orders_spec(alarm_names=("orders-5xx",))
+    set_alarm("orders-5xx", "OK")  # a configured alarm must exist to gate the analysis
     log = CallLog().attach(session)
 
     bootstrap(session, ecs_env, spec, clock)
