@@ -16,8 +16,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-ALLOWED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PIPELINE_PLANE_ID")
-"""Variables passed on from the plane; with every ``LC_*`` locale variable."""
+ALLOWED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SSL_CERT_FILE",
+           "SSL_CERT_DIR", "PIPELINE_PLANE_ID")
+"""Variables passed on from the plane, with every ``LC_*`` locale variable: where programs
+are, whose they are, locale and time zone, scratch space, which TLS roots to trust."""
 
 
 def child_environment(configured: Mapping[str, str], platform: Mapping[str, str],
