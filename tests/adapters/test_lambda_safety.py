@@ -110,6 +110,24 @@ def test_publish_gives_up_as_a_transient_conflict_when_the_function_stays_busy(
     assert "update is in progress" in caught.value.message
 
 
+def test_code_and_settings_are_written_only_over_the_revision_read(stubbed: tuple[Any, Stubber]) -> None:
+    client, stub = stubbed
+    api = LambdaApi(client, FUNCTION)
+    package = ZipPackage(b"PK\x05\x06" + b"\x00" * 18)
+    revision_mismatch(stub, "update_function_code",
+                      {"FunctionName": FUNCTION, "ZipFile": package.data, "RevisionId": "r1"})
+    update_in_progress(stub, "update_function_configuration", ARN,
+                       {"FunctionName": FUNCTION, **SETTINGS.to_api(), "RevisionId": "r2"})
+
+    with pytest.raises(Conflict) as code:
+        api.update_code(package, revision_id="r1")
+    with pytest.raises(Conflict) as settings:
+        api.update_settings(SETTINGS, "r2")
+
+    assert code.value.code == "PreconditionFailedException"
+    assert settings.value.code == "ResourceConflictException"
+
+
 def test_weights_are_written_with_the_alias_revision_read_and_a_concurrent_change_is_not_overwritten(
     stubbed: tuple[Any, Stubber],
 ) -> None:

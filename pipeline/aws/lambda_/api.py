@@ -68,6 +68,10 @@ class Conflict(TransientPlatformError):
         self.code = code
 
 
+def _revision(revision_id: str) -> dict[str, str]:
+    return {"RevisionId": revision_id} if revision_id else {}
+
+
 def _raise_conflict(exc: ClientError, doing: str) -> None:
     code = error_code(exc)
     if code in CONFLICTS:
@@ -187,21 +191,39 @@ class LambdaApi:
                 return sorted(found, key=lambda v: int(v.version))
             kwargs["Marker"] = page["NextMarker"]
 
-    def update_code(self, package: Package, staged: tuple[str, str] | None = None) -> FunctionVersion:
+    def update_code(
+        self, package: Package, staged: tuple[str, str] | None = None, revision_id: str = ""
+    ) -> FunctionVersion:
         """Replace ``$LATEST``'s code with ``package``; ``staged``: the zip's copy in S3
-        (bucket, key), for zips over the direct-upload limit."""
+        (bucket, key), for zips over the direct-upload limit. ``revision_id``: only if
+        ``$LATEST`` is still as read (else, or while an update runs, ``Conflict``)."""
         code: dict[str, Any] = (
             {"ImageUri": package.image_uri} if not isinstance(package, ZipPackage)
             else {"S3Bucket": staged[0], "S3Key": staged[1]} if staged
             else {"ZipFile": package.data}
         )
-        with aws_errors(f"update the code of function {self.function}"):
-            data = self.client.update_function_code(FunctionName=self.function, **code)
+        doing = f"update the code of function {self.function}"
+        try:
+            data = self.client.update_function_code(
+                FunctionName=self.function, **code, **_revision(revision_id)
+            )
+        except ClientError as exc:
+            _raise_conflict(exc, doing)
+            with aws_errors(doing):
+                raise
         return FunctionVersion.from_api(data)
 
-    def update_settings(self, settings: FunctionSettings) -> None:
-        with aws_errors(f"update the configuration of function {self.function}"):
-            self.client.update_function_configuration(FunctionName=self.function, **settings.to_api())
+    def update_settings(self, settings: FunctionSettings, revision_id: str = "") -> None:
+        """Give ``$LATEST`` ``settings`` (``Conflict`` as ``update_code``)."""
+        doing = f"update the configuration of function {self.function}"
+        try:
+            self.client.update_function_configuration(
+                FunctionName=self.function, **settings.to_api(), **_revision(revision_id)
+            )
+        except ClientError as exc:
+            _raise_conflict(exc, doing)
+            with aws_errors(doing):
+                raise
 
     def publish(self, code_sha256: str, description: str, revision_id: str = "") -> FunctionVersion:
         """Publish ``$LATEST``; Lambda refuses if its code is no longer ``code_sha256`` or,

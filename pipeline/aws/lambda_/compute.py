@@ -179,10 +179,11 @@ class LambdaCompute:
     def _publish(self, release: Release, package: Package) -> FunctionVersion:
         latest = self.wait_updated()
         if not isinstance(package, ZipPackage) or latest.code_sha256 != package.code_sha256:
-            upload_code(self.api, package, self.bucket)  # size-checked; over 50 MB through S3
+            # size-checked, over 50 MB through S3; RevisionId: only over the $LATEST just read
+            upload_code(self.api, package, self.bucket, latest.revision_id)
             latest = self.wait_updated()
         if not latest.carries(self.settings):
-            self.api.update_settings(self.settings)
+            self.api.update_settings(self.settings, latest.revision_id)
             latest = self.wait_updated()
         if isinstance(package, ZipPackage) and latest.code_sha256 != package.code_sha256:
             raise TransientPlatformError(

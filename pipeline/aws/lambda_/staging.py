@@ -75,13 +75,17 @@ class CodeBucket:
         return key
 
 
-def upload_code(api: LambdaApi, package: Package, bucket: CodeBucket | None) -> FunctionVersion:
-    """``UpdateFunctionCode`` with ``package``: a zip is size-checked first, and goes
-    through ``bucket`` when it is over the direct-upload limit."""
+def upload_code(
+    api: LambdaApi, package: Package, bucket: CodeBucket | None, revision_id: str = ""
+) -> FunctionVersion:
+    """``UpdateFunctionCode`` with ``package`` (``revision_id``: see ``LambdaApi.update_code``):
+    a zip is size-checked first, and goes through ``bucket`` when it is over the
+    direct-upload limit."""
     if not isinstance(package, ZipPackage):
-        return api.update_code(package)
+        return api.update_code(package, revision_id=revision_id)
     staged = len(package.data) > DIRECT_UPLOAD_MAX and bucket is not None
     check_size(package.data, what=f"the package of {api.function}", staged=staged)
     if staged and bucket is not None:
-        return api.update_code(package, staged=(bucket.name, bucket.upload(api.function, package)))
-    return api.update_code(package)
+        key = bucket.upload(api.function, package)
+        return api.update_code(package, staged=(bucket.name, key), revision_id=revision_id)
+    return api.update_code(package, revision_id=revision_id)
