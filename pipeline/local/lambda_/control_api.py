@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from pipeline.local.lambda_.runtime import LambdaRuntime
 
 RUNTIME: web.AppKey[LambdaRuntime] = web.AppKey("lambda_runtime")
+MAX_REQUEST = 72 * 1024 * 1024
+"""Bytes of one request: a 50 MB package (AWS's direct-upload limit), base64 in JSON. The
+application this API is mounted on must allow it (``client_max_size``)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _STATUS = {UsageError: 400, NotFoundError: 404, StateConflict: 409}
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from pipeline.core.errors import PlatformError
-from pipeline.local.lambda_.control_api import lambda_app
+from pipeline.local.lambda_.control_api import MAX_REQUEST, lambda_app
 from pipeline.local.lambda_.runtime import LambdaRuntime
 
 T = TypeVar("T")
@@ -95,7 +95,7 @@ class LambdaServer:
 
     async def _start(self) -> None:
         self._runtime = LambdaRuntime(self._work_dir, **self._options)
-        root = web.Application()
+        root = web.Application(client_max_size=MAX_REQUEST)
         root.add_subapp("/lambda/", lambda_app(self._runtime))
         self._runner = web.AppRunner(root, access_log=None)
         await self._runner.setup()

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.rules import parse_slot
+from pipeline.local.lambda_.control_api import MAX_REQUEST
 from pipeline.local.plane.access import guard
 from pipeline.local.plane.environments import Plane, PlaneRequestError
 from pipeline.local.plane.releases import ReleaseResolver
@@ -40,7 +41,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PLANE_KEY = web.AppKey("plane", Plane)
 SHUTDOWN_KEY = web.AppKey("shutdown", asyncio.Event)
 RELEASES_KEY = web.AppKey("releases", ReleaseResolver)
-_MAX_BODY = 72 * 1024 * 1024  # a 50 MB Lambda package (AWS's direct-upload limit) in base64 JSON
+_MAX_BODY = MAX_REQUEST  # the Lambda API's: a 50 MB package (AWS's direct-upload limit) in base64 JSON
 
 
 @web.middleware
