@@ -1,7 +1,9 @@
-"""What the local plane is asked to run: value objects shared by the plane and its adapters.
+"""What the local plane runs: value objects shared by the plane and its adapters.
 
-These travel as JSON over the control API (``to_dict``/``from_dict``) and are persisted by
-the plane so that ``pipeline local up`` after a ``down`` brings the same slots back.
+A ``RouteSpec`` travels as JSON over the control API. A ``ReleaseSpec`` is built by the
+plane itself (``pipeline.local.plane.releases``: a provision request names only a digest
+and the numbers of its ``Launch``) and persisted by it (``to_dict``/``from_dict``) so that
+``pipeline local up`` after a ``down`` brings the same slots back.
 Times are seconds; paths are absolute.
 """
 
@@ -34,9 +36,9 @@ class HealthCheck:
 class Launch:
     """How to start a replica of any release of a service.
 
-    ``command`` runs with ``cwd = snapshot / cwd`` and the environment ``os.environ`` +
-    ``env`` + ``PORT`` (a free port per replica) + ``PIPELINE_*`` facts (service,
-    environment, slot, version, digest, replica index). ``drain_timeout`` bounds how long
+    ``command`` runs with ``cwd = snapshot / cwd`` and the environment: the allow-list of
+    ``pipeline.local.environ`` + ``env`` + ``PORT`` (a free port per replica) + ``PIPELINE_*``
+    facts (service, environment, slot, version, digest, replica index). ``drain_timeout`` bounds how long
     a stopping replica waits for its in-flight requests; ``stop_timeout`` how long it has
     between SIGTERM and SIGKILL.
     """
