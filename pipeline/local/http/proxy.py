@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
 from pipeline.local.http.upstream import UpstreamDropped, UpstreamPool, UpstreamRefused
 from pipeline.local.replicas.replica import Replica
@@ -36,6 +35,7 @@ HOP_BY_HOP = frozenset(
                         "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect")
 )
 _REPLACED = HOP_BY_HOP | {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+_NOT_PASSED_BACK = HOP_BY_HOP | {"x-pipeline-slot", "x-pipeline-version"}  # the router sets these
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 log = logging.getLogger("pipeline.local.router")
@@ -150,8 +150,8 @@ class Exchange:
             chunked = not isinstance(body, bytes) and request.content_length is None
             await call.send(head, body, chunked)
             answer = await call.response(request.method)
-            out = CIMultiDict((k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP)
-            out.update(self._tags)
+            out = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_PASSED_BACK]
+            out.extend(self._tags.items())  # aiohttp copies them into the response's own multidict
             if answer.length is not None and answer.length <= BUFFERED:
                 return web.Response(status=answer.status, reason=answer.reason, body=await call.read_all(),
                                     headers=out)

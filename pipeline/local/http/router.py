@@ -196,7 +196,7 @@ class EnvironmentRouter:
             tags["X-Pipeline-Version"] = replica_set.spec.version
         exchange = Exchange(self._pool, request, target, tags, self._limits.body_idle_timeout)
         response = await exchange.proxy(key, self._supervisor)
-        if not response.prepared:
+        if not response.prepared and SLOT_HEADER not in response.headers:  # the router's own answer
             response.headers.update(tags)
         status = exchange.outcome or response.status
         latency_ms = (time.monotonic() - started) * 1000.0
