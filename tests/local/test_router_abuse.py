@@ -185,19 +185,24 @@ def _download(port: int, size: int) -> tuple[int, int]:
         conn.close()
 
 
-def test_large_bodies_stream_through_the_router_in_bounded_memory(
+def test_concurrent_large_bodies_stream_through_the_router_in_bounded_memory(
         project: Project, adapters: Adapters, plane: PlaneInfo) -> None:
     _serve(project, adapters, BYTES_APP)
     assert _upload(project.port, 10)[0] == 200  # warm both paths before the baseline
     assert _download(project.port, 10) == (200, 10)
     before = _peak_rss(plane.pid)
 
-    status, body = _upload(project.port, BIG)
-    assert (status, json.loads(body)) == (200, {"bytes": BIG})
+    uploads: list[tuple[int, bytes]] = []
+    threads = [threading.Thread(target=lambda: uploads.append(_upload(project.port, BIG))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert [(status, json.loads(body)) for status, body in uploads] == [(200, {"bytes": BIG})] * 4
     assert _download(project.port, BIG) == (200, BIG)
 
     growth = _peak_rss(plane.pid) - before
-    assert growth < 32 * MIB, f"the plane's peak memory grew by {growth / MIB:.1f} MiB for 64 MiB bodies"
+    assert growth < 32 * MIB, f"the plane's peak memory grew by {growth / MIB:.1f} MiB for 4 x 64 MiB uploads"
 
 
 def _abandon(port: int) -> None:
