@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, StrictBool, StrictStr
 
+from pipeline.config.api import ApiConfig, quota_problem
 from pipeline.config.deploy import DeployConfig
 from pipeline.config.fields import (
     Count,
@@ -246,6 +247,7 @@ class ServiceConfig(Model):
     lambda_: LambdaConfig | None = Field(default=None, alias="lambda")
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     load: LoadConfig | None = None
+    api: ApiConfig | None = Field(default=None, description="keys, plans, CIDRs, cache: docs/api-edge.md")
 
     @classmethod
     def _presence_rules(cls, data: dict[Any, Any]) -> list[Issue]:
@@ -265,6 +267,9 @@ class ServiceConfig(Model):
                     "add one (locustfile, users, ...) or remove the load stage from deploy",
                 )
             ]
+        if self.api is not None and self.load is not None:
+            load = self.load
+            return quota_problem(self.api, load.users, load.duration, load.thresholds.min_rps)
         return []
 
     @property
