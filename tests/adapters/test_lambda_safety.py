@@ -32,7 +32,8 @@ from pipeline.aws.lambda_.slots import SlotVersions
 from pipeline.aws.lambda_.staging import CodeBucket, bucket_name, upload_code
 from pipeline.core.errors import PipelineError, PlatformError, TransientPlatformError
 from pipeline.core.model import Slot, Weights
-from pipeline.lambda_zip import DIRECT_UPLOAD_MAX, UNZIPPED_MAX, check_size
+from pipeline.lambda_zip import DIRECT_UPLOAD_MAX, UNZIPPED_MAX, check_size, package_directory
+from pipeline.local.registry import LocalRegistry
 from pipeline.testing import FakeClock, release
 from tests.adapters.conftest import REGION
 from tests.adapters.support.aws_responses import (
@@ -270,6 +271,18 @@ def test_a_zip_is_packaged_from_the_commit_and_a_dirty_working_tree_does_not_lea
     (source / "app.py").write_text("def handler(event, context):\n    return 'v1'\n")
     (source / "secrets.env").unlink()
     assert package_commit(source, v1).data == package.data  # the same commit, the same bytes
+
+
+def test_aws_and_the_local_platform_package_the_same_bytes_from_a_commit(repo: Path, tmp_path: Path) -> None:
+    source = repo / "services" / "orders"
+    commit_all(repo, "v1")
+    (source / "app.py").write_text("dirty\n")  # neither platform may see it
+    local = LocalRegistry(repo, tmp_path / "state")
+    snapshot = local.resolve("orders")
+
+    on_local = package_directory(local.snapshot_dir(snapshot) / "services" / "orders")
+
+    assert package_commit(source, snapshot.commit).data == on_local
 
 
 def test_the_platform_packager_builds_each_release_from_its_own_commit(
