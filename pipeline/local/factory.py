@@ -54,7 +54,11 @@ class LocalFactory:
         """The SQLite store and lock manager of ``<state_dir_of(root, state_dir)>/state.db`` (per file)."""
         path = state_dir_of(self.project.root, _local(env, self.project).state_dir) / "state.db"
         if path not in self._stores:
-            private_file(private_dir(path.parent) / path.name)  # 0600 in a 0700 folder
+            if path.parent == self.state_dir:
+                private_dir(path.parent)
+            else:  # a folder of the user's choosing (local.state_dir): created private, never changed
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            private_file(path)
             self._stores[path] = open_sqlite(path, self.clock)
         return self._stores[path]
 
