@@ -26,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -51,7 +51,7 @@ class PlaneInfo:
     port: int
     id: str
     started_at: float
-    token: str = ""
+    token: str = field(default="", repr=False)  # a secret: never in a repr, a log or a message
 
     @property
     def url(self) -> str:
