@@ -18,6 +18,7 @@ from typing import Any
 
 from pipeline.core.errors import PromotionRefused
 from pipeline.core.model import Release
+from pipeline.markdown import code, link, md
 
 RELEASES_DIR = "releases"
 BRANCH_PREFIX = "promote/"
@@ -107,26 +108,28 @@ def title(file: ReleaseFile) -> str:
 def body(current: ReleaseFile | None, new: ReleaseFile, *, base: str, server_url: str) -> str:
     """The pull request description: what changes in production, and the evidence."""
     now = current
+    # Every value comes from a release file (a Dev repository's handoff): markdown-escaped,
+    # so none can add structure to the page the Ops reviewers approve on (pipeline.markdown).
     lines = [
-        f"Promotes **{new.service}** to production: `{new.version}` (`{new.digest}`), the release that "
-        f"passed **{new.source_environment}**"
-        + (f" (deployment `{new.deployment}`)." if new.deployment else "."),
+        f"Promotes **{md(new.service)}** to production: {code(new.version)} ({code(new.digest)}), the "
+        f"release that passed **{md(new.source_environment)}**"
+        + (f" (deployment {code(new.deployment)})." if new.deployment else "."),
         "",
-        f"| | in production now (`{RELEASES_DIR}/` on `{base}`) | proposed |",
+        f"| | in production now ({_cell(RELEASES_DIR + '/')} on {_cell(base)}) | proposed |",
         "|---|---|---|",
-        f"| version | {_cell(now.version if now else '')} | `{new.version}` |",
-        f"| digest | {_cell(now.digest if now else '')} | `{new.digest}` |",
+        f"| version | {_cell(now.version if now else '')} | {_cell(new.version)} |",
+        f"| digest | {_cell(now.digest if now else '')} | {_cell(new.digest)} |",
         f"| commit | {_cell(now.commit[:12] if now else '')} | {_cell(new.commit[:12])} |",
         f"| source | {_cell(now.source_repo if now else '')} | {_cell(new.source_repo)} |",
         "",
     ]
     compare = compare_url(current, new, server_url)
     if compare and current is not None:
-        lines += [f"Code changes: [{current.commit[:7]}...{new.commit[:7]}]({compare})", ""]
+        lines += [f"Code changes: {link(f'{current.commit[:7]}...{new.commit[:7]}', compare)}", ""]
     elif current is None:
         lines += ["First promotion of this service through this repository.", ""]
     if new.evidence:
-        lines += ["Evidence:", *[f"- [{name}]({url})" for name, url in new.evidence], ""]
+        lines += ["Evidence:", *[f"- {link(name, url)}" for name, url in new.evidence], ""]
     lines += [
         "Approving: an approving review of **this head commit** by a member of the approving "
         "team, then merge. A push after the review voids it; the approval binds to this digest only.",
@@ -144,4 +147,5 @@ def compare_url(current: ReleaseFile | None, new: ReleaseFile, server_url: str) 
 
 
 def _cell(value: str) -> str:
-    return f"`{value}`" if value else "—"
+    """A table cell: a code span (GFM splits cells on ``|`` even inside one: escaped)."""
+    return code(value).replace("|", "\\|") if value else "—"

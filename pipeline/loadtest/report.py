@@ -6,15 +6,15 @@ reports and, when ``$GITHUB_STEP_SUMMARY`` names a file, appends the same markdo
 steps' summaries in the same file are kept.
 
 Everything that comes from the run (request names and failure messages from locust, the
-target, the locustfile) goes through ``md``: it reads as the same text in a table cell or
-a list item and can never add a column, a link, an image, HTML or emphasis.
+target, the locustfile) goes through ``pipeline.markdown`` (``md``, ``code``): it reads as
+the same text in a table cell or a list item and can never add a column, a link, an
+image, HTML or emphasis.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,34 +23,11 @@ from pipeline.core.errors import PlatformError
 from pipeline.loadtest.gates import GateCheck
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.stats import EndpointFigures
+from pipeline.markdown import code, md
+
+__all__ = ["STEP_SUMMARY_ENV", "code", "format_value", "markdown", "md", "new_report_dir", "write_reports"]
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-
-# GitHub-flavoured markdown's inline punctuation (code, emphasis, strikethrough, links and
-# images, table cells); a backslash makes each literal (CommonMark "backslash escapes",
-# https://spec.commonmark.org/0.31.2/#backslash-escapes; GFM: "\|" inside a table cell).
-_INLINE = frozenset("\\`*_[]|~!")
-# ... and what opens a block when it starts the text (heading, list, setext underline).
-_LEADING = frozenset("#-+=")  # ">" is an entity below, which opens no quote
-_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-
-
-def md(text: str) -> str:
-    """``text`` as literal markdown inline text, safe in a table cell or a list item:
-    punctuation that means something is backslash-escaped, ``&<>`` become entities (no
-    HTML tag or entity can form) and line breaks become spaces (a cell is one line)."""
-    flat = " ".join(text.splitlines()).strip()
-    lead = "\\" if flat[:1] in _LEADING else ""
-    return lead + "".join(_HTML.get(c) or (f"\\{c}" if c in _INLINE else c) for c in flat)
-
-
-def code(text: str) -> str:
-    """``text`` as a markdown code span (outside tables): fenced by one more backtick than
-    its longest run of backticks, so nothing in it can close the span early."""
-    flat = " ".join(text.splitlines())
-    fence = "`" * (max((len(run) for run in re.findall("`+", flat)), default=0) + 1)
-    pad = " " if flat.startswith("`") or flat.endswith("`") else ""
-    return f"{fence}{pad}{flat}{pad}{fence}"
 
 
 def markdown(result: LoadResult) -> str:

@@ -29,10 +29,12 @@ from pipeline.core.model import StageResult
 from pipeline.core.steps import TestStage
 from pipeline.demo.report import SceneResult, write_report
 from pipeline.engine import NullSink
+from pipeline.github.release_file import ReleaseFile, body
 from pipeline.loadtest import LoadResult, LoadSettings, ReportPaths, Thresholds, evaluate, read_figures
 from pipeline.loadtest.report import code, markdown, md
 from pipeline.loadtest.stats import EndpointFigures, FailureSample
 from pipeline.local.state.sqlite_store import open_sqlite
+from pipeline.markdown import link
 from pipeline.operations import Context, deploy
 from pipeline.testing import FakeClock, FakePlatform, release
 from tests.unit.support.deployments import ORDERS
@@ -249,3 +251,46 @@ def test_no_module_writes_rich_markup_in_a_string() -> None:
                 if tag.search(re.sub(r"``[^`]*``", "", token.string)):
                     offenders.append(f"{path.relative_to(REPO_ROOT)}:{token.start[0]}")
     assert offenders == []
+
+
+# --- the promotion pull request (what Ops reviewers approve on) ---------------------------
+
+
+def test_a_release_file_cannot_add_structure_to_the_promotion_pull_request() -> None:
+    """The release file comes from a Dev repository's handoff; its values must not forge
+    table rows, bold claims, links or HTML on the page an Ops reviewer approves."""
+    forged = ReleaseFile(
+        service="orders",
+        digest="sha256:" + "ab" * 32,
+        version="v2` | **approved by Ops** |\n| x",
+        commit="0123456789abcdef0123456789abcdef01234567",
+        image="",
+        source_repo="shop/shop",
+        source_environment="staging** <img src=x onerror=alert(1)>",
+        deployment="d-1`[click](https://evil.example)`",
+        evidence=(("[ok](https://evil.example)", "javascript:alert(1)"), ("load test", "https://ci.example/7")),
+    )
+    text = body(None, forged, base="main", server_url="https://github.com")
+
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert all(len(cells(row)) == 3 for row in rows), rows
+    # the forged claim stays inside code spans (literal), fenced beyond its backticks
+    assert "to production: ``v2` | **approved by Ops** | | x``" in text
+    assert "| version | — | ``v2` \\| **approved by Ops** \\| \\| x`` |" in text
+    assert "passed **staging\\*\\* &lt;img" in text
+    assert "<img" not in text and "&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "](javascript:" not in text and "\\[ok\\](https://evil.example): javascript:alert(1)" in text
+    assert "- [load test](https://ci.example/7)" in text
+
+
+@pytest.mark.parametrize(
+    ("name", "url", "shown"),
+    [
+        ("load test", "https://ci.example/runs/7", "[load test](https://ci.example/runs/7)"),
+        ("x", "javascript:alert(1)", "x: javascript:alert(1)"),
+        ("x", "https://a.example/b) [y](https://evil", "x: https://a.example/b) \\[y\\](https://evil"),
+        ("*bold*", "https://a.example", "[\\*bold\\*](https://a.example)"),
+    ],
+)
+def test_links_only_to_plain_http_urls(name: str, url: str, shown: str) -> None:
+    assert link(name, url) == shown
