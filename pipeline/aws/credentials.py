@@ -112,9 +112,10 @@ def deployment_span(strategy: Strategy) -> tuple[float, list[str]]:
 
     Readiness (``timeouts.ready``), every step (a weight change: ``timeouts.verify``; a
     timed pause or bake: its seconds; a pause or approval that waits for ``pipeline
-    continue``: ``timeouts.hold``; an analysis: its window plus one interval; a test or
-    load stage: ``timeouts.stage``), the final switch (``timeouts.verify``), the drain and
-    ``keep_previous``.
+    continue``: ``timeouts.hold``; an analysis: its window, the metrics lag and one
+    interval; a test or load stage: ``timeouts.stage``), one more hold when an
+    inconclusive analysis pauses (``on_inconclusive: pause``), the final switch
+    (``timeouts.verify``), the drain and ``keep_previous``.
     """
     t = strategy.timeouts
     parts: dict[str, float] = {"ready": t.ready}
@@ -131,9 +132,12 @@ def deployment_span(strategy: Strategy) -> tuple[float, list[str]]:
             case Pause(seconds=seconds):
                 add("pauses", seconds or 0.0)
             case Analyze():
-                add("analyses", strategy.analysis.window_seconds + strategy.analysis.interval_seconds)
+                a = strategy.analysis
+                add("analyses", a.window_seconds + a.lag_seconds + a.interval_seconds)
             case TestStage() | LoadStage():
                 add("stages", t.stage)
+    if strategy.analysis.on_inconclusive == "pause" and any(isinstance(s, Analyze) for s in strategy.steps):
+        add("a hold on an inconclusive analysis", t.hold)  # waits for `pipeline continue`
     add("weight checks", t.verify)
     add("drain", strategy.drain_seconds)
     add("keep_previous", strategy.keep_previous)

@@ -27,6 +27,7 @@ from pipeline.aws.factory import AwsFactory
 from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.aws.settings import AwsEnvironment
 from pipeline.config import load_project
+from pipeline.core.analysis import AnalysisSpec
 from pipeline.core.errors import PlatformError, UsageError
 from pipeline.core.plan import Strategy
 from pipeline.core.state import Timeouts
@@ -228,6 +229,17 @@ def test_the_span_adds_every_deadline_and_wait_of_the_strategy() -> None:
     analysis = strategy.analysis.window_seconds + strategy.analysis.interval_seconds
     assert span == 300 + 60 * 3 + 600 + analysis + 1800 * 2 + 30 + 120
     assert "holds for `pipeline continue` 60m" in parts and "pauses 10m" in parts
+
+
+def test_the_span_counts_the_metrics_lag_and_a_pause_on_an_inconclusive_analysis() -> None:
+    analysis = AnalysisSpec(window_seconds=120, interval_seconds=30, lag_seconds=120, on_inconclusive="pause")
+    strategy = Strategy(steps=(SetWeight(10), Analyze()), analysis=analysis, timeouts=Timeouts(hold=3600))
+
+    span, parts = deployment_span(strategy)
+
+    assert "analyses 5m" in parts  # window 120 s + lag 120 s + interval 30 s, rounded up
+    assert "a hold on an inconclusive analysis 60m" in parts
+    assert span == Timeouts().ready + 2 * Timeouts().verify + 270 + 3600
 
 
 def test_fixed_credentials_with_a_stated_expiry_refuse_a_longer_deployment(
