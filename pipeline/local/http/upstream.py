@@ -241,6 +241,11 @@ class UpstreamCall:
 
     async def read_all(self) -> bytes:
         """The rest of the body, whole (for a short ``Content-Length`` body)."""
+        head, conn = self.head, self.conn
+        if head is not None and not head.chunked and head.length is not None \
+                and len(conn.buffer) >= head.length:
+            self._done = True  # the usual case: the body came with the head
+            return conn.take(head.length)
         parts = [chunk async for chunk in self.body()]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
