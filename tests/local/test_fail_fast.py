@@ -4,25 +4,31 @@ Whole deployments through the engine on the local platform (real plane, real rep
 processes, real clock) with a ready timeout of ten minutes: the deployment ends, rolled
 back, long before that, and its reason quotes what the crashing process printed on
 stderr, or what its failing health check answered, instead of pointing to a log file.
+A Lambda slot whose provisioned environments cannot initialise says so with the error.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from pipeline.clock import SystemClock
 from pipeline.config import load_project
-from pipeline.core.model import ServiceRef
+from pipeline.core.errors import PlatformError
+from pipeline.core.model import ServiceRef, Slot
 from pipeline.core.plan import Strategy
 from pipeline.core.state import DeploymentState, Phase
 from pipeline.local.factory import LocalFactory
+from pipeline.local.lambda_.adapters import LocalLambdaCompute
+from pipeline.local.lambda_.server import LambdaServer
 from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_plane
 from pipeline.operations import Context, deploy
 from pipeline.owners import owner_id
-from pipeline.testing import CollectingSink
+from pipeline.testing import CollectingSink, release
+from tests.local.support.lambda_runtime import make_source, wait_until, worker_children
 from tests.local.support.plane import Project, get, version_of
 
 REF = ServiceRef("orders", "dev")
@@ -101,3 +107,39 @@ def test_a_release_failing_its_health_check_fails_readiness_quoting_the_answer(
     assert "never became ready within" not in state.reason
     assert "keeps failing its health check" in state.reason
     assert "answered 503" in state.reason and "cache cluster unreachable" in state.reason
+
+
+BROKEN_HANDLER = """\
+import json
+SETTINGS = json.loads(open("settings.json").read())  # not in the package: fails at import
+
+def handler(event, context):
+    return SETTINGS
+"""
+
+
+def test_a_lambda_release_whose_environments_cannot_init_fails_readiness_quoting_the_error(
+    tmp_path: Path,
+) -> None:
+    """Provisioned concurrency FAILED is final: the slot says so at once, with the init error."""
+    with LambdaServer(tmp_path / "runtime") as server:
+        handler = BROKEN_HANDLER.replace("{", "{{").replace("}", "}}")  # make_source formats it
+        source = make_source(tmp_path / "broken", "broken", handler=handler)
+        compute = LocalLambdaCompute(server.base_url, "orders", source, "app.handler", provisioned=2)
+        bad = release("2.0.0")
+        compute.provision(Slot.GREEN, bad)
+        failure = ""
+
+        def failed() -> bool:
+            nonlocal failure
+            try:
+                compute.health(Slot.GREEN, bad)
+            except PlatformError as exc:
+                failure = exc.message
+                return True
+            return False
+
+        wait_until(failed, 30)
+        assert "cannot start" in failure
+        assert "settings.json" in failure and "FileNotFoundError" in failure  # the init error, quoted
+    assert worker_children() == []

@@ -84,7 +84,11 @@ class LocalLambdaCompute:
 
     def health(self, slot: Slot, release: Release) -> SlotHealth:
         """Ready when the slot's version holds this release's package and, with provisioned
-        concurrency configured, all its provisioned environments are initialised."""
+        concurrency configured, all its provisioned environments are initialised.
+
+        Raises PlatformError as soon as provisioned concurrency FAILED (an environment's init
+        failed: the handler module does not import, or crashed), quoting the error.
+        """
         desired = self._provisioned or 1
         version = self._client.slot_version(self._function, slot)
         if version is None:
@@ -95,6 +99,12 @@ class LocalLambdaCompute:
         if not self._provisioned:
             return SlotHealth(1, 1, 1, True, f"version {version} published (on-demand concurrency)")
         state = self._client.provisioned(self._function, version)
+        if state["status"] == "FAILED":
+            raise PlatformError(
+                f"version {version} of {self._function} ({release.short}) cannot start: {state['reason']}",
+                hint="fix the handler's import-time code and deploy again; worker output is in the "
+                "runtime's logs/ folder",
+            )
         ready = min(int(state["ready"]), desired)
         detail = f"version {version}: provisioned concurrency {state['status']} ({ready}/{desired})"
         if state.get("reason"):
