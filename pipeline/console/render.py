@@ -40,6 +40,7 @@ def make_console(*, stderr: bool, environ: Mapping[str, str] | None = None, **op
     return Console(
         stderr=stderr,
         markup=False,
+        emoji=False,  # ":warning:" in a reason stays text
         highlight=False,
         soft_wrap=not stderr,
         color_system=None if plain else "auto",
@@ -179,6 +180,7 @@ def print_wide(table: Table, console: Console = out) -> None:
     wide = Console(
         file=console.file,
         markup=False,
+        emoji=False,
         width=natural,
         force_terminal=console.is_terminal,
         color_system=console.color_system,  # type: ignore[arg-type]  # a name it accepts back

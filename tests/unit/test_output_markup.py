@@ -134,6 +134,12 @@ def test_the_rollback_after_a_failed_smoke_check_prints_the_quoted_body_as_it_is
     assert f"rolled_back: test stage failed: {HOSTILE}" in buffer.getvalue()
 
 
+def test_emoji_codes_in_data_stay_text() -> None:
+    made, buffer = sink_console(False)
+    made.print("alarm :warning: fired :x:")
+    assert buffer.getvalue() == "alarm :warning: fired :x:\n"
+
+
 def test_an_error_quoting_data_prints_as_it_is() -> None:
     made, buffer = sink_console(False)
     print_error(DeploymentFailed(f"deployment failed: {HOSTILE}", hint=f"look at {ACTOR}"), made)
