@@ -17,9 +17,12 @@ import os
 from collections.abc import Mapping
 
 ALLOWED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SSL_CERT_FILE",
-           "SSL_CERT_DIR", "PIPELINE_PLANE_ID")
+           "SSL_CERT_DIR", "PIPELINE_PLANE_ID", "PIPELINE_TRACING", "PIPELINE_TRACES_ENDPOINT",
+           "PIPELINE_TRACES_KEY", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 """Variables passed on from the plane, with every ``LC_*`` locale variable: where programs
-are, whose they are, locale and time zone, scratch space, which TLS roots to trust."""
+are, whose they are, locale and time zone, scratch space, which TLS roots to trust, where
+trace spans go (the plane's receiver and its span-only key, a collector's URL; never the
+collector's headers, which may hold credentials)."""
 
 
 def child_environment(configured: Mapping[str, str], platform: Mapping[str, str],

@@ -34,6 +34,7 @@ from aiohttp import web
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook
 from pipeline.local.http.dataplane import DataPlane
+from pipeline.local.http.edge import EdgeBook
 from pipeline.local.http.limits import ConnectionGate, RouterLimits
 from pipeline.local.http.proxy import Exchange, error
 from pipeline.local.http.rules import (
@@ -43,6 +44,8 @@ from pipeline.local.http.rules import (
     lambda_function_name,
     parse_slot,
 )
+from pipeline.local.http.tracing import RequestTrace
+from pipeline.local.http.tracing import begin as request_span
 from pipeline.local.http.upstream import UpstreamPool
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 
@@ -75,8 +78,9 @@ class EnvironmentRouter:
 
     def __init__(self, name: str, port: int, *, supervisor: Supervisor, counters: CounterBook,
                  http: aiohttp.ClientSession, invoke_lambda: LambdaInvoker | None = None,
-                 data_plane: DataPlane | None = None) -> None:
+                 data_plane: DataPlane | None = None, edges: EdgeBook | None = None) -> None:
         self.name = name
+        self.edges = edges  # the services' api rules, in front of the main listener only
         self.port = port
         self.rules = RuleTable()
         self.services: dict[str, ServiceRoute] = {}
@@ -157,7 +161,7 @@ class EnvironmentRouter:
 
         return handle
 
-    async def _route(self, request: web.BaseRequest, test: bool) -> web.StreamResponse:
+    async def _route(self, request: web.BaseRequest, test: bool, edge_passed: bool = False) -> web.StreamResponse:
         path, target, pinned = request.path, request.rel_url.raw_path_qs, None
         if test and path.startswith(_PIN_PREFIX):
             name, _, rest = path[len(_PIN_PREFIX):].partition("/")
@@ -169,17 +173,25 @@ class EnvironmentRouter:
         rule = self.rules.match(path)
         if rule is None:
             return error(404, f"no rule of environment {self.name} matches {path}")
+        edge = self.edges.get(self.name, rule.service) if self.edges and not (test or edge_passed) else None
+        if edge is not None:  # pipeline.local.http.edge: keys, CIDRs, throttles, cache; then back here
+            return await edge.serve(request, lambda: self._route(request, test, edge_passed=True))
         route = self.services[rule.service]
+        traced = request_span(request, self.name, rule.service, rule.pattern)  # None: tracing off
         if rule.kind == "lambda":
             if self._invoke_lambda is None:
                 return error(503, f"{rule.service} is a Lambda route but the Lambda runtime is not loaded")
             function = lambda_function_name(self.name, rule.service)
-            return await self._invoke_lambda(function, request, rule.pattern)
+            if traced is None:
+                return await self._invoke_lambda(function, request, rule.pattern)
+            answer = await self._invoke_lambda(function, traced.forwarded(request), rule.pattern)
+            traced.end(answer.status, answer=answer.headers)
+            return answer
         slot = self._choose_slot(route, request, test, pinned)
         if slot is None:
             why = "no slot is provisioned" if test else "no traffic weights are set"
             return error(503, f"{rule.service} in {self.name}: {why}")
-        return await self._forward(request, SlotKey(self.name, rule.service, slot.value), target)
+        return await self._forward(request, SlotKey(self.name, rule.service, slot.value), target, traced)
 
     @staticmethod
     def _choose_slot(route: ServiceRoute, request: web.BaseRequest, test: bool,
@@ -188,8 +200,11 @@ class EnvironmentRouter:
             return pinned or parse_slot(request.headers.get(SLOT_HEADER)) or route.test_slot
         return route.picker.pick() if route.picker is not None else None
 
-    async def _forward(self, request: web.BaseRequest, key: SlotKey, target: str) -> web.StreamResponse:
+    async def _forward(self, request: web.BaseRequest, key: SlotKey, target: str,
+                       traced: RequestTrace | None = None) -> web.StreamResponse:
         started = time.monotonic()
+        if traced is not None:
+            request = traced.forwarded(request)  # upstream sees the router's span as its parent
         replica_set = self._supervisor.get(key)
         tags = {SLOT_HEADER: key.slot}
         if replica_set is not None:
@@ -201,6 +216,8 @@ class EnvironmentRouter:
         status = exchange.outcome or response.status
         latency_ms = (time.monotonic() - started) * 1000.0
         self._counters.of(key.environment, key.service, key.slot).record(time.time(), status, latency_ms)
+        if traced is not None:
+            traced.end(status, slot=key.slot, release=tags.get("X-Pipeline-Version"))
         return response
 
     @property

@@ -14,7 +14,8 @@ The plane's control API can start processes, so it is not an open door:
 
 The data path ``/lambda/invoke/...`` (a Lambda slot's test route, which smoke and load
 stages call like any HTTP endpoint) is exempt: it only invokes code already deployed,
-as the environment's router listeners do.
+as the environment's router listeners do. So is the trace receiver ``/otlp/v1/traces``, which
+takes its own key, one that can only write spans (``pipeline.local.plane.otlp``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pipeline.local.private_files import private_dir, write_private
 
 TOKEN_FILE = "plane.token"
 TOKEN_HEADER = "Authorization"
-OPEN_PREFIXES = ("/lambda/invoke/",)
+OPEN_PREFIXES = ("/lambda/invoke/", "/otlp/")  # /otlp/ checks its own span key (plane/otlp.py)
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

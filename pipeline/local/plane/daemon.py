@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from pipeline.local.http import tracing as router_tracing
 from pipeline.local.http.dataplane import DataPlane
 from pipeline.local.http.limits import environ_limits
 from pipeline.local.lambda_.runtime import LambdaRuntime, lambda_app
@@ -33,6 +34,8 @@ from pipeline.local.plane.control_api import control_app
 from pipeline.local.plane.environments import Plane
 from pipeline.local.plane.lambda_bridge import cross_loop_invoker
 from pipeline.local.plane.logs import configure as configure_logging
+from pipeline.local.plane.otlp import add_receiver, export_environment, plane_provider
+from pipeline.local.spans import SpanStore
 
 PLANE_FILE = "plane.json"
 log = logging.getLogger("pipeline.local.plane")
@@ -68,11 +71,16 @@ async def serve(state_dir: Path, plane_id: str) -> None:
         plane = Plane(state_dir, plane_id, http, invoke, data_plane=data_plane)
         app = control_app(plane, shutdown, read_token(state_dir))
         app.add_subapp("/lambda/", lambda_app(runtime))
+        spans = SpanStore.of(state_dir)  # recent spans: the router's and every child's (OTLP)
+        add_receiver(app, spans, read_token(state_dir))
+        provider = plane_provider(spans)
+        router_tracing.use(provider)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = int(runner.addresses[0][1])
+        export_environment(port, read_token(state_dir))  # before any child starts
         try:
             await runtime.start()  # re-warm provisioned workers after a restart
             await plane.restore()
@@ -88,6 +96,9 @@ async def serve(state_dir: Path, plane_id: str) -> None:
             await data_plane.close()
             await runtime.close()
             await runner.cleanup()
+            router_tracing.use(None)
+            if provider is not None:
+                provider.shutdown()  # flushes the spans still queued
             _remove_plane_file(state_dir, plane_id)
     log.info("plane %s stopped", plane_id)
 

@@ -1,0 +1,85 @@
+"""The router's span per request, and the trace context it sends upstream.
+
+Every routed request starts a trace, or continues the one its ``traceparent`` names, with a
+server span ``<METHOD> <rule>`` of service ``router`` carrying the environment, service,
+slot, release, HTTP status, latency (ms), ``pipeline.cold_start`` and ``pipeline.throttled``.
+The request goes upstream with ``traceparent``/``tracestate`` naming that span, so the
+replica's (or Lambda function's) spans are its children.
+
+Off until the plane hands a provider to ``use`` (it does unless ``PIPELINE_TRACING=off``);
+while off, ``begin`` returns None and the request's own trace headers pass through as sent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
+
+from pipeline import tracing
+
+TRACE_HEADERS = ("traceparent", "tracestate")
+_state: dict[str, Tracer] = {}
+
+
+def use(provider: TracerProvider | None) -> None:
+    """Record spans with ``provider`` from now on (None: stop recording)."""
+    if provider is None:
+        _state.pop("tracer", None)
+    else:
+        _state["tracer"] = provider.get_tracer("pipeline.local.router")
+
+
+class RequestTrace:
+    """The router's span of one request; ``headers`` are the trace headers to send upstream."""
+
+    __slots__ = ("_started", "headers", "span")
+
+    def __init__(self, tracer: Tracer, request: web.BaseRequest, environment: str, service: str,
+                 rule: str) -> None:
+        parent = tracing.extract({k: v for k in TRACE_HEADERS if (v := request.headers.get(k))})
+        self.span = tracer.start_span(
+            f"{request.method} {rule}", context=parent, kind=SpanKind.SERVER,
+            attributes={"http.request.method": request.method, "url.path": request.path,
+                        "pipeline.environment": environment, "pipeline.service": service})
+        self.headers: dict[str, str] = {}
+        tracing.inject(self.headers, set_span_in_context(self.span))
+        self._started = time.monotonic()
+
+    def forwarded(self, request: web.BaseRequest) -> web.BaseRequest:
+        """``request`` with this span's trace headers in place of the client's."""
+        headers = request.headers.copy()
+        for name in TRACE_HEADERS:
+            headers.popall(name, None)
+        headers.update(self.headers)
+        return request.clone(headers=headers)
+
+    def end(self, status: int, *, slot: str | None = None, release: str | None = None,
+            answer: Mapping[str, str] | None = None) -> None:
+        """Finish the span with the answer's ``status`` (and, from a Lambda answer's headers,
+        its version and cold start)."""
+        answer = answer or {}
+        span = self.span
+        release = release or answer.get("X-Lambda-Version")
+        span.set_attributes({
+            "http.response.status_code": status,
+            "pipeline.latency_ms": round((time.monotonic() - self._started) * 1000.0, 3),
+            "pipeline.cold_start": answer.get("X-Lambda-Cold-Start") == "1",
+            "pipeline.throttled": status == 429,
+        })
+        if slot:
+            span.set_attribute(tracing.SLOT_KEY, slot)
+        if release:
+            span.set_attribute(tracing.RELEASE_KEY, release)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
+        span.end()
+
+
+def begin(request: web.BaseRequest, environment: str, service: str, rule: str) -> RequestTrace | None:
+    """The span of ``request`` routed by ``rule`` to ``service``; None while tracing is off."""
+    tracer = _state.get("tracer")
+    return RequestTrace(tracer, request, environment, service, rule) if tracer is not None else None

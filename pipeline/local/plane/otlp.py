@@ -1,0 +1,91 @@
+"""The plane's OTLP/HTTP trace receiver and its own tracer provider.
+
+``POST /otlp/v1/traces`` takes what the standard OpenTelemetry OTLP/HTTP exporter sends
+(``Content-Type: application/x-protobuf``, an ``ExportTraceServiceRequest``, optionally
+gzip-compressed) and stores the spans in the plane's ``SpanStore``. Replicas and Lambda
+workers find it in ``PIPELINE_TRACES_ENDPOINT`` and authenticate with
+``PIPELINE_TRACES_KEY`` in the ``X-Pipeline-Spans-Key`` header: a key derived from the
+plane's token that allows writing spans and nothing else (the control API's token never
+reaches a child process).
+
+The plane's own spans (the router's) go straight into the store through a
+``StoreExporter``. ``PIPELINE_TRACING=off`` in the plane's environment turns both off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import hmac
+import logging
+import os
+import zlib
+
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.sdk.trace import TracerProvider
+
+from pipeline import tracing
+from pipeline.local.span_export import BadOtlpBody, StoreExporter, records_from_otlp
+from pipeline.local.spans import SpanStore
+
+OTLP_PATH = "/otlp/v1/traces"
+MAX_BODY = 16 * 1024 * 1024
+STORE_KEY = web.AppKey("spans", SpanStore)
+log = logging.getLogger("pipeline.local.plane")
+
+
+def spans_key(token: str) -> str:
+    """The span-writing key of the plane whose control token is ``token``."""
+    return hmac.new(token.encode(), b"pipeline-spans", hashlib.sha256).hexdigest()
+
+
+def export_environment(port: int, token: str) -> None:
+    """Publish the receiver to the plane's children (``pipeline.local.environ`` passes these on)."""
+    os.environ[tracing.PLANE_ENDPOINT_ENV] = f"http://127.0.0.1:{port}{OTLP_PATH}"
+    os.environ[tracing.PLANE_KEY_ENV] = spans_key(token)
+
+
+def plane_provider(store: SpanStore) -> TracerProvider | None:
+    """The plane's own provider (service ``router``), exporting into ``store`` and, when one is
+    configured, to the collector; None when ``PIPELINE_TRACING=off``. Never installed globally:
+    the router's hook (``pipeline.local.http.tracing.use``) receives it."""
+    return tracing.setup("router", exporters=[StoreExporter(store)], set_global=False,
+                         environ={k: v for k, v in os.environ.items() if k != tracing.PLANE_ENDPOINT_ENV})
+
+
+def add_receiver(app: web.Application, store: SpanStore, token: str) -> None:
+    """Serve ``OTLP_PATH`` on ``app`` (exempt from the control token: see the module docstring)."""
+    app[STORE_KEY] = store
+    expected = spans_key(token).encode()
+
+    async def receive(request: web.Request) -> web.Response:
+        given = request.headers.get(tracing.KEY_HEADER, "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response({"error": "refused: missing or wrong span key",
+                                      "hint": f"send the plane's {tracing.PLANE_KEY_ENV} as "
+                                              f"{tracing.KEY_HEADER}"}, status=401)
+        if request.content_type != "application/x-protobuf":
+            return web.json_response({"error": f"unsupported Content-Type {request.content_type!r}",
+                                      "hint": "send OTLP protobuf (application/x-protobuf)"}, status=415)
+        if (request.content_length or 0) > MAX_BODY:
+            return web.json_response({"error": f"body over {MAX_BODY} bytes"}, status=413)
+        body = await request.read()
+        try:
+            records = records_from_otlp(_decoded(body, request.headers.get("Content-Encoding", "")))
+            await asyncio.to_thread(store.add, records)
+        except (BadOtlpBody, OSError, zlib.error, EOFError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return web.Response(body=ExportTraceServiceResponse().SerializeToString(),
+                            content_type="application/x-protobuf")
+
+    app.router.add_post(OTLP_PATH, receive)
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    if encoding.lower() == "gzip":
+        return gzip.decompress(body)
+    if encoding.lower() == "deflate":
+        return zlib.decompress(body)
+    return body
