@@ -12,7 +12,6 @@ mapping it is missing from).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +20,12 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-__all__ = ["Document", "Problem", "parse_yaml", "read_document", "render_path"]
+from pipeline.config.numbers import MAX_DIGITS, BadNumber, checked_number
+
+__all__ = ["MAX_DIGITS", "Document", "Problem", "parse_yaml", "read_document", "render_path"]
 
 MAX_VALUES = 100_000
 """A document may expand (through YAML aliases) to at most this many values."""
-
-MAX_DIGITS = 1_000
-"""A number may have at most this many digits: no setting needs more, and Python refuses
-to convert integers of more than 4300 digits (in its own words, which must not leak)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -111,7 +107,7 @@ def parse_yaml(file: str, text: str) -> Document:
             problems.append(Problem(file, node.start_mark.line + 1, "", _TOO_BIG))
             return Document(file, None, lines, tuple(problems), failed=True)
         data = loader.construct_document(node)
-    except _BadNumber as exc:
+    except BadNumber as exc:
         problems = [Problem(file, exc.node.start_mark.line + 1, paths.get(id(exc.node), ""), exc.message)]
         return Document(file, None, {}, tuple(problems), failed=True)
     except yaml.MarkedYAMLError as exc:
@@ -154,50 +150,9 @@ def _scalar_as_text(loader: yaml.SafeLoader, node: Node) -> Any:
     return loader.construct_scalar(node)  # type: ignore[arg-type]
 
 
-class _BadNumber(yaml.constructor.ConstructorError):
-    """A number YAML accepts but no setting can hold; ``message`` says so in our words."""
-
-    def __init__(self, node: Node, message: str) -> None:
-        super().__init__(None, None, message, node.start_mark)
-        self.node = node
-        self.message = message
-
-
-_INFINITIES = frozenset({".inf", "+.inf", "-.inf"})
-
-
-def _checked(constructor: Any) -> Any:
-    """``constructor`` for numbers, refusing those too large before Python converts them
-    (so neither its digit limit's message nor an infinity from an overflow gets through)."""
-
-    def construct(loader: yaml.SafeLoader, node: Node) -> Any:
-        text = str(node.value)
-        digits = sum(c.isalnum() for c in text)  # hex digits too: 0xfff... is as large
-        if digits > MAX_DIGITS:
-            raise _BadNumber(node, _too_large(f"a number {len(text)} characters long"))
-        try:
-            value = constructor(loader, node)
-        except (ValueError, OverflowError) as exc:
-            unreadable = f"{_shown(text)} is not a number YAML can read: quote it if it is text"
-            raise _BadNumber(node, unreadable) from exc
-        if isinstance(value, float) and math.isinf(value) and text.lower() not in _INFINITIES:
-            raise _BadNumber(node, _too_large(f"{_shown(text)} (beyond the largest number, about 1.8e308)"))
-        return value
-
-    return construct
-
-
-def _too_large(what: str) -> str:
-    return f"{what} is too large for any setting: use a value in the setting's range"
-
-
-def _shown(text: str, limit: int = 40) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
-
-
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _scalar_as_text)
-_Loader.add_constructor("tag:yaml.org,2002:int", _checked(yaml.SafeLoader.construct_yaml_int))
-_Loader.add_constructor("tag:yaml.org,2002:float", _checked(yaml.SafeLoader.construct_yaml_float))
+_Loader.add_constructor("tag:yaml.org,2002:int", checked_number(yaml.SafeLoader.construct_yaml_int))
+_Loader.add_constructor("tag:yaml.org,2002:float", checked_number(yaml.SafeLoader.construct_yaml_float))
 
 
 def _index(file: str, root: Node, paths: dict[int, str]) -> tuple[dict[tuple[str, ...], int], list[Problem]]:
