@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from pipeline import requirements
-from pipeline.core.errors import LockHeldError, NotFoundError, StateConflict
+from pipeline.core.errors import LockHeldError, NotFoundError, PromotionRefused, StateConflict
 from pipeline.core.machine import transition
 from pipeline.core.model import Missing, Release, ServiceRef
 from pipeline.core.plan import Strategy, new_deployment
@@ -33,7 +33,13 @@ from pipeline.core.state import (
     Signal,
 )
 from pipeline.engine import Engine, EngineSettings
-from pipeline.requirements import Override, Requirements, admit, overridden, override_record
+from pipeline.requirements import (
+    Override,
+    Requirements,
+    admit,
+    overridden,
+    override_record,
+)
 from pipeline.requirements import successful_releases as _successful
 from pipeline.rollback import ROLLBACK, RollbackPlan, plan_rollback
 
@@ -133,6 +139,16 @@ def admit_release(ctx: Context, ref: ServiceRef, release: Release) -> tuple[Miss
     """``requirements.admit`` for ``release`` in ``ref``'s environment: what is unmet (only
     with an allowed override), else ``PromotionRefused``. Commands call it before asking."""
     return admit(ctx.history, ref, release, ctx.requires, ctx.override)
+
+
+def refusal_of(ctx: Context, ref: ServiceRef, release: Release) -> PromotionRefused | None:
+    """What ``deploy`` would refuse ``release`` with (unmet requirements and no allowed
+    override), or None; for ``--dry-run``, which changes nothing."""
+    try:
+        admit_release(ctx, ref, release)
+    except PromotionRefused as refused:
+        return refused
+    return None
 
 
 def _admit_running(ctx: Context, state: DeploymentState) -> list[Record]:

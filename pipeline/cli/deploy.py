@@ -159,10 +159,13 @@ def deploy(
     release = app.release(service, env_name, image, git_ref)
     if dry_run:
         plan = ops.plan(ctx, ref, release, app.strategy(service, env_name))
+        refused = ops.refusal_of(ctx, ref, release)
+        lines = describe(plan) + ([f"refused (exit 5): {refused.message}"] if refused else [])
         if as_json:
-            emit_json({**state_summary(plan), "plan": describe(plan)})
+            why = refused.message if refused else ""
+            emit_json({**state_summary(plan), "plan": describe(plan), "refused": why})
         else:
-            out.print("\n".join(describe(plan)))
+            out.print("\n".join(lines), markup=False)
         return
     ops.admit_release(ctx, ref, release)  # refused before asking: nothing changes
     confirm(app, service, env_name, yes, f"deploy {release.short}")

@@ -204,3 +204,12 @@ def test_an_environment_that_denies_unverified_identities_refuses_an_os_account_
     authorise(PROD, aws_req, Override("hotfix", Identity(arn, "aws-sts")))  # allowed: a member, proven
     with pytest.raises(PromotionRefused, match="may not override"):
         authorise(PROD, aws_req, Override("hotfix", Identity(arn.replace("ops-admin", "dev"), "aws-sts")))
+
+
+def test_a_dry_run_says_the_deployment_would_be_refused_and_changes_nothing(fake: type[FakeFactory]) -> None:
+    exit_code, out, err = code("deploy", "orders", "--env", "prod", "--ref", "v1", "--dry-run", COLUMNS="200")
+    assert exit_code == 0, err
+    assert "refused (exit 5): cannot deploy v1" in out and "has not passed staging" in out
+    exit_code, out, _err = code("deploy", "orders", "--env", "dev", "--ref", "v1", "--dry-run", "--json")
+    assert exit_code == 0 and json.loads(out)["refused"] == ""
+    assert fake.store.load(PROD) is None and fake.store.load(ServiceRef("orders", "dev")) is None
