@@ -106,7 +106,7 @@ class MetricReader:
     def read(self, queries: Sequence[MetricQuery], since: float, until: float, doing: str) -> Reading:
         """Every query over ``[since, until)`` (epoch seconds); PlatformError on failure."""
         queries = [self._stat(q) for q in queries]
-        probing = self.percentile_fallback and any(_PERCENTILE.match(q.stat) for q in queries)
+        probing = self.percentile_fallback and any(_PERCENTILE.fullmatch(q.stat) for q in queries)
         try:
             values = self._retrying(1 if probing else self.attempts)(self._pages, queries, since, until)
         except ClientError as exc:
@@ -119,7 +119,7 @@ class MetricReader:
         return Reading(values, upper_bound=self.fell_back)
 
     def _stat(self, query: MetricQuery) -> MetricQuery:
-        if self.fell_back and _PERCENTILE.match(query.stat):
+        if self.fell_back and _PERCENTILE.fullmatch(query.stat):
             return replace(query, stat=FALLBACK)
         return query
 
