@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from pipeline.testing import FakeClock
 from tests.adapters.support import realism
@@ -24,7 +23,7 @@ REGION = "eu-west-1"
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = realism.AtomicDynamoMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"

@@ -25,6 +25,8 @@ tested against AWS's documented behaviour instead:
   (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_request.html);
   credentials from ``AssumeRole``/``AssumeRoleWithWebIdentity`` expire at the
   ``Expiration`` the endpoint returned.
+- **Atomic conditional writes.** DynamoDB requests reach the endpoint one at a time
+  (``AtomicDynamoMotoServer``), as DynamoDB applies each conditional write atomically.
 - **Strict requests.** Every request's values are checked against the service model's
   ``max``/``min`` lengths and values, ``enum`` and ``pattern`` before it is sent. botocore
   checks types and required members but not these, and AWS answers a violation with a
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -47,6 +50,9 @@ from typing import Any
 import botocore.session
 from botocore.exceptions import ClientError, ParamValidationError
 from botocore.model import ListShape, MapShape, Shape, StructureShape
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.server import DomainDispatcherApplication, ThreadedMotoServer, create_backend_app
+from werkzeug.serving import make_server
 
 Now = Callable[[], float]
 
@@ -347,3 +353,34 @@ def patch_sessions() -> Callable[[], None]:
         botocore.session.Session.__init__ = _ORIGINAL_INIT  # type: ignore[method-assign]
 
     return undo
+
+
+# ---------------------------------------------------------------- atomic DynamoDB writes
+
+
+class AtomicDynamoMotoServer(ThreadedMotoServer):
+    """moto's threaded server with DynamoDB requests handled one at a time.
+
+    DynamoDB applies a conditional write and a transaction atomically: of two conditional
+    updates of one item, exactly one succeeds
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate).
+    moto checks the condition and writes in two steps without a lock, so two threads can
+    both pass. Serialising its DynamoDB requests gives the documented behaviour; other
+    services stay concurrent.
+    """
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def atomic_dynamodb(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+                return app(environ, start_response)  # type: ignore[no-any-return]
+            with lock:
+                return list(app(environ, start_response))
+
+        self._server = make_server(
+            self._ip_address, self._port, atomic_dynamodb, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
