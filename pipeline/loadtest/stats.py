@@ -198,5 +198,5 @@ def read_failure_samples(path: Path, limit: int = 5) -> tuple[FailureSample, ...
 
 def _unwrap(error: str) -> str:
     """``CatchResponseError('HTTP 404, expected 200')`` -> ``HTTP 404, expected 200``."""
-    match = _WRAPPED.match(error.strip())
+    match = _WRAPPED.fullmatch(error.strip())
     return match.group(2) if match else error.strip()

@@ -5,6 +5,7 @@ a value that passed before and is refused now, next to the same value without th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ from pipeline.github.release_file import service_of
 from pipeline.github.statuses import report
 from pipeline.local.lambda_.model import FUNCTION_NAME, check_name
 from pipeline.oci import Descriptor
+from tests.unit.support.project import REPO_ROOT
 
 DIGEST = "sha256:" + "ab" * 32
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -67,3 +69,18 @@ def test_a_commit_with_a_trailing_newline_is_not_a_commit() -> None:
 def test_a_release_file_path_with_a_trailing_newline_names_no_service() -> None:
     assert service_of("releases/orders.json") == "orders"
     assert service_of("releases/orders.json\n") is None
+
+
+def test_no_pattern_anchored_with_a_dollar_is_used_with_match() -> None:
+    """A guard for new code: a pattern ending in ``$`` (compiled into a name, or passed to
+    ``re.match``) is never used with ``.match(``, which would accept a final newline."""
+    anchored = re.compile(r"""(\w+)\s*=\s*re\.compile\(\s*r?f?["'](.*?)\$["']""")
+    offenders = []
+    for path in sorted((REPO_ROOT / "pipeline").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        names = {found.group(1) for found in anchored.finditer(text)}
+        for number, line in enumerate(text.splitlines(), 1):
+            direct = re.search(r"""re\.match\(\s*r?f?["'][^"']*\$["']""", line)
+            if direct or any(f"{name}.match(" in line for name in names):
+                offenders.append(f"{path.relative_to(REPO_ROOT)}:{number}")
+    assert offenders == []
