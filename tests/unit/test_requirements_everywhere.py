@@ -213,3 +213,17 @@ def test_a_dry_run_says_the_deployment_would_be_refused_and_changes_nothing(fake
     exit_code, out, _err = code("deploy", "orders", "--env", "dev", "--ref", "v1", "--dry-run", "--json")
     assert exit_code == 0 and json.loads(out)["refused"] == ""
     assert fake.store.load(PROD) is None and fake.store.load(ServiceRef("orders", "dev")) is None
+
+
+def test_promote_with_break_glass_by_an_owner_goes_ahead_without_the_approval(
+    fake: type[FakeFactory], tmp_path: Path
+) -> None:
+    root = project_with_members(tmp_path)
+    for env in ("dev", "staging"):
+        assert code("deploy", "orders", "--env", env, "--ref", "v1", root=root)[0] == 0
+    promote = ("promote", "orders", "--from", "staging", "--to", "prod", "--yes")
+    assert code(*promote, root=root)[0] == 5  # no approval
+    exit_code, _out, err = code(*promote, "--override-requirements", "--reason", "approver away", root=root)
+    assert exit_code == 0, err
+    (record,) = [r for r in fake.store.history(PROD) if r.action == OVERRIDE]
+    assert record.data["missing"] == ["approval:ops"] and record.data["reason"] == "approver away"
