@@ -89,8 +89,10 @@ DECLARED: dict[PolicyKind, dict[str, tuple[frozenset[str], ...]]] = {
     },
 }
 
-# The partitions of the state table whose items may be deleted: leases only. Audit and
-# history records (``DEP#...`` partitions) are never deleted by anyone holding these policies.
+# The state store declares no ``dynamodb:DeleteItem`` (records are write-once; leases are
+# released by emptying their owner). Should a declaration ever add it, it is granted only
+# in the lease partitions (``dynamodb:LeadingKeys``), never in a deployment's partition,
+# where its history and audit records are.
 DELETABLE_PARTITIONS: tuple[str, ...] = (table.lock_pk("*"),)
 
 
