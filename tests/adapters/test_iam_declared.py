@@ -11,6 +11,7 @@ writes only on the project's resources, and no deleting the state table's record
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -274,3 +275,22 @@ def test_the_evaluator_scopes_rules_functions_and_the_table() -> None:
     assert permits("deploy", "dynamodb:PutItem", table_arn)
     assert not permits("deploy", "dynamodb:DeleteItem", table_arn)
     assert not permits("deploy", "apigateway:POST", "arn:aws:apigateway:eu-west-1::/apis")
+
+
+def test_every_module_that_declares_actions_reaches_a_policy() -> None:
+    """A guard for new adapters: every ``IAM_ACTIONS`` and ``BOOTSTRAP_ACTIONS`` under
+    ``pipeline/aws`` is in the bootstrap policy's declarations, every ``DEPLOY_ACTIONS``
+    in the deploy policy's,
+    so a call cannot be added without its permission reaching ``pipeline iam-policy``."""
+    root = Path(bootstrap.__file__).parent
+    everything = {a for groups in DECLARED["bootstrap"].values() for group in groups for a in group}
+    deployable = {a for groups in DECLARED["deploy"].values() for group in groups for a in group}
+    missing = []
+    for path in sorted(root.rglob("*.py")):
+        module = importlib.import_module(".".join(path.relative_to(root.parent.parent).with_suffix("").parts))
+        checks = (("IAM_ACTIONS", everything), ("BOOTSTRAP_ACTIONS", everything))
+        for name, policy_actions_ in (*checks, ("DEPLOY_ACTIONS", deployable)):
+            declared = getattr(module, name, frozenset())
+            if declared - policy_actions_:
+                missing.append(f"{module.__name__}.{name}: {sorted(declared - policy_actions_)}")
+    assert missing == []
