@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline.aws.factory import AwsFactory
 from pipeline.clock import SystemClock
 from pipeline.config import EnvironmentConfig, Project, load_project, strategy_for
+from pipeline.core.edge import ApiKeys
 from pipeline.core.errors import UsageError
 from pipeline.core.model import ImageRef, Release, ServiceRef
 from pipeline.core.plan import Strategy
@@ -24,7 +25,7 @@ from pipeline.operations import Context
 from pipeline.owners import actor, owner_id
 from pipeline.project_root import PROJECT_FILE, SERVICES_DIR, find_root
 from pipeline.requirements import Override, Requirements
-from pipeline.wiring import PlatformFactory, StrategyRules
+from pipeline.wiring import ApiKeysFactory, PlatformFactory, StrategyRules
 
 FACTORIES: dict[str, type[PlatformFactory]] = {"local": LocalFactory, "aws": AwsFactory}
 """The platform factory for each ``platform:`` value of an environment."""
@@ -95,6 +96,15 @@ class App:
     def store(self, env_name: str) -> StateStore:
         env = self.environment(env_name)
         return self.factory(env).stores(env)[0]
+
+    def api_keys(self, env_name: str) -> ApiKeys:
+        """The API keys of ``env_name``'s services (``pipeline keys``), from its platform."""
+        env = self.environment(env_name)
+        factory = self.factory(env)
+        if not isinstance(factory, ApiKeysFactory):
+            raise UsageError(f"API keys are not available on {env_name}'s platform ({env.platform})",
+                             hint="manage keys where the service's api: edge runs")
+        return factory.api_keys(env)
 
     def registry(self, env_name: str) -> ImageRegistry:
         env = self.environment(env_name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from pipeline.core.edge import ApiKeys
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, ImageRegistry, LockManager, Platform, StateStore
 
@@ -27,6 +28,14 @@ class PlatformFactory(Protocol):
 
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
         """Resolves a service's tag, commit or digest to a release pinned by digest."""
+
+
+@runtime_checkable
+class ApiKeysFactory(Protocol):
+    """A factory whose platform manages the API keys of services' ``api:`` edges."""
+
+    def api_keys(self, env: EnvironmentConfig) -> ApiKeys:
+        """Create, list and revoke the keys of ``env``'s services."""
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ from pipeline.cli import changes as changes_commands
 from pipeline.cli import demo as demo_commands
 from pipeline.cli import deploy as deploy_commands
 from pipeline.cli import github as github_commands
+from pipeline.cli import keys as keys_commands
 from pipeline.cli import loadtest as loadtest_commands
 from pipeline.cli import local as local_commands
 from pipeline.cli import promote as promote_commands
@@ -117,6 +118,7 @@ COMMANDS: tuple[click.Command, ...] = (
     github_commands.approval,
     github_commands.deployment_status,
     servicetest_commands.test,
+    keys_commands.keys,
 )
 for _command in COMMANDS:
     cli.add_command(_command)

@@ -25,6 +25,7 @@ from pipeline.local.adapters import (
     PlaneService,
     ServiceBinding,
 )
+from pipeline.local.api_keys import LocalApiKeys, keyed, register_edge
 from pipeline.local.http.rules import lambda_function_name
 from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import state_dir_of
@@ -78,14 +79,20 @@ class LocalFactory:
         client.base_url  # noqa: B018 - start (or find) the plane now, not mid-deployment
         if service.kind == "lambda":
             PlaneService(client, binding).register()
+            synthetic = register_edge(client, binding.environment, service)
             stages = self._stages(binding, service)
             platform = _lambda_platform(client, self.registry(env), binding, service, stages)
-            return replace(platform, traffic=_lambda_traffic(client, binding, service))
+            return replace(platform, traffic=_lambda_traffic(client, binding, service, synthetic))
+        synthetic = register_edge(client, binding.environment, service)
         compute = LocalCompute(client, binding, local_launch(self.project, service),
                                self.registry(env).snapshot_dir)
         return Platform(compute=compute, router=LocalRouter(client, binding),
                         metrics=LocalMetrics(client, binding), stages=self._stages(binding, service),
-                        traffic=_traffic(binding, service))
+                        traffic=_traffic(binding, service, synthetic))
+
+    def api_keys(self, env: EnvironmentConfig) -> LocalApiKeys:
+        """Key management of ``env``'s services on the plane (started on first use)."""
+        return LocalApiKeys(self.plane(), environment_name(self.project, env), self.project.service)
 
     def _stages(self, binding: ServiceBinding, service: ServiceConfig) -> StageRunner:
         """The load-test package's stage runner when installed, else HTTP smoke checks."""
@@ -133,18 +140,22 @@ def _local(env: EnvironmentConfig, project: Project) -> LocalPlatformConfig:
     return env.local
 
 
-def _traffic(binding: ServiceBinding, service: ServiceConfig) -> TrafficDriver | None:
+def _traffic(binding: ServiceBinding, service: ServiceConfig, key: str | None) -> TrafficDriver | None:
     """Synthetic requests through the environment's main listener (the router on ``port``),
-    so the router's weights split them; None without the load-test package."""
+    so the router's weights split them (with the edge's synthetic ``key``, if any); None
+    without the load-test package."""
     try:
         from pipeline.loadtest.synthetic import service_traffic  # noqa: PLC0415
     except ImportError:
         return None
-    return service_traffic(f"http://127.0.0.1:{binding.port}", service)
+    driver = service_traffic(f"http://127.0.0.1:{binding.port}", service)
+    if key is not None:
+        driver.requests = keyed(driver.requests, key)
+    return driver
 
 
-def _lambda_traffic(client: PlaneClient, binding: ServiceBinding,
-                    service: ServiceConfig) -> TrafficDriver | None:
+def _lambda_traffic(client: PlaneClient, binding: ServiceBinding, service: ServiceConfig,
+                    key: str | None) -> TrafficDriver | None:
     """Synthetic requests through the router's Lambda route, counted by the version that ran
     (``X-Lambda-Version``) and mapped to the slot whose alias points at that version."""
     try:
@@ -155,8 +166,11 @@ def _lambda_traffic(client: PlaneClient, binding: ServiceBinding,
 
     control = LambdaControlClient(f"{client.base_url}/lambda/", token=client.token)
     function = lambda_function_name(binding.environment, service.name)
-    return service_traffic(f"http://127.0.0.1:{binding.port}", service, label_header="X-Lambda-Version",
-                           label_of=lambda slot: control.slot_version(function, slot))
+    driver = service_traffic(f"http://127.0.0.1:{binding.port}", service, label_header="X-Lambda-Version",
+                             label_of=lambda slot: control.slot_version(function, slot))
+    if key is not None:
+        driver.requests = keyed(driver.requests, key)
+    return driver
 
 
 def _smoke_stages(service: ServiceConfig) -> HttpSmokeStages:

@@ -161,7 +161,8 @@ class EnvironmentRouter:
 
         return handle
 
-    async def _route(self, request: web.BaseRequest, test: bool, edge_passed: bool = False) -> web.StreamResponse:
+    async def _route(self, request: web.BaseRequest, test: bool,
+                     edge_passed: bool = False) -> web.StreamResponse:
         path, target, pinned = request.path, request.rel_url.raw_path_qs, None
         if test and path.startswith(_PIN_PREFIX):
             name, _, rest = path[len(_PIN_PREFIX):].partition("/")

@@ -14,6 +14,7 @@
     GET    /v1/envs/{env}/services/{svc}/weights           {"weights": {...} | null}
     GET    /v1/envs/{env}/services/{svc}/metrics?slot=&since=&until=   counters of a window
     GET    /v1/envs/{env}/services/{svc}/endpoint?slot=    base URL of the test route to slot
+    *      /v1/envs/{env}/services/{svc}/edge, .../keys    api rules and keys (``edge_api``)
     *      /lambda/...                                     the Lambda runtime's API, when loaded
 
 Every request needs the plane's token and a loopback ``Host`` (``pipeline.local.plane.access``).
@@ -33,6 +34,7 @@ from pipeline.core.model import Slot, Weights
 from pipeline.local.http.rules import parse_slot
 from pipeline.local.lambda_.control_api import MAX_REQUEST
 from pipeline.local.plane.access import guard
+from pipeline.local.plane.edge_api import add_edge_routes
 from pipeline.local.plane.environments import Plane, PlaneRequestError
 from pipeline.local.plane.releases import ReleaseResolver
 from pipeline.local.specs import RouteSpec
@@ -78,6 +80,7 @@ def control_app(plane: Plane, shutdown: asyncio.Event, token: str) -> web.Applic
     app.router.add_get(base + "/weights", _get_weights)
     app.router.add_get(base + "/metrics", _metrics)
     app.router.add_get(base + "/endpoint", _endpoint)
+    add_edge_routes(app, base, lambda request: request.app[PLANE_KEY].edges)  # api rules and keys
     return app
 
 

@@ -21,6 +21,7 @@ import aiohttp
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook, WindowStats
 from pipeline.local.http.dataplane import DataPlane
+from pipeline.local.http.edge import EdgeBook
 from pipeline.local.http.router import EnvironmentRouter, LambdaInvoker, ServiceRoute, close_quietly
 from pipeline.local.http.rules import PathRule, WeightedPicker
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
@@ -49,6 +50,7 @@ class Plane:
         self.id = plane_id
         self.http = http
         self.counters = CounterBook()
+        self.edges = EdgeBook(state_dir)  # services' api rules and keys (pipeline.local.http.edge)
         self.supervisor = Supervisor(state_dir / "logs", http)
         self.routers: dict[str, EnvironmentRouter] = {}
         self._invoke_lambda = invoke_lambda
@@ -64,7 +66,7 @@ class Plane:
             return False
         fresh = EnvironmentRouter(env, port, supervisor=self.supervisor, counters=self.counters,
                                   http=self.http, invoke_lambda=self._invoke_lambda,
-                                  data_plane=self.data_plane)
+                                  data_plane=self.data_plane, edges=self.edges)
         if router is not None:
             await router.stop()
             fresh.rules, fresh.services = router.rules, router.services
@@ -96,6 +98,8 @@ class Plane:
         """Run ``spec`` in ``slot`` and make it the test route's default slot. Idempotent."""
         route = self._route(env, service)
         changed = self.supervisor.provision(SlotKey(env, service, slot.value), spec)
+        if changed:
+            self.edges.deployed(env, service)  # a new release: cached answers may be stale
         route.test_slot = slot
         doc = self._service_doc(env, service)
         doc["test_slot"] = slot.value
@@ -121,6 +125,7 @@ class Plane:
         route = self._route(env, service)
         if route.weights != weights:
             route.picker = WeightedPicker(weights)
+            self.edges.deployed(env, service)
         self._service_doc(env, service)["weights"] = weights.to_dict()
         self._save()
 

@@ -1,0 +1,249 @@
+"""The local edge: real requests through the router for every ``api:`` rule.
+
+One plane and one ``orders`` replica for the module. The replica counts the requests that
+reach it, so a cache hit is proven by the count not moving. Source addresses are other
+loopback addresses (127.0.0.0/8 is all local): the edge sees the TCP peer.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pipeline.app import App
+from pipeline.core.model import Release, Slot, Weights
+from pipeline.core.ports import Platform
+from pipeline.local.api_keys import LocalApiKeys
+from pipeline.local.plane.lifecycle import ensure_plane, plane_processes, stop_plane
+from tests.local.support.plane import free_port_pair, git, wait_until
+
+COUNTING_APP = '''
+import itertools, json, os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SEEN = itertools.count(1)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        n = 0 if self.path == "/health" else next(SEEN)
+        data = json.dumps({"n": n, "slot": os.environ.get("PIPELINE_SLOT")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+'''
+
+SERVICE = """\
+name: orders
+kind: ecs
+owner: dev
+paths: ["services/orders/**"]
+build: {context: services/orders}
+local: {command: python app.py, replicas: 1}
+ecs:
+  container: orders
+  port: 8000
+  health_check: {path: /health, interval: 5s, timeout: 2s}
+  route: {path: "/orders*", priority: 10}
+api:
+  keys: required
+  default_plan: std
+  plans:
+    std: {rate: 1000/s, burst: 1000}
+    tiny: {rate: 1/m, burst: 2}
+    daily: {rate: 1000/s, burst: 1000, quota: 3/day}
+  allow_cidrs: [127.0.0.1/32, 127.0.0.2/32]
+  deny_cidrs: [127.0.0.2/32]
+  cache: {ttl: 2s, key: {query: [page]}, methods: [GET]}
+"""
+
+
+@dataclass
+class Edge:
+    root: Path
+    port: int
+    app: App
+    platform: Platform
+    keys: LocalApiKeys
+    release: Release
+
+    def get(self, path: str, key: str | None = None, source: str = "127.0.0.1",
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], dict[str, object]]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10, source_address=(source, 0))
+        try:
+            conn.request("GET", path, headers={**(headers or {}), **({"x-api-key": key} if key else {})})
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, json.loads(resp.read() or b"{}")
+        finally:
+            conn.close()
+
+    def secret(self, name: str, plan: str | None = None) -> str:
+        return self.keys.create("orders", name, plan).secret
+
+    def ready(self, slot: Slot) -> None:
+        wait_until(lambda: self.platform.compute.health(slot, self.release).ready, 30, f"{slot.value} ready")
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+    root = tmp_path_factory.mktemp("edge") / "repo"
+    (root / "services" / "orders").mkdir(parents=True)
+    port = free_port_pair()
+    (root / "pipeline.yaml").write_text(textwrap.dedent(f"""\
+        project: shop
+        organisations: {{dev: {{members: []}}}}
+        environments:
+          dev: {{platform: local, owner: dev, local: {{port: {port}}}}}
+        """))
+    (root / ".gitignore").write_text(".pipeline/\n")
+    (root / "services" / "orders" / "app.py").write_text(COUNTING_APP)
+    (root / "services" / "orders" / "service.yaml").write_text(SERVICE)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "t@example.com")
+    git(root, "config", "user.name", "t")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "orders")
+    state_dir = root / ".pipeline"
+    info, _ = ensure_plane(state_dir)
+    try:
+        app = App(root)
+        env = app.environment("dev")
+        factory = app.factory(env)
+        platform = factory.platform(env, app.project.service("orders"))  # registers the edge
+        release = app.registry("dev").resolve("orders", "HEAD")
+        found = Edge(root, port, app, platform, factory.api_keys(env), release)
+        platform.compute.provision(Slot.BLUE, release)
+        found.ready(Slot.BLUE)
+        platform.router.set_weights(Weights(blue=100, green=0))
+        yield found
+    finally:
+        stop_plane(state_dir)
+        assert plane_processes(info.id) == []
+
+
+def test_requests_without_a_valid_key_are_refused_before_the_service(edge: Edge) -> None:
+    good = edge.secret("client-a")
+
+    assert edge.get("/orders")[0] == 403
+    assert edge.get("/orders", key="not-a-key")[0] == 403
+    status, _, body = edge.get("/orders/x", key=good)
+    assert status == 200 and body["slot"] == "blue"
+    revoked = edge.secret("client-b")
+    assert edge.get("/orders/y", key=revoked)[0] == 200
+    edge.keys.revoke("orders", "client-b")
+    status, _, body = edge.get("/orders/y", key=revoked)
+    assert status == 403 and "revoked" in str(body["message"])
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(edge: Edge) -> None:
+    key = edge.secret("tiny-one", "tiny")  # 1 per minute, bucket of 2
+
+    assert [edge.get(f"/orders/r{i}", key=key)[0] for i in range(2)] == [200, 200]
+    status, headers, _ = edge.get("/orders/r3", key=key)
+    assert status == 429
+    assert 55 <= int(headers["retry-after"]) <= 60  # a token comes back within a minute
+
+
+def test_a_key_over_its_daily_quota_gets_429_until_the_next_utc_day(edge: Edge) -> None:
+    key = edge.secret("daily-one", "daily")  # 3 per day
+
+    assert [edge.get(f"/orders/q{i}", key=key)[0] for i in range(3)] == [200, 200, 200]
+    status, headers, body = edge.get("/orders/q4", key=key)
+    now = time.time()
+    assert status == 429 and "quota" in str(body["message"])
+    to_midnight = 86400 - now % 86400
+    assert abs(int(headers["retry-after"]) - to_midnight) <= 5
+
+
+def test_cidr_lists_judge_the_real_peer_address_and_deny_wins(edge: Edge) -> None:
+    key = edge.secret("cidr-one")
+
+    assert edge.get("/orders/c", key=key, source="127.0.0.1")[0] == 200  # allowed
+    assert edge.get("/orders/c", key=key, source="127.0.0.2")[0] == 403  # allowed, but denied
+    assert edge.get("/orders/c", key=key, source="127.0.0.3")[0] == 403  # not on the allow list
+    spoofed = edge.get("/orders/c", key=key, source="127.0.0.3", headers={"X-Forwarded-For": "127.0.0.1"})
+    assert spoofed[0] == 403  # a header naming an allowed address changes nothing
+
+
+def test_get_answers_are_cached_per_key_within_the_ttl(edge: Edge) -> None:
+    key = edge.secret("cache-one")
+
+    status, headers, first = edge.get("/orders/list?page=1", key=key)
+    assert status == 200 and headers["x-cache"] == "miss"
+    _, headers, again = edge.get("/orders/list?page=1&other=x", key=key)  # other params: same key
+    assert headers["x-cache"] == "hit" and again["n"] == first["n"]  # the replica was not called
+    _, headers, page2 = edge.get("/orders/list?page=2", key=key)
+    assert headers["x-cache"] == "miss" and page2["n"] == int(str(first["n"])) + 1
+    time.sleep(2.1)  # the TTL
+    _, headers, later = edge.get("/orders/list?page=1", key=key)
+    assert headers["x-cache"] == "miss" and later["n"] == int(str(page2["n"])) + 1
+
+
+def test_a_deployment_empties_the_cache_of_the_route(edge: Edge) -> None:
+    key = edge.secret("deploy-one")
+    assert edge.get("/orders/d", key=key)[1]["x-cache"] == "miss"
+    assert edge.get("/orders/d", key=key)[1]["x-cache"] == "hit"
+
+    edge.platform.compute.provision(Slot.GREEN, edge.release)  # a release provisioned for the route
+    assert edge.get("/orders/d", key=key)[1]["x-cache"] == "miss"
+    assert edge.get("/orders/d", key=key)[1]["x-cache"] == "hit"
+    edge.ready(Slot.GREEN)
+    edge.platform.router.set_weights(Weights(blue=0, green=100))  # new weights
+    status, headers, body = edge.get("/orders/d", key=key)
+    assert status == 200 and headers["x-cache"] == "miss" and body["slot"] == "green"
+
+
+def test_counters_per_key_say_what_the_edge_did(edge: Edge) -> None:
+    since = time.time()
+    key = edge.secret("counted")
+    edge.get("/orders/k", key=key)
+    edge.get("/orders/k", key=key)
+    edge.get("/orders/k", key=key, source="127.0.0.3")
+    edge.get("/orders/k")
+
+    counts = {c.key: c for c in edge.keys.counts("orders", since, time.time() + 1)}
+    assert (counts["counted"].misses, counts["counted"].hits, counts["counted"].denied) == (1, 1, 1)
+    assert counts["counted"].hit_ratio == 0.5
+    assert counts[""].denied >= 1
+
+
+def test_the_keys_command_shows_the_secret_once_and_revokes_at_once(edge: Edge) -> None:
+    def pipeline(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "pipeline.cli.main", "--root", str(edge.root), *args],
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    created = pipeline("keys", "create", "orders", "--env", "dev", "--name", "cli-key", "--plan", "std")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    assert len(secret) == 40 and edge.get("/orders/cli", key=secret)[0] == 200
+
+    listed = pipeline("keys", "list", "orders", "--env", "dev", "--json")
+    entry = next(k for k in json.loads(listed.stdout) if k["name"] == "cli-key")
+    assert entry["hint"] == secret[:4] and entry["plan"] == "std" and entry["revoked"] is None
+    assert secret not in listed.stdout
+    stored = (edge.root / ".pipeline" / "edge-keys.json").read_text()
+    assert secret not in stored and "cli-key" in stored  # hashed at rest
+
+    revoked = pipeline("keys", "revoke", "orders", "--env", "dev", "--name", "cli-key")
+    assert revoked.returncode == 0, revoked.stderr
+    assert edge.get("/orders/cli", key=secret)[0] == 403
+
+    unknown = pipeline("keys", "create", "orders", "--env", "dev", "--plan", "gold")
+    assert unknown.returncode == 2 and "no usage plan 'gold'" in unknown.stderr
