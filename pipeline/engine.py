@@ -128,6 +128,13 @@ class Engine:
             self._drive(None)
             self._release()
             raise
+        except BaseException:
+            # The process is going away (interrupt, exit, a simulated crash): stop renewing
+            # and leave the lease to expire, as a process that died would.
+            beat, self._heartbeat = self._heartbeat, None
+            if beat is not None:
+                beat.stop()
+            raise
         self._drive(None)
         self._release()
         return state
