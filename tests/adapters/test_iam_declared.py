@@ -294,3 +294,11 @@ def test_every_module_that_declares_actions_reaches_a_policy() -> None:
             if declared - policy_actions_:
                 missing.append(f"{module.__name__}.{name}: {sorted(declared - policy_actions_)}")
     assert missing == []
+
+
+def test_account_wide_lambda_actions_are_granted_on_star_not_on_a_function() -> None:
+    """``lambda:GetAccountSettings`` has no resource type: scoped to a function ARN, AWS
+    would deny it (the reserved-concurrency pre-check could never run)."""
+    document = policy(ENV, LAMBDA_ONLY)
+    granted = [st for st in document["Statement"] if "lambda:GetAccountSettings" in st["Action"]]
+    assert granted and all(resources(st) == ["*"] for st in granted)

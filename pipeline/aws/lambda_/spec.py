@@ -94,6 +94,12 @@ class LambdaSpec:
         )
 
 
+# Lambda actions that take no resource (AWS Service Authorization Reference, "Actions
+# defined by AWS Lambda": GetAccountSettings has no resource type); a function ARN there
+# would never match, and the call would be denied.
+_ACCOUNT_WIDE = frozenset({"lambda:GetAccountSettings"})
+
+
 def iam_resources(
     action: str,
     *,
@@ -112,6 +118,8 @@ def iam_resources(
     """
     prefix, _, name = action.partition(":")
     role = role_arn or managed_role_arn(partition, account, environment)
+    if action in _ACCOUNT_WIDE:
+        return []  # no resource-level permission exists for it: "*" is the only resource
     if prefix == "lambda":
         fn = f"arn:{partition}:lambda:{region}:{account}:function"
         return [f"{fn}:{s}-{environment}{suffix}" for s in services for suffix in ("", ":*")]
