@@ -27,6 +27,7 @@ from pipeline.cli import local as local_commands
 from pipeline.cli import promote as promote_commands
 from pipeline.cli import rollback as rollback_commands
 from pipeline.cli import servicetest as servicetest_commands
+from pipeline.cli import trace as trace_commands
 from pipeline.config.windows import window_warnings
 from pipeline.console.render import emit_json, err, out, print_error, styled
 from pipeline.core.errors import PipelineError
@@ -118,6 +119,7 @@ COMMANDS: tuple[click.Command, ...] = (
     github_commands.approval,
     github_commands.deployment_status,
     servicetest_commands.test,
+    trace_commands.trace,
     keys_commands.keys,
 )
 for _command in COMMANDS:

@@ -32,6 +32,7 @@ MAX_SPANS = 200_000
 MAX_AGE = 24 * 3600.0
 SLOT_KEY = "pipeline.slot"
 RELEASE_KEY = "pipeline.release"
+ENVIRONMENT_KEY = "pipeline.environment"
 HTTP_STATUS_KEY = "http.response.status_code"
 _PRUNE_EVERY = 500  # spans added between two prunes (a prune is one indexed DELETE)
 
@@ -39,7 +40,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
     trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_id TEXT, name TEXT NOT NULL,
     service TEXT NOT NULL, start REAL NOT NULL, end REAL NOT NULL, status TEXT NOT NULL,
-    http_status INTEGER, slot TEXT, release TEXT, attributes TEXT NOT NULL,
+    http_status INTEGER, slot TEXT, release TEXT, environment TEXT, attributes TEXT NOT NULL,
     PRIMARY KEY (trace_id, span_id));
 CREATE INDEX IF NOT EXISTS spans_start ON spans (start);
 """
@@ -128,7 +129,7 @@ class SpanStore:
             return 0
         with self._lock, self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            db.executemany("INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
             self._since_prune += len(rows)
             if self._since_prune >= _PRUNE_EVERY:
                 self._prune(db, time.time() if now is None else now)
@@ -159,15 +160,19 @@ class SpanStore:
 
     def find(self, *, service: str | None = None, slot: str | None = None, release: str | None = None,
              status: str | None = None, min_ms: float | None = None, since: float | None = None,
-             limit: int = 20) -> list[TraceSummary]:
-        """Traces, newest first, with a span matching every filter given.
+             environment: str | None = None, limit: int = 20) -> list[TraceSummary]:
+        """Traces, newest first, meeting every filter given (each by any of their spans).
 
         ``status``: ``error`` (span status error or HTTP status >= 500), ``ok`` (no such span
         in the trace), or an HTTP status code (``"503"``) or class (``"5xx"``). ``min_ms``: the
         trace lasted at least that long. ``since``: started at or after that epoch time.
+        ``environment``: routed by that environment's router.
         """
-        where, args = _span_filters(service, slot, release, status, since)
-        query = (f"SELECT trace_id FROM spans WHERE {' AND '.join(where) or '1'}"
+        where, args = _span_filters(service, slot, release, environment, status, since)
+        # each filter may be met by a different span of the trace (the router's has the
+        # environment and slot, the service's own spans the service name)
+        matching = " INTERSECT ".join(f"SELECT trace_id FROM spans WHERE {w}" for w in where or ["1"])
+        query = (f"SELECT trace_id FROM spans WHERE trace_id IN ({matching})"
                  " GROUP BY trace_id ORDER BY MAX(start) DESC")
         found: list[TraceSummary] = []
         with self._connect() as db:
@@ -184,11 +189,12 @@ class SpanStore:
         return found
 
 
-def _span_filters(service: str | None, slot: str | None, release: str | None, status: str | None,
-                  since: float | None) -> tuple[list[str], list[Any]]:
+def _span_filters(service: str | None, slot: str | None, release: str | None, environment: str | None,
+                  status: str | None, since: float | None) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
-    for column, value in (("service", service), ("slot", slot), ("release", release)):
+    for column, value in (("service", service), ("slot", slot), ("release", release),
+                          ("environment", environment)):
         if value is not None:
             where.append(f"{column} = ?")
             args.append(value)
@@ -242,4 +248,5 @@ def _row(span: SpanRecord) -> tuple[Any, ...]:
             span.start, span.end, span.status,
             int(http_status) if isinstance(http_status, int | float) else None,
             str(slot) if slot is not None else None, str(release) if release is not None else None,
+            str(attrs[ENVIRONMENT_KEY]) if ENVIRONMENT_KEY in attrs else None,
             json.dumps(attrs, default=str, separators=(",", ":")))

@@ -14,6 +14,9 @@ served under the ``/catalog`` prefix (ALB-style path routing without rewriting);
 
 A new database is seeded with ``SEED_PRODUCTS`` products (ids 1..N) so reads work at once.
 
+Tracing (``telemetry.py``, optional): a span per request continuing the caller's
+``traceparent``, and one per database call (``db.query``).
+
 Settings (environment): ``PORT`` (default 8080), ``HOST`` (default 127.0.0.1; the image
 sets 0.0.0.0), ``CATALOG_DB`` (default ``catalog.db`` in the working directory),
 ``VERSION`` or ``PIPELINE_VERSION`` (else the ``VERSION`` file next to this module, else
@@ -26,6 +29,7 @@ requests answer 500 (spread evenly) and delays them all. ``FAIL_RATE`` overrides
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -42,6 +46,18 @@ SERVICE = "catalog"
 PREFIX = "/catalog"
 HERE = Path(__file__).resolve().parent
 SEED_PRODUCTS = 20
+
+
+def _telemetry_module() -> Any:
+    """``telemetry.py`` beside this file (loaded by path: the tests load this module by path too)."""
+    spec = importlib.util.spec_from_file_location(f"{SERVICE}_telemetry", HERE / "telemetry.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+telemetry = _telemetry_module()
 
 
 # --- release knobs -----------------------------------------------------------------------
@@ -153,6 +169,7 @@ class CatalogServer(ThreadingHTTPServer):
         self.store = store
         self.gate = FaultGate(fault)
         self.version = version
+        self.telemetry = telemetry.Telemetry(SERVICE, version)
 
 
 class CatalogHandler(BaseHTTPRequestHandler):
@@ -160,6 +177,19 @@ class CatalogHandler(BaseHTTPRequestHandler):
     server: CatalogServer
 
     def do_GET(self) -> None:
+        self._traced("GET", self._get)
+
+    def do_POST(self) -> None:
+        self._traced("POST", self._post)
+
+    def _traced(self, method: str, handle: Any) -> None:
+        path = urlsplit(self.path).path.rstrip("/") or "/"
+        route = path if not path[len(PREFIX) + 1:].isdigit() else PREFIX + "/{id}"
+        with self.server.telemetry.server(method, route, self.headers) as span:
+            self._span = span
+            handle()
+
+    def _get(self) -> None:
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         if path in ("/health", f"{PREFIX}/health"):
@@ -172,14 +202,17 @@ class CatalogHandler(BaseHTTPRequestHandler):
             limit = _int(parse_qs(url.query).get("limit", ["50"])[0])
             if limit is None or not 1 <= limit <= 500:
                 return self._send(400, {"error": "limit must be an integer within 1..500"})
-            return self._send(200, {"products": self.server.store.page(limit)})
+            with self.server.telemetry.database("SELECT", "products"):
+                products = self.server.store.page(limit)
+            return self._send(200, {"products": products})
         product_id = _int(path[len(PREFIX) + 1 :]) if path.startswith(PREFIX + "/") else None
-        product = self.server.store.get(product_id) if product_id is not None else None
+        with self.server.telemetry.database("SELECT", "products"):
+            product = self.server.store.get(product_id) if product_id is not None else None
         if product is None:
             return self._send(404, {"error": f"no product at {path}"})
         return self._send(200, product)
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         body = self._body() or {}
         path = urlsplit(self.path).path.rstrip("/")
         if path != PREFIX or self.server.gate.should_fail():
@@ -188,7 +221,9 @@ class CatalogHandler(BaseHTTPRequestHandler):
         valid_price = isinstance(price, int) and not isinstance(price, bool) and price >= 0
         if not isinstance(name, str) or not name or not valid_price:
             return self._send(400, {"error": 'send {"name": "<name>", "price_cents": <int >= 0>}'})
-        return self._send(201, self.server.store.create(name, int(str(price))))
+        with self.server.telemetry.database("INSERT", "products"):
+            created = self.server.store.create(name, int(str(price)))
+        return self._send(201, created)
 
     def _refuse(self, path: str) -> None:
         if path == PREFIX or path.startswith(PREFIX + "/"):
@@ -205,6 +240,9 @@ class CatalogHandler(BaseHTTPRequestHandler):
         return data if isinstance(data, dict) else None
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
+        span = getattr(self, "_span", None)
+        if span is not None:
+            self.server.telemetry.failed(span, status)
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -247,6 +285,7 @@ def main() -> None:
     finally:
         server.server_close()
         server.store.close()
+        server.telemetry.close()
 
 
 if __name__ == "__main__":

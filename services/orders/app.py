@@ -11,6 +11,17 @@ path routing works without rewriting; ``/health`` and ``/version`` also answer a
     POST /orders                     201 the created order; 400 on a bad body
     GET  /orders[?limit=N]           200 {"orders": [...]} newest first (limit 1..500, default 50)
     GET  /orders/<id>                200 the order; 404 if absent
+    GET  /orders/quote?product=N[&quantity=Q]   200 the price of Q of catalog product N (asks
+                                     catalog, counts earlier orders); 404 unknown product; 502
+                                     catalog failed
+
+Catalog is reached at ``CATALOG_URL`` (e.g. ``http://catalog.internal``); without it, through
+the router the request came from (``X-Forwarded-Host``, set by the local router), else the
+request's ``Host``: every path of the environment is served there.
+
+Tracing (``telemetry.py``, optional): a span per request continuing the caller's
+``traceparent``, one per database call (``db.query``) and one per call to catalog, which
+carries the trace on.
 
 Settings (environment): ``PORT`` (default 8080), ``HOST`` (default 127.0.0.1; the image
 sets 0.0.0.0), ``ORDERS_DB`` (default ``orders.db`` in the working directory),
@@ -25,6 +36,7 @@ requests answer 500 (deterministically: every second one) and delays them all.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -35,11 +47,26 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError, URLError
 from urllib.parse import parse_qs, urlsplit
+from urllib.request import Request, urlopen
 
 SERVICE = "orders"
 PREFIX = "/orders"
 HERE = Path(__file__).resolve().parent
+CATALOG_TIMEOUT = 5.0
+
+
+def _telemetry_module() -> Any:
+    """``telemetry.py`` beside this file (loaded by path: the tests load this module by path too)."""
+    spec = importlib.util.spec_from_file_location(f"{SERVICE}_telemetry", HERE / "telemetry.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+telemetry = _telemetry_module()
 
 
 # --- release knobs -----------------------------------------------------------------------
@@ -126,6 +153,10 @@ class OrderStore:
             ).fetchone()
         return _order(row) if row else None
 
+    def count_item(self, item: str) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM orders WHERE item = ?", (item,)).fetchone()[0])
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -146,6 +177,7 @@ class OrdersServer(ThreadingHTTPServer):
         self.store = store
         self.gate = FaultGate(fault)
         self.version = version
+        self.telemetry = telemetry.Telemetry(SERVICE, version)
 
 
 class OrdersHandler(BaseHTTPRequestHandler):
@@ -153,6 +185,19 @@ class OrdersHandler(BaseHTTPRequestHandler):
     server: OrdersServer
 
     def do_GET(self) -> None:
+        self._traced("GET", self._get)
+
+    def do_POST(self) -> None:
+        self._traced("POST", self._post)
+
+    def _traced(self, method: str, handle: Any) -> None:
+        path = urlsplit(self.path).path.rstrip("/") or "/"
+        route = path if not path[len(PREFIX) + 1:].isdigit() else PREFIX + "/{id}"
+        with self.server.telemetry.server(method, route, self.headers) as span:
+            self._span = span
+            handle()
+
+    def _get(self) -> None:
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         if path in ("/health", f"{PREFIX}/health"):
@@ -165,14 +210,19 @@ class OrdersHandler(BaseHTTPRequestHandler):
             limit = _int(parse_qs(url.query).get("limit", ["50"])[0])
             if limit is None or not 1 <= limit <= 500:
                 return self._send(400, {"error": "limit must be an integer within 1..500"})
-            return self._send(200, {"orders": self.server.store.recent(limit)})
+            with self.server.telemetry.database("SELECT", "orders"):
+                orders = self.server.store.recent(limit)
+            return self._send(200, {"orders": orders})
+        if path == PREFIX + "/quote":
+            return self._quote(parse_qs(url.query))
         order_id = _int(path[len(PREFIX) + 1 :]) if path.startswith(PREFIX + "/") else None
-        order = self.server.store.get(order_id) if order_id is not None else None
+        with self.server.telemetry.database("SELECT", "orders"):
+            order = self.server.store.get(order_id) if order_id is not None else None
         if order is None:
             return self._send(404, {"error": f"no order at {path}"})
         return self._send(200, order)
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         body = self._body()
         path = urlsplit(self.path).path.rstrip("/")
         if path != PREFIX or self.server.gate.should_fail():
@@ -181,7 +231,44 @@ class OrdersHandler(BaseHTTPRequestHandler):
         valid_quantity = isinstance(quantity, int) and not isinstance(quantity, bool) and quantity >= 1
         if not isinstance(item, str) or not item or not valid_quantity:
             return self._send(400, {"error": 'send {"item": "<name>", "quantity": <int >= 1>}'})
-        return self._send(201, self.server.store.create(item, int(quantity)))
+        with self.server.telemetry.database("INSERT", "orders"):
+            created = self.server.store.create(item, int(quantity))
+        return self._send(201, created)
+
+    def _quote(self, query: dict[str, list[str]]) -> None:
+        product, quantity = _int(query.get("product", [""])[0]), _int(query.get("quantity", ["1"])[0])
+        if product is None or quantity is None or quantity < 1:
+            return self._send(400, {"error": "send ?product=<id>&quantity=<int >= 1>"})
+        with self.server.telemetry.database("SELECT", "orders"):
+            earlier = self.server.store.count_item(str(product))
+        status, answer = self._catalog(f"/catalog/{product}")
+        if status == 404:
+            return self._send(404, {"error": f"catalog has no product {product}"})
+        if status != 200 or not isinstance(answer.get("price_cents"), int):
+            return self._send(502, {"error": f"catalog answered {status}"})
+        return self._send(200, {"product": answer, "quantity": quantity, "earlier_orders": earlier,
+                                "total_cents": answer["price_cents"] * quantity})
+
+    def _catalog(self, path: str) -> tuple[int, dict[str, Any]]:
+        """GET ``path`` from catalog (see the module docstring for where): (status, JSON body)."""
+        base = os.environ.get("CATALOG_URL") or \
+            f"http://{self.headers.get('X-Forwarded-Host') or self.headers.get('Host') or '127.0.0.1'}"
+        url, headers = base.rstrip("/") + path, {"Accept": "application/json"}
+        with self.server.telemetry.call("catalog", "GET", url, headers) as span:
+            try:
+                with urlopen(Request(url, headers=headers), timeout=CATALOG_TIMEOUT) as answer:
+                    status, raw = answer.status, answer.read()
+            except HTTPError as exc:
+                status, raw = exc.code, exc.read()
+            except (URLError, OSError) as exc:
+                span.set_attribute("error.type", type(exc).__name__)
+                status, raw = 502, b""
+            self.server.telemetry.failed(span, status)
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {}
+        return status, data if isinstance(data, dict) else {}
 
     def _refuse(self, path: str) -> None:
         if path == PREFIX or path.startswith(PREFIX + "/"):
@@ -198,6 +285,9 @@ class OrdersHandler(BaseHTTPRequestHandler):
         return data if isinstance(data, dict) else None
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
+        span = getattr(self, "_span", None)
+        if span is not None:
+            self.server.telemetry.failed(span, status)
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -240,6 +330,7 @@ def main() -> None:
     finally:
         server.server_close()
         server.store.close()
+        server.telemetry.close()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ def store_with_two_traces(tmp_path: Path) -> SpanStore:
     store = SpanStore(tmp_path / "spans.db")
     store.add([
         span("a", "1", None, "router", T0, 40, **{"pipeline.slot": "blue", "pipeline.release": "1.0.0",
+                                                   "pipeline.environment": "dev",
                                                    "http.response.status_code": 200}),
         span("a", "2", "1", "orders", T0 + 0.001, 30),
         span("a", "3", "2", "catalog", T0 + 0.002, 10),
@@ -64,7 +65,9 @@ def test_find_filters_by_service_slot_release_status_and_latency(tmp_path: Path)
     assert ids(status="200") == ["a"]
     assert ids(min_ms=100) == ["b"]
     assert ids(since=T0 + 1) == ["b"]
-    assert ids(service="orders", slot="blue") == []  # every filter on the same span
+    assert ids(service="orders", slot="blue") == ["a"]  # each filter met by some span of the trace
+    assert ids(service="orders", slot="green", release="1.0.0") == []
+    assert ids(environment="dev") == ["a"]
     assert ids(limit=1) == ["b"]
 
 
