@@ -3,16 +3,21 @@
 Locustfiles import this module as ``common`` (locust puts the locustfile's folder on
 ``sys.path``). Every user waits between tasks: an unthrottled user saturates a core and
 measures the load generator instead of the service.
+
+With ``PIPELINE_API_KEY`` set, every request sends it as ``x-api-key`` (a service whose
+``api:`` block requires keys; see docs/api-edge.md).
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from locust import FastHttpUser, between
 
 JSON = dict[str, Any]
+KEY_HEADERS = {"x-api-key": os.environ["PIPELINE_API_KEY"]} if os.environ.get("PIPELINE_API_KEY") else {}
 
 
 class ApiUser(FastHttpUser):
@@ -36,7 +41,7 @@ class ApiUser(FastHttpUser):
         expect: tuple[int, ...] = (200,),
         keys: tuple[str, ...] = (),
     ) -> JSON | None:
-        with self.client.get(path, name=name or path, catch_response=True) as response:
+        with self.client.get(path, name=name or path, headers=KEY_HEADERS, catch_response=True) as response:
             return check_json(response, expect, keys)
 
     def post_json(
@@ -48,7 +53,8 @@ class ApiUser(FastHttpUser):
         expect: tuple[int, ...] = (200, 201, 202),
         keys: tuple[str, ...] = (),
     ) -> JSON | None:
-        with self.client.post(path, json=body, name=name or path, catch_response=True) as response:
+        with self.client.post(path, json=body, name=name or path, headers=KEY_HEADERS,
+                              catch_response=True) as response:
             return check_json(response, expect, keys)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import secrets
 import threading
 import time
 import urllib.request
@@ -233,7 +235,8 @@ class Demo:
         self, title: str, release: Release, strategy: Strategy, service: str
     ) -> tuple[DeploymentState, BackgroundLoad, Timeline]:
         timeline, sampler = self.watch(title, DEV, service)
-        runner = LoadRunner(self.workspace, reports_root=self.work / "reports")
+        runner = LoadRunner(self.workspace, reports_root=self.work / "reports",
+                            environ=self._load_environ(service))
         load = BackgroundLoad(runner, service, self.router_url(DEV), users=10, seconds=LOAD_SECONDS)
         with sampler, load, self.live(timeline):
             time.sleep(3)  # let the users ramp up before the first step
@@ -243,6 +246,14 @@ class Demo:
         if load.error:
             raise load.error
         return state, load, timeline
+
+    def _load_environ(self, service: str) -> dict[str, str]:
+        """The locust environment: with a key of the service's edge when its api: requires one."""
+        api = self.app.project.service(service).api
+        if api is None or api.keys == "none":
+            return dict(os.environ)
+        issued = self.app.api_keys(DEV).create(service, f"demo-load-{secrets.token_hex(3)}", None)
+        return {**os.environ, "PIPELINE_API_KEY": issued.secret}
 
     def good_canary(self) -> tuple[str, str]:
         sha = make_release(

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_project
-from pipeline.config.api import parse_quota, parse_rate, planned_requests
+from pipeline.config.api import ApiConfig, parse_quota, parse_rate, planned_requests
 from pipeline.core.errors import ConfigError
-from tests.unit.support.project import WriteProject
+from tests.unit.support.project import REPO_ROOT, WriteProject
 
 PIPELINE = """
     project: shop
@@ -159,3 +159,9 @@ def test_rate_and_quota_forms() -> None:
     assert planned_requests(10, 20.0, None) == 200
     assert planned_requests(10, 20.0, 5.0) == 100
 
+
+
+def test_the_example_notify_service_declares_a_keyed_api() -> None:
+    api = load_project(REPO_ROOT).service("notify").api
+    assert isinstance(api, ApiConfig) and api.keys == "required"
+    assert "127.0.0.0/8" in api.allow_cidrs
