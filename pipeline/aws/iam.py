@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 from pipeline.aws import bootstrap
 from pipeline.aws.alb import permissions as alb
+from pipeline.aws.apigw import permissions as apigw
 from pipeline.aws.ecr import permissions as ecr
 from pipeline.aws.ecs import permissions as ecs
 from pipeline.aws.lambda_ import permissions as lambda_
@@ -81,11 +82,13 @@ DECLARED: dict[PolicyKind, dict[str, tuple[frozenset[str], ...]]] = {
         "always": (_STATE_DEPLOY, ecr.IAM_ACTIONS),  # `pipeline push` creates its repository
         "ecs": (ecs.DEPLOY_ACTIONS, alb.IAM_ACTIONS),
         "lambda": (lambda_.DEPLOY_ACTIONS,),
+        "edge": (apigw.DEPLOY_ACTIONS,),  # services with an api: block (REST API)
     },
     "bootstrap": {
         "always": (state.IAM_ACTIONS, ecr.IAM_ACTIONS),
         "ecs": (ecs.IAM_ACTIONS, alb.IAM_ACTIONS, bootstrap.IAM_ACTIONS),
         "lambda": (lambda_.IAM_ACTIONS,),
+        "edge": (apigw.IAM_ACTIONS,),
     },
 }
 
@@ -98,10 +101,12 @@ DELETABLE_PARTITIONS: tuple[str, ...] = (table.lock_pk("*"),)
 
 @dataclass(frozen=True, slots=True)
 class ServiceKinds:
-    """The project's services by kind (``ecs`` / ``lambda``)."""
+    """The project's services by kind (``ecs`` / ``lambda``); ``edge``: those (of either
+    kind) with an ``api:`` block, served by an API Gateway REST API."""
 
     ecs: tuple[str, ...] = ()
     lambda_: tuple[str, ...] = ()
+    edge: tuple[str, ...] = ()
 
 
 def iam_actions_of_call(
@@ -124,6 +129,7 @@ def actions(services: ServiceKinds, declared: Declarations | None = None) -> fro
     and for the kinds the project has."""
     groups = DECLARED["deploy"] if declared is None else declared
     kinds = ["always"] + (["ecs"] if services.ecs else []) + (["lambda"] if services.lambda_ else [])
+    kinds += ["edge"] if services.edge else []
     return frozenset(action for kind in kinds for group in groups.get(kind, ()) for action in group)
 
 
@@ -194,8 +200,12 @@ def grants(action: str, env: AwsEnvironment, services: ServiceKinds) -> list[Gra
     return [Grant(tuple(scoped) if scoped else ("*",), conditions)]
 
 
-# Services whose writes are always scoped to the project's resources, never "*"
-_NEVER_UNSCOPED_WRITES = frozenset({"elasticloadbalancing", "apigateway"})
+# Services whose writes are always scoped to the project's resources, never "*": with
+# nothing of the project's to scope to (ECR repositories in a project without ECS
+# services), the write is not granted at all
+_NEVER_UNSCOPED_WRITES = frozenset(
+    {"elasticloadbalancing", "apigateway", "ecr", "lambda", "iam", "s3", "dynamodb"}
+)
 
 
 def _reads(name: str) -> bool:
@@ -271,6 +281,15 @@ def _ecr(name: str, arns: _Arns, kinds: ServiceKinds) -> list[str]:
     return [f"{arns.of('ecr')}repository/{s}" for s in kinds.ecs]
 
 
+def _apigateway(name: str, arns: _Arns, kinds: ServiceKinds) -> list[str]:
+    """The Lambda services' HTTP API and the edge's REST APIs (``pipeline.aws.apigw.permissions``)."""
+    action, e = f"apigateway:{name}", arns.env
+    found = _lambda_resources(action, e, kinds) if kinds.lambda_ and name in {"GET", "POST"} else []
+    if kinds.edge:
+        found += apigw.iam_resources(action, partition=e.partition, region=e.region)
+    return found
+
+
 def _logs(name: str, arns: _Arns, kinds: ServiceKinds) -> list[str]:
     """The tasks' log group: the environment's, else ``/pipeline/<env>/<service>`` (as
     ``pipeline.aws.ecs.taskdef.log_group``). ``DescribeLogGroups`` lists, so it stays ``*``."""
@@ -286,6 +305,7 @@ _SCOPES: dict[str, Callable[[str, _Arns, ServiceKinds], list[str]]] = {
     "elasticloadbalancing": _elb,
     "ecr": _ecr,
     "logs": _logs,
+    "apigateway": _apigateway,
 }
 
 

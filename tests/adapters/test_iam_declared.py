@@ -302,3 +302,12 @@ def test_account_wide_lambda_actions_are_granted_on_star_not_on_a_function() -> 
     document = policy(ENV, LAMBDA_ONLY)
     granted = [st for st in document["Statement"] if "lambda:GetAccountSettings" in st["Action"]]
     assert granted and all(resources(st) == ["*"] for st in granted)
+
+
+@pytest.mark.parametrize("kind", POLICY_KINDS)
+def test_a_project_without_ecs_services_may_not_write_to_any_ecr_repository(kind: PolicyKind) -> None:
+    """Zip functions use no image: no repository of the project to scope ECR writes to,
+    so none is granted (rather than every repository of the account)."""
+    document = policy(ENV, LAMBDA_ONLY, kind=kind)
+    allowed = policy_actions(document)
+    assert [a for a in allowed if a.startswith("ecr:") and is_write(a)] == []
