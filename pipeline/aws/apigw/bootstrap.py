@@ -1,0 +1,323 @@
+"""Bootstrap of a service's ``api:`` edge: its REST API, planned then created.
+
+``plan_edge(session, spec)`` only reads: one ``BootstrapStep`` per resource (``exists``
+and a ``create()`` that makes it), executed in order by ``pipeline.aws.bootstrap.execute``.
+Each ``create`` looks up what it depends on (the API id, a parent resource) when it runs,
+so a plan made before anything existed executes correctly; a second run finds everything
+as wanted and writes nothing.
+
+Steps, in order: the REST API (created with its resource policy and tags), the resource
+policy when it differs from ``allow_cidrs``/``deny_cidrs``, the resources of the route,
+their methods with their integrations, the function's invoke permission for API Gateway
+on its alias (Lambda) or the VPC link to the ALB (ECS), a deployment to the stage
+``live`` when the stage is missing or anything above was created (API Gateway serves a
+change only once it is deployed), the stage's cache (cluster and per-method settings),
+and one usage plan per plan of the ``api:`` block bound to that stage. Unlike the rest of
+bootstrap, the policy, the stage's cache settings and the plans' limits converge to the
+configuration: they are the ``api:`` block's own settings, not infrastructure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline.aws.apigw.rest import RestApi, RestApiInfo, StageInfo, UsagePlanInfo
+from pipeline.aws.apigw.spec import (
+    STAGE,
+    AlbTarget,
+    EdgeSpec,
+    LambdaTarget,
+    MethodSpec,
+    resource_policy,
+    same_policy,
+)
+from pipeline.aws.apigw.spec import resource_paths as route_resources
+from pipeline.aws.apigw.vpc_link import VpcLinks
+from pipeline.aws.bootstrap import BootstrapStep
+from pipeline.aws.errors import aws_errors, error_code
+from pipeline.aws.session import AwsSession
+from pipeline.config.api import UsagePlan
+from pipeline.core.errors import NotFoundError
+
+__all__ = ["IAM_ACTIONS", "plan_edge"]
+
+IAM_ACTIONS: frozenset[str] = frozenset({"lambda:GetPolicy", "lambda:AddPermission"})
+CACHE_SIZE = "0.5"  # GB, the smallest cache cluster
+
+
+def plan_edge(session: AwsSession, spec: EdgeSpec) -> list[BootstrapStep]:
+    """What the ``api:`` edge of ``spec`` needs (reads only); see the module docstring."""
+    return _Planner(session, spec).steps()
+
+
+def _all_paths(route: str) -> list[str]:
+    """Every resource of the route, parents first: ``/a/b/{proxy+}`` -> ``/a``, ``/a/b``, ..."""
+    out: list[str] = []
+    for path in route_resources(route):
+        parts = [p for p in path.split("/") if p]
+        out += ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    return list(dict.fromkeys(out))
+
+
+def plan_throttle(plan: UsagePlan) -> dict[str, Any]:
+    return {"rateLimit": plan.rate, "burstLimit": plan.bucket}
+
+
+def plan_quota(plan: UsagePlan) -> dict[str, Any] | None:
+    return {"limit": plan.quota, "period": "DAY"} if plan.quota is not None else None
+
+
+class _Planner:
+    def __init__(self, session: AwsSession, spec: EdgeSpec) -> None:
+        self.spec = spec
+        self.rest = RestApi(session.client("apigateway"), spec)
+        self.session = session
+        self.policy = resource_policy(spec.api)
+
+    def steps(self) -> list[BootstrapStep]:
+        s, found = self.spec, self.rest.find()
+        api_id = found.api_id if found else ""
+        resources = self.rest.resources(api_id) if found else {}
+        out = [
+            BootstrapStep(
+                "rest api", s.name, found is not None, self._create_api, "REGIONAL, keys from x-api-key"
+            )
+        ]
+        if found is not None:
+            out.append(
+                BootstrapStep(
+                    "resource policy",
+                    s.name,
+                    same_policy(found.policy, self.policy, api_id),
+                    self._set_policy,
+                    "aws:SourceIp from allow_cidrs/deny_cidrs",
+                )
+            )
+        for path in _all_paths(s.route_path):
+            out.append(BootstrapStep("api resource", path, path in resources, self._resource(path)))
+        for method in s.methods():
+            present = method.path in resources and method.verb in resources[method.path].methods
+            out.append(
+                BootstrapStep(
+                    "api method",
+                    f"{method.verb} {method.path}",
+                    present,
+                    self._method(method),
+                    "cached" if method.cached else "",
+                )
+            )
+        out += self._target_steps(found)
+        stage = self.rest.stage(api_id) if found else None
+        changed = any(st.action == "create" for st in out)
+        out.append(
+            BootstrapStep(
+                "api deployment",
+                f"{s.name}/{STAGE}",
+                stage is not None and not changed,
+                self._deploy,
+                "serves what is above",
+            )
+        )
+        out.append(
+            BootstrapStep(
+                "stage cache",
+                f"{s.name}/{STAGE}",
+                self._cache_ops(stage) == [],
+                self._set_cache,
+                "off" if s.api.cache is None else f"ttl {round(s.api.cache.ttl)}s",
+            )
+        )
+        if s.api.keys != "none":
+            plans = self.rest.usage_plans()
+            for name, plan in sorted(s.api.plans.items()):
+                full = s.usage_plan_name(name)
+                ok = self._plan_ops(plans.get(full), plan, api_id) == [] if found else False
+                out.append(BootstrapStep("usage plan", full, ok, self._usage_plan(full, plan)))
+        return out
+
+    # --- the API -----------------------------------------------------------------------
+
+    def _found(self) -> RestApiInfo:
+        found = self.rest.find()
+        if found is None:
+            raise NotFoundError(
+                f"the REST API {self.spec.name} vanished during bootstrap",
+                hint="run `pipeline bootstrap` again",
+            )
+        return found
+
+    def _create_api(self) -> None:
+        self.rest.create(self.policy)
+
+    def _set_policy(self) -> None:
+        self.rest.set_policy(self._found().api_id, self.policy)
+
+    def _resource(self, path: str) -> Callable[[], None]:
+        def create() -> None:
+            api_id = self._found().api_id
+            parent, _, part = path.rpartition("/")
+            self.rest.create_resource(api_id, self.rest.resources(api_id)[parent or "/"].resource_id, part)
+
+        return create
+
+    def _method(self, method: MethodSpec) -> Callable[[], None]:
+        def create() -> None:
+            s, api_id = self.spec, self._found().api_id
+            resource = self.rest.resources(api_id)[method.path].resource_id
+            self.rest.put_method(
+                api_id,
+                resource,
+                method.verb,
+                key_required=s.keys_required,
+                parameters=s.request_parameters(method),
+            )
+            self.rest.put_integration(api_id, resource, method.verb, **self._integration(method))
+
+        return create
+
+    def _integration(self, method: MethodSpec) -> dict[str, Any]:
+        s, target = self.spec, self.spec.target
+        cache = {"cacheKeyParameters": s.cache_key_parameters(method)} if method.cached else {}
+        if isinstance(target, LambdaTarget):
+            return {
+                "type": "AWS_PROXY",
+                "integrationHttpMethod": "POST",
+                "uri": s.lambda_uri(target),
+                **cache,
+            }
+        links = VpcLinks(self.session)
+        path = method.path.replace("{proxy+}", "{proxy}")
+        params = {"integration.request.path.proxy": "method.request.path.proxy"} if method.proxy else {}
+        return {
+            "type": "HTTP_PROXY",
+            "integrationHttpMethod": "ANY",
+            "uri": f"http://{links.dns_name(target)}{path}",
+            "connectionType": "VPC_LINK",
+            "connectionId": links.require(target),
+            "integrationTarget": target.load_balancer_arn,
+            "requestParameters": params,
+            **cache,
+        }
+
+    # --- the target: a function alias, or the ALB through a VPC link ----------------------
+
+    def _target_steps(self, found: RestApiInfo | None) -> list[BootstrapStep]:
+        target = self.spec.target
+        if isinstance(target, AlbTarget):
+            links = VpcLinks(self.session)
+            return [
+                BootstrapStep(
+                    "vpc link",
+                    target.vpc_link,
+                    links.find(target.vpc_link) is not None,
+                    lambda: links.create(target, self.spec.tags),
+                    "to the environment's ALB",
+                )
+            ]
+        sid = f"pipeline-rest-{found.api_id}" if found else ""
+        present = bool(found) and sid in self._function_policy(target)
+        return [
+            BootstrapStep(
+                "invoke permission",
+                f"{target.function}:{target.alias}",
+                present,
+                lambda: self._permit(target),
+                "API Gateway invokes the alias",
+            )
+        ]
+
+    def _function_policy(self, target: LambdaTarget) -> str:
+        client = self.session.client("lambda")
+        try:
+            data = client.get_policy(FunctionName=target.function, Qualifier=target.alias)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return ""
+            with aws_errors(f"read the resource policy of {target.function}:{target.alias}"):
+                raise
+        return str(data.get("Policy", ""))
+
+    def _permit(self, target: LambdaTarget) -> None:
+        api_id = self._found().api_id
+        with aws_errors(f"allow the REST API {self.spec.name} to invoke {target.function}:{target.alias}"):
+            self.session.client("lambda").add_permission(
+                FunctionName=target.function,
+                Qualifier=target.alias,
+                StatementId=f"pipeline-rest-{api_id}",
+                Action="lambda:InvokeFunction",
+                Principal="apigateway.amazonaws.com",
+                SourceArn=self.spec.source_arn(api_id),
+            )
+
+    # --- the stage and its cache ---------------------------------------------------------
+
+    def _deploy(self) -> None:
+        self.rest.deploy(self._found().api_id, "pipeline bootstrap")
+
+    def _cache_ops(self, stage: StageInfo | None) -> list[dict[str, str]]:
+        """The patch operations that make the stage's cache as configured ([]: it is)."""
+        wanted = self.spec.method_settings()
+        enabled = self.spec.api.cache is not None
+        current = stage or StageInfo(False, {})
+        ops: list[dict[str, str]] = []
+        if current.cache_enabled != enabled:
+            ops.append({"op": "replace", "path": "/cacheClusterEnabled", "value": str(enabled).lower()})
+            if enabled:
+                ops.append({"op": "replace", "path": "/cacheClusterSize", "value": CACHE_SIZE})
+        for key, setting in sorted(wanted.items()):
+            have = current.method_settings.get(key, {})
+            if have.get("cachingEnabled") is not True:
+                ops.append({"op": "replace", "path": f"/{key}/caching/enabled", "value": "true"})
+            if have.get("cacheTtlInSeconds") != setting["cacheTtlInSeconds"]:
+                ops.append(
+                    {
+                        "op": "replace",
+                        "path": f"/{key}/caching/ttlInSeconds",
+                        "value": str(setting["cacheTtlInSeconds"]),
+                    }
+                )
+        for key in sorted(set(current.method_settings) - set(wanted)):
+            if current.method_settings[key].get("cachingEnabled"):
+                ops.append({"op": "replace", "path": f"/{key}/caching/enabled", "value": "false"})
+        return ops
+
+    def _set_cache(self) -> None:
+        api_id = self._found().api_id
+        ops = self._cache_ops(self.rest.stage(api_id))
+        if ops:
+            self.rest.update_stage(api_id, ops)
+
+    # --- usage plans -----------------------------------------------------------------------
+
+    def _plan_ops(
+        self, found: UsagePlanInfo | None, plan: UsagePlan, api_id: str
+    ) -> list[dict[str, str]] | None:
+        """Patch operations that make ``found`` as configured; None when it does not exist."""
+        if found is None:
+            return None
+        ops: list[dict[str, str]] = []
+        if f"{api_id}:{STAGE}" not in found.stages:
+            ops.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{STAGE}"})
+        for key, value in plan_throttle(plan).items():
+            if found.throttle.get(key) != value:
+                ops.append({"op": "replace", "path": f"/throttle/{key}", "value": str(value)})
+        quota = plan_quota(plan)
+        if quota is not None and found.quota.get("limit") != quota["limit"]:
+            ops.append({"op": "replace", "path": "/quota/limit", "value": str(quota["limit"])})
+            ops.append({"op": "replace", "path": "/quota/period", "value": "DAY"})
+        return ops
+
+    def _usage_plan(self, name: str, plan: UsagePlan) -> Callable[[], None]:
+        def create() -> None:
+            api_id = self._found().api_id
+            found = self.rest.usage_plans().get(name)
+            ops = self._plan_ops(found, plan, api_id)
+            if found is None or ops is None:
+                self.rest.create_usage_plan(name, api_id, plan_throttle(plan), plan_quota(plan))
+            elif ops:
+                self.rest.update_usage_plan(name, found.plan_id, ops)
+
+        return create

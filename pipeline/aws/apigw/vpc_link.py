@@ -1,0 +1,74 @@
+"""The VPC link an ECS service's REST API reaches the environment's ALB through.
+
+A REST API integrates privately with an Application Load Balancer through a VPC link of
+the V2 kind (made with the ``apigatewayv2`` API, in the environment's subnets and security
+groups) and ``integrationTarget`` naming the ALB; the integration's URI sets the path and
+Host the ALB sees. https://docs.aws.amazon.com/apigateway/latest/developerguide/
+apigateway-private-integration.html. The ALB's listener rule still splits traffic between
+the slots: the REST API is in front of it, not instead of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.aws.apigw.spec import AlbTarget
+from pipeline.aws.errors import aws_errors
+from pipeline.aws.session import AwsSession
+from pipeline.core.errors import NotFoundError, PlatformError
+
+__all__ = ["VpcLinks"]
+
+IAM_ACTIONS: frozenset[str] = frozenset(
+    {"apigateway:GET", "apigateway:POST", "elasticloadbalancing:DescribeLoadBalancers"}
+)
+
+
+class VpcLinks:
+    def __init__(self, session: AwsSession) -> None:
+        self.session = session
+        self.client: Any = session.client("apigatewayv2")
+
+    def find(self, name: str) -> str | None:
+        """The id of the VPC link called ``name``; None when there is none."""
+        kwargs: dict[str, Any] = {}
+        while True:
+            with aws_errors("list the VPC links"):
+                page = self.client.get_vpc_links(**kwargs)
+            for item in page.get("Items", []):
+                if item.get("Name") == name:
+                    return str(item["VpcLinkId"])
+            if not page.get("NextToken"):
+                return None
+            kwargs["NextToken"] = page["NextToken"]
+
+    def require(self, target: AlbTarget) -> str:
+        found = self.find(target.vpc_link)
+        if found is None:
+            raise NotFoundError(
+                f"the VPC link {target.vpc_link} does not exist",
+                hint="run `pipeline bootstrap` again: it creates the link first",
+            )
+        return found
+
+    def create(self, target: AlbTarget, tags: dict[str, str]) -> None:
+        if not target.subnets or not target.security_groups:
+            raise PlatformError(
+                f"cannot create the VPC link {target.vpc_link}: the environment names no subnets or "
+                "security groups",
+                hint="set aws.subnets and aws.security_groups of the environment",
+            )
+        with aws_errors(f"create the VPC link {target.vpc_link}"):
+            self.client.create_vpc_link(
+                Name=target.vpc_link,
+                SubnetIds=list(target.subnets),
+                SecurityGroupIds=list(target.security_groups),
+                Tags=tags,
+            )
+
+    def dns_name(self, target: AlbTarget) -> str:
+        """The ALB's DNS name: the Host of the integration's URI."""
+        elbv2 = self.session.client("elbv2")
+        with aws_errors(f"describe the load balancer {target.load_balancer_arn}"):
+            found = elbv2.describe_load_balancers(LoadBalancerArns=[target.load_balancer_arn])
+        return str(found["LoadBalancers"][0]["DNSName"])
