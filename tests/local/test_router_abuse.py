@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.core.errors import PlatformError
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.limits import BODY_IDLE_TIMEOUT_ENV, HEADER_TIMEOUT_ENV, MAX_CONNECTIONS_ENV
 from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, stop_plane
@@ -227,3 +228,11 @@ def test_a_flood_of_failing_requests_writes_a_bounded_log(project: Project, adap
     wait_until(lambda: "suppressed" in log.read_text(), 10, "a suppressed-count line")
     assert _log_bytes(project) - before < 16 * 1024
     assert get(adapters.url + "/orders")[0] == 200
+
+
+def test_a_bad_limit_in_the_environment_stops_the_plane_with_the_variable_named(
+        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MAX_CONNECTIONS_ENV, "lots")
+    with pytest.raises(PlatformError, match=f"\\${MAX_CONNECTIONS_ENV}='lots' is not a positive number"):
+        ensure_plane(project.state_dir, timeout=15)
+    assert stop_plane(project.state_dir).killed == 0

@@ -16,6 +16,7 @@ data loop) and ``run_on`` (data loop → another loop), never by awaiting a fore
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ from pipeline.local.http.limits import ConnectionGate, RouterLimits
 from pipeline.local.http.upstream import UpstreamPool
 
 T = TypeVar("T")
+_CLOSE_TIMEOUT = 10.0
 
 
 class DataPlane:
@@ -48,9 +50,10 @@ class DataPlane:
         """Close the upstream connections, stop the loop and join the thread. Idempotent."""
         if not self._thread.is_alive():
             return
-        await self.call(self._shutdown())
+        with contextlib.suppress(TimeoutError):  # a wedged data loop must not keep the plane alive
+            await asyncio.wait_for(self.call(self._shutdown()), _CLOSE_TIMEOUT)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        await asyncio.to_thread(self._thread.join, 10.0)
+        await asyncio.to_thread(self._thread.join, _CLOSE_TIMEOUT)
         if not self._thread.is_alive():
             self.loop.close()
 

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from pipeline.local.http import tracing as router_tracing
 from pipeline.local.http.dataplane import DataPlane
-from pipeline.local.http.limits import environ_limits
+from pipeline.local.http.limits import RouterLimits, environ_limits
 from pipeline.local.lambda_.runtime import LambdaRuntime, lambda_app
 from pipeline.local.plane.access import read_token
 from pipeline.local.plane.control_api import control_app
@@ -56,14 +56,14 @@ def _remove_plane_file(state_dir: Path, plane_id: str) -> None:
             target.unlink()
 
 
-async def serve(state_dir: Path, plane_id: str) -> None:
+async def serve(state_dir: Path, plane_id: str, limits: RouterLimits | None = None) -> None:
     """Run the plane until a shutdown is requested; clean everything up before returning."""
     shutdown = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, shutdown.set)
     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None)
-    data_plane = DataPlane(environ_limits())  # the routers' own thread and loop
+    data_plane = DataPlane(limits or environ_limits())  # the routers' own thread and loop
     await data_plane.start()
     async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as http:
         runtime = LambdaRuntime(state_dir / "lambda")
@@ -114,11 +114,17 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # everything the plane writes under its folder is private (0600 / 0700)
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if args.log_file is not None:
-        configure_logging(args.log_file)  # size-capped, repeats suppressed (pipeline.local.plane.logs)
     if not read_token(state_dir):
         parser.error(f"{state_dir} has no plane token: start the plane with `pipeline local up`")
-    asyncio.run(serve(state_dir, args.id))
+    if args.log_file is not None:
+        try:
+            limits = environ_limits()  # checked first: parser.error still reaches plane.log
+            configure_logging(args.log_file)  # size-capped, repeats suppressed (pipeline.local.plane.logs)
+        except ValueError as exc:
+            parser.error(str(exc))
+    else:
+        limits = None
+    asyncio.run(serve(state_dir, args.id, limits))
     return 0
 
 

@@ -81,6 +81,12 @@ def configure(path: Path, environ: Mapping[str, str] = os.environ) -> logging.Ha
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    crash = logging.getLogger("pipeline.local.plane")
+    # an uncaught exception goes to the log (whose tail `pipeline local up` quotes), not to stderr
+    sys.excepthook = lambda kind, exc, tb: crash.critical("the plane failed", exc_info=(kind, exc, tb))
+    threading.excepthook = lambda args: crash.critical(
+        "thread %s failed", args.thread.name if args.thread else "?",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback) if args.exc_value else None)
     stray = os.open(f"{path}.stderr", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     sys.stderr.flush()
     os.dup2(stray, 2)
