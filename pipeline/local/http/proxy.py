@@ -55,8 +55,10 @@ class Exchange:
     when the answer could not be completed (499 client gone, 408 idle body, 502 broken)."""
 
     def __init__(self, pool: UpstreamPool, request: web.BaseRequest, target: str,
-                 tags: dict[str, str], body_idle_timeout: float) -> None:
+                 tags: dict[str, str], body_idle_timeout: float,
+                 forward: dict[str, str] | None = None) -> None:
         self._pool = pool
+        self._forward = forward  # headers sent in place of the client's (the trace context)
         self._request = request
         self._target = target
         self._tags = tags
@@ -71,7 +73,7 @@ class Exchange:
             return self._client_error(exc)
         streamed = body is None
         retry_dropped = request.method in _IDEMPOTENT and not streamed
-        head = _request_head(request, self._target, body)
+        head = _request_head(request, self._target, body, self._forward)
         tried: frozenset[Replica] = frozenset()
         for attempt in range(2):
             replica = supervisor.pick(key, tried)
@@ -190,11 +192,18 @@ class Exchange:
         return error(status, f"{message}: {type(exc).__name__} {exc}".rstrip())
 
 
-def _request_head(request: web.BaseRequest, target: str, body: bytes | None) -> bytes:
+def _request_head(request: web.BaseRequest, target: str, body: bytes | None,
+                  forward: dict[str, str] | None = None) -> bytes:
     """The request line and headers sent to the replica (framing for ``body``: bytes, or
-    None when it streams: its Content-Length if known, else chunked)."""
+    None when it streams: its Content-Length if known, else chunked); ``forward`` replaces
+    the client's headers of the same names."""
     parts = [f"{request.method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
-    parts.extend(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() not in _REPLACED)
+    if forward:
+        replaced = _REPLACED | {k.lower() for k in forward}
+        parts.extend(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() not in replaced)
+        parts.extend(f"{k}: {v}\r\n" for k, v in forward.items())
+    else:
+        parts.extend(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() not in _REPLACED)
     peer = request.remote or ""
     prior = request.headers.get("X-Forwarded-For")
     parts.append(f"X-Forwarded-For: {prior}, {peer}\r\n" if prior else f"X-Forwarded-For: {peer}\r\n")

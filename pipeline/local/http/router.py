@@ -204,13 +204,12 @@ class EnvironmentRouter:
     async def _forward(self, request: web.BaseRequest, key: SlotKey, target: str,
                        traced: RequestTrace | None = None) -> web.StreamResponse:
         started = time.monotonic()
-        if traced is not None:
-            request = traced.forwarded(request)  # upstream sees the router's span as its parent
         replica_set = self._supervisor.get(key)
         tags = {SLOT_HEADER: key.slot}
         if replica_set is not None:
             tags["X-Pipeline-Version"] = replica_set.spec.version
-        exchange = Exchange(self._pool, request, target, tags, self._limits.body_idle_timeout)
+        exchange = Exchange(self._pool, request, target, tags, self._limits.body_idle_timeout,
+                            traced.headers if traced is not None else None)  # upstream: the router's span
         response = await exchange.proxy(key, self._supervisor)
         if not response.prepared and SLOT_HEADER not in response.headers:  # the router's own answer
             response.headers.update(tags)

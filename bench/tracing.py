@@ -1,0 +1,135 @@
+"""Benchmark: what tracing costs the local router, spans on vs off, side by side in one run.
+
+    python bench/tracing.py [--duration 5] [--connections 32] [--threads 2] [--rounds 3]
+
+Starts two real planes on one temporary git project, each with one replica of the same
+small aiohttp service taking 100% of its environment's traffic: one plane records a span
+per request into its span store (the default), the other runs with ``PIPELINE_TRACING=off``.
+Alternating over ``--rounds`` rounds, the same ``wrk`` workload (keep-alive connections, GET
+of a small JSON answer, with a ``traceparent`` header as a traced caller would send) runs
+against the replica directly and through each router. Prints each path's requests per
+second, p50 and p99 (median over the rounds), the on/off ratios, and how many spans the
+traced plane stored (proof that it recorded them).
+
+Needs ``wrk`` on PATH. wrk, both planes and the replicas share this machine's cores, so the
+figures are relative, not absolute. Everything started is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import router as router_bench  # bench/router.py: the project and its replica
+from router import Run
+
+from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, stop_plane
+from pipeline.local.spans import SpanStore
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+LUA = f'wrk.headers["traceparent"] = "{TRACEPARENT}"\n'
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _plane(root: Path, name: str, tracing: bool) -> tuple[str, PlaneInfo, int, int]:
+    """A plane in ``root/name`` (tracing on or off) serving the bench service; its info and ports."""
+    state_dir = root / name
+    previous = os.environ.get("PIPELINE_TRACING")
+    os.environ["PIPELINE_TRACING"] = "on" if tracing else "off"  # the plane inherits it
+    try:
+        info, _ = ensure_plane(state_dir)
+    finally:
+        if previous is None:
+            os.environ.pop("PIPELINE_TRACING", None)
+        else:
+            os.environ["PIPELINE_TRACING"] = previous
+    port, replica = router_bench._serve_replica(root, state_dir, info.url, info.token)
+    return str(state_dir), info, port, replica
+
+
+def _wrk(url: str, args: argparse.Namespace, duration: float, script: Path) -> Run:
+    out = subprocess.run(
+        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency",
+         "-s", str(script), url], check=True, capture_output=True, text=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    found = re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    cuts = {cut: float(number) * _UNITS[unit] for cut, number, unit in found}
+    if rps is None or set(cuts) != {"50", "99"}:
+        raise SystemExit(f"unexpected wrk output for {url}:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if errors:
+        print(f"warning: {url}: {errors.group(0)}", file=sys.stderr)
+    return Run(float(rps.group(1)), cuts["50"], cuts["99"])
+
+
+def _measure(urls: dict[str, str], args: argparse.Namespace, script: Path) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {name: [] for name in urls}
+    for url in urls.values():
+        _wrk(url, args, 1, script)  # warm up every path
+    for round_ in range(args.rounds):
+        order = list(urls.items())
+        if round_ % 2:
+            order.reverse()
+        for name, url in order:
+            runs[name].append(_wrk(url, args, args.duration, script))
+    return runs
+
+
+def _report(runs: dict[str, list[Run]], args: argparse.Namespace, spans: int) -> None:
+    med = {name: Run(statistics.median(r.rps for r in rs), statistics.median(r.p50_ms for r in rs),
+                     statistics.median(r.p99_ms for r in rs)) for name, rs in runs.items()}
+    print(f"tracing overhead: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
+          f"(traceparent sent), median of {args.rounds} alternated rounds")
+    print(f"{'path':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, m in med.items():
+        print(f"{name:<12} {m.rps:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}")
+    on, off = med["spans on"], med["spans off"]
+    print(f"spans on/off: throughput {on.rps / off.rps:.2f}, p50 +{on.p50_ms - off.p50_ms:.2f} ms, "
+          f"p99 +{on.p99_ms - off.p99_ms:.2f} ms")
+    print(f"spans stored by the traced plane: {spans}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="bench-tracing-") as tmp:
+        root = Path(tmp) / "project"
+        router_bench._project(root)
+        script = Path(tmp) / "traceparent.lua"
+        script.write_text(LUA)
+        started = []
+        try:
+            on_dir, on_info, on_port, replica = _plane(root, ".plane-on", tracing=True)
+            started.append((on_dir, on_info))
+            off_dir, off_info, off_port, _ = _plane(root, ".plane-off", tracing=False)
+            started.append((off_dir, off_info))
+            runs = _measure({"direct": f"http://127.0.0.1:{replica}/hello",
+                             "spans off": f"http://127.0.0.1:{off_port}/hello",
+                             "spans on": f"http://127.0.0.1:{on_port}/hello"}, args, script)
+            time.sleep(1.0)  # the last batch of spans is exported every 0.5 s
+            _report(runs, args, SpanStore.of(Path(on_dir)).count())
+        finally:
+            for state_dir, info in started:
+                stop_plane(Path(state_dir))
+                assert plane_processes(info.id) == []
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
