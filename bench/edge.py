@@ -1,0 +1,228 @@
+"""Benchmark: what the local edge adds to the router, and a cache hit against a miss.
+
+    python bench/edge.py [--duration 5] [--connections 32] [--threads 2] [--rounds 3]
+
+Starts a real plane (in a temporary git project) with three services on one environment,
+each one replica of the same small aiohttp app: ``plain`` (no ``api:`` rules), ``keyed``
+(keys required, a usage plan too large to throttle, an allow and a deny CIDR list, no
+cache) and ``cached`` (the same rules and a GET cache keyed by the ``c`` query parameter).
+Then, alternating over ``--rounds`` rounds, the same ``wrk`` workload (keep-alive, GET of
+a small JSON answer, ``x-api-key`` sent) runs against:
+
+    direct     the ``plain`` replica itself
+    edge off   the router in front of ``plain``
+    edge on    the router in front of ``keyed``: key lookup (HMAC), CIDR, token bucket
+    miss       ``cached`` with a random ``c`` per request (a wrk Lua script): every
+               request is a miss, forwarded and stored
+    hit        ``cached`` with ``c=1``: answered from the cache
+
+Prints each path's requests per second, p50 and p99 (median over the rounds) and the
+ratios edge on/off and hit/miss. Needs ``wrk`` on PATH. wrk, the plane and the replicas
+share this machine's cores: the figures are relative, not absolute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.core.model import Slot, Weights
+from pipeline.local.adapters import LocalCompute, LocalRouter, PlaneService, ServiceBinding
+from pipeline.local.plane.control_client import PlaneClient
+from pipeline.local.plane.lifecycle import ensure_plane, plane_processes, stop_plane
+from pipeline.local.registry import LocalRegistry
+from pipeline.local.specs import HealthCheck, Launch, RouteSpec
+
+APP = """
+import os
+from aiohttp import web
+
+async def hello(request):
+    return web.json_response({"ok": True})
+
+app = web.Application()
+app.router.add_get("/{tail:.*}", hello)
+web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None)
+"""
+SERVICES = ("plain", "keyed", "cached")
+RULES = {
+    "keys": "required", "default_plan": "big", "plans": {"big": {"rate": 1e9, "burst": 10**9, "quota": None}},
+    "allow": ["127.0.0.0/8"], "deny": ["10.0.0.0/8"], "cache": None,
+}
+CACHE = {"ttl": 3600.0, "headers": [], "query": ["c"], "methods": ["GET"], "invalidate_on_deploy": True}
+RANDOM_QUERY = (  # wrk Lua: a new cache key for every request
+    'request = function() return wrk.format("GET", "/cached?c=" .. math.random(1, 1000000000)) end\n'
+)
+
+
+def _port_pair() -> int:
+    """A port p with p and p + 1 free (the environment's main and test listeners)."""
+    for _ in range(100):
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = int(a.getsockname()[1])
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("no two consecutive free ports on 127.0.0.1")
+
+
+def _project(root: Path) -> None:
+    for name in SERVICES:
+        folder = root / "services" / name
+        folder.mkdir(parents=True)
+        (folder / "app.py").write_text(APP)
+        (folder / "service.yaml").write_text(
+            f"name: {name}\nkind: ecs\nowner: dev\npaths: [\"services/{name}/**\"]\n"
+            f"build: {{context: services/{name}}}\nlocal: {{command: python app.py}}\n"
+            f"ecs: {{container: {name}, port: 8000, health_check: {{path: /health}}, "
+            f"route: {{path: \"/{name}*\", priority: {SERVICES.index(name) + 1}}}}}\n")
+    for args in (["init", "-q"], ["add", "-A"],
+                 ["-c", "user.email=b@example.com", "-c", "user.name=bench", "commit", "-q", "-m", "app"]):
+        subprocess.run(["git", *args], cwd=root, check=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One wrk run: requests per second and latency percentiles in milliseconds."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _wrk(url: str, extra: list[str], args: argparse.Namespace, duration: float) -> Run:
+    out = subprocess.run(
+        ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency", *extra, url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    cuts = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.MULTILINE))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    if rps is None or set(cuts) != {"50", "99"}:
+        raise SystemExit(f"unexpected wrk output for {url}:\n{out}")
+    if errors:
+        raise SystemExit(f"{url}: {errors.group(0)}: the figures would not be of answered requests")
+
+    def ms(value: str) -> float:
+        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+        return float(number) * _UNITS[unit]
+
+    return Run(float(rps.group(1)), ms(cuts["50"]), ms(cuts["99"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    port: int
+    replica: int
+    secrets: dict[str, str]
+
+
+def _serve(root: Path, state_dir: Path, client: PlaneClient) -> Served:
+    """Every service on env ``bench`` with 100% on blue, the edges, a key per edge."""
+    port = _port_pair()
+    registry = LocalRegistry(root, state_dir)
+    secrets: dict[str, str] = {}
+    for index, name in enumerate(SERVICES):
+        binding = ServiceBinding("bench", port, name, RouteSpec(f"/{name}*", index + 1))
+        launch = Launch(command=(sys.executable, "app.py"), cwd=f"services/{name}", replicas=1,
+                        health=HealthCheck(path="/health", interval=5.0))
+        release = registry.resolve(name)
+        compute = LocalCompute(client, binding, launch, registry.snapshot_dir)
+        compute.provision(Slot.BLUE, release)
+        LocalRouter(client, binding).set_weights(Weights(100, 0))
+        deadline = time.monotonic() + 30
+        while not compute.health(Slot.BLUE, release).ready:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the {name} replica did not become ready in 30 s")
+            time.sleep(0.05)
+        if name != "plain":
+            service = PlaneService(client, binding)
+            service.call("PUT", "/edge", {**RULES, "cache": CACHE if name == "cached" else None})
+            secrets[name] = str(service.call("POST", "/keys", {"name": "bench", "plan": None})["secret"])
+    status = client.call("GET", "/v1/status")
+    replica = status["environments"]["bench"]["services"]["plain"]["slots"]["blue"]["replicas"][0]
+    return Served(port, int(replica["port"]), secrets)
+
+
+def _measure(paths: dict[str, tuple[str, list[str]]], args: argparse.Namespace) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {name: [] for name in paths}
+    for url, extra in paths.values():  # warm up every path (connections, the cache)
+        _wrk(url, extra, args, 1)
+    for round_ in range(args.rounds):
+        order = list(paths.items())
+        if round_ % 2:
+            order.reverse()  # alternate the order so no path always runs first
+        for name, (url, extra) in order:
+            runs[name].append(_wrk(url, extra, args, args.duration))
+    return runs
+
+
+def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
+    med = {name: Run(statistics.median(r.rps for r in rs), statistics.median(r.p50_ms for r in rs),
+                     statistics.median(r.p99_ms for r in rs)) for name, rs in runs.items()}
+    print(f"edge benchmark: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency, "
+          f"median of {args.rounds} alternated rounds")
+    print(f"{'path':<9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, m in med.items():
+        print(f"{name:<9} {m.rps:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}")
+    off, on, miss, hit = med["edge off"], med["edge on"], med["miss"], med["hit"]
+    print(f"edge on/off: throughput {on.rps / off.rps:.2f}, p50 {on.p50_ms / off.p50_ms:.2f}, "
+          f"p99 {on.p99_ms / off.p99_ms:.2f}")
+    print(f"hit/miss: throughput {hit.rps / miss.rps:.2f}, p50 {hit.p50_ms / miss.p50_ms:.2f}, "
+          f"p99 {hit.p99_ms / miss.p99_ms:.2f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: apt-get install wrk")
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as tmp:
+        root = Path(tmp) / "project"
+        _project(root)
+        script = Path(tmp) / "random.lua"
+        script.write_text(RANDOM_QUERY)
+        state_dir = root / ".pipeline"
+        info, _ = ensure_plane(state_dir)
+        try:
+            served = _serve(root, state_dir, PlaneClient.for_url(info.url, token=info.token))
+            base = f"http://127.0.0.1:{served.port}"
+            keyed = ["-H", f"x-api-key: {served.secrets['keyed']}"]
+            cached = ["-H", f"x-api-key: {served.secrets['cached']}"]
+            runs = _measure({
+                "direct": (f"http://127.0.0.1:{served.replica}/plain", []),
+                "edge off": (f"{base}/plain", []),
+                "edge on": (f"{base}/keyed", keyed),
+                "miss": (f"{base}/cached", [*cached, "-s", str(script)]),
+                "hit": (f"{base}/cached?c=1", cached),
+            }, args)
+            _report(runs, args)
+        finally:
+            stop_plane(state_dir)
+            assert plane_processes(info.id) == []
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
