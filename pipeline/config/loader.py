@@ -19,6 +19,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from pipeline.config.calls import call_references
 from pipeline.config.messages import describe_value, validation_problems
 from pipeline.config.project import EnvironmentConfig, ProjectConfig
 from pipeline.config.references import (
@@ -108,6 +109,7 @@ def load_project(root: Path, project_file: Path | None = None) -> Project:
         if service is not None:
             services[folder] = service
     problems += route_clashes(docs)
+    problems += call_references(zip(folders, docs, strict=True))
     if problems or config is None:
         raise ConfigError([str(p) for p in sorted(problems, key=lambda p: (p.file != shown, p.file, p.line))])
     return Project(root=root, config=config, services=services, project_file=shown)

@@ -170,6 +170,24 @@ class EcsConfig(Model):
         ]
 
 
+class KeepWarmConfig(Model):
+    """A schedule pinging the function's live alias with ``{"pipeline-keep-warm": true}``
+    (EventBridge on AWS, the plane's timer locally): ``concurrency`` pings at once."""
+
+    every: Annotated[Duration, AfterValidator(Within(60, 86400))] = Field(
+        default=300.0, description="whole minutes, 1m..24h (an EventBridge rate)"
+    )
+    concurrency: Annotated[int, Field(strict=True, ge=1, le=5)] = Field(
+        default=1, description="environments kept warm: 1..5 (one rule target each on AWS)"
+    )
+
+    def _value_rules(self) -> list[Issue]:
+        if self.every % 60:
+            return [(("every",), f"every {self.every:g}s is not whole minutes: EventBridge rates count "
+                                 "minutes; use e.g. 5m")]
+        return []
+
+
 class LambdaConfig(Model):
     """A Lambda function behind the ALB (or the local Lambda runtime)."""
 
@@ -197,6 +215,9 @@ class LambdaConfig(Model):
     )
     alarms: tuple[AlarmName, ...] = Field(
         default=(), description="CloudWatch alarms that fail the analysis while in ALARM (aws)"
+    )
+    keep_warm: KeepWarmConfig | None = Field(
+        default=None, description="ping the live alias on a schedule: docs/lambda-local.md#keep-warm"
     )
 
     def _value_rules(self) -> list[Issue]:
@@ -248,6 +269,9 @@ class ServiceConfig(Model):
     deploy: DeployConfig = Field(default_factory=DeployConfig)
     load: LoadConfig | None = None
     api: ApiConfig | None = Field(default=None, description="keys, plans, CIDRs, cache: docs/api-edge.md")
+    calls: tuple[Name, ...] = Field(
+        default=(), description="services this one calls: warmed, deepest first, before a shift"
+    )
 
     @classmethod
     def _presence_rules(cls, data: dict[Any, Any]) -> list[Issue]:
