@@ -19,9 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.adapters import LocalCompute, LocalRouter, ServiceBinding
+from pipeline.local.lambda_.package import write_package
+from pipeline.local.lambda_.server import LambdaServer
 from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import ensure_plane, plane_processes, stop_plane
 from pipeline.local.registry import LocalRegistry
@@ -169,3 +175,46 @@ def test_pipeline_trace_finds_the_trace_and_shows_its_waterfall(shop: Project) -
     assert json.loads(none.stdout) == {"traces": []}
     bad = _pipeline(shop, "trace", "--status", "fine")
     assert bad.returncode == 2 and "--status 'fine'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+TRACE_HANDLER = '''
+import os
+
+
+def handler(event, context):
+    return {"traceparent": os.environ.get("TRACEPARENT")}
+'''
+
+
+def test_a_lambda_invocation_is_a_span_of_the_callers_trace_and_the_handler_gets_its_context(
+        tmp_path: Path) -> None:
+    exported = InMemorySpanExporter()
+
+    def provider(function: str) -> TracerProvider:
+        made = TracerProvider(resource=Resource.create({"service.name": function}))
+        made.add_span_processor(SimpleSpanProcessor(exported))
+        return made
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "app.py").write_text(TRACE_HANDLER)
+    write_package(source, tmp_path / "fn.zip")
+    with LambdaServer(tmp_path / "runtime", seed=7) as server:
+        server.runtime.tracing.use(provider)
+        server.call(lambda rt: rt.publish_version("orders", tmp_path / "fn.zip", "app.handler", memory=128,
+                                                  timeout=10.0))
+        event = {"rawPath": "/", "headers": {"traceparent": TRACEPARENT}}
+        first = server.run(server.runtime.invoke("orders", "1", event))
+        second = server.run(server.runtime.invoke("orders", "1", event))
+        server.runtime.tracing.use(None)
+    spans = exported.get_finished_spans()
+    assert [s.name for s in spans] == ["invoke", "invoke"]
+    cold, warm = spans
+    assert format(cold.context.trace_id, "032x") == TRACEPARENT.split("-")[1]
+    assert cold.parent is not None and format(cold.parent.span_id, "016x") == "00f067aa0ba902b7"
+    assert cold.resource.attributes["service.name"] == "orders"
+    assert (cold.attributes["pipeline.cold_start"], warm.attributes["pipeline.cold_start"]) == (True, False)
+    assert cold.attributes["pipeline.release"] == "1" and cold.attributes["pipeline.throttled"] is False
+    # the handler ran inside the invocation span: its TRACEPARENT names that span
+    assert first.payload["traceparent"].split("-")[2] == format(cold.context.span_id, "016x")
+    assert second.payload["traceparent"].split("-")[2] == format(warm.context.span_id, "016x")

@@ -46,6 +46,7 @@ from pipeline.local.lambda_.model import (
     VersionSpec,
 )
 from pipeline.local.lambda_.pool import VersionPool
+from pipeline.local.lambda_.tracing import InvocationTracer
 from pipeline.local.lambda_.worker import InitFailed, Worker
 
 __all__ = ["InvokeResult", "LambdaRuntime", "lambda_app"]
@@ -82,6 +83,7 @@ class LambdaRuntime:
         self._inflight: dict[str, int] = defaultdict(int)
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
+        self.tracing = InvocationTracer()  # the plane turns it on (pipeline.local.plane.otlp)
 
     # --- versions and aliases -------------------------------------------------------
 
@@ -224,6 +226,15 @@ class LambdaRuntime:
         self._check_open()
         record = self._registry.function(function)
         spec = record.resolve(alias_or_version, self._rng.random())
+        with self.tracing.invocation(function, spec.number, event) as span:  # span: None when off
+            result = await self._admitted(record, spec, alias_or_version, event)
+            self.tracing.finish(span, cold_start=result.cold_start, throttled=result.throttled, ok=result.ok,
+                                error=result.error, init_ms=result.init_ms)
+        return result
+
+    async def _admitted(self, record: FunctionRecord, spec: VersionSpec, alias_or_version: str,
+                        event: Any) -> InvokeResult:
+        function = record.name
         started = self._clock()
         if not self._admit(record):
             self._book.record(function, spec.number, started, throttled=True)
@@ -300,6 +311,7 @@ class LambdaRuntime:
             "deadline_ms": (time.time() + spec.timeout) * 1000.0,
             "arn": f"arn:aws:lambda:local:000000000000:function:{spec.function}:{qualifier}",
             "event": event,
+            "trace": self.tracing.carrier(),  # the invocation span's traceparent, {} when off
         }
 
     def _admit(self, record: FunctionRecord) -> bool:

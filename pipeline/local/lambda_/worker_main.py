@@ -6,7 +6,9 @@ as the cold start's init), then serves invocations one at a time over a line pro
 
 - the first line it writes is ``{"ready": true, "init_ms": F}`` or
   ``{"ready": false, "error": {...}}`` (then it exits 1);
-- each line it reads is ``{"request_id", "deadline_ms", "arn", "event"}``; each line it
+- each line it reads is ``{"request_id", "deadline_ms", "arn", "event", "trace"}`` (``trace``:
+  the invocation's ``traceparent``/``tracestate``, set as ``TRACEPARENT``/``TRACESTATE`` in
+  the environment while the handler runs); each line it
   writes back is ``{"ok": true, "payload": ..., "ms": F}`` or
   ``{"ok": false, "error": {"errorType", "errorMessage", "stackTrace"}, "ms": F}``.
 
@@ -88,6 +90,12 @@ def invoke(handler: Handler, request: dict[str, Any]) -> tuple[str, float]:
     Never raises for the handler's own errors; a result JSON cannot encode is a
     ``Runtime.MarshalError``.
     """
+    trace = request.get("trace") or {}
+    for key in ("traceparent", "tracestate"):  # OpenTelemetry's environment carrier
+        if trace.get(key):
+            os.environ[key.upper()] = str(trace[key])
+        else:
+            os.environ.pop(key.upper(), None)
     start = time.perf_counter()
     try:
         payload = handler(request.get("event"), LambdaContext(request))

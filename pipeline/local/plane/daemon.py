@@ -75,6 +75,8 @@ async def serve(state_dir: Path, plane_id: str, limits: RouterLimits | None = No
         add_receiver(app, spans, read_token(state_dir))
         provider = plane_provider(spans)
         router_tracing.use(provider)
+        if provider is not None:
+            runtime.tracing.use(lambda function: plane_provider(spans, function))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -97,6 +99,7 @@ async def serve(state_dir: Path, plane_id: str, limits: RouterLimits | None = No
             await runtime.close()
             await runner.cleanup()
             router_tracing.use(None)
+            runtime.tracing.use(None)  # flushes the functions' spans
             if provider is not None:
                 provider.shutdown()  # flushes the spans still queued
             _remove_plane_file(state_dir, plane_id)

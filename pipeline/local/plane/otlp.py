@@ -8,7 +8,7 @@ workers find it in ``PIPELINE_TRACES_ENDPOINT`` and authenticate with
 plane's token that allows writing spans and nothing else (the control API's token never
 reaches a child process).
 
-The plane's own spans (the router's) go straight into the store through a
+The plane's own spans (the router's, the Lambda runtime's) go straight into the store through a
 ``StoreExporter``. ``PIPELINE_TRACING=off`` in the plane's environment turns both off.
 """
 
@@ -47,11 +47,12 @@ def export_environment(port: int, token: str) -> None:
     os.environ[tracing.PLANE_KEY_ENV] = spans_key(token)
 
 
-def plane_provider(store: SpanStore) -> TracerProvider | None:
-    """The plane's own provider (service ``router``), exporting into ``store`` and, when one is
-    configured, to the collector; None when ``PIPELINE_TRACING=off``. Never installed globally:
-    the router's hook (``pipeline.local.http.tracing.use``) receives it."""
-    return tracing.setup("router", exporters=[StoreExporter(store)], set_global=False,
+def plane_provider(store: SpanStore, service: str = "router") -> TracerProvider | None:
+    """A provider of the plane's own spans (the router's, or a Lambda function's invocations),
+    exporting into ``store`` and, when one is configured, to the collector; None when
+    ``PIPELINE_TRACING=off``. Never installed globally: the router's hook
+    (``pipeline.local.http.tracing.use``) and the Lambda runtime receive theirs."""
+    return tracing.setup(service, exporters=[StoreExporter(store)], set_global=False,
                          environ={k: v for k, v in os.environ.items() if k != tracing.PLANE_ENDPOINT_ENV})
 
 
