@@ -17,10 +17,11 @@ from pipeline.core.edge import ApiKeys
 from pipeline.core.errors import UsageError
 from pipeline.core.model import ImageRef, Release, ServiceRef
 from pipeline.core.plan import Strategy
-from pipeline.core.ports import Clock, EventSink, ImageRegistry, StateStore
+from pipeline.core.ports import Clock, EventSink, ImageRegistry, RunObserver, StateStore
 from pipeline.engine import EngineSettings
 from pipeline.identity import Identity, os_account
 from pipeline.local.factory import LocalFactory
+from pipeline.observe.wiring import observer_for
 from pipeline.operations import Context
 from pipeline.owners import actor, owner_id
 from pipeline.project_root import PROJECT_FILE, SERVICES_DIR, find_root
@@ -79,7 +80,17 @@ class App:
             stores=self.store,
             settings=EngineSettings(lease_ttl=float(self.project.config.defaults.lock_ttl)),
             requires=self.requirements(env_name),
+            observer=self.observer(env_name, store, sink),
         )
+
+    def observer(self, env_name: str, store: StateStore, sink: EventSink) -> RunObserver | None:
+        """What watches runs in ``env_name``: their trace (OTLP, the local span store) and
+        notifications (``notify:``); ``pipeline.observe.wiring``."""
+        env = self.environment(env_name)
+        factory = self.factory(env)
+        home = factory.state_dir if isinstance(factory, LocalFactory) else None
+        session = (lambda: factory.session(env)) if isinstance(factory, AwsFactory) else None
+        return observer_for(env, clock=self.clock, store=store, sink=sink, local_home=home, session=session)
 
     def identity(self, env_name: str) -> Identity:
         """Who runs this command, from a source the caller cannot set: on an AWS environment

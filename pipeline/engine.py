@@ -17,6 +17,7 @@ the lease over, this run's next commit raises ``LeaseLost`` and saves nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 from pipeline.core.errors import PipelineError, PlatformError, StateConflict, TransientPlatformError
@@ -30,6 +31,7 @@ from pipeline.core.ports import (
     LockManager,
     Platform,
     Record,
+    RunObserver,
     StateStore,
     TrafficDriver,
     WaitObserver,
@@ -84,6 +86,7 @@ class Engine:
         sink: EventSink,
         owner: str,
         settings: EngineSettings = EngineSettings(),
+        observer: RunObserver | None = None,
     ) -> None:
         self._store = store
         self._locks = locks
@@ -91,6 +94,8 @@ class Engine:
         self._platform = platform
         self._sink = sink
         self._observer = sink if isinstance(sink, WaitObserver) else None
+        self._runs = observer  # spans and notifications of this run (pipeline.observe)
+        self._trace_id = ""
         self._owner = owner
         self._settings = settings
         self._heartbeat: Heartbeat | None = None
@@ -108,7 +113,17 @@ class Engine:
         The lock is released on return and on ordinary exceptions; a process that dies
         leaves its lease to expire (or to be taken over at once where it provably died: same
         machine, same PID namespace). A run whose lease was taken over raises ``LeaseLost``.
+        The run, its actions and its waits are reported to the ``RunObserver`` when there is one.
         """
+        if self._runs is None:
+            return self._run(state, audit)
+        purpose = next((r.action for r in audit if r.kind == "audit"), "run")
+        with self._runs.run(state, purpose) as trace_id:
+            self._trace_id = trace_id
+            audit = [replace(r, data={**r.data, **self._trace_data()}) for r in audit]
+            return self._run(state, audit)
+
+    def _run(self, state: DeploymentState, audit: Sequence[Record]) -> DeploymentState:
         ttl = self._settings.lease_ttl
         lease = self._locks.acquire(state.ref, self._owner, ttl)
         self._heartbeat = Heartbeat(self._locks, lease, ttl, interval=self._settings.heartbeat).start()
@@ -147,11 +162,13 @@ class Engine:
         who = actor or getattr(event, "actor", "") or state.actor
         data = _evidence_data(event) if isinstance(event, Measured) else {}
         name = type(event).__name__
-        records = [replace(self._record(new, who, name, note, event.now), data=data) for note in notes]
+        records = [self._record(new, who, name, note, event.now, data) for note in notes]
         if new.phase.terminal and not state.phase.terminal:
             records.append(self._outcome_record(new, event.now))
         self._store.commit(new, records, fence=self._fence())
         self._sink.emit(new, notes)
+        if self._runs is not None:
+            self._runs.changed(state, new, notes)
         return new
 
     def tick(self, state: DeploymentState) -> DeploymentState:
@@ -175,9 +192,10 @@ class Engine:
             self._renew()
             return state
         if isinstance(action, RunStage):
-            self._waiting(state)  # a stage blocks until it ends: show it while it runs
+            self._waiting(state, stage=True)  # a stage blocks until it ends: show it while it runs
         try:
-            event = self._execute(state, action)
+            with self._runs.action(state, action) if self._runs is not None else nullcontext():
+                event = self._execute(state, action)
         except PipelineError as exc:
             return self._action_failed(state, action, exc)
         self._failures = 0
@@ -311,9 +329,16 @@ class Engine:
         event = RollbackRequested(self._clock.now(), ENGINE_ACTOR, f"{name} failed: {exc.message}")
         return self.apply(state, event)
 
-    def _waiting(self, state: DeploymentState) -> None:
+    def _waiting(self, state: DeploymentState, *, stage: bool = False) -> None:
+        """Show a wait (or a stage that blocks) to the sink; a real wait (``stage`` False)
+        is also a span of the run's trace."""
         if self._observer is not None:
             self._observer.waiting(state, self._clock.now())
+        if self._runs is not None and not stage:
+            self._runs.waiting(state, self._clock.now())
+
+    def _trace_data(self) -> dict[str, object]:
+        return {"trace_id": self._trace_id} if self._trace_id else {}
 
     def _fence(self) -> Lease | None:
         """The lease every commit is conditional on (None outside ``run``); LeaseLost if a
@@ -336,7 +361,10 @@ class Engine:
             beat.stop()
             self._locks.release(beat.lease)
 
-    def _record(self, s: DeploymentState, actor: str, action: str, note: str, ts: float) -> Record:
+    def _record(
+        self, s: DeploymentState, actor: str, action: str, note: str, ts: float,
+        data: dict[str, object] | None = None,
+    ) -> Record:
         return Record(
             ts=ts,
             ref=s.ref,
@@ -347,6 +375,7 @@ class Engine:
             version=s.release.version,
             digest=s.release.digest,
             detail=note,
+            data={**(data or {}), **self._trace_data()},
         )
 
     def _outcome_record(self, s: DeploymentState, ts: float) -> Record:
@@ -354,8 +383,7 @@ class Engine:
         data: dict[str, object] = {"release": s.release.to_dict(), "slot": s.new_slot.value}
         if s.stable:
             data["stable"] = s.stable.to_dict()
-        record = self._record(s, s.actor, f"deployment.{s.phase.value}", s.reason, ts)
-        return replace(record, data=data)
+        return self._record(s, s.actor, f"deployment.{s.phase.value}", s.reason, ts, data)
 
 
 def _wake_time(action: Action) -> float | None:

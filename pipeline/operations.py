@@ -24,7 +24,7 @@ from pipeline.core.machine import transition
 from pipeline.core.model import Missing, Release, ServiceRef
 from pipeline.core.plan import Strategy, new_deployment
 from pipeline.core.plan import serving as plan_serving
-from pipeline.core.ports import Clock, EventSink, LockManager, Platform, Record, StateStore
+from pipeline.core.ports import Clock, EventSink, LockManager, Platform, Record, RunObserver, StateStore
 from pipeline.core.state import (
     AbortRequested,
     ContinueRequested,
@@ -61,6 +61,7 @@ class Context:
     stores: Callable[[str], StateStore] | None = None  # other environments' stores, by name
     requires: Requirements = Requirements()  # the environment's requirements (App fills them)
     override: Override | None = None  # break-glass: --override-requirements --reason
+    observer: RunObserver | None = None  # the run's trace and notifications (pipeline.observe)
 
     def store_of(self, environment: str) -> StateStore:
         """The store holding ``environment``'s history (promotion reads the source's)."""
@@ -79,6 +80,7 @@ class Context:
             sink=self.sink,
             owner=self.owner,
             settings=self.settings,
+            observer=self.observer,
         )
 
 

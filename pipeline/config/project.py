@@ -13,6 +13,7 @@ from pydantic import Field, StrictBool, StrictStr, model_validator
 
 from pipeline.config.deploy import TimeoutsConfig
 from pipeline.config.fields import Issue, Matches, Model, Name, PositiveDuration, RelPath, Text, presence
+from pipeline.config.observe import NotifyConfig, ObservabilityConfig
 from pipeline.config.quiet import EnvironmentAnalysisConfig
 from pipeline.core.plan import Strategy
 
@@ -176,6 +177,10 @@ class EnvironmentConfig(Model):
     max_pause: PositiveDuration | None = Field(
         default=None, description="cap timed pauses, bakes and keep_previous here (sandboxes, tests)"
     )
+    observability: ObservabilityConfig = Field(
+        default_factory=ObservabilityConfig, description="where deployment traces go (OTLP/HTTP)"
+    )
+    notify: NotifyConfig | None = Field(default=None, description="deployment notifications (webhook, SNS)")
 
     def allows_unverified(self) -> bool:
         """Whether OS-account identities count here: ``requires.unverified``, by default

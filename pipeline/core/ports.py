@@ -7,11 +7,12 @@ docstrings: idempotency, units (seconds, integer percent), and what "ready" mean
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from pipeline.core.model import Measurement, Release, ServiceRef, Slot, SlotHealth, StageResult, Weights
-from pipeline.core.state import DeploymentState, Signal
+from pipeline.core.state import Action, DeploymentState, Signal
 
 
 class Clock(Protocol):
@@ -203,6 +204,28 @@ class WaitObserver(Protocol):
     """
 
     def waiting(self, state: DeploymentState, now: float) -> None: ...
+
+
+class RunObserver(Protocol):
+    """Watches one engine run as it goes: spans of a trace, notifications (``pipeline.observe``).
+
+    ``run`` wraps the whole run (lock taken to lock released) and yields the run's trace id
+    (32 hex digits, or "" when nothing records it), which the engine writes into the data of
+    every history record of the run. ``purpose`` is what was asked for ("deploy", "promote
+    from staging", "rollback", "resume", "continue", ...). ``action`` wraps one action run
+    through the ports; a ``PipelineError`` escaping it is the action's failure. ``waiting``
+    is called before each slice of a wait (``state.pending`` is awaited); ``changed`` after
+    every state the engine saved. Times come from the engine's clock. Implementations must
+    be quick and must never raise: a failure to observe never fails a deployment.
+    """
+
+    def run(self, state: DeploymentState, purpose: str) -> AbstractContextManager[str]: ...
+
+    def action(self, state: DeploymentState, action: Action) -> AbstractContextManager[None]: ...
+
+    def waiting(self, state: DeploymentState, now: float) -> None: ...
+
+    def changed(self, before: DeploymentState, after: DeploymentState, notes: Sequence[str]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

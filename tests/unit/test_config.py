@@ -193,7 +193,8 @@ def test_reports_every_mistake_of_every_file_at_once_with_its_line(write_project
 
     assert problems(root) == [
         "pipeline.yaml:9: environments.dev.colour: unknown key 'colour': "
-        "allowed here: platform, owner, access, auto_deploy, requires, local, aws, analysis, max_pause",
+        "allowed here: platform, owner, access, auto_deploy, requires, local, aws, analysis, max_pause, "
+        "observability, notify",
         "pipeline.yaml:13: environments.prod.owner: unknown organisation 'sre': organisations in "
         "pipeline.yaml are dev, ops; use one of them or add it under `organisations:`",
         "services/billing/service.yaml:1: file not found: every folder in services/ is a service and "
