@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.core.edge import ApiKey, EdgeCounts, IssuedKey
 from pipeline.core.errors import UsageError
+from pipeline.core.model import Measurement, Slot
+from pipeline.core.ports import Metrics
 from pipeline.local.plane.control_client import PlaneClient
 
 if TYPE_CHECKING:
@@ -110,3 +112,28 @@ class LocalApiKeys:
                              f"{'no api: block' if config.api is None else 'api.keys: none'}",
                              hint=f"set api: {{keys: required}} in services/{service}/service.yaml")
         return config
+
+
+def edge_figures(counts: Sequence[EdgeCounts]) -> tuple[tuple[str, float], ...]:
+    """Totals over every key, as ``Measurement.extra`` figures; the hit ratio when looked up."""
+    hits, misses = sum(c.hits for c in counts), sum(c.misses for c in counts)
+    figures = [("edge_cache_hits", float(hits)), ("edge_cache_misses", float(misses)),
+               ("edge_throttled", float(sum(c.throttled for c in counts))),
+               ("edge_denied", float(sum(c.denied for c in counts)))]
+    if hits + misses:
+        figures.append(("edge_cache_hit_ratio", hits / (hits + misses)))
+    return tuple(figures)
+
+
+class EdgeCountingMetrics:
+    """``Metrics`` of a service behind an edge: the platform's own figures, plus the edge's
+    counts over the same window in ``extra`` (for people and reports; analysis never reads
+    them). The edge counts the route, not a slot: both slots' measurements carry the same."""
+
+    def __init__(self, inner: Metrics, keys: LocalApiKeys, service: str) -> None:
+        self._inner, self._keys, self._service = inner, keys, service
+
+    def measure(self, slot: Slot, since: float, until: float) -> Measurement:
+        measured = self._inner.measure(slot, since, until)
+        counts = self._keys.counts(self._service, since, until)
+        return replace(measured, extra=measured.extra + edge_figures(counts))

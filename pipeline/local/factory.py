@@ -25,7 +25,7 @@ from pipeline.local.adapters import (
     PlaneService,
     ServiceBinding,
 )
-from pipeline.local.api_keys import LocalApiKeys, keyed, register_edge
+from pipeline.local.api_keys import EdgeCountingMetrics, LocalApiKeys, keyed, register_edge
 from pipeline.local.http.rules import lambda_function_name
 from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import state_dir_of
@@ -82,13 +82,21 @@ class LocalFactory:
             synthetic = register_edge(client, binding.environment, service)
             stages = self._stages(binding, service)
             platform = _lambda_platform(client, self.registry(env), binding, service, stages)
-            return replace(platform, traffic=_lambda_traffic(client, binding, service, synthetic))
+            traffic = _lambda_traffic(client, binding, service, synthetic)
+            return self._edged(env, service, replace(platform, traffic=traffic))
         synthetic = register_edge(client, binding.environment, service)
         compute = LocalCompute(client, binding, local_launch(self.project, service),
                                self.registry(env).snapshot_dir)
-        return Platform(compute=compute, router=LocalRouter(client, binding),
-                        metrics=LocalMetrics(client, binding), stages=self._stages(binding, service),
-                        traffic=_traffic(binding, service, synthetic))
+        return self._edged(env, service, Platform(
+            compute=compute, router=LocalRouter(client, binding), metrics=LocalMetrics(client, binding),
+            stages=self._stages(binding, service), traffic=_traffic(binding, service, synthetic)))
+
+    def _edged(self, env: EnvironmentConfig, service: ServiceConfig, platform: Platform) -> Platform:
+        """``platform`` whose metrics also carry the edge's counts when the service has an ``api:``."""
+        if service.api is None:
+            return platform
+        counted = EdgeCountingMetrics(platform.metrics, self.api_keys(env), service.name)
+        return replace(platform, metrics=counted)
 
     def api_keys(self, env: EnvironmentConfig) -> LocalApiKeys:
         """Key management of ``env``'s services on the plane (started on first use)."""

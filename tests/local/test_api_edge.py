@@ -222,6 +222,12 @@ def test_counters_per_key_say_what_the_edge_did(edge: Edge) -> None:
     assert (counts["counted"].misses, counts["counted"].hits, counts["counted"].denied) == (1, 1, 1)
     assert counts["counted"].hit_ratio == 0.5
     assert counts[""].denied >= 1
+    # the Metrics port: every key's counts of the same window (whole seconds: earlier tests too)
+    figures = dict(edge.platform.metrics.measure(Slot.BLUE, since, time.time() + 1).extra)
+    hits, misses = sum(c.hits for c in counts.values()), sum(c.misses for c in counts.values())
+    assert (figures["edge_cache_hits"], figures["edge_cache_misses"]) == (hits, misses)
+    assert figures["edge_denied"] == sum(c.denied for c in counts.values()) >= 2
+    assert figures["edge_cache_hit_ratio"] == hits / (hits + misses)
 
 
 def test_the_keys_command_shows_the_secret_once_and_revokes_at_once(edge: Edge) -> None:
