@@ -8,11 +8,13 @@ loopback addresses (127.0.0.0/8 is all local): the edge sees the TCP peer.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ from pipeline.app import App
 from pipeline.core.model import Release, Slot, Weights
 from pipeline.core.ports import Platform
 from pipeline.local.api_keys import LocalApiKeys
+from pipeline.local.lambda_.control_client import LambdaControlClient
+from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import ensure_plane, plane_processes, stop_plane
 from tests.local.support.plane import free_port_pair, git, wait_until
 
@@ -208,6 +212,26 @@ def test_a_deployment_empties_the_cache_of_the_route(edge: Edge) -> None:
     edge.platform.router.set_weights(Weights(blue=0, green=100))  # new weights
     status, headers, body = edge.get("/orders/d", key=key)
     assert status == 200 and headers["x-cache"] == "miss" and body["slot"] == "green"
+
+
+def test_a_lambda_deployment_empties_the_cache_of_its_route(edge: Edge) -> None:
+    """A Lambda route deploys in the runtime's API (version published, alias weights set):
+    the plane sees it succeed there. Function ``dev_orders`` is what a Lambda ``orders`` in
+    ``dev`` would be, so its deployment concerns this route."""
+    key = edge.secret("lambda-one")
+    client = PlaneClient.for_state_dir(edge.root / ".pipeline")
+    lambda_api = LambdaControlClient(f"{client.base_url}/lambda/", token=client.token)
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("handler.py", "def handle(event, context):\n    return {'statusCode': 200}\n")
+    assert edge.get("/orders/l", key=key)[1]["x-cache"] == "miss"
+    assert edge.get("/orders/l", key=key)[1]["x-cache"] == "hit"
+
+    version = lambda_api.publish("dev_orders", package.getvalue(), "handler.handle", 128, 3.0, {})
+    assert edge.get("/orders/l", key=key)[1]["x-cache"] == "miss"
+    assert edge.get("/orders/l", key=key)[1]["x-cache"] == "hit"
+    lambda_api.set_alias("dev_orders", "live", {str(version["version"]): 1.0})
+    assert edge.get("/orders/l", key=key)[1]["x-cache"] == "miss"
 
 
 def test_counters_per_key_say_what_the_edge_did(edge: Edge) -> None:

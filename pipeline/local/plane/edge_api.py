@@ -9,14 +9,20 @@
 
 The secret of a key is answered once, by the POST that creates it. ``synthetic_key`` is the
 key the pipeline's own evidence traffic sends (see ``pipeline.local.http.edge``).
+
+A Lambda route's deployment happens in the Lambda runtime's API (``/lambda/...``: a version
+published, an alias's weights set); a middleware sees those answers succeed and empties the
+route's cache, as ``Plane.set_weights`` and ``Plane.provision`` do for ECS-style routes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from pipeline.local.http.edge import EdgeBook
 from pipeline.local.http.edge_keys import KeyRefused
@@ -24,6 +30,10 @@ from pipeline.local.http.edge_parts import EdgePolicy
 from pipeline.local.plane.environments import PlaneRequestError
 
 BookOf = Callable[[web.Request], EdgeBook]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_LAMBDA_DEPLOY = re.compile(  # a Lambda route's function is <env>_<service> (http.rules.lambda_function_name)
+    r"^/lambda/functions/([a-z][a-z0-9-]*)_([a-z][a-z0-9-]*)/(?:aliases/[^/]+|versions)$"
+)
 T = TypeVar("T")
 
 
@@ -73,12 +83,27 @@ def add_edge_routes(app: web.Application, base: str, book_of: BookOf) -> None:
         key = _keys(lambda: book.keys.revoke(env, service, request.match_info["name"]))
         return web.json_response({"key": key.to_dict()})
 
+    app.middlewares.append(_lambda_deployed(book_of))
     app.router.add_put(base + "/edge", put_edge)
     app.router.add_delete(base + "/edge", delete_edge)
     app.router.add_get(base + "/edge/counts", counts)
     app.router.add_post(base + "/keys", create_key)
     app.router.add_get(base + "/keys", list_keys)
     app.router.add_delete(base + "/keys/{name}", revoke_key)
+
+
+def _lambda_deployed(book_of: BookOf) -> Middleware:
+    """Empties a Lambda route's cache once its function got a new version or alias weights."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        found = _LAMBDA_DEPLOY.match(request.path) if request.method in ("PUT", "POST") else None
+        if found and 200 <= response.status < 300:
+            book_of(request).deployed(found[1], found[2])
+        return response
+
+    return middleware
 
 
 def _keys(call: Callable[[], T]) -> T:
