@@ -8,7 +8,12 @@
 - ``strategy(env, service, strategy)``: the AWS platform's rules for a service's strategy
   (ECS slots scale down once the ALB weights settled; ECS drains their targets itself),
   and the refusal of a strategy that may outlast the environment's credentials;
-- ``bootstrap_plan(env, services)``: the ``BootstrapStep`` list ``pipeline bootstrap`` runs.
+- ``bootstrap_plan(env, services)``: the ``BootstrapStep`` list ``pipeline bootstrap`` runs
+  (a service's ``api:`` edge included: ``pipeline.aws.apigw.bootstrap``);
+- ``api_keys(env)``: ``pipeline keys`` on the REST APIs' keys (``pipeline.aws.apigw.keys``).
+
+A service with an ``api:`` cache that ``invalidate_on_deploy`` gets its router wrapped in
+``CacheFlushingRouter``: a change of the split flushes its REST API's stage cache.
 
 One ``AwsSession`` per environment (assumed role, retries, client cache), made on first use.
 """
@@ -20,6 +25,10 @@ from typing import TYPE_CHECKING
 
 from pipeline.aws.alb.metrics import CloudWatchMetrics
 from pipeline.aws.alb.router import WEIGHT_SETTLE_SECONDS, AlbListenerRouter, service_routes
+from pipeline.aws.apigw.bootstrap import plan_edge
+from pipeline.aws.apigw.cache import CacheFlushingRouter, StageCache
+from pipeline.aws.apigw.keys import ApiGatewayKeys
+from pipeline.aws.apigw.spec import EdgeSpec, edge_spec
 from pipeline.aws.bootstrap import BootstrapStep, plan_environment
 from pipeline.aws.credentials import check_fits
 from pipeline.aws.ecr.registry import EcrRegistry
@@ -32,6 +41,7 @@ from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec, aws_environmen
 from pipeline.aws.state.lock import DynamoLockManager
 from pipeline.aws.state.store import DynamoStateStore
 from pipeline.build import source_revision
+from pipeline.core.errors import UsageError
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, ImageRegistry, LockManager, Platform, StageRunner, StateStore
 from pipeline.loadtest.stages import ServiceStageRunner
@@ -109,6 +119,10 @@ class AwsFactory:
             alarms = tuple(service.ecs.alarms) if service.ecs is not None else ()
             spec = ecs_spec(service, alarm_names=alarms)
             platform = ecs_platform(session, settings, spec, self.clock, stages)
+        edge = edge_spec(settings, service)
+        if edge is not None and edge.api.cache is not None and edge.api.cache.invalidate_on_deploy:
+            cache = StageCache(session.client("apigateway"), edge)
+            platform = replace(platform, router=CacheFlushingRouter(platform.router, cache))
         return replace(platform, traffic=traffic)
 
     def strategy(self, env: EnvironmentConfig, service: ServiceConfig, strategy: Strategy) -> Strategy:
@@ -143,4 +157,22 @@ class AwsFactory:
                 steps += plan_lambda(session, settings, service, clock=self.clock)
             else:
                 steps += plan_ecs_service(session, settings, ecs_spec(service))
+            edge = edge_spec(settings, service)
+            if edge is not None:
+                steps += plan_edge(session, edge)
         return steps
+
+    def api_keys(self, env: EnvironmentConfig) -> ApiGatewayKeys:
+        """The API keys of ``env``'s services' REST APIs (``pipeline keys``)."""
+        settings = self.environment(env)
+
+        def spec_of(name: str) -> EdgeSpec:
+            found = edge_spec(settings, self.project.service(name))
+            if found is None:
+                raise UsageError(
+                    f"{name} has no api: block, so it has no API keys",
+                    hint="add an api: block to its service.yaml (docs/api-edge.md), then bootstrap",
+                )
+            return found
+
+        return ApiGatewayKeys(self.session(env), spec_of)

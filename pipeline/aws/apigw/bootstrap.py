@@ -24,7 +24,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline.aws.apigw.rest import RestApi, RestApiInfo, StageInfo, UsagePlanInfo
+from pipeline.aws.apigw.plans import patch_operations, quota, throttle
+from pipeline.aws.apigw.rest import RestApi, RestApiInfo, StageInfo
 from pipeline.aws.apigw.spec import (
     STAGE,
     AlbTarget,
@@ -60,14 +61,6 @@ def _all_paths(route: str) -> list[str]:
         parts = [p for p in path.split("/") if p]
         out += ["/" + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
     return list(dict.fromkeys(out))
-
-
-def plan_throttle(plan: UsagePlan) -> dict[str, Any]:
-    return {"rateLimit": plan.rate, "burstLimit": plan.bucket}
-
-
-def plan_quota(plan: UsagePlan) -> dict[str, Any] | None:
-    return {"limit": plan.quota, "period": "DAY"} if plan.quota is not None else None
 
 
 class _Planner:
@@ -134,7 +127,8 @@ class _Planner:
             plans = self.rest.usage_plans()
             for name, plan in sorted(s.api.plans.items()):
                 full = s.usage_plan_name(name)
-                ok = self._plan_ops(plans.get(full), plan, api_id) == [] if found else False
+                have = plans.get(full)
+                ok = found is not None and have is not None and patch_operations(have, plan, api_id) == []
                 out.append(BootstrapStep("usage plan", full, ok, self._usage_plan(full, plan)))
         return out
 
@@ -292,32 +286,13 @@ class _Planner:
 
     # --- usage plans -----------------------------------------------------------------------
 
-    def _plan_ops(
-        self, found: UsagePlanInfo | None, plan: UsagePlan, api_id: str
-    ) -> list[dict[str, str]] | None:
-        """Patch operations that make ``found`` as configured; None when it does not exist."""
-        if found is None:
-            return None
-        ops: list[dict[str, str]] = []
-        if f"{api_id}:{STAGE}" not in found.stages:
-            ops.append({"op": "add", "path": "/apiStages", "value": f"{api_id}:{STAGE}"})
-        for key, value in plan_throttle(plan).items():
-            if found.throttle.get(key) != value:
-                ops.append({"op": "replace", "path": f"/throttle/{key}", "value": str(value)})
-        quota = plan_quota(plan)
-        if quota is not None and found.quota.get("limit") != quota["limit"]:
-            ops.append({"op": "replace", "path": "/quota/limit", "value": str(quota["limit"])})
-            ops.append({"op": "replace", "path": "/quota/period", "value": "DAY"})
-        return ops
-
     def _usage_plan(self, name: str, plan: UsagePlan) -> Callable[[], None]:
         def create() -> None:
             api_id = self._found().api_id
             found = self.rest.usage_plans().get(name)
-            ops = self._plan_ops(found, plan, api_id)
-            if found is None or ops is None:
-                self.rest.create_usage_plan(name, api_id, plan_throttle(plan), plan_quota(plan))
-            elif ops:
+            if found is None:
+                self.rest.create_usage_plan(name, api_id, throttle(plan), quota(plan))
+            elif ops := patch_operations(found, plan, api_id):
                 self.rest.update_usage_plan(name, found.plan_id, ops)
 
         return create

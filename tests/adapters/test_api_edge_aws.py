@@ -1,0 +1,433 @@
+"""A service's ``api:`` edge on AWS: the REST API bootstrap creates, its keys, its cache.
+
+Against the moto server over HTTP (with the realism layer: lists reversed, request
+values checked against the service model): bootstrap creates the REST API, its resource
+policy, resources and methods (API key required), the Lambda proxy integration on the
+alias, the stage with its cache settings and the usage plans, then a second run writes
+nothing; the keys command's port creates, lists and revokes keys; the IAM policies cover
+exactly the calls made. FlushStageCache is not implemented by the test endpoint (it
+answers 404 "Not yet implemented"): the flush is checked against a Stubber fed the
+response AWS documents.
+"""
+# ruff: noqa: F401, F811 - the ``lambda_aws`` fixture is imported, then requested by name
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.stub import Stubber
+
+from pipeline.aws.apigw.bootstrap import plan_edge
+from pipeline.aws.apigw.cache import CacheFlushingRouter, StageCache
+from pipeline.aws.apigw.keys import ApiGatewayKeys
+from pipeline.aws.apigw.spec import STAGE, EdgeSpec, LambdaTarget, resource_policy, same_policy
+from pipeline.aws.bootstrap import execute
+from pipeline.aws.iam import ServiceKinds, iam_actions_of_call, policy, policy_actions
+from pipeline.aws.settings import AwsEnvironment
+from pipeline.config.api import ApiConfig
+from pipeline.core.errors import NotFoundError, PlatformError, UsageError
+from pipeline.core.model import Weights
+from tests.adapters.support.lambda_world import ACCOUNT, LambdaWorld, lambda_aws
+
+WRITES = ("Create", "Put", "Update", "Add", "Delete", "Tag", "Flush", "Import")
+BLOCK: dict[str, Any] = {
+    "keys": "required",
+    "default_plan": "partner",
+    "plans": {"partner": {"rate": "20/s", "burst": 40, "quota": "10000/day"}, "free": {"rate": 2}},
+    "allow_cidrs": ["10.0.0.0/8", "192.0.2.0/24"],
+    "deny_cidrs": ["10.9.0.0/16"],
+    "cache": {"ttl": "30s", "key": {"headers": ["accept-language"], "query": ["page"]}, "methods": ["GET"]},
+}
+
+
+def edge(world: LambdaWorld, **changes: Any) -> EdgeSpec:
+    api = ApiConfig.model_validate({**BLOCK, **changes})
+    return EdgeSpec(
+        "orders", "dev", "aws", world.spec().region, ACCOUNT, "/orders/*", api, LambdaTarget("orders-dev")
+    )
+
+
+def writes(world: LambdaWorld) -> list[str]:
+    return [name for name, _ in world.calls.made if name.split(":")[1].startswith(WRITES)]
+
+
+def bootstrapped(world: LambdaWorld, spec: EdgeSpec) -> str:
+    """The function (lambda bootstrap) and its edge; the REST API's id."""
+    world.bootstrap(world.spec())
+    execute(plan_edge(world.session, spec))
+    client = world.session.client("apigateway")
+    return next(a["id"] for a in client.get_rest_apis()["items"] if a["name"] == "orders-dev")
+
+
+# --- bootstrap ---------------------------------------------------------------------------
+
+
+def test_bootstrap_creates_the_rest_api_then_a_second_run_writes_nothing(lambda_aws: LambdaWorld) -> None:
+    spec = edge(lambda_aws)
+    lambda_aws.bootstrap(lambda_aws.spec())
+    planned = plan_edge(lambda_aws.session, spec)
+    assert {st.action for st in planned} == {"create"}
+    assert [(st.kind, st.name) for st in planned] == [
+        ("rest api", "orders-dev"),
+        ("api resource", "/orders"),
+        ("api resource", "/orders/{proxy+}"),
+        ("api method", "ANY /orders"),
+        ("api method", "GET /orders"),
+        ("api method", "ANY /orders/{proxy+}"),
+        ("api method", "GET /orders/{proxy+}"),
+        ("invoke permission", "orders-dev:live"),
+        ("api deployment", "orders-dev/live"),
+        ("stage cache", "orders-dev/live"),
+        ("usage plan", "orders-dev-free"),
+        ("usage plan", "orders-dev-partner"),
+    ]
+    lambda_aws.calls.clear()
+    execute(planned)  # the plan made before anything existed
+
+    # the second run: every step exists, nothing is written
+    lambda_aws.calls.clear()
+    again = plan_edge(lambda_aws.session, spec)
+    assert {st.action for st in again} == {"exists"}, [st for st in again if st.action != "exists"]
+    assert execute(again) == []
+    assert writes(lambda_aws) == []
+
+
+def test_methods_require_a_key_and_invoke_the_functions_alias(lambda_aws: LambdaWorld) -> None:
+    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+    client = lambda_aws.session.client("apigateway")
+
+    resources = {r["path"]: r for r in client.get_resources(restApiId=api_id, embed=["methods"])["items"]}
+    proxy = resources["/orders/{proxy+}"]["resourceMethods"]
+    assert set(proxy) == {"ANY", "GET"} and set(resources["/orders"]["resourceMethods"]) == {"ANY", "GET"}
+    uri = (
+        "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/"
+        "arn:aws:lambda:eu-west-1:123456789012:function:orders-dev:live/invocations"
+    )
+    for verb in ("ANY", "GET"):
+        method = client.get_method(
+            restApiId=api_id, resourceId=resources["/orders/{proxy+}"]["id"], httpMethod=verb
+        )
+        assert method["apiKeyRequired"] is True
+        assert method["methodIntegration"]["type"] == "AWS_PROXY"
+        assert method["methodIntegration"]["uri"] == uri  # the alias the deployment shifts
+    # the cached GET: the proxy path, the header and the query parameter make the cache key
+    # (the test endpoint does not store cacheKeyParameters: the request is what is checked)
+    sent = [p for p in lambda_aws.calls.named("PutIntegration") if p["httpMethod"] == "GET"]
+    assert {tuple(p["cacheKeyParameters"]) for p in sent} == {
+        (
+            "method.request.header.accept-language",
+            "method.request.path.proxy",
+            "method.request.querystring.page",
+        ),
+        ("method.request.header.accept-language", "method.request.querystring.page"),
+    }
+    assert all(
+        "cacheKeyParameters" not in p
+        for p in lambda_aws.calls.named("PutIntegration")
+        if p["httpMethod"] == "ANY"
+    )  # a POST through ANY is never cached
+
+    permission = json.loads(
+        lambda_aws.session.client("lambda").get_policy(FunctionName="orders-dev", Qualifier="live")["Policy"]
+    )
+    statement = next(s for s in permission["Statement"] if s["Sid"] == f"pipeline-rest-{api_id}")
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert api_id in json.dumps(statement["Condition"])
+
+
+def test_the_stage_caches_the_get_methods_with_the_ttl(lambda_aws: LambdaWorld) -> None:
+    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+    stage = lambda_aws.session.client("apigateway").get_stage(restApiId=api_id, stageName=STAGE)
+
+    assert stage["cacheClusterEnabled"] is True and stage["cacheClusterSize"] == "0.5"
+    cached = {k: (v["cachingEnabled"], v["cacheTtlInSeconds"]) for k, v in stage["methodSettings"].items()}
+    assert cached == {"~1orders/GET": (True, 30), "~1orders~1{proxy+}/GET": (True, 30)}
+
+
+def test_usage_plans_throttle_and_cap_each_key_on_the_stage(lambda_aws: LambdaWorld) -> None:
+    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+    plans = {p["name"]: p for p in lambda_aws.session.client("apigateway").get_usage_plans()["items"]}
+
+    partner, free = plans["orders-dev-partner"], plans["orders-dev-free"]
+    assert partner["apiStages"] == [{"apiId": api_id, "stage": STAGE}]
+    assert partner["throttle"] == {"rateLimit": 20.0, "burstLimit": 40}
+    assert partner["quota"] == {"limit": 10000, "period": "DAY", "offset": 0} or partner["quota"] == {
+        "limit": 10000,
+        "period": "DAY",
+    }
+    assert free["throttle"] == {"rateLimit": 2.0, "burstLimit": 2} and not free.get("quota")
+
+
+def test_a_changed_plan_or_cache_converges_and_the_rest_stays(lambda_aws: LambdaWorld) -> None:
+    bootstrapped(lambda_aws, edge(lambda_aws))
+    plans = {"partner": {"rate": "50/s", "burst": 100, "quota": "20000/day"}, "free": {"rate": 2}}
+    changed = edge(lambda_aws, plans=plans, cache={"ttl": "60s", "methods": ["GET"]})
+
+    steps = plan_edge(lambda_aws.session, changed)
+    assert [(st.kind, st.name) for st in steps if st.action == "create"] == [
+        ("stage cache", "orders-dev/live"),
+        ("usage plan", "orders-dev-partner"),
+    ]
+    execute(steps)
+    assert {st.action for st in plan_edge(lambda_aws.session, changed)} == {"exists"}
+    partner = next(
+        p
+        for p in lambda_aws.session.client("apigateway").get_usage_plans()["items"]
+        if p["name"] == "orders-dev-partner"
+    )
+    assert partner["throttle"] == {"rateLimit": 50.0, "burstLimit": 100}
+    assert partner["quota"]["limit"] == 20000
+
+
+# --- the resource policy -------------------------------------------------------------------
+
+
+def test_the_resource_policy_admits_allow_cidrs_and_refuses_deny_cidrs(lambda_aws: LambdaWorld) -> None:
+    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+    stored = lambda_aws.session.client("apigateway").get_rest_api(restApiId=api_id)["policy"]
+
+    statements = json.loads(stored)["Statement"]
+    assert [s["Effect"] for s in statements] == ["Allow", "Deny", "Deny"]
+    assert all(s["Action"] == "execute-api:Invoke" and s["Resource"] == "execute-api:/*" for s in statements)
+    outside, denied = statements[1]["Condition"], statements[2]["Condition"]
+    assert outside == {"NotIpAddress": {"aws:SourceIp": ["10.0.0.0/8", "192.0.2.0/24"]}}
+    assert denied == {"IpAddress": {"aws:SourceIp": ["10.9.0.0/16"]}}  # wins over the allow list
+
+
+def test_a_changed_cidr_list_replaces_the_policy_and_redeploys(lambda_aws: LambdaWorld) -> None:
+    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+    changed = edge(lambda_aws, deny_cidrs=["10.9.0.0/16", "10.8.0.0/16"])
+
+    steps = plan_edge(lambda_aws.session, changed)
+    assert [(st.kind, st.action) for st in steps if st.action == "create"] == [
+        ("resource policy", "create"),
+        ("api deployment", "create"),
+    ]  # a policy applies once deployed
+    lambda_aws.calls.clear()
+    execute(steps)
+    assert [n.split(":")[1] for n in writes(lambda_aws)] == ["UpdateRestApi", "CreateDeployment"]
+    stored = lambda_aws.session.client("apigateway").get_rest_api(restApiId=api_id)["policy"]
+    assert same_policy(stored, resource_policy(changed.api), api_id)
+
+
+def test_the_policy_aws_returns_escaped_and_expanded_reads_as_the_same() -> None:
+    """API Gateway returns the policy with escaped quotes and ``execute-api:/*`` expanded to
+    the API's ARN (hashicorp/terraform-provider-aws#5549); that is not a change."""
+    api = ApiConfig.model_validate(BLOCK)
+    wanted = resource_policy(api)
+    arn = "arn:aws:execute-api:eu-west-1:123456789012:abc123/*"
+    as_returned = json.dumps(json.loads(json.dumps(wanted).replace('"execute-api:/*"', json.dumps(arn))))
+    escaped = as_returned.replace('"', '\\"')
+
+    assert same_policy(escaped, wanted, "abc123")
+    assert not same_policy(
+        escaped, resource_policy(ApiConfig.model_validate({**BLOCK, "deny_cidrs": []})), "abc123"
+    )
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+def keys_of(world: LambdaWorld, spec: EdgeSpec) -> ApiGatewayKeys:
+    def spec_of(name: str) -> EdgeSpec:
+        if name != spec.service:
+            raise UsageError(f"{name} has no api: block")
+        return spec
+
+    return ApiGatewayKeys(world.session, spec_of)
+
+
+def test_keys_are_created_once_listed_without_values_and_revoked(lambda_aws: LambdaWorld) -> None:
+    spec = edge(lambda_aws)
+    bootstrapped(lambda_aws, spec)
+    keys = keys_of(lambda_aws, spec)
+    client = lambda_aws.session.client("apigateway")
+
+    issued = keys.create("orders", "alice", None)  # the default plan
+    bob = keys.create("orders", "bob", "free")
+    assert len(issued.secret) >= 20 and issued.key.hint == issued.secret[:4] and issued.key.plan == "partner"
+    partner = next(p for p in client.get_usage_plans()["items"] if p["name"] == "orders-dev-partner")
+    bound = client.get_usage_plan_keys(usagePlanId=partner["id"])["items"]
+    assert [k["id"] for k in bound] == [issued.key.id]
+
+    lambda_aws.calls.clear()
+    listed = keys.list("orders")
+    assert [(k.name, k.plan, k.hint, k.active) for k in listed] == [
+        ("alice", "partner", issued.secret[:4], True),
+        ("bob", "free", bob.secret[:4], True),
+    ]
+    assert [p["includeValues"] for p in lambda_aws.calls.named("GetApiKeys")] == [False]
+    assert issued.secret not in repr(listed)
+
+    revoked = keys.revoke("orders", "alice")
+    assert revoked.revoked is not None and not revoked.active
+    assert client.get_api_key(apiKey=issued.key.id)["enabled"] is False  # API Gateway refuses it now
+    lambda_aws.calls.clear()
+    assert keys.revoke("orders", "alice").revoked == revoked.revoked  # again: unchanged
+    assert writes(lambda_aws) == []
+    assert [k.active for k in keys.list("orders")] == [False, True]
+
+
+def test_key_mistakes_are_refused_with_what_to_do(lambda_aws: LambdaWorld) -> None:
+    spec = edge(lambda_aws)
+    bootstrapped(lambda_aws, spec)
+    keys = keys_of(lambda_aws, spec)
+    keys.create("orders", "alice", None)
+
+    with pytest.raises(UsageError, match="already has a key named 'alice'"):
+        keys.create("orders", "alice", None)
+    with pytest.raises(UsageError, match=r"no usage plan 'gold'.*free, partner"):
+        keys.create("orders", "carol", "gold")
+    with pytest.raises(NotFoundError, match="no key named 'nobody'"):
+        keys.revoke("orders", "nobody")
+    with pytest.raises(UsageError, match="has no api: block"):
+        keys.list("payments")
+
+
+def test_a_key_no_plan_accepts_is_disabled_again(lambda_aws: LambdaWorld) -> None:
+    """The plan vanishes between the lookup and the binding: the key must not stay usable.
+
+    AWS answers CreateUsagePlanKey on a deleted plan with 404 NotFoundException
+    (https://docs.aws.amazon.com/apigateway/latest/api/API_CreateUsagePlanKey.html#API_CreateUsagePlanKey_Errors);
+    the test endpoint binds keys to plans it does not have, so the hook answers as AWS does.
+    """
+    spec = edge(lambda_aws)
+    bootstrapped(lambda_aws, spec)
+    client = lambda_aws.session.client("apigateway")
+
+    def plan_gone(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        error = {"Code": "NotFoundException", "Message": "Invalid Usage Plan ID specified"}
+        return AWSResponse("https://apigateway", 404, {}, None), {
+            "Error": error,
+            "ResponseMetadata": {"HTTPStatusCode": 404},
+        }
+
+    client.meta.events.register_first("before-call.api-gateway.CreateUsagePlanKey", plan_gone)
+    with pytest.raises(PlatformError, match="add the API key alice to the usage plan partner"):
+        keys_of(lambda_aws, spec).create("orders", "alice", None)
+    client.meta.events.unregister("before-call.api-gateway.CreateUsagePlanKey", plan_gone)
+
+    [key] = [k for k in client.get_api_keys(includeValues=False)["items"] if k["name"] == "orders-dev-alice"]
+    assert key["enabled"] is False
+    assert [k.active for k in keys_of(lambda_aws, spec).list("orders")] == [False]  # listed as revoked
+
+
+# --- the cache flushed by a deployment -------------------------------------------------------
+
+
+class Split:
+    """A router whose split is a value (the alias router is tested in test_lambda_router)."""
+
+    def __init__(self) -> None:
+        self.weights: Weights | None = Weights(100, 0)
+
+    def set_weights(self, weights: Weights) -> None:
+        self.weights = weights
+
+    def get_weights(self) -> Weights | None:
+        return self.weights
+
+
+def test_a_change_of_the_split_flushes_the_stage_cache_once(lambda_aws: LambdaWorld) -> None:
+    spec = edge(lambda_aws)
+    api_id = bootstrapped(lambda_aws, spec)
+    client = lambda_aws.session.client("apigateway")
+    router = CacheFlushingRouter(Split(), StageCache(client, spec))
+    # FlushStageCache answers 202 with an empty body
+    # (https://docs.aws.amazon.com/apigateway/latest/api/API_FlushStageCache.html)
+    with Stubber(client) as stub:
+        stub.add_response("get_rest_apis", {"items": [{"id": api_id, "name": "orders-dev"}]}, {"limit": 500})
+        stub.add_client_error(
+            "flush_stage_cache",
+            "TooManyRequestsException",
+            http_status_code=429,
+            expected_params={"restApiId": api_id, "stageName": STAGE},
+        )
+        stub.add_response("flush_stage_cache", {}, {"restApiId": api_id, "stageName": STAGE})
+        stub.add_response("flush_stage_cache", {}, {"restApiId": api_id, "stageName": STAGE})
+
+        with pytest.raises(Exception, match="TooManyRequests"):
+            router.set_weights(Weights(90, 10))  # the split moved; the flush failed
+        router.set_weights(Weights(90, 10))  # already set, but the flush is still owed
+        router.set_weights(Weights(90, 10))  # nothing changed, nothing owed: no call
+        router.set_weights(Weights(0, 100))
+        stub.assert_no_pending_responses()
+
+
+# --- IAM: the policies cover exactly the calls --------------------------------------------------
+
+
+class Recorder:
+    """IAM actions of every call, recorded before the parameters are built (an event every
+    call emits, Stubbed ones too: a Stubber answers ``before-call`` first)."""
+
+    def __init__(self) -> None:
+        self.actions: set[str] = set()
+
+    def __call__(self, model: Any, params: Any = None, **_: Any) -> None:
+        method = str(model.http.get("method", ""))
+        self.actions |= iam_actions_of_call(
+            model.service_model.signing_name, model.name, params, http_method=method
+        )
+
+
+def test_the_policies_allow_exactly_what_bootstrap_keys_and_a_deployment_call(
+    lambda_aws: LambdaWorld,
+) -> None:
+    spec = edge(lambda_aws)
+    lambda_aws.bootstrap(lambda_aws.spec())
+    recorder = Recorder()
+    lambda_aws.session.on("before-parameter-build", recorder)
+    execute(plan_edge(lambda_aws.session, spec))
+    execute(plan_edge(lambda_aws.session, edge(lambda_aws, deny_cidrs=[], plans={"partner": {"rate": 5}})))
+    keys = keys_of(lambda_aws, spec)
+    keys.create("orders", "alice", None)
+    keys.list("orders")
+    keys.revoke("orders", "alice")
+    by_bootstrap = frozenset(recorder.actions)
+    recorder.actions.clear()
+    client = lambda_aws.session.client("apigateway")
+    with Stubber(client) as stub:
+        stub.add_response(
+            "get_rest_apis", {"items": [{"id": "abc123", "name": "orders-dev"}]}, {"limit": 500}
+        )
+        stub.add_response("flush_stage_cache", {}, {"restApiId": "abc123", "stageName": STAGE})
+        CacheFlushingRouter(Split(), StageCache(client, spec)).set_weights(Weights(50, 50))
+    by_deploy = frozenset(recorder.actions)
+
+    env = AwsEnvironment("dev", spec.region, ACCOUNT, "", "", "", "pipeline-state")
+    kinds = ServiceKinds(lambda_=("orders",), edge=("orders",))
+    lambda_only = ServiceKinds(lambda_=("orders",))
+    deploy_edge = policy_actions(policy(env, kinds)) - policy_actions(policy(env, lambda_only))
+    bootstrap_edge = policy_actions(policy(env, kinds, kind="bootstrap")) - policy_actions(
+        policy(env, lambda_only, kind="bootstrap")
+    )
+
+    assert by_deploy == {"apigateway:GET", "apigateway:DELETE"}
+    assert by_deploy <= policy_actions(policy(env, kinds))
+    assert deploy_edge == {"apigateway:DELETE"}  # GET the Lambda deploy policy has already
+    assert by_bootstrap <= policy_actions(policy(env, kinds, kind="bootstrap"))
+    apigateway_calls = {a for a in by_bootstrap | by_deploy if a.startswith("apigateway:")}
+    ecs_only = {"elasticloadbalancing:DescribeLoadBalancers"}  # the VPC link's ALB: an ECS service's edge
+    assert bootstrap_edge - ecs_only == apigateway_calls - {"apigateway:GET", "apigateway:POST"}  # Lambda's
+
+
+def test_edge_grants_are_scoped_to_api_gateway_paths_and_the_stage_cache() -> None:
+    env = AwsEnvironment("dev", "eu-west-1", ACCOUNT, "", "", "", "pipeline-state")
+    kinds = ServiceKinds(ecs=("orders",), edge=("orders",))
+    for kind in ("deploy", "bootstrap"):
+        for st in policy(env, kinds, kind=kind)["Statement"]:
+            if any(a.startswith("apigateway:") for a in st["Action"]):
+                found = [st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]
+                assert "*" not in found and all(
+                    r.startswith("arn:aws:apigateway:eu-west-1::/") for r in found
+                )
+    deploy = [
+        st for st in policy(env, kinds)["Statement"] if any(a.startswith("apigateway:") for a in st["Action"])
+    ]
+    assert {a for st in deploy for a in st["Action"]} == {"apigateway:GET", "apigateway:DELETE"}
+    delete = next(st for st in deploy if "apigateway:DELETE" in st["Action"])
+    assert delete["Resource"] == "arn:aws:apigateway:eu-west-1::/restapis/*/stages/live/cache/data"
