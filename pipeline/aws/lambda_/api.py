@@ -79,9 +79,17 @@ def _raise_conflict(exc: ClientError, doing: str) -> None:
         raise Conflict(f"could not {doing}: AWS answered {code}: {text}", code=code) from exc
 
 
+ACTIVE_TRACING = {"Mode": "Active"}
+"""Lambda samples requests and records its own segments in X-Ray (initialisation, invocation),
+continuing an incoming ``X-Amzn-Trace-Id``; the execution role needs ``xray:PutTraceSegments``
+and ``xray:PutTelemetryRecords`` (docs/observability.md). Not part of ``settings_key``: moto
+does not store a TracingConfig update, so comparing it would re-update every deployment."""
+
+
 @dataclass(frozen=True, slots=True)
 class FunctionSettings:
-    """The configuration a release's version must carry (memory MiB, timeout seconds)."""
+    """The configuration a release's version must carry (memory MiB, timeout seconds), with
+    X-Ray active tracing (``ACTIVE_TRACING``)."""
 
     handler: str
     runtime: str
@@ -98,6 +106,7 @@ class FunctionSettings:
             "Timeout": self.timeout,
             "Role": self.role_arn,
             "Environment": {"Variables": dict(self.environment)},
+            "TracingConfig": ACTIVE_TRACING,
         }
         if self.package_type == "zip":
             params.update(Handler=self.handler, Runtime=self.runtime)

@@ -32,7 +32,7 @@ from botocore.exceptions import ClientError
 
 from pipeline.aws.bootstrap import BootstrapStep, execute
 from pipeline.aws.errors import aws_errors
-from pipeline.aws.lambda_.api import LambdaApi, error_code, is_not_found
+from pipeline.aws.lambda_.api import ACTIVE_TRACING, LambdaApi, error_code, is_not_found
 from pipeline.aws.lambda_.concurrency import ConcurrencyApi
 from pipeline.aws.lambda_.gateway import STAGE_VARIABLE, STAGES, HttpApi, route_keys
 from pipeline.aws.lambda_.spec import LambdaSpec, lambda_spec, managed_role_name
@@ -176,6 +176,7 @@ class _Planner:
             "MemorySize": s.memory, "Timeout": s.timeout, "Publish": True, "PackageType": "Zip",
             "Code": {"ZipFile": placeholder_zip(s.handler)},
             "Description": f"{s.service} in {s.environment}, deployed by pipeline",
+            "TracingConfig": ACTIVE_TRACING,
         }
         deadline = self.clock.now() + ROLE_PROPAGATION
         while True:
