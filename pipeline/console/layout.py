@@ -124,6 +124,8 @@ def history_lines(records: Iterable[Record], width: int) -> list[Text]:
         lines.extend(fit(fields, width))
         if r.detail:
             lines.extend(wrapped(r.detail, width))
+        if r.action.startswith("deployment.") and r.data.get("trace_id"):
+            lines.extend(wrapped(f"trace {r.data['trace_id']}", width))  # `pipeline trace show` takes it
     return lines
 
 

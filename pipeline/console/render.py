@@ -202,6 +202,7 @@ def record_dict(r: Record) -> dict[str, Any]:
         "version": r.version,
         "digest": r.digest,
         "detail": r.detail,
+        "trace_id": r.data.get("trace_id") or None,  # the run's trace (pipeline.observe)
     }
 
 

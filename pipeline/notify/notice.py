@@ -48,7 +48,7 @@ class Notice:
         found = [f"deployment {self.deployment} of {self.version} ({self.digest}) by {self.actor}"]
         if self.purpose:
             found.append(f"asked for: {self.purpose}")
-        if self.reason:
+        if self.reason and self.event not in {"succeeded", "promoted"}:
             found.append(f"why: {self.reason}")
         if self.trace_id:
             found.append(f"trace: {self.trace_id}")

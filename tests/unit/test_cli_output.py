@@ -108,7 +108,8 @@ def test_history_wide_is_the_table_and_json_is_unchanged(home: Path) -> None:
     assert any(records[-1].detail in line for line in wide.splitlines())
     data = json.loads(pipeline("history", "catalog", "--env", "dev", "--json"))
     assert [d["action"] for d in data] == [r.action for r in records]
-    fields = {"ts", "time", "kind", "deployment", "actor", "action", "phase", "version", "digest", "detail"}
+    fields = {"ts", "time", "kind", "deployment", "actor", "action", "phase", "version", "digest", "detail",
+              "trace_id"}  # trace_id: the run's trace, null when the run was not traced
     assert set(data[0]) == fields
 
 
