@@ -241,6 +241,26 @@ class LoadThresholds(Model):
     min_rps: Annotated[float, Field(strict=True, ge=0)] | None = None
 
 
+class LoadRamp(Model):
+    """Step load: ``from`` users, then ``+step`` each ``step_duration``, up to ``to``
+    (docs/load-testing.md#ramps)."""
+
+    start: PositiveInt = Field(alias="from")
+    to: PositiveInt
+    step: PositiveInt
+    step_duration: Annotated[Duration, AfterValidator(Within(1, 3600))]
+    min_knee: PositiveInt | None = Field(default=None, description="gate: the lowest acceptable knee")
+
+    def _value_rules(self) -> list[Issue]:
+        if self.to < self.start:
+            return [(("to",), f"to ({self.to}) is below from ({self.start}): a ramp goes up")]
+        if (self.to - self.start) // self.step + 1 > 100:
+            return [(("step",), f"step {self.step} makes more than 100 steps from {self.start} to {self.to}")]
+        if self.min_knee is not None and not self.start <= self.min_knee <= self.to:
+            return [(("min_knee",), f"min_knee {self.min_knee} is outside {self.start}..{self.to}")]
+        return []
+
+
 class LoadConfig(Model):
     """The load stage: a locust run against the new release's test route."""
 
@@ -250,6 +270,17 @@ class LoadConfig(Model):
     duration: PositiveDuration = 30.0
     user_class: Annotated[StrictStr, Matches(r"^[A-Za-z_]\w*$", "a Python class name")] | None = None
     thresholds: LoadThresholds = Field(default_factory=LoadThresholds)
+    ramp: LoadRamp | None = Field(default=None, description="step load instead of users/duration")
+
+    @classmethod
+    def _presence_rules(cls, data: dict[Any, Any]) -> list[Issue]:
+        if "ramp" not in data:
+            return []
+        return [
+            ((key,), f"{key} is set by the ramp (its top step and its length): remove {key} or the ramp")
+            for key in ("users", "duration")
+            if key in data
+        ]
 
 
 class ServiceConfig(Model):

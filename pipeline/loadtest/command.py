@@ -2,7 +2,8 @@
 
 Failures never change locust's exit code (``--exit-code-on-error 0``): they are the gate's
 business, so a non-zero exit means locust itself went wrong. Only the process whose
-statistics are gated (the single process, or the master) writes reports.
+statistics are gated (the single process, or the master) writes reports. A ramp adds
+the step shape to the locustfiles and leaves users and time to it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pipeline.loadtest.settings import LoadSettings
 
 WORKER_JOIN_WAIT = 30
 """Seconds the master waits for its workers before giving up."""
+
+RAMP_SHAPE = Path(__file__).with_name("ramp_shape.py")
+"""The step-load shape class locust runs with a ramp's locustfile (never imported here)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +33,15 @@ class LocustCommand:
     def single(self, paths: ReportPaths) -> list[str]:
         """A headless run in one process, writing every report into ``paths``."""
         s = self.settings
-        return [
-            *self._base(),
-            "--headless",
+        shape = [] if s.ramp is not None else [  # a ramp's shape sets users and time itself
             "--users", str(s.users),
             "--spawn-rate", f"{s.spawn_rate:g}",
             "--run-time", f"{max(1, round(s.duration))}s",
+        ]
+        return [
+            *self._base(),
+            "--headless",
+            *shape,
             "--only-summary",
             "--exit-code-on-error", "0",
             "--json-file", str(paths.json_prefix),
@@ -70,12 +77,18 @@ class LocustCommand:
             "-m",
             "locust",
             "-f",
-            str(self.locustfile),
+            self._locustfiles(),
             "--host",
             self.target,
             "--loglevel",
             "INFO",
         ]
+
+    def _locustfiles(self) -> str:
+        """The locustfile; for a ramp, the step shape first (see ``ramp_shape``)."""
+        if self.settings.ramp is None:
+            return str(self.locustfile)
+        return f"{RAMP_SHAPE},{self.locustfile}"
 
     def _user_classes(self) -> list[str]:
         return [self.settings.user_class] if self.settings.user_class else []

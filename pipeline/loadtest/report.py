@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.core.errors import PlatformError
 from pipeline.loadtest.gates import GateCheck
+from pipeline.loadtest.knee import markdown_lines
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.stats import EndpointFigures
 from pipeline.markdown import code, md
@@ -50,6 +51,8 @@ def markdown(result: LoadResult) -> str:
     ]
     if result.reasons:
         lines += [*(f"- {md(reason)}" for reason in result.reasons), ""]
+    if result.ramp is not None:
+        lines += markdown_lines(result.ramp)
     if result.failure_samples:
         lines += [
             "Most frequent failures (from locust's failures CSV, whose counts may lag):",
@@ -93,6 +96,8 @@ def format_value(name: str, value: float) -> str:
         return f"{value:g} ms"
     if name == "min_rps":
         return f"{value:g} req/s"
+    if name == "knee":
+        return f"{value:g} users"
     return f"{value:g}"
 
 

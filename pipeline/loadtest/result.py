@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.loadtest.gates import GateCheck, reasons
+from pipeline.loadtest.knee import RampOutcome
 from pipeline.loadtest.settings import LoadSettings
 from pipeline.loadtest.stats import FailureSample, LoadFigures
 
@@ -51,6 +52,11 @@ class ReportPaths:
         return self.directory / "summary.md"
 
     @property
+    def steps(self) -> Path:
+        """A ramp's steps as the step shape recorded them (``ramp.read_steps``)."""
+        return self.directory / "ramp_steps.json"
+
+    @property
     def result(self) -> Path:
         """This result as JSON (``LoadResult.to_dict``)."""
         return self.directory / "result.json"
@@ -83,6 +89,7 @@ class LoadResult:
     reports: ReportPaths
     exit_code: int = 0
     failure_samples: tuple[FailureSample, ...] = ()  # diagnostics, most frequent first
+    ramp: RampOutcome | None = None  # a step-load run: its steps, knee and first limit
 
     @property
     def passed(self) -> bool:
@@ -101,6 +108,8 @@ class LoadResult:
             f"load test of {self.service} {verdict} ({f.requests} requests, "
             f"{f.fail_ratio:.2%} failed, p95 {f.p95_ms:g} ms, {f.rps:g} req/s)"
         )
+        if self.ramp is not None:
+            line += f"; {self.ramp.headline}"
         if not self.passed and self.failure_samples:
             line += f"; most frequent failure: {self.failure_samples[0].describe()}"
         return line
@@ -119,4 +128,5 @@ class LoadResult:
             "reports": self.reports.to_dict(),
             "locust_exit_code": self.exit_code,
             "top_failures": [sample.to_dict() for sample in self.failure_samples],
+            "ramp": self.ramp.to_dict() if self.ramp is not None else None,
         }

@@ -12,6 +12,10 @@ statistics, which aggregate every worker's requests.
 
 Every process is stopped on return, timeout, error and Ctrl-C (see ``processes``). While
 locust runs, a watcher set with ``live.watching`` receives its figures every second.
+
+A ramp (``settings.ramp``) runs the step shape (``ramp_shape``) with the locustfile; its
+gate is the knee (``knee``) instead of the whole run's thresholds, which a ramp is meant
+to cross.
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ from pathlib import Path
 
 from pipeline.core.errors import NotFoundError, PlatformError, UsageError
 from pipeline.loadtest.command import LocustCommand
-from pipeline.loadtest.gates import evaluate
+from pipeline.loadtest.gates import GateCheck, evaluate
+from pipeline.loadtest.knee import RampOutcome, analyse
 from pipeline.loadtest.live import follow
 from pipeline.loadtest.processes import ProcessGroup, free_port, tail
+from pipeline.loadtest.ramp import PLAN_ENV, STEPS_ENV, read_steps
 from pipeline.loadtest.report import new_report_dir, write_reports
 from pipeline.loadtest.result import LoadResult, ReportPaths
-from pipeline.loadtest.settings import LoadSettings
-from pipeline.loadtest.stats import read_failure_samples, read_figures
+from pipeline.loadtest.settings import LoadSettings, Thresholds
+from pipeline.loadtest.stats import LoadFigures, read_failure_samples, read_figures
 
 STARTUP_MARGIN = 15.0
 """Seconds a run may take beyond its duration: interpreter start, workers joining, shutdown."""
@@ -92,9 +98,13 @@ class LoadRunner:
         paths = ReportPaths(reports or new_report_dir(self.reports_root, service, environment))
         paths.directory.mkdir(parents=True, exist_ok=True)
         paths.json.unlink(missing_ok=True)  # never gate on a previous run's statistics
+        paths.steps.unlink(missing_ok=True)
         command = LocustCommand(self.python, locustfile, target, settings)
         exit_code = self._execute(service, command, workers, budget, paths)
         figures = read_figures(paths.json)
+        ramp = None
+        if settings.ramp is not None:
+            ramp = analyse(settings.ramp, read_steps(paths.steps), settings.thresholds)
         result = LoadResult(
             service=service,
             environment=environment,
@@ -102,10 +112,11 @@ class LoadRunner:
             settings=settings,
             workers=workers,
             figures=figures,
-            checks=evaluate(figures, settings.thresholds),
+            checks=_checks(figures, settings, ramp),
             reports=paths,
             exit_code=exit_code,
             failure_samples=read_failure_samples(paths.csv_failures) if figures.failures else (),
+            ramp=ramp,
         )
         write_reports(result, self.environ)
         return result
@@ -118,7 +129,11 @@ class LoadRunner:
         """Run locust to completion; its exit code. Stops everything on any way out."""
         deadline = time.monotonic() + budget
         log = paths.log("master" if workers else "locust")
-        with ProcessGroup(cwd=self.root, env={**self.environ, "PYTHONUNBUFFERED": "1"}) as group:
+        env = {**self.environ, "PYTHONUNBUFFERED": "1"}
+        if command.settings.ramp is not None:  # read by ramp_shape.py inside locust
+            env[PLAN_ENV] = command.settings.ramp.plan_json(command.settings.spawn_rate)
+            env[STEPS_ENV] = str(paths.steps)
+        with ProcessGroup(cwd=self.root, env=env) as group:
             if workers:
                 port = free_port()
                 main = group.start(command.master(paths, port, workers), log)
@@ -165,6 +180,13 @@ class LoadRunner:
                 f"services/{service}/service.yaml",
             )
         return path
+
+
+def _checks(figures: LoadFigures, settings: LoadSettings, ramp: RampOutcome | None) -> tuple[GateCheck, ...]:
+    """The whole run against the thresholds; for a ramp, "any request" and the knee."""
+    if ramp is None:
+        return evaluate(figures, settings.thresholds)
+    return (*evaluate(figures, Thresholds()), ramp.check())
 
 
 def _check_target(target: str) -> None:

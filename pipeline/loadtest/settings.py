@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import UsageError
+from pipeline.loadtest.ramp import Ramp
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +45,8 @@ class LoadSettings:
     """One load run: ``users`` simulated users, started at ``spawn_rate`` per second, for
     ``duration`` seconds (at least 1), using ``user_class`` from ``locustfile`` (or every
     user class in it when None). ``locustfile`` is relative to the project root unless
-    absolute."""
+    absolute. With a ``ramp`` (step load) the ramp sets the users step by step: ``users``
+    must be its top step and ``duration`` its length."""
 
     locustfile: Path
     users: int = 10
@@ -52,10 +54,17 @@ class LoadSettings:
     duration: float = 30.0
     user_class: str | None = None
     thresholds: Thresholds = Thresholds()
+    ramp: Ramp | None = None
 
     def __post_init__(self) -> None:
         if self.users < 1:
             raise ValueError(f"users must be at least 1, got {self.users}")
+        if self.ramp is not None and (self.users, self.duration) != (self.ramp.stop, self.ramp.duration):
+            raise ValueError(
+                f"with a ramp, users and duration follow it ({self.ramp.stop} users at the top step, "
+                f"{self.ramp.duration:g} s in all), got {self.users} users for {self.duration:g} s: "
+                "change load.ramp instead"
+            )
         if self.spawn_rate <= 0:
             raise ValueError(f"spawn_rate must be positive, got {self.spawn_rate}")
         if self.duration < 1:
@@ -96,6 +105,7 @@ class LoadSettings:
             "duration": self.duration,
             "user_class": self.user_class,
             "thresholds": self.thresholds.to_dict(),
+            "ramp": self.ramp.to_dict() if self.ramp is not None else None,
         }
 
 
@@ -105,17 +115,32 @@ def settings_from_config(load: Any) -> LoadSettings | None:
     if load is None:
         return None
     limits = load.thresholds
+    ramp = _ramp(load.ramp)
     return LoadSettings(
         locustfile=Path(load.locustfile),
-        users=int(load.users),
+        users=ramp.stop if ramp else int(load.users),
         spawn_rate=float(load.spawn_rate),
-        duration=float(load.duration),
+        duration=ramp.duration if ramp else float(load.duration),
         user_class=load.user_class,
         thresholds=Thresholds(
             fail_ratio=_optional_float(limits.fail_ratio),
             p95_ms=_optional_float(limits.p95_ms),
             min_rps=_optional_float(limits.min_rps),
         ),
+        ramp=ramp,
+    )
+
+
+def _ramp(ramp: Any) -> Ramp | None:
+    """``Ramp`` from ``load.ramp`` (``pipeline.config.LoadRamp``), already validated."""
+    if ramp is None:
+        return None
+    return Ramp(
+        start=int(ramp.start),
+        stop=int(ramp.to),
+        step=int(ramp.step),
+        step_duration=float(ramp.step_duration),
+        min_knee=None if ramp.min_knee is None else int(ramp.min_knee),
     )
 
 
