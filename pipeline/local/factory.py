@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.config.calls import warm_order
 from pipeline.core.errors import ConfigError, NotFoundError
 from pipeline.core.model import Release
 from pipeline.core.ports import Clock, Platform, StageRunner, TrafficDriver
@@ -81,7 +82,8 @@ class LocalFactory:
             PlaneService(client, binding).register()
             synthetic = register_edge(client, binding.environment, service)
             stages = self._stages(binding, service)
-            platform = _lambda_platform(client, self.registry(env), binding, service, stages)
+            chain = _lambda_chain(self.project, binding.environment, service)
+            platform = _lambda_platform(client, self.registry(env), binding, service, stages, chain)
             traffic = _lambda_traffic(client, binding, service, synthetic)
             return self._edged(env, service, replace(platform, traffic=traffic))
         synthetic = register_edge(client, binding.environment, service)
@@ -188,8 +190,17 @@ def _smoke_stages(service: ServiceConfig) -> HttpSmokeStages:
     return HttpSmokeStages(path)
 
 
+def _lambda_chain(project: Project, environment: str, service: ServiceConfig) -> tuple[str, ...]:
+    """The Lambda functions ``service`` calls (``calls:``, transitively), deepest first. ECS
+    dependencies are left out: their replicas are long-running processes, never cold."""
+    services = project.services
+    order = warm_order(service.name, lambda name: services[name].calls if name in services else ())
+    return tuple(lambda_function_name(environment, name) for name in order
+                 if name in services and services[name].kind == "lambda")
+
+
 def _lambda_platform(client: PlaneClient, registry: LocalRegistry, binding: ServiceBinding,
-                     service: ServiceConfig, stages: StageRunner) -> Platform:
+                     service: ServiceConfig, stages: StageRunner, chain: tuple[str, ...] = ()) -> Platform:
     """The adapters of ``pipeline.local.lambda_.adapters`` on the plane's Lambda runtime.
 
     The function is ``lambda_function_name(env, service)``, the one the router invokes;
@@ -213,7 +224,9 @@ def _lambda_platform(client: PlaneClient, registry: LocalRegistry, binding: Serv
     compute = LocalLambdaCompute(
         base, function, source, cfg.handler, memory=cfg.memory, timeout=cfg.timeout,
         reserved=cfg.reserved_concurrency, provisioned=cfg.provisioned_concurrency,
-        environment=dict(cfg.environment), token=client.token,
+        environment=dict(cfg.environment), token=client.token, chain=chain,
+        warm_count=cfg.keep_warm.concurrency if cfg.keep_warm else 1,
+        keep_warm=(cfg.keep_warm.every, cfg.keep_warm.concurrency) if cfg.keep_warm else None,
     )
     return Platform(compute=compute, router=LocalLambdaRouter(base, function, token=client.token),
                     metrics=LocalLambdaMetrics(base, function, token=client.token), stages=stages)

@@ -10,7 +10,8 @@ deployment resumed by another process sees exactly what the first one left:
   (its description records the requested split as ``Weights.note()``, the AWS alias router's
   format too, read back when both slots run one version).
 
-``LocalLambdaCompute`` publishes versions and manages provisioned concurrency,
+``LocalLambdaCompute`` publishes versions, manages provisioned concurrency and the keep-warm
+schedule, and warms the dependency chain and the new version before traffic moves,
 ``LocalLambdaRouter`` shifts ``live`` between the slots, ``LocalLambdaMetrics`` reports a
 slot's version's metrics (a throttle counts as a request and as an error).
 """
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pipeline.core.errors import PlatformError, UsageError
+from pipeline.core.errors import NotFoundError, PlatformError, UsageError
 from pipeline.core.model import Measurement, Release, Slot, SlotHealth, Weights
 from pipeline.local.lambda_.control_client import LambdaControlClient
 from pipeline.local.lambda_.package import package_directory, sha256_hex
@@ -39,6 +40,12 @@ class LocalLambdaCompute:
     ``source`` is the directory holding the handler module, or a function giving it for a
     release (a source snapshot). ``memory`` MiB, ``timeout`` seconds, ``reserved`` and
     ``provisioned`` concurrency as in the service's ``lambda:`` settings.
+
+    Once a slot's version is ready, ``health`` warms (once per version) each function of
+    ``chain`` (the Lambda functions the service calls, deepest dependency first) at its
+    ``live`` alias, then the new version itself (unless provisioned concurrency keeps it
+    warm), ``warm_count`` environments each: the first requests after the shift meet no cold
+    start on any hop. ``keep_warm`` is ``(every seconds, concurrency)`` for the plane's timer.
     """
 
     def __init__(
@@ -55,9 +62,16 @@ class LocalLambdaCompute:
         environment: Mapping[str, str] | None = None,
         http_timeout: float = 30.0,
         token: str = "",
+        chain: tuple[str, ...] = (),
+        warm_count: int = 1,
+        keep_warm: tuple[float, int] | None = None,
     ) -> None:
         self._client = LambdaControlClient(base_url, timeout=http_timeout, token=token)
         self._function = function
+        self._chain = chain
+        self._warm_count = max(1, warm_count)
+        self._keep_warm = keep_warm
+        self._warmed: dict[str, str] = {}  # version -> what its warm-up did
         self._source = source
         self._handler = handler
         self._memory = memory
@@ -81,6 +95,9 @@ class LocalLambdaCompute:
         self._client.set_reserved(self._function, self._reserved)
         if self._provisioned:
             self._client.set_provisioned(self._function, version, self._provisioned)
+        every, concurrency = self._keep_warm or (0.0, 1)
+        self._client.set_keep_warm(self._function, every, concurrency)
+        self._warmed.pop(version, None)
 
     def health(self, slot: Slot, release: Release) -> SlotHealth:
         """Ready when the slot's version holds this release's package and, with provisioned
@@ -97,7 +114,8 @@ class LocalLambdaCompute:
             note = f"the {slot} slot runs version {version}, another package"
             return SlotHealth(0, desired, 0, False, note)
         if not self._provisioned:
-            return SlotHealth(1, 1, 1, True, f"version {version} published (on-demand concurrency)")
+            warmed = self._warm(version)
+            return SlotHealth(1, 1, 1, True, f"version {version} published (on-demand concurrency); {warmed}")
         state = self._client.provisioned(self._function, version)
         if state["status"] == "FAILED":
             raise PlatformError(
@@ -109,6 +127,8 @@ class LocalLambdaCompute:
         detail = f"version {version}: provisioned concurrency {state['status']} ({ready}/{desired})"
         if state.get("reason"):
             detail += f": {state['reason']}"
+        if ready == desired:
+            detail += f"; {self._warm(version)}"
         return SlotHealth(ready, desired, ready, True, detail)
 
     def scale_down(self, slot: Slot) -> None:
@@ -130,6 +150,20 @@ class LocalLambdaCompute:
             )
         return self._client.invoke_url(self._function, version)
 
+    def _warm(self, version: str) -> str:
+        """Warm the chain (deepest first), then ``version``; once per version. What it did."""
+        if version not in self._warmed:
+            notes = []
+            for function in self._chain:
+                try:
+                    notes += _warm_notes(self._client.warm(function, LIVE, self._warm_count))
+                except NotFoundError:  # not deployed here yet: nothing of it to warm
+                    notes.append(f"{function}: not deployed")
+            if not self._provisioned:  # provisioned concurrency keeps the version warm itself
+                notes += _warm_notes(self._client.warm(self._function, version, self._warm_count))
+            self._warmed[version] = "warmed " + ", ".join(notes) if notes else "nothing to warm"
+        return self._warmed[version]
+
     def _source_dir(self, release: Release) -> Path:
         return self._source if isinstance(self._source, Path) else self._source(release)
 
@@ -137,6 +171,14 @@ class LocalLambdaCompute:
         if release.digest not in self._shas:
             self._shas[release.digest] = sha256_hex(package_directory(self._source_dir(release)))
         return self._shas[release.digest]
+
+
+def _warm_notes(reports: list[dict[str, Any]]) -> list[str]:
+    notes = []
+    for r in reports:
+        note = f"{r['function']}:{r['version']} {r['warm']}/{r['requested']}"
+        notes.append(note + (f" ({'; '.join(r['errors'])[:120]})" if r["errors"] else ""))
+    return notes
 
 
 class LocalLambdaRouter:

@@ -14,6 +14,10 @@ Routes (relative to the mount point; bodies and answers are JSON)::
     GET  functions/{fn}/versions/{v}/metrics?since=&until=   (epoch seconds; default: the last 60 s)
     POST functions/{fn}/invocations?qualifier=live    body: the event -> InvokeResult (its status
                                                       is the HTTP status)
+    POST functions/{fn}/warm                          {"qualifier", "count"} -> {"reports": [...]}: count
+                                                      concurrent keep-warm pings per version served
+    GET  functions/{fn}/keep-warm                     {"every", "concurrency", "pings", "rounds", ...}
+    PUT  functions/{fn}/keep-warm                     {"every": seconds (0 removes), "concurrency"}
     *    invoke/{fn}/{qualifier}[/path...]            an HTTP request to that alias or version, as through
                                                       API Gateway (the slot's test route)
 
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from pipeline.core.errors import NotFoundError, PipelineError, StateConflict, UsageError
+from pipeline.local.lambda_.warmup import warm
 
 if TYPE_CHECKING:
     from pipeline.local.lambda_.runtime import LambdaRuntime
@@ -60,6 +65,9 @@ def lambda_app(runtime: LambdaRuntime) -> web.Application:
     r.add_put("/functions/{fn}/versions/{v}/provisioned", _set_provisioned)
     r.add_get("/functions/{fn}/versions/{v}/metrics", _metrics)
     r.add_post("/functions/{fn}/invocations", _invoke)
+    r.add_post("/functions/{fn}/warm", _warm)
+    r.add_get("/functions/{fn}/keep-warm", _get_keep_warm)
+    r.add_put("/functions/{fn}/keep-warm", _set_keep_warm)
     r.add_route("*", r"/invoke/{fn}/{qualifier}{tail:(/.*)?}", _invoke_http)
     return app
 
@@ -163,6 +171,24 @@ async def _invoke(request: web.Request) -> web.Response:
     qualifier = request.query.get("qualifier", "live")
     result = await _rt(request).invoke(request.match_info["fn"], qualifier, event)
     return web.json_response(result.to_dict(), status=result.status)
+
+
+async def _warm(request: web.Request) -> web.Response:
+    body = await _json(request)
+    fn, count = request.match_info["fn"], _field(body, "count", int, 1)
+    reports = await warm(_rt(request), fn, _field(body, "qualifier", str, "live"), count)
+    return web.json_response({"reports": [r.to_dict() for r in reports]})
+
+
+async def _get_keep_warm(request: web.Request) -> web.Response:
+    return web.json_response(_rt(request).keep_warm.status(request.match_info["fn"]))
+
+
+async def _set_keep_warm(request: web.Request) -> web.Response:
+    body = await _json(request)
+    every = float(_field(body, "every", (int, float)))
+    status = _rt(request).keep_warm.set(request.match_info["fn"], every, _field(body, "concurrency", int, 1))
+    return web.json_response(status)
 
 
 async def _invoke_http(request: web.Request) -> web.Response:

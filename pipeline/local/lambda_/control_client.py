@@ -81,6 +81,22 @@ class LambdaControlClient:
         result: dict[str, Any] = self.call("GET", path)
         return result
 
+    def warm(self, function: str, qualifier: str, count: int) -> list[dict[str, Any]]:
+        """``count`` concurrent keep-warm pings of each version ``qualifier`` serves; a report each."""
+        result = self.call("POST", f"functions/{_q(function)}/warm", {"qualifier": qualifier, "count": count})
+        reports: list[dict[str, Any]] = result["reports"]
+        return reports
+
+    def set_keep_warm(self, function: str, every: float, concurrency: int) -> dict[str, Any]:
+        """Schedule keep-warm pings of the function's ``live`` alias (``every`` 0 removes it)."""
+        body = {"every": every, "concurrency": concurrency}
+        result: dict[str, Any] = self.call("PUT", f"functions/{_q(function)}/keep-warm", body)
+        return result
+
+    def keep_warm(self, function: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", f"functions/{_q(function)}/keep-warm")
+        return result
+
     def slot_version(self, function: str, slot: Slot) -> str | None:
         """The version the ``slot`` alias points at (None when the slot was never provisioned)."""
         alias = self.alias(function, slot.value)

@@ -32,9 +32,11 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.core.errors import NotFoundError, PlatformError, UsageError
+from pipeline.core.keep_warm import is_keep_warm
 from pipeline.local.lambda_.control_api import lambda_app
 from pipeline.local.lambda_.function_registry import FunctionRecord, Registry
 from pipeline.local.lambda_.http_events import build_event, to_response, unavailable
+from pipeline.local.lambda_.keepwarm import KeepWarmTimer
 from pipeline.local.lambda_.metrics import MetricsBook
 from pipeline.local.lambda_.model import (
     FUNCTION_ERROR,
@@ -83,6 +85,7 @@ class LambdaRuntime:
         self._inflight: dict[str, int] = defaultdict(int)
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
+        self.keep_warm = KeepWarmTimer(self, work_dir)
         self.tracing = InvocationTracer()  # the plane turns it on (pipeline.local.plane.otlp)
 
     # --- versions and aliases -------------------------------------------------------
@@ -216,12 +219,14 @@ class LambdaRuntime:
         for record in self._registry.functions.values():
             for number in record.provisioned:
                 self._pool(record.version(number)).top_up()
+        self.keep_warm.start()
 
     async def invoke(self, function: str, alias_or_version: str, event: Any) -> InvokeResult:
         """Invoke ``function`` at an alias (weighted choice), a version number or ``$LATEST``.
 
         Never raises for what the handler does (see ``InvokeResult``); raises NotFoundError
-        for an unknown function, version or alias.
+        for an unknown function, version or alias. A keep-warm ping (``is_keep_warm``) runs
+        like any event but is left out of the metrics: it is not a request.
         """
         self._check_open()
         record = self._registry.function(function)
@@ -237,7 +242,8 @@ class LambdaRuntime:
         function = record.name
         started = self._clock()
         if not self._admit(record):
-            self._book.record(function, spec.number, started, throttled=True)
+            if not is_keep_warm(event):
+                self._book.record(function, spec.number, started, throttled=True)
             return InvokeResult(THROTTLED, dict(_THROTTLE_ERROR), spec.number, throttled=True,
                                 error="TooManyRequestsException: Rate Exceeded.")
         self._inflight[function] += 1
@@ -245,8 +251,9 @@ class LambdaRuntime:
             result = await self._run(spec, alias_or_version, event)
         finally:
             self._inflight[function] -= 1
-        self._book.record(function, spec.number, started, error=not result.ok,
-                          cold_start=result.cold_start, duration_ms=result.duration_ms)
+        if not is_keep_warm(event):
+            self._book.record(function, spec.number, started, error=not result.ok,
+                              cold_start=result.cold_start, duration_ms=result.duration_ms)
         return result
 
     async def invoke_http(
@@ -275,6 +282,7 @@ class LambdaRuntime:
     async def close(self) -> None:
         """Stop every worker process and background start. Idempotent."""
         self._closed = True
+        await self.keep_warm.close()
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
