@@ -10,13 +10,14 @@ traffic sends.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pipeline.core.edge import ApiKey, EdgeCounts, IssuedKey
-from pipeline.core.errors import UsageError
+from pipeline.core.errors import NotFoundError, UsageError
 from pipeline.core.model import Measurement, Slot
 from pipeline.core.ports import Metrics
 from pipeline.local.plane.control_client import PlaneClient
@@ -53,7 +54,8 @@ def register_edge(client: PlaneClient, env: str, service: ServiceConfig) -> str 
     """Make the plane enforce ``service.api`` in ``env`` (or nothing); the synthetic key when
     the service is behind an edge. Idempotent."""
     if service.api is None:
-        client.call("DELETE", _path(env, service.name, "/edge"))
+        with contextlib.suppress(NotFoundError):  # a plane older than the edge has none to remove
+            client.call("DELETE", _path(env, service.name, "/edge"))
         return None
     answer = client.call("PUT", _path(env, service.name, "/edge"), policy_document(service.api))
     return str(answer["synthetic_key"])
