@@ -28,6 +28,13 @@ sets 0.0.0.0), ``ORDERS_DB`` (default ``orders.db`` in the working directory),
 ``VERSION`` or ``PIPELINE_VERSION`` (else the ``VERSION`` file next to this module, else
 ``0.0.0-dev``).
 
+The database behaves like a server with a connection limit when asked to:
+``ORDERS_DB_CONNECTIONS=N`` lets at most N queries run at once (the others wait for a free
+connection, in arrival order of the lock) and ``ORDERS_DB_QUERY_MS=T`` makes each query hold
+its connection T milliseconds. Unset (or 0), queries neither wait nor take extra time. With
+N connections and T ms a query, the database serves at most N * 1000 / T queries a second:
+a step-load ramp beyond that shows latency growing in the backend while errors stay at 0.
+
 A "bad release" is a committed change: ``fault.json`` next to this module, e.g.
 ``{"error_rate": 0.5, "latency_ms": 200}``, makes exactly that share of ``/orders``
 requests answer 500 (deterministically: every second one) and delays them all.
@@ -41,8 +48,11 @@ import json
 import os
 import signal
 import sqlite3
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -118,6 +128,45 @@ class FaultGate:
 # --- storage -----------------------------------------------------------------------------
 
 
+class ConnectionLimit:
+    """A database's connection limit: at most ``connections`` queries at once (0: no limit),
+    each holding its connection ``query_ms`` milliseconds. Thread-safe."""
+
+    def __init__(self, connections: int = 0, query_ms: float = 0.0) -> None:
+        self.connections, self.query_ms = connections, query_ms
+        self._free = threading.BoundedSemaphore(connections) if connections > 0 else None
+
+    @contextmanager
+    def connection(self) -> Iterator[None]:
+        """Hold a connection for one query: wait for a free one, then the query's time."""
+        if self._free is not None:
+            self._free.acquire()
+        try:
+            if self.query_ms:
+                time.sleep(self.query_ms / 1000)
+            yield
+        finally:
+            if self._free is not None:
+                self._free.release()
+
+
+def load_connection_limit(environ: dict[str, str] | None = None) -> ConnectionLimit:
+    """``ORDERS_DB_CONNECTIONS`` and ``ORDERS_DB_QUERY_MS``; ``ValueError`` naming the variable,
+    its value and what it takes when one is not a number in range."""
+    env = os.environ if environ is None else environ
+    values: list[float] = []
+    for name, kind in (("ORDERS_DB_CONNECTIONS", int), ("ORDERS_DB_QUERY_MS", float)):
+        raw = env.get(name, "").strip() or "0"
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = -1
+        if not 0 <= value <= 100_000:
+            raise ValueError(f"{name}={raw!r} is not valid: set a number from 0 to 100000 (0: no limit)")
+        values.append(value)
+    return ConnectionLimit(int(values[0]), values[1])
+
+
 class OrderStore:
     """Orders in one SQLite file. One connection behind a lock: safe from many threads."""
 
@@ -172,9 +221,11 @@ def _order(row: tuple[Any, ...]) -> dict[str, Any]:
 class OrdersServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], store: OrderStore, fault: Fault, version: str) -> None:
+    def __init__(self, address: tuple[str, int], store: OrderStore, fault: Fault, version: str,
+                 db: ConnectionLimit | None = None) -> None:
         super().__init__(address, OrdersHandler)
         self.store = store
+        self.db = db or ConnectionLimit()
         self.gate = FaultGate(fault)
         self.version = version
         self.telemetry = telemetry.Telemetry(SERVICE, version)
@@ -210,13 +261,13 @@ class OrdersHandler(BaseHTTPRequestHandler):
             limit = _int(parse_qs(url.query).get("limit", ["50"])[0])
             if limit is None or not 1 <= limit <= 500:
                 return self._send(400, {"error": "limit must be an integer within 1..500"})
-            with self.server.telemetry.database("SELECT", "orders"):
+            with self.server.telemetry.database("SELECT", "orders"), self.server.db.connection():
                 orders = self.server.store.recent(limit)
             return self._send(200, {"orders": orders})
         if path == PREFIX + "/quote":
             return self._quote(parse_qs(url.query))
         order_id = _int(path[len(PREFIX) + 1 :]) if path.startswith(PREFIX + "/") else None
-        with self.server.telemetry.database("SELECT", "orders"):
+        with self.server.telemetry.database("SELECT", "orders"), self.server.db.connection():
             order = self.server.store.get(order_id) if order_id is not None else None
         if order is None:
             return self._send(404, {"error": f"no order at {path}"})
@@ -231,7 +282,7 @@ class OrdersHandler(BaseHTTPRequestHandler):
         valid_quantity = isinstance(quantity, int) and not isinstance(quantity, bool) and quantity >= 1
         if not isinstance(item, str) or not item or not valid_quantity:
             return self._send(400, {"error": 'send {"item": "<name>", "quantity": <int >= 1>}'})
-        with self.server.telemetry.database("INSERT", "orders"):
+        with self.server.telemetry.database("INSERT", "orders"), self.server.db.connection():
             created = self.server.store.create(item, int(quantity))
         return self._send(201, created)
 
@@ -239,7 +290,7 @@ class OrdersHandler(BaseHTTPRequestHandler):
         product, quantity = _int(query.get("product", [""])[0]), _int(query.get("quantity", ["1"])[0])
         if product is None or quantity is None or quantity < 1:
             return self._send(400, {"error": "send ?product=<id>&quantity=<int >= 1>"})
-        with self.server.telemetry.database("SELECT", "orders"):
+        with self.server.telemetry.database("SELECT", "orders"), self.server.db.connection():
             earlier = self.server.store.count_item(str(product))
         status, answer = self._catalog(f"/catalog/{product}")
         if status == 404:
@@ -307,18 +358,25 @@ def _int(text: str) -> int | None:
         return None
 
 
-def make_server(host: str, port: int, db_path: str, fault: Fault, version: str) -> OrdersServer:
+def make_server(host: str, port: int, db_path: str, fault: Fault, version: str,
+                db: ConnectionLimit | None = None) -> OrdersServer:
     """A bound (not yet serving) server; port 0 picks a free port (read ``server_address``)."""
-    return OrdersServer((host, port), OrderStore(db_path), fault, version)
+    return OrdersServer((host, port), OrderStore(db_path), fault, version, db)
 
 
 def main() -> None:
+    try:
+        db = load_connection_limit()
+    except ValueError as exc:
+        print(f"{SERVICE}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     server = make_server(
         os.environ.get("HOST", "127.0.0.1"),
         int(os.environ.get("PORT", "8080")),
         os.environ.get("ORDERS_DB", "orders.db"),
         load_fault(),
         read_version(),
+        db,
     )
     # SIGTERM drains: stop accepting, let in-flight requests finish, exit 0.
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())

@@ -123,3 +123,58 @@ def test_version_comes_from_env_then_file_then_default(tmp_path: Path) -> None:
     assert app.read_version({"PIPELINE_VERSION": "abc123"}, tmp_path / "VERSION") == "abc123"
     assert app.read_version({}, tmp_path / "VERSION") == "4.5.6"
     assert app.read_version({}, tmp_path / "none") == "0.0.0-dev"
+
+
+def test_the_database_runs_at_most_its_connection_limit_of_queries_at_once() -> None:
+    limit = app.ConnectionLimit(connections=2, query_ms=5)
+    inside, peak, lock = 0, 0, threading.Lock()
+
+    def query() -> None:
+        nonlocal inside, peak
+        with limit.connection():
+            with lock:
+                inside += 1
+                peak = max(peak, inside)
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=query) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert peak <= 2 and inside == 0
+
+
+def test_requests_queue_for_a_connection_and_all_succeed(tmp_path: Path) -> None:
+    server = app.make_server("127.0.0.1", 0, str(tmp_path / "orders.db"), app.Fault(), "1",
+                             app.ConnectionLimit(connections=1, query_ms=20))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/orders"
+    try:
+        results: list[int] = []
+        workers = [threading.Thread(target=lambda: results.append(call(url, "POST", {"item": "pen"})[0]))
+                   for _ in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(10)
+        assert results == [201] * 6
+        assert len(call(url)[1]["orders"]) == 6
+    finally:
+        server.shutdown()
+        server.server_close()
+        server.store.close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize(("name", "value"), [("ORDERS_DB_CONNECTIONS", "many"), ("ORDERS_DB_QUERY_MS", "-5")])
+def test_a_bad_database_setting_names_the_variable_and_its_value(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=f"{name}='{value}' is not valid: set a number from 0"):
+        app.load_connection_limit({name: value})
+
+
+def test_without_database_settings_queries_neither_wait_nor_take_time() -> None:
+    limit = app.load_connection_limit({})
+    assert (limit.connections, limit.query_ms) == (0, 0.0)
