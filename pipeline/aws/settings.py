@@ -61,6 +61,8 @@ class AwsEnvironment:
     test_url: str = ""
     endpoint_url: str = ""
     percentile_fallback: bool = False  # test endpoint only: Maximum when p95 is refused
+    notify_topic: str = ""  # notify.sns: the deploy role may publish deployment notices there
+    otlp_endpoint: str = ""  # observability.otlp: ECS tasks get an ADOT collector sidecar exporting there
 
     @property
     def partition(self) -> str:
@@ -199,6 +201,8 @@ def aws_environment(project: Project, env: EnvironmentConfig) -> AwsEnvironment:
         test_url=aws.test_url or "",
         endpoint_url=aws.endpoint_url or "",
         percentile_fallback=aws.percentile_fallback,
+        notify_topic=env.notify.sns or "" if env.notify is not None else "",
+        otlp_endpoint=env.observability.otlp or "",
     )
 
 

@@ -5,7 +5,10 @@ Spans go by OTLP/HTTP to ``PIPELINE_TRACES_ENDPOINT`` (the local plane's receive
 ``PIPELINE_TRACES_KEY``; the plane sets both) and/or ``OTEL_EXPORTER_OTLP_ENDPOINT`` (a
 collector: on ECS the ADOT sidecar at ``http://localhost:4318``). The resource names the
 service, its slot (``PIPELINE_SLOT``) and release (``PIPELINE_VERSION``). Incoming
-``traceparent``/``tracestate`` headers are continued; outgoing calls carry them on.
+``traceparent``/``tracestate`` headers are continued; outgoing calls carry them on. With
+``opentelemetry-propagator-aws-xray`` installed (the images install it), an ALB's
+``X-Amzn-Trace-Id`` is continued too when no ``traceparent`` came, and outgoing calls carry
+both headers.
 
 The same file is shipped in every example service (each image is built from its own folder).
 """
@@ -26,6 +29,17 @@ try:
     from opentelemetry.trace import SpanKind, Status, StatusCode
 except ImportError:  # an image without the SDK: tracing off
     trace = None  # type: ignore[assignment]
+else:
+    try:  # behind an ALB: continue its X-Amzn-Trace-Id when the caller sent no traceparent
+        from opentelemetry.propagators.aws import AwsXRayPropagator
+        from opentelemetry.propagators.composite import CompositePropagator
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        # extraction: the last propagator that finds a context wins, so traceparent comes last
+        propagate.set_global_textmap(CompositePropagator([AwsXRayPropagator(),
+                                                          TraceContextTextMapPropagator()]))
+    except ImportError:  # no X-Ray propagator installed: W3C trace context only
+        pass
 
 
 class _Quiet:
@@ -38,9 +52,13 @@ class _Quiet:
 class Telemetry:
     """The tracer of one service process (see the module docstring)."""
 
-    def __init__(self, service: str, version: str, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, service: str, version: str, environ: Mapping[str, str] | None = None,
+                 provider: Any = None) -> None:
+        """``provider``: a ready ``TracerProvider`` to use instead of the environment's."""
         env = os.environ if environ is None else environ
-        self.provider = _provider(service, version, env) if trace is not None else None
+        if provider is None and trace is not None:
+            provider = _provider(service, version, env)
+        self.provider = provider
         self._tracer = self.provider.get_tracer(service) if self.provider is not None else None
 
     @property
@@ -54,7 +72,7 @@ class Telemetry:
         if self._tracer is None:
             yield _Quiet()
             return
-        parent = propagate.extract({k.lower(): v for k, v in headers.items()})
+        parent = propagate.extract(headers)  # http.server's headers: case-insensitive get()
         with self._tracer.start_as_current_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER,
                                                 attributes={"http.request.method": method,
                                                             "http.route": route}) as span:

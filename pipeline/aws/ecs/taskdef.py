@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.aws.ecs.collector import with_collector
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec
 from pipeline.core.model import Release
 
@@ -86,6 +87,9 @@ def render(env: AwsEnvironment, spec: EcsServiceSpec, image: str) -> dict[str, A
     }
     if env.task_role_arn:
         definition["taskRoleArn"] = env.task_role_arn
+    if env.otlp_endpoint:  # traces: an ADOT collector sidecar (pipeline.aws.ecs.collector)
+        definition = with_collector(definition, service=spec.name, region=env.region,
+                                    endpoint=env.otlp_endpoint, logging=container["logConfiguration"])
     return definition
 
 
@@ -117,7 +121,7 @@ def _clamp(value: float, bounds: tuple[int, int]) -> int:
 # them (non-empty) is a different definition.
 _OPTIONAL = {
     "task": ("taskRoleArn",),
-    "container": ("healthCheck", "environment", "secrets"),
+    "container": ("healthCheck", "environment", "secrets", "dependsOn"),
 }
 _UNORDERED_STRINGS = frozenset({"requiresCompatibilities", "compatibilities"})
 _EXACT_MAPS = frozenset({"options"})  # logConfiguration.options: ECS stores it as sent
