@@ -12,8 +12,10 @@ Test listener (``port + 1``): the same rules, but every request reaches one slot
 ``/_slot/<blue|green>/...`` (prefix stripped) pins it; otherwise an ``X-Pipeline-Slot``
 header; otherwise the slot provisioned most recently. Locust and curl need no headers.
 
-Every answer for a slot, including the router's own 502/503/504, is counted in that
-slot's per-second counters. Responses carry ``X-Pipeline-Slot`` and ``X-Pipeline-Version``.
+A service with an ``api:`` block is behind its edge on the main listener (keys, usage
+plans, CIDR lists, response cache: ``pipeline.local.http.edge``); refusals and cache hits
+never reach a slot. Every answer for a slot, including the router's own 502/503/504, is
+counted in that slot's per-second counters. Responses carry ``X-Pipeline-Slot`` and ``X-Pipeline-Version``.
 
 Bodies stream in both directions unless small (``pipeline.local.http.proxy``); connections
 are capped and must send their request head in time (``pipeline.local.http.limits``); in the
