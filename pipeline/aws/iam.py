@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pipeline.aws import bootstrap
+from pipeline.aws import bootstrap, sns
 from pipeline.aws.alb import permissions as alb
 from pipeline.aws.apigw import permissions as apigw
 from pipeline.aws.ecr import permissions as ecr
@@ -79,13 +79,13 @@ _STATE_DEPLOY = state.IAM_ACTIONS - table.IAM_ACTIONS
 # What each policy allows, per service kind, by the sub-packages' declarations
 DECLARED: dict[PolicyKind, dict[str, tuple[frozenset[str], ...]]] = {
     "deploy": {
-        "always": (_STATE_DEPLOY, ecr.IAM_ACTIONS),  # `pipeline push` creates its repository
+        "always": (_STATE_DEPLOY, ecr.IAM_ACTIONS, sns.IAM_ACTIONS),  # `pipeline push` creates its repository
         "ecs": (ecs.DEPLOY_ACTIONS, alb.IAM_ACTIONS),
         "lambda": (lambda_.DEPLOY_ACTIONS,),
         "edge": (apigw.DEPLOY_ACTIONS,),  # services with an api: block (REST API)
     },
     "bootstrap": {
-        "always": (state.IAM_ACTIONS, ecr.IAM_ACTIONS),
+        "always": (state.IAM_ACTIONS, ecr.IAM_ACTIONS, sns.IAM_ACTIONS),
         "ecs": (ecs.IAM_ACTIONS, alb.IAM_ACTIONS, bootstrap.IAM_ACTIONS),
         "lambda": (lambda_.IAM_ACTIONS,),
         "edge": (apigw.IAM_ACTIONS,),
@@ -204,7 +204,7 @@ def grants(action: str, env: AwsEnvironment, services: ServiceKinds) -> list[Gra
 # nothing of the project's to scope to (ECR repositories in a project without ECS
 # services), the write is not granted at all
 _NEVER_UNSCOPED_WRITES = frozenset(
-    {"elasticloadbalancing", "apigateway", "ecr", "lambda", "iam", "s3", "dynamodb"}
+    {"elasticloadbalancing", "apigateway", "ecr", "lambda", "iam", "s3", "dynamodb", "sns"}
 )
 
 
@@ -306,6 +306,7 @@ _SCOPES: dict[str, Callable[[str, _Arns, ServiceKinds], list[str]]] = {
     "ecr": _ecr,
     "logs": _logs,
     "apigateway": _apigateway,
+    "sns": lambda name, arns, kinds: [arns.env.notify_topic] if arns.env.notify_topic else [],
 }
 
 

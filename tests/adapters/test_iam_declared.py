@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from moto.iam.access_control import IAMPolicyStatement, PermissionResult
 
-from pipeline.aws import bootstrap
+from pipeline.aws import bootstrap, sns
 from pipeline.aws.alb import permissions as alb
 from pipeline.aws.ecr import permissions as ecr
 from pipeline.aws.ecs import permissions as ecs
@@ -96,7 +96,7 @@ def test_the_state_table_and_ecr_actions_are_always_allowed(kinds: ServiceKinds)
 
 def test_the_bootstrap_policy_is_every_declaration_of_the_projects_kinds() -> None:
     declared = DECLARED["bootstrap"]
-    always = state.IAM_ACTIONS | ecr.IAM_ACTIONS
+    always = state.IAM_ACTIONS | ecr.IAM_ACTIONS | sns.IAM_ACTIONS  # sns:Publish on notify.sns only
     assert actions(ECS_ONLY, declared) == always | ecs.IAM_ACTIONS | alb.IAM_ACTIONS | bootstrap.IAM_ACTIONS
     assert actions(LAMBDA_ONLY, declared) == always | lambda_.IAM_ACTIONS
     assert actions(BOTH, declared) == actions(ECS_ONLY, declared) | actions(LAMBDA_ONLY, declared)

@@ -10,6 +10,8 @@ from typing import Any
 
 import boto3
 
+from pipeline.aws.iam import POLICY_KINDS, ServiceKinds, policy, policy_actions
+from pipeline.aws.settings import AwsEnvironment
 from pipeline.aws.sns import SnsTopic, subject_of
 from pipeline.config.observe import NOTIFY_EVENTS
 from pipeline.core.state import Phase
@@ -79,3 +81,15 @@ def test_a_missing_topic_fails_nothing_and_is_recorded(aws: str) -> None:
 def test_subjects_are_what_sns_accepts() -> None:
     subject = subject_of("orders in prod: déploiement\nsucceeded " + "x" * 200)
     assert subject.isascii() and "\n" not in subject and len(subject) < 100
+
+
+def test_the_deploy_role_may_publish_to_the_configured_topic_only() -> None:
+    env = AwsEnvironment(name="prod", region=REGION, account=ACCOUNT, cluster="shop", listener_arn="",
+                         test_listener_arn="", state_table="pipeline-state")
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:deployments"
+    for kind in POLICY_KINDS:
+        granted = [s for s in policy(replace(env, notify_topic=topic), ServiceKinds(), kind=kind)["Statement"]
+                   if "sns:Publish" in s["Action"]]
+        assert [s["Resource"] for s in granted] == [topic]
+        # no topic: no grant
+        assert "sns:Publish" not in policy_actions(policy(env, ServiceKinds(), kind=kind))
