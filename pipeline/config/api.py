@@ -27,7 +27,7 @@ import math
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from pipeline.config.fields import Duration, Issue, Matches, Model, Name, Within
@@ -89,8 +89,13 @@ def _network(value: str) -> str:
         ) from exc
 
 
-Rate = Annotated[float, BeforeValidator(_rate)]
-Quota = Annotated[int, BeforeValidator(_quota)]
+RATE_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "description": "per second"},
+                         {"type": "string", "pattern": r"^\d+(\.\d+)?\s*/\s*(s|sec|m|min|h)$",
+                          "examples": ["20/s", "600/m"]}]}
+QUOTA_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 1, "description": "per UTC day"},
+                          {"type": "string", "pattern": r"^\d+\s*/\s*day$", "examples": ["10000/day"]}]}
+Rate = Annotated[float, BeforeValidator(_rate), WithJsonSchema(RATE_SCHEMA)]
+Quota = Annotated[int, BeforeValidator(_quota), WithJsonSchema(QUOTA_SCHEMA)]
 Cidr = Annotated[StrictStr, AfterValidator(_network)]
 HeaderName = Annotated[StrictStr, Matches(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$", "an HTTP header name")]
 QueryName = Annotated[StrictStr, Matches(r"^[^&=#\s]{1,128}$", "a query parameter name")]
