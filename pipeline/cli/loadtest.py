@@ -7,7 +7,8 @@ when the gate passes, 6 (``DeploymentFailed``) when it fails.
 For GitHub Actions: ``--report-dir DIR`` puts every report in DIR (for upload-artifact),
 ``--github-summary`` appends the markdown summary to ``$GITHUB_STEP_SUMMARY`` (only then:
 a plain run inside a job leaves the job summary alone) and ``--github-output`` writes
-``passed``, ``requests``, ``failures``, ``rps``, ``p95_ms`` and ``report_dir``.
+``passed``, ``requests``, ``failures``, ``rps``, ``p95_ms`` and ``report_dir`` (with a ramp,
+also ``knee_users``, 0 when no step met the thresholds, and ``first_limit``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pipeline.config import EnvironmentConfig, ServiceConfig
 from pipeline.console.progress import load_progress
 from pipeline.console.render import emit_json, err, styled
 from pipeline.core.errors import Cancelled, DeploymentFailed, PlatformError, UsageError
+from pipeline.loadtest.knee import RampOutcome
 from pipeline.loadtest.report import STEP_SUMMARY_ENV, format_value
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.runner import LoadRunner
@@ -92,24 +94,28 @@ def loadtest(
     url = target or router_url(env, env_name)
     check_reachable(url, "the target" if target else f"{env_name}'s router")
     on_workers = f" on {workers} workers" if workers else ""
-    err.print(
-        Text.assemble(
-            "loading ",
-            (service, "bold"),
-            f" at {url}: {settings.users} users for {settings.duration:g} s{on_workers}",
-        )
-    )
+    shape = f"{settings.users} users for {settings.duration:g} s"
+    if settings.ramp is not None:
+        r = settings.ramp
+        shape = f"ramp {r.start} → {r.stop} users by {r.step}, {r.step_duration:g} s a step"
+    err.print(Text.assemble("loading ", (service, "bold"), f" at {url}: {shape}{on_workers}"))
     try:
         runner = LoadRunner(app.root, environ=environ)
         folder = reports.resolve() if reports else None
-        with load_progress(err, service):  # live requests, failures and rps on stderr
+        with app.traced(env_name, f"loadtest {service}", **{"pipeline.service": service}) as facts, \
+                load_progress(err, service):  # live requests, failures and rps on stderr
             result = runner.run(service, env_name, url, settings, workers=workers, reports=folder)
+            facts.update({"pipeline.outcome": "passed" if result.passed else "failed",
+                          "load.requests": result.figures.requests, "load.p95_ms": result.figures.p95_ms})
     except KeyboardInterrupt:
         raise Cancelled(
             f"load test of {service} interrupted: every locust process was stopped",
             hint="partial reports may be in the reports folder",
         ) from None
     err.print(summary_table(result))
+    if result.ramp is not None:
+        err.print(ramp_table(result.ramp))
+        err.print(Text(f"{result.ramp.headline}: {result.ramp.limit.evidence}"), soft_wrap=True)
     f = result.figures
     err.print(
         f"{f.requests} requests in {f.duration_s:g} s · p50 {f.p50_ms:g} ms · p99 {f.p99_ms:g} ms · "
@@ -154,6 +160,11 @@ def load_outputs(result: LoadResult) -> dict[str, object]:
         "rps": round(f.rps, 3),
         "p95_ms": round(f.p95_ms, 3),
         "report_dir": str(result.reports.directory),
+        **(
+            {"knee_users": result.ramp.knee or 0, "first_limit": result.ramp.limit.kind}
+            if result.ramp is not None
+            else {}
+        ),
     }
 
 
@@ -233,6 +244,21 @@ def summary_table(result: LoadResult) -> Table:
             f"{bound} {format_value(check.name, check.limit)}",
             mark,
         )
+    return table
+
+
+def ramp_table(outcome: RampOutcome) -> Table:
+    """A ramp's steps: load, figures, throttles and whether each met the thresholds."""
+    table = Table(title="ramp steps", title_justify="left")
+    columns = ("users", "requests", "failures", "req/s", "p95 ms", "429 edge", "429 function", "5xx")
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_column("result")
+    for v in outcome.verdicts:
+        s = v.step
+        mark = styled("pass", "green") if v.passed else styled("fail", "red", f" {'; '.join(v.reasons)}")
+        table.add_row(str(s.users), str(s.requests), str(s.failures), f"{s.rps:g}", f"{s.p95_ms:g}",
+                      str(s.key_throttled), str(s.function_throttled), str(s.server_errors), mark)
     return table
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,14 +18,18 @@ ORDERS = REPO / "services" / "orders"
 LOCUSTFILE = REPO / "loadtests" / "orders.py"
 
 
-def start_orders(tmp: Path, fail_rate: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m app`` from services/orders on a free port, ready to serve."""
+def start_orders(
+    tmp: Path, fail_rate: float = 0.0, extra_env: Mapping[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``python -m app`` from services/orders on a free port, ready to serve; ``extra_env``
+    adds settings (e.g. ``ORDERS_DB_CONNECTIONS``)."""
     port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),
         "ORDERS_DB": str(tmp / f"orders-{port}.db"),
         "FAIL_RATE": str(fail_rate),
+        **(extra_env or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "app"], cwd=ORDERS, env=env, stdout=subprocess.DEVNULL, start_new_session=True
