@@ -6,9 +6,11 @@ platform factory named by each environment and builds ``operations.Context`` obj
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from pipeline.aws.factory import AwsFactory
 from pipeline.clock import SystemClock
@@ -21,7 +23,7 @@ from pipeline.core.ports import Clock, EventSink, ImageRegistry, RunObserver, St
 from pipeline.engine import EngineSettings
 from pipeline.identity import Identity, os_account
 from pipeline.local.factory import LocalFactory
-from pipeline.observe.wiring import observer_for
+from pipeline.observe.wiring import observer_for, tracer_for
 from pipeline.operations import Context
 from pipeline.owners import actor, owner_id
 from pipeline.project_root import PROJECT_FILE, SERVICES_DIR, find_root
@@ -91,6 +93,16 @@ class App:
         home = factory.state_dir if isinstance(factory, LocalFactory) else None
         session = (lambda: factory.session(env)) if isinstance(factory, AwsFactory) else None
         return observer_for(env, clock=self.clock, store=store, sink=sink, local_home=home, session=session)
+
+    def traced(self, env_name: str, name: str, **attributes: str) -> AbstractContextManager[dict[str, Any]]:
+        """A root span around a command that runs no deployment (``pipeline loadtest``), where
+        ``env_name``'s runs are traced; yields a dict of facts set on the span at its end."""
+        env = self.environment(env_name)
+        factory = self.factory(env)
+        tracer = tracer_for(env, self.clock, factory.state_dir if isinstance(factory, LocalFactory) else None)
+        if tracer is None:
+            return nullcontext({})
+        return tracer.command(name, {"pipeline.environment": env_name, **attributes})
 
     def identity(self, env_name: str) -> Identity:
         """Who runs this command, from a source the caller cannot set: on an AWS environment

@@ -124,6 +124,28 @@ class RunTracer:
                 self._flush()
 
     @contextmanager
+    def command(
+        self, name: str, attributes: dict[str, AttributeValue]
+    ) -> Iterator[dict[str, AttributeValue]]:
+        """A root span for a command that runs no deployment (``pipeline loadtest``): the
+        caller adds facts (outcome, figures) to the yielded dict; they are set at the end.
+        An exception escaping the block marks the span as an error."""
+        span = self._tracer.start_span(name, context=self._parent, start_time=_ns(self._clock.now()),
+                                       attributes=attributes)
+        facts: dict[str, AttributeValue] = {}
+        try:
+            yield facts
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            span.set_attributes(facts)
+            span.end(end_time=_ns(self._clock.now()))
+            if self._flush is not None:
+                self._flush()
+
+    @contextmanager
     def action(self, state: DeploymentState, action: Action) -> Iterator[None]:
         if isinstance(action, Hold):  # a hold is a wait: its span is the wait's
             yield

@@ -156,3 +156,21 @@ def test_traceparent_makes_the_run_a_child_of_the_callers_span() -> None:
 @pytest.mark.parametrize("environ", [{}, {"PIPELINE_TRACING": "off", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"}])
 def test_no_tracer_when_nothing_would_receive_spans_or_tracing_is_off(environ: dict[str, str]) -> None:
     assert setup.run_tracer(FakeClock(), environ=environ) is None
+
+
+def test_a_command_without_a_deployment_is_a_root_span_with_its_facts() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    clock = FakeClock()
+    tracer = RunTracer(provider.get_tracer("test"), clock)
+    with tracer.command("loadtest orders", {"pipeline.service": "orders"}) as facts:
+        clock.advance(30)
+        facts.update({"pipeline.outcome": "passed", "load.requests": 1200})
+    with pytest.raises(KeyboardInterrupt), tracer.command("loadtest orders", {}):
+        raise KeyboardInterrupt
+    done, interrupted = exporter.get_finished_spans()
+    assert done.parent is None and _seconds(done) == 30.0
+    assert dict(done.attributes or {}) == {"pipeline.service": "orders", "pipeline.outcome": "passed",
+                                           "load.requests": 1200}
+    assert interrupted.status.status_code is StatusCode.ERROR
