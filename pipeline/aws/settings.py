@@ -212,6 +212,14 @@ def ecs_spec(service: ServiceConfig, *, alarm_names: tuple[str, ...] = ()) -> Ec
     if ecs is None:
         raise ConfigError([f"services/{service.name}/service.yaml: kind ecs needs an `ecs:` block"])
     hc = ecs.health_check
+    where = f"services/{service.name}/service.yaml: ecs.health_check"
+    problems = [
+        f"{where}.{key}: {value:g}s is outside the ALB's range {low}s-{high}s"
+        for key, value, low, high in (("interval", hc.interval, 5, 300), ("timeout", hc.timeout, 2, 120))
+        if not low <= value <= high
+    ]
+    if problems:
+        raise ConfigError(problems)  # fine on the local platform, refused by ELB's ModifyTargetGroup
     return EcsServiceSpec(
         name=service.name,
         container=ecs.container,
