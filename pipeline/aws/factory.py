@@ -36,6 +36,7 @@ from pipeline.aws.ecs.bootstrap import plan_ecs_service
 from pipeline.aws.ecs.compute import EcsCompute
 from pipeline.aws.lambda_.bootstrap import plan_lambda
 from pipeline.aws.lambda_.platform import lambda_platform
+from pipeline.aws.lambda_.warmup import chain_hops
 from pipeline.aws.session import DEFAULT_MAX_ATTEMPTS, AwsSession, SessionSettings
 from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec, aws_environment, ecs_spec
 from pipeline.aws.state.lock import DynamoLockManager
@@ -113,7 +114,10 @@ class AwsFactory:
         session, settings = self.session(env), self.environment(env)
         traffic = service_traffic(env.aws.url, service) if env.aws is not None and env.aws.url else None
         if service.kind == "lambda":
-            platform = lambda_platform(session, settings, service, self.clock, root=self.project.root)
+            url = env.aws.url if env.aws is not None else None
+            chain = chain_hops(self.project.services, service.name, settings.name, url or None)
+            platform = lambda_platform(session, settings, service, self.clock, root=self.project.root,
+                                       chain=chain)
         else:
             stages = ServiceStageRunner.from_config(self.project, service, settings.name)
             alarms = tuple(service.ecs.alarms) if service.ecs is not None else ()
@@ -159,7 +163,7 @@ class AwsFactory:
                 steps += plan_ecs_service(session, settings, ecs_spec(service))
             edge = edge_spec(settings, service)
             if edge is not None:
-                steps += plan_edge(session, edge)
+                steps += plan_edge(session, edge, self.clock)
         return steps
 
     def api_keys(self, env: EnvironmentConfig) -> ApiGatewayKeys:

@@ -70,5 +70,6 @@ def iam_policy(app: App, env_name: str, kind: PolicyKind) -> None:
     kinds = ServiceKinds(
         ecs=tuple(sorted(n for n, s in project.services.items() if s.kind == "ecs")),
         lambda_=tuple(sorted(n for n, s in project.services.items() if s.kind == "lambda")),
+        edge=tuple(sorted(n for n, s in project.services.items() if s.api is not None)),
     )
     emit_json(policy(settings, kinds, kind=kind))

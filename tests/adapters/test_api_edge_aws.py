@@ -14,23 +14,42 @@ response AWS documents.
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
+from pipeline.app import App
 from pipeline.aws.apigw.bootstrap import plan_edge
 from pipeline.aws.apigw.cache import CacheFlushingRouter, StageCache
 from pipeline.aws.apigw.keys import ApiGatewayKeys
-from pipeline.aws.apigw.spec import STAGE, EdgeSpec, LambdaTarget, resource_policy, same_policy
+from pipeline.aws.apigw.spec import (
+    STAGE,
+    AlbTarget,
+    EdgeSpec,
+    LambdaTarget,
+    load_balancer_arn,
+    resource_policy,
+    same_policy,
+)
+from pipeline.aws.apigw.vpc_link import VpcLinks
 from pipeline.aws.bootstrap import execute
 from pipeline.aws.iam import ServiceKinds, iam_actions_of_call, policy, policy_actions
+from pipeline.aws.session import AwsSession, SessionSettings
 from pipeline.aws.settings import AwsEnvironment
+from pipeline.cli.main import main
 from pipeline.config.api import ApiConfig
 from pipeline.core.errors import NotFoundError, PlatformError, UsageError
 from pipeline.core.model import Weights
-from tests.adapters.support.lambda_world import ACCOUNT, LambdaWorld, lambda_aws
+from pipeline.testing import FakeClock
+from tests.adapters.support.ecs import create_infrastructure, write_project
+from tests.adapters.support.lambda_world import ACCOUNT, Calls, LambdaWorld, lambda_aws
+
+pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
 WRITES = ("Create", "Put", "Update", "Add", "Delete", "Tag", "Flush", "Import")
 BLOCK: dict[str, Any] = {
@@ -431,3 +450,154 @@ def test_edge_grants_are_scoped_to_api_gateway_paths_and_the_stage_cache() -> No
     assert {a for st in deploy for a in st["Action"]} == {"apigateway:GET", "apigateway:DELETE"}
     delete = next(st for st in deploy if "apigateway:DELETE" in st["Action"])
     assert delete["Resource"] == "arn:aws:apigateway:eu-west-1::/restapis/*/stages/live/cache/data"
+
+
+# --- an ECS service: the REST API in front of the ALB, through a VPC link --------------------
+
+
+def test_an_ecs_service_is_reached_through_a_vpc_link_to_the_alb(aws: str) -> None:
+    env = create_infrastructure()
+    session = AwsSession(SessionSettings(region=env.region, max_attempts=1))
+    calls = Calls()
+    session.on("provide-client-params", calls.record)
+    api = ApiConfig.model_validate({"keys": "required", "plans": {"partner": {"rate": 5}}})
+    target = AlbTarget(
+        load_balancer_arn(env.listener_arn), "pipeline-aws-test", env.subnets, env.security_groups
+    )
+    spec = EdgeSpec("orders", "aws-test", "aws", env.region, env.account, "/orders*", api, target)
+
+    planned = plan_edge(session, spec)
+    assert ("vpc link", "pipeline-aws-test") in [(st.kind, st.name) for st in planned]
+    execute(planned)
+
+    [link] = session.client("apigatewayv2").get_vpc_links()["Items"]
+    assert link["Name"] == "pipeline-aws-test" and link["SubnetIds"] == list(env.subnets)
+    dns = session.client("elbv2").describe_load_balancers()["LoadBalancers"][0]["DNSName"]
+    sent = {p["resourceId"]: p for p in calls.named("PutIntegration")}
+    assert {p["uri"] for p in sent.values()} == {f"http://{dns}/orders", f"http://{dns}/orders/{{proxy}}"}
+    for integration in sent.values():
+        assert integration["type"] == "HTTP_PROXY" and integration["connectionType"] == "VPC_LINK"
+        assert integration["connectionId"] == link["VpcLinkId"]
+        assert integration["integrationTarget"] == target.load_balancer_arn  # the ALB splits the slots
+    proxied = next(p for p in sent.values() if p["uri"].endswith("{proxy}"))
+    assert proxied["requestParameters"] == {"integration.request.path.proxy": "method.request.path.proxy"}
+
+    calls.clear()
+    again = plan_edge(session, spec)
+    assert {st.action for st in again} == {"exists"} and execute(again) == []
+    assert [n for n, _ in calls.made if n.split(":")[1].startswith(WRITES)] == []
+
+
+def link_answer(status: str, message: str = "") -> dict[str, Any]:
+    """GetVpcLink as AWS answers it
+    (https://docs.aws.amazon.com/apigatewayv2/latest/api-reference/vpclinks-vpclinkid.html)."""
+    return {
+        "VpcLinkId": "abc123",
+        "Name": "pipeline-aws-test",
+        "SubnetIds": ["subnet-1"],
+        "SecurityGroupIds": ["sg-1"],
+        "VpcLinkStatus": status,
+        "VpcLinkStatusMessage": message,
+        "VpcLinkVersion": "V2",
+    }
+
+
+@pytest.mark.parametrize(
+    ("statuses", "outcome"),
+    [
+        (["PENDING", "PENDING", "AVAILABLE"], "available"),
+        (["PENDING", "FAILED"], "FAILED (subnet-1 is in an unsupported availability zone)"),
+    ],
+)
+def test_a_new_vpc_link_is_waited_for_until_it_is_available(
+    aws: str, statuses: list[str], outcome: str
+) -> None:
+    """The test endpoint makes links AVAILABLE at once; AWS takes minutes, or fails."""
+    session = AwsSession(SessionSettings(region="eu-west-1", max_attempts=1))
+    clock = FakeClock()
+    links = VpcLinks(session, clock)
+    target = AlbTarget(
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/shop/1",
+        "pipeline-aws-test",
+        ("subnet-1",),
+        ("sg-1",),
+    )
+    with Stubber(links.client) as stub:
+        stub.add_response("get_vpc_links", {"Items": []}, {})
+        stub.add_response(
+            "create_vpc_link",
+            link_answer("PENDING"),
+            {
+                "Name": "pipeline-aws-test",
+                "SubnetIds": ["subnet-1"],
+                "SecurityGroupIds": ["sg-1"],
+                "Tags": {},
+            },
+        )
+        for status in statuses:
+            reason = "subnet-1 is in an unsupported availability zone" if status == "FAILED" else ""
+            stub.add_response("get_vpc_link", link_answer(status, reason), {"VpcLinkId": "abc123"})
+        if outcome == "available":
+            links.create(target, {})
+            assert clock.now() > 0  # it waited
+        else:
+            with pytest.raises(PlatformError, match=re.escape(outcome)):
+                links.create(target, {})
+        stub.assert_no_pending_responses()
+
+
+# --- the commands, on a project written to disk ------------------------------------------------
+
+API_BLOCK = """
+api:
+  keys: required
+  default_plan: partner
+  plans:
+    partner: {rate: 20/s, burst: 40, quota: 10000/day}
+  allow_cidrs: [10.0.0.0/8]
+  cache: {ttl: 30s, methods: [GET]}
+"""
+
+
+def test_bootstrap_keys_and_iam_policy_commands_on_an_ecs_service_with_an_edge(
+    ecs_env: AwsEnvironment, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_project(tmp_path, ecs_env)
+    with (tmp_path / "services" / "orders" / "service.yaml").open("a") as service:
+        service.write(API_BLOCK)
+    root = ["--root", str(tmp_path)]
+
+    assert main([*root, "bootstrap", "--env", "aws-test", "orders"]) == 0
+    created = capsys.readouterr()
+    assert main([*root, "bootstrap", "--env", "aws-test", "orders", "--dry-run"]) == 0
+    again = capsys.readouterr().out
+    assert "exists  rest api" in again and "exists  usage plan" in again and "create " not in again, again
+
+    assert main([*root, "keys", "create", "orders", "--env", "aws-test", "--name", "alice"]) == 0
+    secret = capsys.readouterr().out.strip()
+    assert len(secret) >= 20
+    assert main([*root, "keys", "list", "orders", "--env", "aws-test", "--json"]) == 0
+    [listed] = json.loads(capsys.readouterr().out)
+    assert listed["name"] == "alice" and listed["hint"] == secret[:4] and listed["revoked"] is None
+    assert main([*root, "keys", "revoke", "orders", "--env", "aws-test", "--name", "alice"]) == 0
+    assert "revoked key alice" in capsys.readouterr().err
+    client = boto3.client("apigateway", region_name=ecs_env.region)
+    assert [k["enabled"] for k in client.get_api_keys()["items"]] == [False]
+
+    for kind, edge_actions in (
+        ("deploy", {"apigateway:GET", "apigateway:DELETE"}),
+        (
+            "bootstrap",
+            {"apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE"},
+        ),
+    ):
+        assert main([*root, "iam-policy", "--env", "aws-test", "--kind", kind]) == 0
+        allowed = policy_actions(json.loads(capsys.readouterr().out))
+        assert {a for a in allowed if a.startswith("apigateway:")} == edge_actions
+    assert created.err  # the first run reported what it created
+
+    app = App(tmp_path)  # a deployment of the service: its split changes flush the stage cache
+    env = app.environment("aws-test")
+    assert isinstance(
+        app.factory(env).platform(env, app.project.service("orders")).router, CacheFlushingRouter
+    )

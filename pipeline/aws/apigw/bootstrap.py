@@ -40,8 +40,10 @@ from pipeline.aws.apigw.vpc_link import VpcLinks
 from pipeline.aws.bootstrap import BootstrapStep
 from pipeline.aws.errors import aws_errors, error_code
 from pipeline.aws.session import AwsSession
+from pipeline.clock import SystemClock
 from pipeline.config.api import UsagePlan
 from pipeline.core.errors import NotFoundError
+from pipeline.core.ports import Clock
 
 __all__ = ["IAM_ACTIONS", "plan_edge"]
 
@@ -49,9 +51,10 @@ IAM_ACTIONS: frozenset[str] = frozenset({"lambda:GetPolicy", "lambda:AddPermissi
 CACHE_SIZE = "0.5"  # GB, the smallest cache cluster
 
 
-def plan_edge(session: AwsSession, spec: EdgeSpec) -> list[BootstrapStep]:
-    """What the ``api:`` edge of ``spec`` needs (reads only); see the module docstring."""
-    return _Planner(session, spec).steps()
+def plan_edge(session: AwsSession, spec: EdgeSpec, clock: Clock | None = None) -> list[BootstrapStep]:
+    """What the ``api:`` edge of ``spec`` needs (reads only); see the module docstring.
+    ``clock`` paces the wait for a new VPC link (ECS services)."""
+    return _Planner(session, spec, clock or SystemClock()).steps()
 
 
 def _all_paths(route: str) -> list[str]:
@@ -64,8 +67,9 @@ def _all_paths(route: str) -> list[str]:
 
 
 class _Planner:
-    def __init__(self, session: AwsSession, spec: EdgeSpec) -> None:
+    def __init__(self, session: AwsSession, spec: EdgeSpec, clock: Clock) -> None:
         self.spec = spec
+        self.clock = clock
         self.rest = RestApi(session.client("apigateway"), spec)
         self.session = session
         self.policy = resource_policy(spec.api)
@@ -74,11 +78,14 @@ class _Planner:
         s, found = self.spec, self.rest.find()
         api_id = found.api_id if found else ""
         resources = self.rest.resources(api_id) if found else {}
-        out = [
+        # the ALB's VPC link comes first: the integrations name it; the invoke permission
+        # of a function names the API, so it comes after
+        out = self._target_steps(found) if isinstance(s.target, AlbTarget) else []
+        out.append(
             BootstrapStep(
                 "rest api", s.name, found is not None, self._create_api, "REGIONAL, keys from x-api-key"
             )
-        ]
+        )
         if found is not None:
             out.append(
                 BootstrapStep(
@@ -102,7 +109,8 @@ class _Planner:
                     "cached" if method.cached else "",
                 )
             )
-        out += self._target_steps(found)
+        if isinstance(s.target, LambdaTarget):
+            out += self._target_steps(found)
         stage = self.rest.stage(api_id) if found else None
         changed = any(st.action == "create" for st in out)
         out.append(
@@ -182,7 +190,7 @@ class _Planner:
                 "uri": s.lambda_uri(target),
                 **cache,
             }
-        links = VpcLinks(self.session)
+        links = VpcLinks(self.session, self.clock)
         path = method.path.replace("{proxy+}", "{proxy}")
         params = {"integration.request.path.proxy": "method.request.path.proxy"} if method.proxy else {}
         return {
@@ -201,7 +209,7 @@ class _Planner:
     def _target_steps(self, found: RestApiInfo | None) -> list[BootstrapStep]:
         target = self.spec.target
         if isinstance(target, AlbTarget):
-            links = VpcLinks(self.session)
+            links = VpcLinks(self.session, self.clock)
             return [
                 BootstrapStep(
                     "vpc link",

@@ -16,8 +16,12 @@ from pipeline.aws.apigw.spec import AlbTarget
 from pipeline.aws.errors import aws_errors
 from pipeline.aws.session import AwsSession
 from pipeline.core.errors import NotFoundError, PlatformError
+from pipeline.core.ports import Clock
 
 __all__ = ["VpcLinks"]
+
+LINK_TIMEOUT = 900.0  # seconds; provisioning a VPC link takes minutes
+LINK_POLL = 15.0
 
 IAM_ACTIONS: frozenset[str] = frozenset(
     {"apigateway:GET", "apigateway:POST", "elasticloadbalancing:DescribeLoadBalancers"}
@@ -25,8 +29,9 @@ IAM_ACTIONS: frozenset[str] = frozenset(
 
 
 class VpcLinks:
-    def __init__(self, session: AwsSession) -> None:
+    def __init__(self, session: AwsSession, clock: Clock) -> None:
         self.session = session
+        self.clock = clock
         self.client: Any = session.client("apigatewayv2")
 
     def find(self, name: str) -> str | None:
@@ -52,19 +57,42 @@ class VpcLinks:
         return found
 
     def create(self, target: AlbTarget, tags: dict[str, str]) -> None:
+        """Create the link unless it exists (another service's plan may have made it in this
+        run), then wait until it is AVAILABLE: API Gateway takes minutes to provision one."""
         if not target.subnets or not target.security_groups:
             raise PlatformError(
                 f"cannot create the VPC link {target.vpc_link}: the environment names no subnets or "
                 "security groups",
                 hint="set aws.subnets and aws.security_groups of the environment",
             )
-        with aws_errors(f"create the VPC link {target.vpc_link}"):
-            self.client.create_vpc_link(
-                Name=target.vpc_link,
-                SubnetIds=list(target.subnets),
-                SecurityGroupIds=list(target.security_groups),
-                Tags=tags,
-            )
+        link = self.find(target.vpc_link)
+        if link is None:
+            with aws_errors(f"create the VPC link {target.vpc_link}"):
+                made = self.client.create_vpc_link(
+                    Name=target.vpc_link,
+                    SubnetIds=list(target.subnets),
+                    SecurityGroupIds=list(target.security_groups),
+                    Tags=tags,
+                )
+            link = str(made["VpcLinkId"])
+        self.wait_available(target.vpc_link, link)
+
+    def wait_available(self, name: str, link: str) -> None:
+        deadline = self.clock.now() + LINK_TIMEOUT
+        while True:
+            with aws_errors(f"read the VPC link {name}"):
+                found = self.client.get_vpc_link(VpcLinkId=link)
+            status = str(found.get("VpcLinkStatus", ""))
+            if status == "AVAILABLE":
+                return
+            if status in {"FAILED", "DELETING", "INACTIVE"} or self.clock.now() >= deadline:
+                raise PlatformError(
+                    f"the VPC link {name} is {status or 'not available'} "
+                    f"({found.get('VpcLinkStatusMessage') or 'no reason given'})",
+                    hint="check its subnets and security groups, delete it if it FAILED, then run "
+                    "`pipeline bootstrap` again",
+                )
+            self.clock.sleep(LINK_POLL)
 
     def dns_name(self, target: AlbTarget) -> str:
         """The ALB's DNS name: the Host of the integration's URI."""
