@@ -113,10 +113,14 @@ def project(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Ite
     git(root, "commit", "-q", "-m", "orders v1")
     project = Project(root, dev, git(root, "rev-parse", "HEAD"))
     os.environ["T3_TEST_WEBHOOK"] = receiver.url
+    # each run its own trace here, also when this suite runs in GitHub Actions (where every
+    # run of a job would join the workflow run's trace)
+    hidden = {k: os.environ.pop(k) for k in ("GITHUB_ACTIONS", "TRACEPARENT") if k in os.environ}
     try:
         yield project
     finally:
         del os.environ["T3_TEST_WEBHOOK"]
+        os.environ.update(hidden)
         info = read_plane(project.state_dir)
         stop_plane(project.state_dir)
         if info is not None:
