@@ -5,7 +5,8 @@
 - OTLP/HTTP to a collector when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
   ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set or the environment's config has
   ``observability: {otlp: URL}`` (``pipeline.tracing.exporters_from``);
-- any ``exporters`` given (the composition root adds the local plane's span store).
+- any ``exporters`` given (the composition root adds the local plane's span store), which
+  are written to as each span ends (a local file: no background thread).
 
 With none of them, or with ``PIPELINE_TRACING=off``, there is no tracer and runs are not
 traced. A run's root span continues the trace of ``TRACEPARENT`` (W3C) when it is set. In a
@@ -24,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from pipeline import __version__, tracing
@@ -78,8 +79,8 @@ def run_tracer(clock: Clock, *, otlp_endpoint: str | None = None, exporters: Seq
     env = os.environ if environ is None else environ
     if not tracing.enabled(env):
         return None
-    chosen = [*exporters, *tracing.exporters_from(env, otlp_endpoint)]
-    if not chosen:
+    remote = tracing.exporters_from(env, otlp_endpoint)
+    if not exporters and not remote:
         return None
     attributes: dict[str, str] = {"service.name": SERVICE_NAME, "service.version": __version__}
     attributes.update({key: env[name] for name, key in _CI.items() if env.get(name)})
@@ -87,7 +88,9 @@ def run_tracer(clock: Clock, *, otlp_endpoint: str | None = None, exporters: Seq
     parent = parent_context(env)
     ids = _OneTrace(github) if github is not None and parent is None else RandomIdGenerator()
     provider = TracerProvider(resource=Resource.create(attributes), id_generator=ids)
-    for exporter in chosen:
+    for local in exporters:  # written as each span ends: no thread per process (many CLI runs in one)
+        provider.add_span_processor(SimpleSpanProcessor(local))
+    for exporter in remote:  # the network: batched on a background thread
         provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
     atexit.register(provider.shutdown)
     return RunTracer(provider.get_tracer("pipeline.observe"), clock, parent=parent,
