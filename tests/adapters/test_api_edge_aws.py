@@ -376,6 +376,24 @@ def test_a_change_of_the_split_flushes_the_stage_cache_once(lambda_aws: LambdaWo
         stub.assert_no_pending_responses()
 
 
+def test_without_a_rest_api_or_stage_there_is_nothing_to_flush(lambda_aws: LambdaWorld) -> None:
+    """An api: block added after bootstrap ran: the deployment moves traffic, no cache exists."""
+    spec = edge(lambda_aws)
+    client = lambda_aws.session.client("apigateway")
+    router = CacheFlushingRouter(Split(), StageCache(client, spec))
+
+    router.set_weights(Weights(90, 10))  # no REST API on the endpoint: no error
+    assert router.get_weights() == Weights(90, 10) and not router.owed
+    with Stubber(client) as stub:  # the API exists, its stage not yet
+        stub.add_response(
+            "get_rest_apis", {"items": [{"id": "abc123", "name": "orders-dev"}]}, {"limit": 500}
+        )
+        stub.add_client_error(
+            "flush_stage_cache", "NotFoundException", "Invalid stage identifier specified", 404
+        )
+        assert StageCache(client, spec).flush() is False
+
+
 # --- IAM: the policies cover exactly the calls --------------------------------------------------
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from pipeline.aws.apigw.rest import RestApi
 from pipeline.aws.apigw.spec import EdgeSpec
-from pipeline.core.errors import NotFoundError
 from pipeline.core.model import Weights
 from pipeline.core.ports import TrafficRouter
 
@@ -32,16 +31,15 @@ class StageCache:
         self.rest = RestApi(client, spec)
         self._api_id = ""
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Empty the cache; False when there is none to empty (no REST API or stage yet:
+        the ``api:`` block was added and bootstrap has not run, so nothing is cached)."""
         if not self._api_id:
             found = self.rest.find()
             if found is None:
-                raise NotFoundError(
-                    f"the REST API {self.rest.name} does not exist, so its cache cannot be flushed",
-                    hint="create it with `pipeline bootstrap`",
-                )
+                return False
             self._api_id = found.api_id
-        self.rest.flush_cache(self._api_id)
+        return self.rest.flush_cache(self._api_id)
 
 
 class CacheFlushingRouter:

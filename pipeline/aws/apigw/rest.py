@@ -11,8 +11,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from pipeline.aws.apigw.spec import STAGE, EdgeSpec
-from pipeline.aws.errors import aws_errors
+from pipeline.aws.errors import aws_errors, error_code, translate
 
 __all__ = ["ResourceInfo", "RestApi", "RestApiInfo", "StageInfo", "UsagePlanInfo"]
 
@@ -151,9 +153,18 @@ class RestApi:
         with aws_errors(f"update the stage {STAGE} of {self.name}"):
             self.client.update_stage(restApiId=api_id, stageName=STAGE, patchOperations=operations)
 
-    def flush_cache(self, api_id: str) -> None:
-        with aws_errors(f"flush the cache of {self.name}'s stage {STAGE}"):
+    def flush_cache(self, api_id: str) -> bool:
+        """Empty the stage's cache; False when there is no such stage (nothing cached)."""
+        try:
             self.client.flush_stage_cache(restApiId=api_id, stageName=STAGE)
+        except ClientError as exc:
+            if error_code(exc) == "NotFoundException":
+                return False
+            with aws_errors(f"flush the cache of {self.name}'s stage {STAGE}"):
+                raise
+        except BotoCoreError as exc:
+            raise translate(exc, f"flush the cache of {self.name}'s stage {STAGE}") from exc
+        return True
 
     # --- usage plans -----------------------------------------------------------------
 
