@@ -2,11 +2,12 @@
 
     python bench/tracing.py [--duration 5] [--connections 32] [--threads 2] [--rounds 3]
 
-Starts two real planes on one temporary git project, each with one replica of the same
-small aiohttp service taking 100% of its environment's traffic: one plane records a span
-per request into its span store (the default), the other runs with ``PIPELINE_TRACING=off``.
+Starts three real planes on one temporary git project, each with one replica of the same
+small aiohttp service taking 100% of its environment's traffic: one records a span per
+request into its span store (the default), one runs with ``PIPELINE_TRACING=off``, and one
+samples a tenth of the traces (``OTEL_TRACES_SAMPLER=traceidratio``, ``..._ARG=0.1``).
 Alternating over ``--rounds`` rounds, the same ``wrk`` workload (keep-alive connections, GET
-of a small JSON answer, with a ``traceparent`` header as a traced caller would send) runs
+of a small JSON answer, each with a ``traceparent`` of a new trace, as a traced caller sends) runs
 against the replica directly and through each router. Prints each path's requests per
 second, p50 and p99 (median over the rounds), the on/off ratios, and how many spans the
 traced plane stored (proof that it recorded them).
@@ -34,23 +35,40 @@ from router import Run
 from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, stop_plane
 from pipeline.local.spans import SpanStore
 
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-LUA = f'wrk.headers["traceparent"] = "{TRACEPARENT}"\n'
+LUA = """\
+-- a traced caller: every request carries a traceparent of its own (a new trace id)
+local hex = "0123456789abcdef"
+local function random_hex(n)
+  local out = {}
+  for i = 1, n do
+    local r = math.random(1, 16)
+    out[i] = hex:sub(r, r)
+  end
+  return table.concat(out)
+end
+request = function()
+  wrk.headers["traceparent"] = "00-" .. random_hex(32) .. "-" .. random_hex(16) .. "-01"
+  return wrk.format(nil)
+end
+"""
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+SAMPLED = {"PIPELINE_TRACING": "on", "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
 
 
-def _plane(root: Path, name: str, tracing: bool) -> tuple[str, PlaneInfo, int, int]:
-    """A plane in ``root/name`` (tracing on or off) serving the bench service; its info and ports."""
+def _plane(root: Path, name: str, environ: dict[str, str]) -> tuple[str, PlaneInfo, int, int]:
+    """A plane in ``root/name`` started with ``environ`` added, serving the bench service;
+    its folder, info, router port and replica port."""
     state_dir = root / name
-    previous = os.environ.get("PIPELINE_TRACING")
-    os.environ["PIPELINE_TRACING"] = "on" if tracing else "off"  # the plane inherits it
+    previous = {k: os.environ.get(k) for k in environ}
+    os.environ.update(environ)  # the plane inherits them
     try:
         info, _ = ensure_plane(state_dir)
     finally:
-        if previous is None:
-            os.environ.pop("PIPELINE_TRACING", None)
-        else:
-            os.environ["PIPELINE_TRACING"] = previous
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     port, replica = router_bench._serve_replica(root, state_dir, info.url, info.token)
     return str(state_dir), info, port, replica
 
@@ -92,9 +110,11 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace, spans: int) ->
     print(f"{'path':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for name, m in med.items():
         print(f"{name:<12} {m.rps:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}")
-    on, off = med["spans on"], med["spans off"]
-    print(f"spans on/off: throughput {on.rps / off.rps:.2f}, p50 +{on.p50_ms - off.p50_ms:.2f} ms, "
-          f"p99 +{on.p99_ms - off.p99_ms:.2f} ms")
+    off = med["spans off"]
+    for name in ("spans on", "sampled 10%"):
+        on = med[name]
+        print(f"{name} vs off: throughput {on.rps / off.rps:.2f}, p50 {on.p50_ms - off.p50_ms:+.2f} ms, "
+              f"p99 {on.p99_ms - off.p99_ms:+.2f} ms")
     print(f"spans stored by the traced plane: {spans}")
 
 
@@ -115,13 +135,16 @@ def main() -> int:
         script.write_text(LUA)
         started = []
         try:
-            on_dir, on_info, on_port, replica = _plane(root, ".plane-on", tracing=True)
+            on_dir, on_info, on_port, replica = _plane(root, ".plane-on", {"PIPELINE_TRACING": "on"})
             started.append((on_dir, on_info))
-            off_dir, off_info, off_port, _ = _plane(root, ".plane-off", tracing=False)
+            off_dir, off_info, off_port, _ = _plane(root, ".plane-off", {"PIPELINE_TRACING": "off"})
             started.append((off_dir, off_info))
+            tenth_dir, tenth_info, tenth_port, _ = _plane(root, ".plane-10", SAMPLED)
+            started.append((tenth_dir, tenth_info))
             runs = _measure({"direct": f"http://127.0.0.1:{replica}/hello",
                              "spans off": f"http://127.0.0.1:{off_port}/hello",
-                             "spans on": f"http://127.0.0.1:{on_port}/hello"}, args, script)
+                             "spans on": f"http://127.0.0.1:{on_port}/hello",
+                             "sampled 10%": f"http://127.0.0.1:{tenth_port}/hello"}, args, script)
             time.sleep(1.0)  # the last batch of spans is exported every 0.5 s
             _report(runs, args, SpanStore.of(Path(on_dir)).count())
         finally:

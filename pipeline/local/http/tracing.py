@@ -40,7 +40,7 @@ class RequestTrace:
 
     def __init__(self, tracer: Tracer, request: web.BaseRequest, environment: str, service: str,
                  rule: str) -> None:
-        parent = tracing.extract({k: v for k in TRACE_HEADERS if (v := request.headers.get(k))})
+        parent = tracing.extract(request.headers)  # a case-insensitive mapping
         self.span = tracer.start_span(f"{request.method} {rule}", context=parent, kind=SpanKind.SERVER)
         self._attributes: dict[str, str | int | float | bool] = {  # set once, at the end (cheaper)
             "http.request.method": request.method, "url.path": request.path,
