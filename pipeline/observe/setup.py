@@ -5,8 +5,10 @@
 - OTLP/HTTP to a collector when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
   ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set or the environment's config has
   ``observability: {otlp: URL}`` (``pipeline.tracing.exporters_from``);
-- any ``exporters`` given (the composition root adds the local plane's span store), which
-  are written to as each span ends (a local file: no background thread).
+- any ``exporters`` given (the composition root adds the local plane's span store).
+
+Spans are exported in batches by one background thread per provider (a span store write
+costs a disk sync, ~10 ms: not on the engine's path) and flushed when each run ends.
 
 With none of them, or with ``PIPELINE_TRACING=off``, there is no tracer and runs are not
 traced. A run's root span continues the trace of ``TRACEPARENT`` (W3C) when it is set. In a
@@ -25,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 
 from pipeline import __version__, tracing
@@ -34,6 +36,7 @@ from pipeline.observe.spans import RunTracer
 
 SERVICE_NAME = "pipeline"
 FLUSH_MS = 5000  # at most this long at the end of a run to hand its spans over
+EXPORT_EVERY_MS = 5000  # between batches during a run (each run also flushes when it ends)
 _CI = {"GITHUB_WORKFLOW": "ci.workflow", "GITHUB_JOB": "ci.job", "GITHUB_RUN_ID": "ci.run_id",
        "GITHUB_RUN_ATTEMPT": "ci.run_attempt", "GITHUB_REPOSITORY": "ci.repository"}
 
@@ -88,10 +91,8 @@ def run_tracer(clock: Clock, *, otlp_endpoint: str | None = None, exporters: Seq
     parent = parent_context(env)
     ids = _OneTrace(github) if github is not None and parent is None else RandomIdGenerator()
     provider = TracerProvider(resource=Resource.create(attributes), id_generator=ids)
-    for local in exporters:  # written as each span ends: no thread per process (many CLI runs in one)
-        provider.add_span_processor(SimpleSpanProcessor(local))
-    for exporter in remote:  # the network: batched on a background thread
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
+    for exporter in [*exporters, *remote]:  # batched off the engine's thread, flushed as each run ends
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_EVERY_MS))
     atexit.register(provider.shutdown)
     return RunTracer(provider.get_tracer("pipeline.observe"), clock, parent=parent,
                      flush=lambda: provider.force_flush(FLUSH_MS))
