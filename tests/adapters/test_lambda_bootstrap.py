@@ -10,6 +10,7 @@ import pytest
 from pipeline.aws.bootstrap import execute
 from pipeline.aws.lambda_.bootstrap import placeholder_zip, plan
 from pipeline.aws.lambda_.gateway import HttpApi, route_keys
+from pipeline.aws.lambda_.keepwarm import keep_warm_steps
 from pipeline.aws.lambda_.permissions import IAM_ACTIONS
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import ServiceRef, Slot
@@ -134,6 +135,8 @@ def test_iam_actions_cover_every_call_of_bootstrap_deploy_and_rollback(lambda_aw
     spec = lambda_aws.spec()
     lambda_aws.bootstrap(spec)
     assert execute(plan(spec, lambda_aws.session, lambda_aws.clock)) == []  # reads everything
+    execute(keep_warm_steps(spec, lambda_aws.session, 300.0, 2))  # lambda.keep_warm's schedule
+    execute(keep_warm_steps(spec, lambda_aws.session, 300.0, 1))  # a lower concurrency
     platform = lambda_aws.platform(spec)
     ctx, _, _ = lambda_aws.context(platform)
     ref = ServiceRef("orders", "dev")

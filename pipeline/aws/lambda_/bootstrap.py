@@ -16,7 +16,8 @@ applied here and not by a deployment; ``GetAccountSettings`` is checked first so
 account keeps its 100 unreserved executions), for zip functions the account's private S3
 bucket that packages over 50 MB are staged in (``pipeline.aws.lambda_.staging``), the
 environment's HTTP API, the function's integration, its routes, the stages
-``$default``/``blue``/``green``, and one invoke permission per alias for API Gateway.
+``$default``/``blue``/``green``, and one invoke permission per alias for API Gateway;
+with ``lambda.keep_warm``, the EventBridge rule, its targets and its invoke permission.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pipeline.aws.errors import aws_errors
 from pipeline.aws.lambda_.api import ACTIVE_TRACING, LambdaApi, error_code, is_not_found
 from pipeline.aws.lambda_.concurrency import ConcurrencyApi
 from pipeline.aws.lambda_.gateway import STAGE_VARIABLE, STAGES, HttpApi, route_keys
+from pipeline.aws.lambda_.keepwarm import keep_warm_steps
 from pipeline.aws.lambda_.spec import LambdaSpec, lambda_spec, managed_role_name
 from pipeline.aws.lambda_.staging import BOOTSTRAP_ACTIONS as STAGING_ACTIONS
 from pipeline.aws.lambda_.staging import CodeBucket, bucket_name
@@ -75,8 +77,12 @@ ROLE_PROPAGATION = 60.0  # seconds a new IAM role may take before Lambda can ass
 def plan_lambda(
     session: AwsSession, env: AwsEnvironment, service: ServiceConfig, *, clock: Clock | None = None
 ) -> list[BootstrapStep]:
-    """What bootstrap needs for ``service`` (``kind: lambda``) in ``env`` (reads only)."""
-    return plan(lambda_spec(env, service, root=Path()), session, clock)
+    """What bootstrap needs for ``service`` (``kind: lambda``) in ``env`` (reads only); with
+    ``lambda.keep_warm``, its EventBridge schedule too (``pipeline.aws.lambda_.keepwarm``)."""
+    spec = lambda_spec(env, service, root=Path())
+    keep = service.lambda_.keep_warm if service.lambda_ is not None else None
+    extra = keep_warm_steps(spec, session, keep.every, keep.concurrency) if keep is not None else []
+    return plan(spec, session, clock) + extra
 
 
 def apply_lambda(

@@ -91,8 +91,10 @@ class LambdaCompute:
         update_timeout: float = 300.0,
         poll: float = 1.0,
         bucket: CodeBucket | None = None,
+        warm_chain: Callable[[], str] = lambda: "",
     ) -> None:
         self.api = api
+        self.warm_chain = warm_chain  # warms what the service calls, deepest first; says what it did
         self.slots = slots or SlotVersions(api)
         self.concurrency = concurrency
         self.clock = clock
@@ -279,7 +281,8 @@ class LambdaCompute:
         return f"provisioned concurrency {status.allocated}/{status.requested} allocated ({status.status})"
 
     def _warm(self, version: str, checks: _Checks) -> None:
-        """Warm-up invocations, once, unless provisioned concurrency keeps the version warm.
+        """Warm-up of the dependency chain, then invocations of the version, once (not the
+        version's when provisioned concurrency keeps it warm).
 
         Where provisioned concurrency is configured but unavailable, as many invocations run
         as environments were wanted, and a warning says so.
@@ -287,6 +290,9 @@ class LambdaCompute:
         if checks.warmed:
             return
         checks.warmed = True
+        chain = self.warm_chain()  # the dependencies first: no hop is cold after the shift
+        if chain:
+            checks.warnings.insert(0, chain)
         count = self.readiness.warm_invocations
         if self.readiness.provisioned_concurrency:
             if not checks.unsupported:

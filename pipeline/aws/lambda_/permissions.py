@@ -4,7 +4,7 @@ router, metrics and alarms, HTTP API stages) and bootstrap (role, function, perm
 from __future__ import annotations
 
 from pipeline.aws import alarms
-from pipeline.aws.lambda_ import api, bootstrap, concurrency, gateway, metrics, router, staging
+from pipeline.aws.lambda_ import api, bootstrap, concurrency, gateway, keepwarm, metrics, router, staging
 
 # What a deployment calls (the deploy role's policy): no IAM writes, API Gateway reads only
 DEPLOY_ACTIONS: frozenset[str] = (
@@ -16,4 +16,6 @@ DEPLOY_ACTIONS: frozenset[str] = (
     | gateway.DEPLOY_ACTIONS
     | staging.IAM_ACTIONS
 )
-IAM_ACTIONS: frozenset[str] = DEPLOY_ACTIONS | gateway.IAM_ACTIONS | bootstrap.IAM_ACTIONS
+IAM_ACTIONS: frozenset[str] = (
+    DEPLOY_ACTIONS | gateway.IAM_ACTIONS | bootstrap.IAM_ACTIONS | keepwarm.BOOTSTRAP_ACTIONS
+)

@@ -33,6 +33,7 @@ from pipeline.aws.lambda_.slots import SLOT_ALIASES, SlotVersions
 from pipeline.aws.lambda_.spec import LambdaSpec, lambda_spec
 from pipeline.aws.lambda_.stages import InvokeStages, invoke_endpoint
 from pipeline.aws.lambda_.staging import CodeBucket, bucket_name
+from pipeline.aws.lambda_.warmup import ChainWarmer, Hop
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment
 from pipeline.core.model import Release, Slot
@@ -56,8 +57,10 @@ def lambda_platform(
     root: Path = Path(),
     stages: StageRunner | None = None,
     test_route: Literal["http", "invoke"] = "http",
+    chain: Sequence[Hop] = (),
 ) -> Platform:
-    """The ports for ``service`` (a ``ServiceConfig`` of kind lambda) in ``env``.
+    """The ports for ``service`` (a ``ServiceConfig`` of kind lambda) in ``env``; ``chain``
+    is what it calls, deepest first (``warmup.chain_hops``), warmed before each shift.
 
     ``root`` is the project root. ``stages`` defaults to the service's own stage runner on the HTTP API's
     slot stages; ``test_route="invoke"`` invokes the slot aliases instead.
@@ -65,7 +68,7 @@ def lambda_platform(
     spec = lambda_spec(env, service, root=root)
     if stages is None and test_route == "http":
         stages = _service_stages(root, service, spec.environment)
-    return platform_for(spec, session, clock, stages=stages, test_route=test_route)
+    return platform_for(spec, session, clock, stages=stages, test_route=test_route, chain=chain)
 
 
 def platform_for(
@@ -77,6 +80,7 @@ def platform_for(
     test_route: Literal["http", "invoke"] = "http",
     package_for: Callable[[Release], Package] | None = None,
     pip_args: Sequence[str] = (),
+    chain: Sequence[Hop] = (),
 ) -> Platform:
     """The ports for ``spec``. ``package_for`` defaults to ``packager(spec, pip_args)``."""
     client = session.client("lambda")
@@ -118,6 +122,8 @@ def platform_for(
         bucket=CodeBucket(session.client("s3"), bucket_name(spec.account, spec.region), spec.region)
         if spec.package_type == "zip"
         else None,
+        warm_chain=ChainWarmer(client, chain, spec.readiness.provisioned_concurrency
+                               or spec.readiness.warm_invocations),
     )
     if stages is None:
         stages = InvokeStages(client, spec.readiness.smoke_events, spec.route_path)

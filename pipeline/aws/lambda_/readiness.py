@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.aws.lambda_.api import InvokeResult, LambdaApi
 from pipeline.core.errors import PipelineError
+from pipeline.core.keep_warm import KEEP_WARM_KEY
 from pipeline.loadtest.smoke import SmokeRequest, route_prefix
 
 __all__ = [
@@ -35,7 +36,8 @@ __all__ = [
     "warm_up",
 ]
 
-WARM_EVENT: dict[str, Any] = {"source": "pipeline.warm-up"}
+# the keep-warm marker, and the older "source" key that existing handlers may test for
+WARM_EVENT: dict[str, Any] = {"source": "pipeline.warm-up", KEEP_WARM_KEY: True}
 
 
 @dataclass(frozen=True, slots=True)

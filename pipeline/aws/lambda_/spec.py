@@ -114,7 +114,8 @@ def iam_resources(
 
     For ``pipeline iam-policy``: functions ``<service>-<environment>`` and their versions and
     aliases; the execution role (``iam:PassRole`` there should carry the condition
-    ``iam:PassedToService = lambda.amazonaws.com``); the environment's HTTP API.
+    ``iam:PassedToService = lambda.amazonaws.com``); the environment's HTTP API; the
+    functions' keep-warm rules.
     """
     prefix, _, name = action.partition(":")
     role = role_arn or managed_role_arn(partition, account, environment)
@@ -131,6 +132,9 @@ def iam_resources(
     if prefix == "apigateway":
         apis = f"arn:{partition}:apigateway:{region}::/apis"
         return [apis, f"{apis}/*"]
+    if prefix == "events":  # the keep-warm rules (pipeline.aws.lambda_.keepwarm.rule_name)
+        rules = f"arn:{partition}:events:{region}:{account}:rule"
+        return [f"{rules}/{f'pipeline-keep-warm-{s}-{environment}'[:64]}" for s in services]
     return []
 
 
