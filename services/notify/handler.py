@@ -13,6 +13,12 @@ Cold starts are deliberately visible: importing this module builds the template 
 derives the signing key (``KDF_ITERATIONS`` rounds of PBKDF2, about 100 ms here), and the
 first response of each process carries ``x-cold-start: true``.
 
+Warm-up and keep-warm pings: the pipeline invokes the function with
+``{"pipeline-keep-warm": true}`` before it shifts traffic (the new version and every function
+of a chain that calls it) and on the ``lambda.keep_warm`` schedule. ``is_keep_warm(event)``
+recognises them; ``handle`` answers them at once, before any work (copy the helper into your
+own handlers: the ping must reach the handler to keep its environment warm).
+
 A "bad release" is a committed change: ``fault.json`` next to this module, e.g.
 ``{"error_rate": 0.5}``, makes exactly that share of ``POST /notify`` answer 500.
 ``FAIL_RATE`` in the environment overrides it. The version comes from ``VERSION`` (or
@@ -79,6 +85,19 @@ VERSION = _read_version()
 FAULT_RATE = _read_fault_rate()
 COLD_START_MS = (time.perf_counter() - _started) * 1000
 
+KEEP_WARM_KEY = "pipeline-keep-warm"
+
+
+def is_keep_warm(event: object) -> bool:
+    """Whether ``event`` is the pipeline's warm-up or keep-warm ping (answer it at once).
+
+    ``{"pipeline-keep-warm": true}``; ``{"source": "pipeline.warm-up"}`` is the older form.
+    """
+    if not isinstance(event, dict):
+        return False
+    return event.get(KEEP_WARM_KEY) is True or event.get("source") == "pipeline.warm-up"
+
+
 # itertools.count's next() is atomic under the GIL: safe from concurrent invocations.
 _invocations = itertools.count(1)
 _faultable_calls = itertools.count(1)
@@ -89,10 +108,10 @@ def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
     Takes an HTTP API v2 event; also a REST API (v1) event, a direct invocation such as
     ``{"path": "/notify", "body": {...}}`` (method POST when there is a body), and the
-    pipeline's warm-up ping ``{"source": "pipeline.warm-up"}``.
+    pipeline's warm-up and keep-warm ping (``is_keep_warm``), answered without any work.
     """
     cold = next(_invocations) == 1
-    if event.get("source") == "pipeline.warm-up":
+    if is_keep_warm(event):
         status, payload = 200, {"warm": True, "service": SERVICE}
     else:
         method, path = _method_and_path(event)

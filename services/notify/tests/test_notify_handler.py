@@ -135,3 +135,11 @@ def test_rest_api_v1_event_and_warm_up_ping_are_understood(handler: ModuleType) 
     assert handler.handle(v1, None)["statusCode"] == 200
     warm = handler.handle({"source": "pipeline.warm-up"}, None)
     assert warm["statusCode"] == 200 and json.loads(warm["body"])["warm"] is True
+
+
+def test_the_keep_warm_ping_is_answered_without_any_work(handler: ModuleType) -> None:
+    ping = handler.handle({"pipeline-keep-warm": True}, None)
+    assert ping["statusCode"] == 200 and json.loads(ping["body"])["warm"] is True
+    assert handler.is_keep_warm({"pipeline-keep-warm": True})
+    assert not handler.is_keep_warm({"pipeline-keep-warm": "yes"})  # only the marker exactly true
+    assert not handler.is_keep_warm({"path": "/notify", "body": {}})
