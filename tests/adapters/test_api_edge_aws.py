@@ -85,6 +85,7 @@ def bootstrapped(world: LambdaWorld, spec: EdgeSpec) -> str:
 
 
 def test_bootstrap_creates_the_rest_api_then_a_second_run_writes_nothing(lambda_aws: LambdaWorld) -> None:
+    """One bootstrap (it takes seconds on the test endpoint), checked by the sentences below."""
     spec = edge(lambda_aws)
     lambda_aws.bootstrap(lambda_aws.spec())
     planned = plan_edge(lambda_aws.session, spec)
@@ -105,6 +106,11 @@ def test_bootstrap_creates_the_rest_api_then_a_second_run_writes_nothing(lambda_
     ]
     lambda_aws.calls.clear()
     execute(planned)  # the plan made before anything existed
+    api_id = next(a["id"] for a in lambda_aws.session.client("apigateway").get_rest_apis()["items"])
+    methods_require_a_key_and_invoke_the_functions_alias(lambda_aws, api_id)
+    the_stage_caches_the_get_methods_with_the_ttl(lambda_aws, api_id)
+    usage_plans_throttle_and_cap_each_key_on_the_stage(lambda_aws, api_id)
+    the_resource_policy_admits_allow_cidrs_and_refuses_deny_cidrs(lambda_aws, api_id)
 
     # the second run: every step exists, nothing is written
     lambda_aws.calls.clear()
@@ -114,8 +120,7 @@ def test_bootstrap_creates_the_rest_api_then_a_second_run_writes_nothing(lambda_
     assert writes(lambda_aws) == []
 
 
-def test_methods_require_a_key_and_invoke_the_functions_alias(lambda_aws: LambdaWorld) -> None:
-    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+def methods_require_a_key_and_invoke_the_functions_alias(lambda_aws: LambdaWorld, api_id: str) -> None:
     client = lambda_aws.session.client("apigateway")
 
     resources = {r["path"]: r for r in client.get_resources(restApiId=api_id, embed=["methods"])["items"]}
@@ -157,8 +162,7 @@ def test_methods_require_a_key_and_invoke_the_functions_alias(lambda_aws: Lambda
     assert api_id in json.dumps(statement["Condition"])
 
 
-def test_the_stage_caches_the_get_methods_with_the_ttl(lambda_aws: LambdaWorld) -> None:
-    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+def the_stage_caches_the_get_methods_with_the_ttl(lambda_aws: LambdaWorld, api_id: str) -> None:
     stage = lambda_aws.session.client("apigateway").get_stage(restApiId=api_id, stageName=STAGE)
 
     assert stage["cacheClusterEnabled"] is True and stage["cacheClusterSize"] == "0.5"
@@ -166,8 +170,7 @@ def test_the_stage_caches_the_get_methods_with_the_ttl(lambda_aws: LambdaWorld) 
     assert cached == {"~1orders/GET": (True, 30), "~1orders~1{proxy+}/GET": (True, 30)}
 
 
-def test_usage_plans_throttle_and_cap_each_key_on_the_stage(lambda_aws: LambdaWorld) -> None:
-    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+def usage_plans_throttle_and_cap_each_key_on_the_stage(lambda_aws: LambdaWorld, api_id: str) -> None:
     plans = {p["name"]: p for p in lambda_aws.session.client("apigateway").get_usage_plans()["items"]}
 
     partner, free = plans["orders-dev-partner"], plans["orders-dev-free"]
@@ -180,10 +183,25 @@ def test_usage_plans_throttle_and_cap_each_key_on_the_stage(lambda_aws: LambdaWo
     assert free["throttle"] == {"rateLimit": 2.0, "burstLimit": 2} and not free.get("quota")
 
 
-def test_a_changed_plan_or_cache_converges_and_the_rest_stays(lambda_aws: LambdaWorld) -> None:
-    bootstrapped(lambda_aws, edge(lambda_aws))
+def test_a_changed_block_converges_and_the_rest_stays(lambda_aws: LambdaWorld) -> None:
+    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+    deny = ["10.9.0.0/16", "10.8.0.0/16"]
+    changed = edge(lambda_aws, deny_cidrs=deny)
+
+    steps = plan_edge(lambda_aws.session, changed)
+    assert [(st.kind, st.action) for st in steps if st.action == "create"] == [
+        ("resource policy", "create"),
+        ("api deployment", "create"),
+    ]  # a policy applies once deployed
+    lambda_aws.calls.clear()
+    execute(steps)
+    assert [n.split(":")[1] for n in writes(lambda_aws)] == ["UpdateRestApi", "CreateDeployment"]
+    stored = lambda_aws.session.client("apigateway").get_rest_api(restApiId=api_id)["policy"]
+    assert same_policy(stored, resource_policy(changed.api), api_id)
+
+    # plans and cache
     plans = {"partner": {"rate": "50/s", "burst": 100, "quota": "20000/day"}, "free": {"rate": 2}}
-    changed = edge(lambda_aws, plans=plans, cache={"ttl": "60s", "methods": ["GET"]})
+    changed = edge(lambda_aws, plans=plans, cache={"ttl": "60s", "methods": ["GET"]}, deny_cidrs=deny)
 
     steps = plan_edge(lambda_aws.session, changed)
     assert [(st.kind, st.name) for st in steps if st.action == "create"] == [
@@ -204,8 +222,9 @@ def test_a_changed_plan_or_cache_converges_and_the_rest_stays(lambda_aws: Lambda
 # --- the resource policy -------------------------------------------------------------------
 
 
-def test_the_resource_policy_admits_allow_cidrs_and_refuses_deny_cidrs(lambda_aws: LambdaWorld) -> None:
-    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
+def the_resource_policy_admits_allow_cidrs_and_refuses_deny_cidrs(
+    lambda_aws: LambdaWorld, api_id: str
+) -> None:
     stored = lambda_aws.session.client("apigateway").get_rest_api(restApiId=api_id)["policy"]
 
     statements = json.loads(stored)["Statement"]
@@ -214,22 +233,6 @@ def test_the_resource_policy_admits_allow_cidrs_and_refuses_deny_cidrs(lambda_aw
     outside, denied = statements[1]["Condition"], statements[2]["Condition"]
     assert outside == {"NotIpAddress": {"aws:SourceIp": ["10.0.0.0/8", "192.0.2.0/24"]}}
     assert denied == {"IpAddress": {"aws:SourceIp": ["10.9.0.0/16"]}}  # wins over the allow list
-
-
-def test_a_changed_cidr_list_replaces_the_policy_and_redeploys(lambda_aws: LambdaWorld) -> None:
-    api_id = bootstrapped(lambda_aws, edge(lambda_aws))
-    changed = edge(lambda_aws, deny_cidrs=["10.9.0.0/16", "10.8.0.0/16"])
-
-    steps = plan_edge(lambda_aws.session, changed)
-    assert [(st.kind, st.action) for st in steps if st.action == "create"] == [
-        ("resource policy", "create"),
-        ("api deployment", "create"),
-    ]  # a policy applies once deployed
-    lambda_aws.calls.clear()
-    execute(steps)
-    assert [n.split(":")[1] for n in writes(lambda_aws)] == ["UpdateRestApi", "CreateDeployment"]
-    stored = lambda_aws.session.client("apigateway").get_rest_api(restApiId=api_id)["policy"]
-    assert same_policy(stored, resource_policy(changed.api), api_id)
 
 
 def test_the_policy_aws_returns_escaped_and_expanded_reads_as_the_same() -> None:
@@ -259,7 +262,9 @@ def keys_of(world: LambdaWorld, spec: EdgeSpec) -> ApiGatewayKeys:
     return ApiGatewayKeys(world.session, spec_of)
 
 
-def test_keys_are_created_once_listed_without_values_and_revoked(lambda_aws: LambdaWorld) -> None:
+def test_keys_are_created_once_listed_without_values_revoked_and_mistakes_refused(
+    lambda_aws: LambdaWorld,
+) -> None:
     spec = edge(lambda_aws)
     bootstrapped(lambda_aws, spec)
     keys = keys_of(lambda_aws, spec)
@@ -289,13 +294,7 @@ def test_keys_are_created_once_listed_without_values_and_revoked(lambda_aws: Lam
     assert writes(lambda_aws) == []
     assert [k.active for k in keys.list("orders")] == [False, True]
 
-
-def test_key_mistakes_are_refused_with_what_to_do(lambda_aws: LambdaWorld) -> None:
-    spec = edge(lambda_aws)
-    bootstrapped(lambda_aws, spec)
-    keys = keys_of(lambda_aws, spec)
-    keys.create("orders", "alice", None)
-
+    # mistakes: refused with what to do
     with pytest.raises(UsageError, match="already has a key named 'alice'"):
         keys.create("orders", "alice", None)
     with pytest.raises(UsageError, match=r"no usage plan 'gold'.*free, partner"):
@@ -351,8 +350,7 @@ class Split:
 
 
 def test_a_change_of_the_split_flushes_the_stage_cache_once(lambda_aws: LambdaWorld) -> None:
-    spec = edge(lambda_aws)
-    api_id = bootstrapped(lambda_aws, spec)
+    spec, api_id = edge(lambda_aws), "abc123"
     client = lambda_aws.session.client("apigateway")
     router = CacheFlushingRouter(Split(), StageCache(client, spec))
     # FlushStageCache answers 202 with an empty body
