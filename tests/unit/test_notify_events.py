@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import load_project
+from pipeline.config.observe import NOTIFY_EVENTS
 from pipeline.core.errors import ConfigError
 from pipeline.core.plan import Strategy
 from pipeline.core.state import Phase
@@ -17,6 +18,7 @@ from pipeline.notify.notice import Notice
 from pipeline.notify.webhook import payload
 from pipeline.observe.fanout import Observers
 from pipeline.operations import deploy
+from pipeline.promotion import Requirements, promote
 from pipeline.testing import release
 from tests.unit.support.engine import CANARY, REF, stable_world
 from tests.unit.support.project import WriteProject
@@ -43,6 +45,18 @@ def test_an_approval_step_is_notified_as_paused_and_its_timeout_as_rolled_back()
     assert [n.event for n in channel.notices] == ["started", "paused", "rolled_back"]
     assert channel.notices[1].phase == "progressing" and channel.notices[1].version == "v2"
     assert channel.notices[-1].reason == state.reason
+
+
+def test_a_promotion_that_succeeds_is_notified_as_promoted() -> None:
+    world, _ = stable_world()
+    channel = Collected()
+    notifier = Notifier([channel], frozenset(NOTIFY_EVENTS), clock=world.clock, store=world.store)
+    ctx = replace(world.ctx(), observer=Observers([notifier]))
+    state = promote(ctx, "orders", "staging", "prod", CANARY, Requirements())
+    assert state.phase is Phase.SUCCEEDED
+    assert [(n.event, n.environment) for n in channel.notices] == [("started", "prod"), ("promoted", "prod")]
+    assert channel.notices[-1].purpose == "promote from staging"
+    assert channel.notices[-1].subject == "orders in prod: release promoted (v1)"
 
 
 def test_the_events_of_a_promotion_and_of_a_rollback_redeploy() -> None:
