@@ -9,8 +9,9 @@ samples a tenth of the traces (``OTEL_TRACES_SAMPLER=traceidratio``, ``..._ARG=0
 Alternating over ``--rounds`` rounds, the same ``wrk`` workload (keep-alive connections, GET
 of a small JSON answer, each with a ``traceparent`` of a new trace, as a traced caller sends) runs
 against the replica directly and through each router. Prints each path's requests per
-second, p50 and p99 (median over the rounds), the on/off ratios, and how many spans the
-traced plane stored (proof that it recorded them).
+second, p50 and p99, the CPU time each plane process spent per request (median over the
+rounds), the differences to the untraced plane, and how many spans the traced plane stored
+(proof that it recorded them).
 
 Needs ``wrk`` on PATH. wrk, both planes and the replicas share this machine's cores, so the
 figures are relative, not absolute. Everything started is stopped at the end.
@@ -27,10 +28,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import router as router_bench  # bench/router.py: the project and its replica
-from router import Run
 
 from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, stop_plane
 from pipeline.local.spans import SpanStore
@@ -52,6 +54,7 @@ request = function()
 end
 """
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+EXPORT_SETTLE = 0.7
 SAMPLED = {"PIPELINE_TRACING": "on", "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
 
 
@@ -73,48 +76,73 @@ def _plane(root: Path, name: str, environ: dict[str, str]) -> tuple[str, PlaneIn
     return str(state_dir), info, port, replica
 
 
-def _wrk(url: str, args: argparse.Namespace, duration: float, script: Path) -> Run:
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One wrk run: requests per second, latency percentiles (ms), and the CPU time the
+    plane process (router, export thread, everything) spent per request, in microseconds:
+    the figure that the other processes sharing the machine disturb least."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float
+
+
+def _cpu(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _wrk(url: str, pid: int | None, args: argparse.Namespace, duration: float, script: Path) -> Result:
+    before = _cpu(pid)
     out = subprocess.run(
         ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency",
          "-s", str(script), url], check=True, capture_output=True, text=True,
     ).stdout
+    time.sleep(EXPORT_SETTLE)  # the last spans of the run are exported within half a second
+    spent = _cpu(pid) - before
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     found = re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     cuts = {cut: float(number) * _UNITS[unit] for cut, number, unit in found}
-    if rps is None or set(cuts) != {"50", "99"}:
+    if rps is None or total is None or set(cuts) != {"50", "99"}:
         raise SystemExit(f"unexpected wrk output for {url}:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
     if errors:
         print(f"warning: {url}: {errors.group(0)}", file=sys.stderr)
-    return Run(float(rps.group(1)), cuts["50"], cuts["99"])
+    return Result(float(rps.group(1)), cuts["50"], cuts["99"], spent * 1e6 / max(1, int(total.group(1))))
 
 
-def _measure(urls: dict[str, str], args: argparse.Namespace, script: Path) -> dict[str, list[Run]]:
-    runs: dict[str, list[Run]] = {name: [] for name in urls}
-    for url in urls.values():
-        _wrk(url, args, 1, script)  # warm up every path
+def _measure(paths: dict[str, tuple[str, int | None]], args: argparse.Namespace,
+             script: Path) -> dict[str, list[Result]]:
+    runs: dict[str, list[Result]] = {name: [] for name in paths}
+    for url, pid in paths.values():
+        _wrk(url, pid, args, 1, script)  # warm up every path
     for round_ in range(args.rounds):
-        order = list(urls.items())
+        order = list(paths.items())
         if round_ % 2:
             order.reverse()
-        for name, url in order:
-            runs[name].append(_wrk(url, args, args.duration, script))
+        for name, (url, pid) in order:
+            runs[name].append(_wrk(url, pid, args, args.duration, script))
     return runs
 
 
-def _report(runs: dict[str, list[Run]], args: argparse.Namespace, spans: int) -> None:
-    med = {name: Run(statistics.median(r.rps for r in rs), statistics.median(r.p50_ms for r in rs),
-                     statistics.median(r.p99_ms for r in rs)) for name, rs in runs.items()}
+def _report(runs: dict[str, list[Result]], args: argparse.Namespace, spans: int) -> None:
+    med = {name: Result(*(statistics.median(getattr(r, f) for r in rs)
+                          for f in ("rps", "p50_ms", "p99_ms", "cpu_us"))) for name, rs in runs.items()}
     print(f"tracing overhead: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
-          f"(traceparent sent), median of {args.rounds} alternated rounds")
-    print(f"{'path':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+          f"(a new traceparent per request), median of {args.rounds} alternated rounds")
+    print(f"{'path':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'plane CPU us/req':>17}")
     for name, m in med.items():
-        print(f"{name:<12} {m.rps:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}")
+        cpu = f"{m.cpu_us:>17.0f}" if name != "direct" else f"{'-':>17}"
+        print(f"{name:<12} {m.rps:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f} {cpu}")
     off = med["spans off"]
     for name in ("spans on", "sampled 10%"):
         on = med[name]
         print(f"{name} vs off: throughput {on.rps / off.rps:.2f}, p50 {on.p50_ms - off.p50_ms:+.2f} ms, "
-              f"p99 {on.p99_ms - off.p99_ms:+.2f} ms")
+              f"p99 {on.p99_ms - off.p99_ms:+.2f} ms, plane CPU {on.cpu_us - off.cpu_us:+.0f} us/request")
     print(f"spans stored by the traced plane: {spans}")
 
 
@@ -141,10 +169,11 @@ def main() -> int:
             started.append((off_dir, off_info))
             tenth_dir, tenth_info, tenth_port, _ = _plane(root, ".plane-10", SAMPLED)
             started.append((tenth_dir, tenth_info))
-            runs = _measure({"direct": f"http://127.0.0.1:{replica}/hello",
-                             "spans off": f"http://127.0.0.1:{off_port}/hello",
-                             "spans on": f"http://127.0.0.1:{on_port}/hello",
-                             "sampled 10%": f"http://127.0.0.1:{tenth_port}/hello"}, args, script)
+            runs = _measure({"direct": (f"http://127.0.0.1:{replica}/hello", None),
+                             "spans off": (f"http://127.0.0.1:{off_port}/hello", off_info.pid),
+                             "spans on": (f"http://127.0.0.1:{on_port}/hello", on_info.pid),
+                             "sampled 10%": (f"http://127.0.0.1:{tenth_port}/hello", tenth_info.pid)},
+                            args, script)
             time.sleep(1.0)  # the last batch of spans is exported every 0.5 s
             _report(runs, args, SpanStore.of(Path(on_dir)).count())
         finally:
