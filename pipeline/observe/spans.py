@@ -22,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from pipeline.core.errors import LockHeldError
 from pipeline.core.ports import Clock
 from pipeline.core.state import (
     Action,
@@ -112,6 +113,9 @@ class RunTracer:
         trace_id = format(span.get_span_context().trace_id, "032x") if span.is_recording() else ""
         try:
             yield trace_id
+        except LockHeldError as exc:  # a live run elsewhere holds it (and applies a signal sent)
+            span.set_attributes({OUTCOME: "locked", "pipeline.holder": exc.holder})
+            raise
         except BaseException as exc:
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))

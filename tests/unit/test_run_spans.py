@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from pipeline.core.errors import TransientPlatformError
+from pipeline.core.errors import LockHeldError, TransientPlatformError
 from pipeline.core.model import Measurement, Slot
 from pipeline.core.state import Phase
 from pipeline.observe import setup
@@ -174,3 +174,17 @@ def test_a_command_without_a_deployment_is_a_root_span_with_its_facts() -> None:
     assert dict(done.attributes or {}) == {"pipeline.service": "orders", "pipeline.outcome": "passed",
                                            "load.requests": 1200}
     assert interrupted.status.status_code is StatusCode.ERROR
+
+
+def test_a_run_that_finds_the_lock_held_elsewhere_is_locked_not_an_error() -> None:
+    world, _ = stable_world()
+    ctx, exporter = _traced(world)
+    holder = world.store.acquire(REF, "bob@elsewhere:1", 300)  # a live run elsewhere
+    with pytest.raises(LockHeldError):
+        deploy(ctx, REF, release("v2"), CANARY)
+    world.store.release(holder)
+    (run,) = exporter.get_finished_spans()
+    assert run.name == "deploy orders"
+    assert (run.attributes or {})["pipeline.outcome"] == "locked"
+    assert (run.attributes or {})["pipeline.holder"] == "bob@elsewhere:1"
+    assert run.status.status_code is StatusCode.UNSET
