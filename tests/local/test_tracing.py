@@ -15,24 +15,30 @@ import shutil
 import subprocess
 import textwrap
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from pipeline.cli.main import main
 from pipeline.core.model import Slot, Weights
 from pipeline.local.adapters import LocalCompute, LocalRouter, ServiceBinding
 from pipeline.local.lambda_.package import write_package
 from pipeline.local.lambda_.server import LambdaServer
 from pipeline.local.plane.control_client import PlaneClient
-from pipeline.local.plane.lifecycle import ensure_plane, plane_processes, stop_plane
+from pipeline.local.plane.lifecycle import ensure_plane, plane_processes, read_plane, stop_plane
+from pipeline.local.plane.otlp import OTLP_PATH, spans_key
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.spans import SpanRecord, SpanStore
 from pipeline.local.specs import HealthCheck, Launch, RouteSpec
+from pipeline.tracing import KEY_HEADER
 from tests.local.support.plane import Project, free_port_pair, get, git, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,7 +153,8 @@ def _pipeline(shop: Project, *args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}, check=False)
 
 
-def test_pipeline_trace_finds_the_trace_and_shows_its_waterfall(shop: Project) -> None:
+def test_pipeline_trace_finds_the_trace_and_shows_its_waterfall(
+        shop: Project, capsys: pytest.CaptureFixture[str]) -> None:
     status, _, _ = get(f"http://127.0.0.1:{shop.port}/orders/quote?product=5")
     assert status == 200
     store = SpanStore.of(shop.state_dir)
@@ -168,13 +175,26 @@ def test_pipeline_trace_finds_the_trace_and_shows_its_waterfall(shop: Project) -
     assert "    orders: db.query" in names and "          catalog: db.query" in names
     assert any("█" in line for line in lines)
 
-    as_json = json.loads(_pipeline(shop, "trace", "show", full["trace_id"], "--json").stdout)
+    # the rest in this process (the same entry point, without another interpreter start each)
+    assert _main(shop, capsys, "trace", "show", full["trace_id"], "--json")[0] == 0
+    as_json = json.loads(capsys.readouterr().out)
     assert len(as_json["spans"]) == full["spans"]
+    assert {s["parent_id"] for s in as_json["spans"]} - {s["span_id"] for s in as_json["spans"]} == {None}
 
-    none = _pipeline(shop, "trace", "--status", "5xx", "--service", "catalog", "--json")
-    assert json.loads(none.stdout) == {"traces": []}
-    bad = _pipeline(shop, "trace", "--status", "fine")
-    assert bad.returncode == 2 and "--status 'fine'" in bad.stderr and "Traceback" not in bad.stderr
+    code, _ = _main(shop, capsys, "trace", "--status", "5xx", "--service", "catalog", "--json")
+    assert code == 0 and json.loads(capsys.readouterr().out) == {"traces": []}
+    code, stderr = _main(shop, capsys, "trace", "--status", "fine")
+    assert code == 2 and "--status 'fine'" in stderr
+    code, stderr = _main(shop, capsys, "trace", "show", "f" * 32)
+    assert code == 3 and "no trace" in stderr
+
+
+def _main(shop: Project, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """``pipeline --root ROOT ARGS`` in this process: (exit code, stderr); stdout stays captured."""
+    code = main(["--root", str(shop.root), *args])
+    captured = capsys.readouterr()
+    print(captured.out, end="")  # leave stdout for the caller to read
+    return code, captured.err
 
 
 TRACE_HANDLER = '''
@@ -218,3 +238,39 @@ def test_a_lambda_invocation_is_a_span_of_the_callers_trace_and_the_handler_gets
     # the handler ran inside the invocation span: its TRACEPARENT names that span
     assert first.payload["traceparent"].split("-")[2] == format(cold.context.span_id, "016x")
     assert second.payload["traceparent"].split("-")[2] == format(warm.context.span_id, "016x")
+
+
+def test_the_span_receiver_takes_otlp_with_the_span_key_only(shop: Project) -> None:
+    info = read_plane(shop.state_dir)
+    assert info is not None
+    url = f"{info.url}{OTLP_PATH}"
+    finished = _sdk_spans()
+    body = encode_spans(finished).SerializeToString()
+    protobuf = {"Content-Type": "application/x-protobuf"}
+
+    def post(headers: dict[str, str], data: bytes = body) -> int:
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return int(answer.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert post(protobuf) == 401  # no key
+    assert post({**protobuf, KEY_HEADER: "0" * 64}) == 401
+    assert post({**protobuf, "Authorization": f"Bearer {info.token}"}) == 401  # the control token is not it
+    key = {KEY_HEADER: spans_key(info.token)}
+    assert post({**key, "Content-Type": "application/json"}) == 415
+    assert post({**key, **protobuf}, b"\xff not protobuf") == 400
+    assert post({**key, **protobuf}) == 200
+    trace_id = format(finished[0].context.trace_id, "032x")
+    assert [s.name for s in SpanStore.of(shop.state_dir).trace(trace_id)] == ["posted"]
+
+
+def _sdk_spans() -> list:  # type: ignore[type-arg]
+    exported = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "poster"}))
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    with provider.get_tracer("t").start_as_current_span("posted"):
+        pass
+    return list(exported.get_finished_spans())

@@ -73,6 +73,8 @@ def add_receiver(app: web.Application, store: SpanStore, token: str) -> None:
         if (request.content_length or 0) > MAX_BODY:
             return web.json_response({"error": f"body over {MAX_BODY} bytes"}, status=413)
         body = await request.read()
+        if len(body) > MAX_BODY:
+            return web.json_response({"error": f"body over {MAX_BODY} bytes"}, status=413)
         try:
             records = records_from_otlp(_decoded(body, request.headers.get("Content-Encoding", "")))
             await asyncio.to_thread(store.add, records)
