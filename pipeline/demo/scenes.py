@@ -8,7 +8,9 @@ deploy`` (only the strategies are shortened so the demo fits in minutes):
 3. a bad release (a committed fault) through a canary: analysis rolls it back;
 4. a Lambda canary of notify, cold starts of the new version visible;
 5. promotion of the same digest dev -> staging -> prod (refused, approved, promoted);
-6. ``pipeline rollback`` in dev: back to the last good release.
+6. ``pipeline rollback`` in dev: back to the last good release;
+7. notify behind its API edge: keys, a quota, a denied address, the cache hit ratio, and a
+   canary that meets no cold start (``edge_scene``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from pipeline.core.plan import Strategy
 from pipeline.core.ports import Compute, Platform, Record
 from pipeline.core.state import DeploymentState, Phase, Timeouts, TrafficObserved
 from pipeline.core.steps import Analyze, Pause, SetWeight, canary
+from pipeline.demo.edge_scene import EdgeScene
 from pipeline.demo.report import SceneResult, write_report
 from pipeline.demo.timeline import Sampler, Timeline
 from pipeline.demo.workspace import enrol, fresh_clone, make_release
@@ -132,6 +135,10 @@ class Demo:
         assert self._app is not None
         return self._app
 
+    def reload(self) -> None:
+        """Read the workspace's configuration again (after a scene committed a change to it)."""
+        self._app = App(root_hint=self.workspace)
+
     def ctx(self, env: str, actor: str = "alice") -> ops.Context:
         return dataclasses.replace(self.app.context(env, ConsoleSink(self.console)), actor=actor)
 
@@ -216,6 +223,8 @@ class Demo:
             self.scene("4. Lambda canary of notify", "succeeded", self.lambda_canary)
             self.scene("5. promote the same digest to staging and prod", "succeeded", self.promotion)
             self.scene("6. pipeline rollback in dev", "succeeded", self.rollback)
+            edge = EdgeScene(self, NOTIFY_CANARY, BackgroundLoad)
+            self.scene("7. notify behind its API edge", "succeeded", edge.run)
         finally:
             if not self.keep_running:
                 self.stop_plane()
