@@ -14,6 +14,7 @@ environments:
 
 from __future__ import annotations
 
+from string import Formatter
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictStr
@@ -24,6 +25,8 @@ NotifyEvent = Literal["started", "paused", "rolled_back", "succeeded", "promoted
 NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
     "started", "paused", "rolled_back", "succeeded", "promoted", "failed",
 )
+
+REPORT_FIELDS = ("service", "environment", "deployment", "version")
 
 _Url = Annotated[StrictStr, Matches(r"^https?://\S+$", "an http(s) URL")]
 _Webhook = Annotated[
@@ -56,6 +59,19 @@ class NotifyConfig(Model):
         default=NOTIFY_EVENTS, description="which events to send")
     report: _Report | None = Field(
         default=None, description="link to the deployment report; default in GitHub Actions: the run's page")
+
+    def _value_rules(self) -> list[Issue]:
+        if self.report is None:
+            return []
+        try:
+            names = {name for _, name, _, _ in Formatter().parse(self.report) if name is not None}
+        except ValueError as exc:
+            return [(("report",), f"{exc}: write {{{{ and }}}} for literal braces")]
+        unknown = sorted(names - set(REPORT_FIELDS))
+        if unknown:
+            return [(("report",), f"unknown placeholder {{{unknown[0]}}}: use "
+                     + ", ".join(f"{{{f}}}" for f in REPORT_FIELDS))]
+        return []
 
     @classmethod
     def _presence_rules(cls, data: dict[Any, Any]) -> list[Issue]:

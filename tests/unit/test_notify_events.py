@@ -113,6 +113,11 @@ PROJECT = """
         local: {port: 8200}
         notify: {events: [started]}
         observability: {otlp: "collector:4318"}
+      stg:
+        platform: local
+        owner: dev
+        local: {port: 8300}
+        notify: {webhook: "${HOOK}", report: "https://r.example/{svc}/{deployment}"}
     """
 
 
@@ -125,3 +130,5 @@ def test_notify_mistakes_are_reported_with_their_line(write_project: WriteProjec
     assert "environments.dev.notify.events[1]: " in text and "'finished'" in text
     assert "pipeline.yaml:13: environments.qa.notify: notify needs a webhook, an sns topic or both" in text
     assert "environments.qa.observability.otlp: " in text and "http(s) URL" in text
+    assert ("environments.stg.notify.report: unknown placeholder {svc}: use {service}, {environment}, "
+            "{deployment}, {version}") in text
