@@ -235,6 +235,13 @@ def the_resource_policy_admits_allow_cidrs_and_refuses_deny_cidrs(
     assert denied == {"IpAddress": {"aws:SourceIp": ["10.9.0.0/16"]}}  # wins over the allow list
 
 
+def test_a_rest_api_of_the_same_name_made_by_someone_else_is_refused(lambda_aws: LambdaWorld) -> None:
+    lambda_aws.session.client("apigateway").create_rest_api(name="orders-dev", tags={"team": "payments"})
+
+    with pytest.raises(PlatformError, match="not made by pipeline for orders in dev"):
+        plan_edge(lambda_aws.session, edge(lambda_aws))
+
+
 def test_the_policy_aws_returns_escaped_and_expanded_reads_as_the_same() -> None:
     """API Gateway returns the policy with escaped quotes and ``execute-api:/*`` expanded to
     the API's ARN (hashicorp/terraform-provider-aws#5549); that is not a change."""

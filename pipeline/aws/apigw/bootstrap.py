@@ -42,7 +42,7 @@ from pipeline.aws.errors import aws_errors, error_code
 from pipeline.aws.session import AwsSession
 from pipeline.clock import SystemClock
 from pipeline.config.api import UsagePlan
-from pipeline.core.errors import NotFoundError
+from pipeline.core.errors import NotFoundError, PlatformError
 from pipeline.core.ports import Clock
 
 __all__ = ["IAM_ACTIONS", "plan_edge"]
@@ -76,6 +76,12 @@ class _Planner:
 
     def steps(self) -> list[BootstrapStep]:
         s, found = self.spec, self.rest.find()
+        if found is not None and any(found.tags.get(k) != v for k, v in s.tags.items()):
+            raise PlatformError(
+                f"a REST API named {s.name} exists but was not made by pipeline for {s.service} in "
+                f"{s.environment} (its tags: {found.tags or 'none'})",
+                hint=f"rename or delete that API, or tag it {s.tags} if it is this service's edge",
+            )
         api_id = found.api_id if found else ""
         resources = self.rest.resources(api_id) if found else {}
         # the ALB's VPC link comes first: the integrations name it; the invoke permission

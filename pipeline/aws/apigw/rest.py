@@ -30,6 +30,7 @@ class RestApiInfo:
     api_id: str
     policy: str | None
     root_id: str
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,10 @@ class RestApi:
     def find(self) -> RestApiInfo | None:
         for item in self._pages("get_rest_apis", "list the REST APIs"):
             if item.get("name") == self.name:
-                return RestApiInfo(str(item["id"]), item.get("policy"), str(item.get("rootResourceId", "")))
+                tags = {str(k): str(v) for k, v in (item.get("tags") or {}).items()}
+                return RestApiInfo(
+                    str(item["id"]), item.get("policy"), str(item.get("rootResourceId", "")), tags
+                )
         return None
 
     def create(self, policy: dict[str, Any]) -> str:
