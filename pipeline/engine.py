@@ -20,8 +20,10 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
+from pipeline.core.analysis import has_hop_checks
 from pipeline.core.errors import PipelineError, PlatformError, StateConflict, TransientPlatformError
 from pipeline.core.evidence import traffic_rate
+from pipeline.core.hops import profile
 from pipeline.core.machine import transition
 from pipeline.core.model import Measurement, Slot, SlotHealth
 from pipeline.core.ports import (
@@ -273,6 +275,9 @@ class Engine:
         try:
             driver = self._platform.traffic if s.analysis.synthetic_rate > 0 else None
             canary = _with_synthetic(metrics.measure(slot, since, until), driver, slot, since, until)
+            traces = self._platform.traces
+            if has_hop_checks(s.analysis) and traces is not None:  # per-hop checks read the slot's traces
+                canary = replace(canary, hops=profile(traces.traces(since, until, slot)).hops)
             baseline = None
             if s.stable is not None and s.weights is not None and s.weights.of(slot.other()) > 0:
                 measured = metrics.measure(slot.other(), since, until)

@@ -35,6 +35,8 @@ from pipeline.loadtest.report import STEP_SUMMARY_ENV, format_value
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.runner import LoadRunner
 from pipeline.loadtest.settings import LoadSettings, Thresholds, settings_from_config
+from pipeline.local.plane.lifecycle import state_dir_of
+from pipeline.local.traces import LocalTraces
 
 
 @click.command()
@@ -104,7 +106,8 @@ def loadtest(
         folder = reports.resolve() if reports else None
         with app.traced(env_name, f"loadtest {service}", **{"pipeline.service": service}) as facts, \
                 load_progress(err, service):  # live requests, failures and rps on stderr
-            result = runner.run(service, env_name, url, settings, workers=workers, reports=folder)
+            result = runner.run(service, env_name, url, settings, workers=workers, reports=folder,
+                                traces=local_traces(app, env, env_name, service, target))
             facts.update({"pipeline.outcome": "passed" if result.passed else "failed",
                           "load.requests": result.figures.requests, "load.p95_ms": result.figures.p95_ms})
     except KeyboardInterrupt:
@@ -198,6 +201,15 @@ def resolve_settings(service: ServiceConfig, overrides: dict[str, Any]) -> LoadS
         user_class=overrides.get("user_class"),
         thresholds=thresholds,
     )
+
+
+def local_traces(app: App, env: EnvironmentConfig, env_name: str, service: str,
+                 target: str | None) -> LocalTraces | None:
+    """The span store of a local environment's plane, for the "where the time goes" report
+    (None for AWS, and for a --target that need not be the environment's router)."""
+    if env.local is None or target:
+        return None
+    return LocalTraces(state_dir_of(app.root), env_name, service)
 
 
 def router_url(env: EnvironmentConfig, env_name: str) -> str:

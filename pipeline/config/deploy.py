@@ -25,7 +25,7 @@ from pipeline.config.fields import (
     duration_seconds,
     presence,
 )
-from pipeline.core.analysis import AnalysisSpec, Check
+from pipeline.core.analysis import HOP_METRICS, AnalysisSpec, Check
 from pipeline.core.plan import Strategy
 from pipeline.core.state import Timeouts
 from pipeline.core.steps import (
@@ -123,23 +123,32 @@ class LinearConfig(Model):
 
 
 class CheckConfig(Model):
-    """``metric`` of the new release must be at most ``max``."""
+    """``metric`` of the new release must be at most ``max``; ``hop_*`` metrics judge one
+    hop of the new release's traces, named by ``hop`` (see docs/observability.md)."""
 
-    metric: Literal["error_rate", "p95_ms"]
+    metric: Literal["error_rate", "p95_ms", "hop_p95_ms", "hop_error_rate"]
     max: Annotated[float, Field(strict=True, ge=0)] = Field(
-        description="error_rate: fraction 0..1 (0.01 = 1%); p95_ms: milliseconds"
+        description="error_rate, hop_error_rate: fraction 0..1 (0.01 = 1%); p95_ms, hop_p95_ms: milliseconds"
+    )
+    hop: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None, description='hop metrics only: "<service> <span name>" or "<service> -> <service>"'
     )
 
     def _value_rules(self) -> list[Issue]:
-        if self.metric == "error_rate" and self.max > 1:
-            return [
-                (
-                    ("max",),
-                    f"error_rate is a fraction of requests, {self.max:g} is more than all of "
-                    "them: use a value from 0 to 1 (0.01 = 1%)",
-                )
-            ]
-        return []
+        issues: list[Issue] = []
+        if self.metric in ("error_rate", "hop_error_rate") and self.max > 1:
+            issues.append((
+                ("max",),
+                f"{self.metric} is a fraction of {'requests' if self.metric == 'error_rate' else 'spans'}, "
+                f"{self.max:g} is more than all of them: use a value from 0 to 1 (0.01 = 1%)",
+            ))
+        if self.metric in HOP_METRICS and self.hop is None:
+            issues.append(((), f'{self.metric} judges one hop: add `hop: "catalog db.query"` (a service '
+                           'and a span name, or "orders -> catalog" for a call)'))
+        if self.metric not in HOP_METRICS and self.hop is not None:
+            issues.append((("hop",), f"{self.metric} is measured over the whole slot, not one hop: remove "
+                           "hop, or use hop_p95_ms / hop_error_rate"))
+        return issues
 
 
 class AnalysisConfig(Model):
@@ -162,14 +171,15 @@ class AnalysisConfig(Model):
         seen: set[str] = set()
         issues: list[Issue] = []
         for i, check in enumerate(self.checks):
-            if check.metric in seen:
-                issues.append((("checks", i, "metric"), f"{check.metric} is checked twice: keep one check"))
-            seen.add(check.metric)
+            what = f"{check.metric} of {check.hop}" if check.hop else check.metric
+            if what in seen:
+                issues.append((("checks", i, "metric"), f"{what} is checked twice: keep one check"))
+            seen.add(what)
         return issues
 
     def to_spec(self) -> AnalysisSpec:
         return AnalysisSpec(
-            checks=tuple(Check(c.metric, c.max) for c in self.checks),
+            checks=tuple(Check(c.metric, c.max, c.hop or "") for c in self.checks),
             min_requests=self.min_requests,
             window_seconds=self.window,
             interval_seconds=self.interval,

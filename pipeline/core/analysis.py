@@ -14,7 +14,10 @@ from typing import Literal
 
 from pipeline.core.model import Measurement
 
-MetricName = Literal["error_rate", "p95_ms"]
+MetricName = Literal["error_rate", "p95_ms", "hop_p95_ms", "hop_error_rate"]
+HOP_METRICS: tuple[MetricName, ...] = ("hop_p95_ms", "hop_error_rate")
+"""Metrics of one hop of the new slot's traces (``Check.hop``, ``pipeline.core.hops``):
+``hop_p95_ms`` the p95 of the hop's time, ``hop_error_rate`` the share of its spans in error."""
 OnInconclusive = Literal["rollback", "pause", "promote"]
 """What a run does once inconclusive verdicts exceed the limit: roll back, wait for a
 person's ``pipeline continue`` / ``pipeline abort``, or accept the step and go on."""
@@ -29,10 +32,17 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """``metric`` of the new slot must be at most ``max``."""
+    """``metric`` of the new slot must be at most ``max``; a hop metric names its ``hop``
+    (``catalog db.query``, ``orders -> catalog``)."""
 
     metric: MetricName
     max: float
+    hop: str = ""
+
+
+def has_hop_checks(spec: AnalysisSpec) -> bool:
+    """Whether judging needs the new slot's traces (``Measurement.hops``)."""
+    return any(c.metric in HOP_METRICS for c in spec.checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,12 +154,14 @@ def assess(spec: AnalysisSpec, canary: Measurement, baseline: Measurement | None
         return Verdict(Outcome.INCONCLUSIVE, short, measured, starved=True)
     failures: list[str] = []
     for check in spec.checks:
-        value = _value(canary, check.metric)
+        value = _value(canary, check)
         if value is None:
-            return Verdict(Outcome.INCONCLUSIVE, f"no data for {check.metric} in the window", measured)
+            return Verdict(Outcome.INCONCLUSIVE, _no_data(canary, check), measured)
+        if check.metric in HOP_METRICS:
+            measured[f"{check.metric} {check.hop}"] = round(value, 6)
         if value > check.max:
             bound = _BOUND_NOTE if _is_bound(canary, check.metric) else ""
-            failures.append(f"{check.metric} {_fmt(value)} > {_fmt(check.max)}{bound}")
+            failures.append(f"{_label(check)} {_fmt(value)} > {_fmt(check.max)}{bound}")
     if spec.max_error_rate_increase is not None and compared is not None and compared.requests:
         allowed = compared.error_rate + spec.max_error_rate_increase
         if canary.error_rate > allowed:
@@ -226,10 +238,30 @@ def _is_bound(m: Measurement, metric: MetricName) -> bool:
     return metric == "p95_ms" and m.p95_upper_bound
 
 
-def _value(m: Measurement, metric: MetricName) -> float | None:
-    if metric == "error_rate":
+def _value(m: Measurement, check: Check) -> float | None:
+    if check.metric == "error_rate":
         return m.error_rate
-    return m.p95_ms
+    if check.metric == "p95_ms":
+        return m.p95_ms
+    hop = next((h for h in m.hops or () if h.hop == check.hop), None)
+    if hop is None:
+        return None
+    return hop.p95_ms if check.metric == "hop_p95_ms" else hop.error_rate
+
+
+def _label(check: Check) -> str:
+    return f"{check.metric} of {check.hop}" if check.metric in HOP_METRICS else check.metric
+
+
+def _no_data(m: Measurement, check: Check) -> str:
+    """Why ``check`` has no value: no traces read at all, or none of its hop in them."""
+    if check.metric not in HOP_METRICS:
+        return f"no data for {check.metric} in the window"
+    if m.hops is None:
+        return (f"{_label(check)} not checked: this platform keeps no traces the toolkit can read "
+                "(per-hop checks need the local platform's span store; not available on AWS yet)")
+    seen = ", ".join(h.hop for h in m.hops[:8]) or "none"
+    return f"no spans of hop {check.hop!r} in the window's traces (hops seen: {seen})"
 
 
 def _fmt(value: float) -> str:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+from pipeline.core.hops import HopFigures
+
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _WEIGHTS_NOTE = re.compile(r"\bpipeline weights blue=(\d+) green=(\d+)\b")
 
@@ -214,6 +216,8 @@ class Measurement:
     ``synthetic`` counts the requests the deployment sent itself (None: nobody counted),
     ``synthetic_errors`` how many of those got a 5xx answer. ``extra`` carries figures
     for people and reports only (throttles, cold starts, ...): analysis never reads it.
+    ``hops``: per-hop figures of the traces that reached the slot in the window, set by the
+    engine for per-hop checks (``pipeline.core.hops``); None when nothing read any traces.
     """
 
     requests: int
@@ -224,6 +228,7 @@ class Measurement:
     p95_upper_bound: bool = False
     synthetic: int | None = None
     synthetic_errors: int = 0
+    hops: tuple[HopFigures, ...] | None = None
 
     @property
     def error_rate(self) -> float:

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from pipeline.core.hops import Trace
 from pipeline.core.model import Measurement, Release, ServiceRef, Slot, SlotHealth, StageResult, Weights
 from pipeline.core.state import Action, DeploymentState, Signal
 
@@ -51,6 +52,15 @@ class TrafficRouter(Protocol):
 class Metrics(Protocol):
     def measure(self, slot: Slot, since: float, until: float) -> Measurement:
         """Traffic facts for ``slot`` between two epoch times. Raises PlatformError on failure."""
+
+
+class Traces(Protocol):
+    """Finished request traces of one service in one environment (the platform's span store)."""
+
+    def traces(self, since: float, until: float, slot: Slot | None = None) -> Sequence[Trace]:
+        """Traces that reached the service between two epoch times (through its ``slot`` when
+        given), each a list of spans; at most a few thousand, the newest. Raises PlatformError
+        when the store cannot be read."""
 
 
 class StageRunner(Protocol):
@@ -233,10 +243,13 @@ class Platform:
     """The ports one deployment of one service in one environment talks to.
 
     ``traffic`` is None where the platform cannot send synthetic traffic (no main-route
-    URL); a deployment that asks for it then judges whatever real traffic there is."""
+    URL); a deployment that asks for it then judges whatever real traffic there is.
+    ``traces`` is None where the platform keeps no traces the toolkit can read (AWS for
+    now): per-hop analysis checks are then Inconclusive, saying so."""
 
     compute: Compute
     router: TrafficRouter
     metrics: Metrics
     stages: StageRunner
     traffic: TrafficDriver | None = None
+    traces: Traces | None = None

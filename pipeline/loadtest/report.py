@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pipeline.core.errors import PlatformError
 from pipeline.loadtest.gates import GateCheck
+from pipeline.loadtest.hops import markdown_lines as hop_lines
 from pipeline.loadtest.knee import markdown_lines
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.stats import EndpointFigures
@@ -53,6 +54,8 @@ def markdown(result: LoadResult) -> str:
         lines += [*(f"- {md(reason)}" for reason in result.reasons), ""]
     if result.ramp is not None:
         lines += markdown_lines(result.ramp)
+    if result.hops is not None:
+        lines += hop_lines(result.hops)
     if result.failure_samples:
         lines += [
             "Most frequent failures (from locust's failures CSV, whose counts may lag):",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.loadtest.gates import GateCheck, reasons
+from pipeline.loadtest.hops import HopReport
 from pipeline.loadtest.knee import RampOutcome
 from pipeline.loadtest.settings import LoadSettings
 from pipeline.loadtest.stats import FailureSample, LoadFigures
@@ -90,6 +91,7 @@ class LoadResult:
     exit_code: int = 0
     failure_samples: tuple[FailureSample, ...] = ()  # diagnostics, most frequent first
     ramp: RampOutcome | None = None  # a step-load run: its steps, knee and first limit
+    hops: HopReport | None = None  # where the time goes per release (None: no traces read)
 
     @property
     def passed(self) -> bool:
@@ -110,6 +112,8 @@ class LoadResult:
         )
         if self.ramp is not None:
             line += f"; {self.ramp.headline}"
+        if self.hops is not None and self.hops.headline:
+            line += f"; {self.hops.headline}"
         if not self.passed and self.failure_samples:
             line += f"; most frequent failure: {self.failure_samples[0].describe()}"
         return line
@@ -129,4 +133,5 @@ class LoadResult:
             "locust_exit_code": self.exit_code,
             "top_failures": [sample.to_dict() for sample in self.failure_samples],
             "ramp": self.ramp.to_dict() if self.ramp is not None else None,
+            "hops": self.hops.to_dict() if self.hops is not None else None,
         }

@@ -13,6 +13,10 @@ statistics, which aggregate every worker's requests.
 Every process is stopped on return, timeout, error and Ctrl-C (see ``processes``). While
 locust runs, a watcher set with ``live.watching`` receives its figures every second.
 
+With a ``Traces`` source (the local platform's span store), the run's traces are read
+afterwards and the report says where their time went per release, flagging hops that grew
+against the stable release (``hops``).
+
 A ramp (``settings.ramp``) runs the step shape (``ramp_shape``) with the locustfile; its
 gate is the knee (``knee``) instead of the whole run's thresholds, which a ramp is meant
 to cross.
@@ -26,9 +30,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.core.errors import NotFoundError, PlatformError, UsageError
+from pipeline.core.errors import NotFoundError, PipelineError, PlatformError, UsageError
+from pipeline.core.ports import Traces
 from pipeline.loadtest.command import LocustCommand
 from pipeline.loadtest.gates import GateCheck, evaluate
+from pipeline.loadtest.hops import HopReport, hop_report
 from pipeline.loadtest.knee import RampOutcome, analyse
 from pipeline.loadtest.live import follow
 from pipeline.loadtest.processes import ProcessGroup, free_port, tail
@@ -40,6 +46,10 @@ from pipeline.loadtest.stats import LoadFigures, read_failure_samples, read_figu
 
 STARTUP_MARGIN = 15.0
 """Seconds a run may take beyond its duration: interpreter start, workers joining, shutdown."""
+
+SPANS_SETTLE = 1.0
+"""Seconds between the end of a run and reading its traces: services export spans in
+batches every 0.5 s, so the last requests' spans arrive that much later."""
 
 WORKER_EXIT_WAIT = 5.0
 """Seconds workers get to exit on their own after the master finished, before SIGTERM."""
@@ -76,13 +86,15 @@ class LoadRunner:
         workers: int = 0,
         timeout: float | None = None,
         reports: Path | None = None,
+        traces: Traces | None = None,
     ) -> LoadResult:
         """Load ``target`` (a base URL) as ``settings`` say and gate on the result.
 
         ``timeout`` (seconds, default duration + ``STARTUP_MARGIN``) bounds the whole run.
         Returns a ``LoadResult`` whether or not the gate passed. Raises ``NotFoundError``
         for a missing locustfile, ``UsageError`` for a bad target or worker count, and
-        ``PlatformError`` when locust times out or writes no statistics.
+        ``PlatformError`` when locust times out or writes no statistics. ``traces``: where to
+        read the run's traces for the "where the time goes" report (None: no such report).
         """
         locustfile = self._locustfile(service, settings)
         _check_target(target)
@@ -100,7 +112,9 @@ class LoadRunner:
         paths.json.unlink(missing_ok=True)  # never gate on a previous run's statistics
         paths.steps.unlink(missing_ok=True)
         command = LocustCommand(self.python, locustfile, target, settings)
+        started = time.time()
         exit_code = self._execute(service, command, workers, budget, paths)
+        hops = _hops(traces, started, time.time())
         figures = read_figures(paths.json)
         ramp = None
         if settings.ramp is not None:
@@ -117,6 +131,7 @@ class LoadRunner:
             exit_code=exit_code,
             failure_samples=read_failure_samples(paths.csv_failures) if figures.failures else (),
             ramp=ramp,
+            hops=hops,
         )
         write_reports(result, self.environ)
         return result
@@ -187,6 +202,18 @@ def _checks(figures: LoadFigures, settings: LoadSettings, ramp: RampOutcome | No
     if ramp is None:
         return evaluate(figures, settings.thresholds)
     return (*evaluate(figures, Thresholds()), ramp.check())
+
+
+def _hops(traces: Traces | None, since: float, until: float) -> HopReport | None:
+    """The run's traces per release; None without a source or when it cannot be read (the
+    load test's verdict never depends on its traces)."""
+    if traces is None:
+        return None
+    time.sleep(SPANS_SETTLE)
+    try:
+        return hop_report(traces.traces(since, until))
+    except PipelineError:
+        return None
 
 
 def _check_target(target: str) -> None:

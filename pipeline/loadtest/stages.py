@@ -23,6 +23,7 @@ from typing import Any
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.model import StageResult
+from pipeline.core.ports import Traces
 from pipeline.loadtest.report import new_report_dir
 from pipeline.loadtest.runner import LoadRunner
 from pipeline.loadtest.settings import LoadSettings, settings_from_config
@@ -59,6 +60,7 @@ class ServiceStageRunner:
         reports_root: Path | None = None,
         workers: int = 0,
         environ: Mapping[str, str] | None = None,
+        traces: Traces | None = None,
     ) -> None:
         self.service = service
         self.root = Path(root)
@@ -70,12 +72,14 @@ class ServiceStageRunner:
         self.smoke_requests = tuple(smoke_requests)
         self.reports_root = reports_root if reports_root is not None else self.root / "reports"
         self.workers = workers
+        self.traces = traces  # read after a load stage: where its time went per release
         self.environ = dict(os.environ if environ is None else environ)
         self.runner = LoadRunner(self.root, reports_root=self.reports_root, environ=self.environ)
 
     @classmethod
     def from_config(
-        cls, project: Any, service: str | Any, environment: str = "", *, workers: int = 0
+        cls, project: Any, service: str | Any, environment: str = "", *, workers: int = 0,
+        traces: Traces | None = None,
     ) -> ServiceStageRunner:
         """The stages of ``service`` (a name or a ``ServiceConfig``) as ``project`` (a
         ``pipeline.config.Project``) configures them. Reads ``load``, ``ecs.health_check.path``,
@@ -95,6 +99,7 @@ class ServiceStageRunner:
             smoke_command=getattr(svc.test, "smoke", None),
             smoke_requests=[SmokeRequest.from_event(e, route_prefix(route) or "/") for e in events],
             workers=workers,
+            traces=traces,
         )
 
     def run(self, stage: str, endpoint: str, timeout: float) -> StageResult:
@@ -116,7 +121,8 @@ class ServiceStageRunner:
                 True, f"{self.service} has no load: section in service.yaml; load stage skipped"
             )
         result = self.runner.run(
-            self.service, self.environment, endpoint, self.load, workers=self.workers, timeout=timeout
+            self.service, self.environment, endpoint, self.load, workers=self.workers, timeout=timeout,
+            traces=self.traces,
         )
         return StageResult(result.passed, result.headline, str(result.reports.markdown))
 

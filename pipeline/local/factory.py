@@ -37,6 +37,7 @@ from pipeline.local.specs import Launch, RouteSpec
 from pipeline.local.stages import HttpSmokeStages
 from pipeline.local.state.sqlite_lock import SqliteLockManager
 from pipeline.local.state.sqlite_store import SqliteStateStore, open_sqlite
+from pipeline.local.traces import LocalTraces
 
 if TYPE_CHECKING:
     from pipeline.config import EnvironmentConfig, LocalPlatformConfig, Project, ServiceConfig
@@ -85,13 +86,18 @@ class LocalFactory:
             chain = _lambda_chain(self.project, binding.environment, service)
             platform = _lambda_platform(client, self.registry(env), binding, service, stages, chain)
             traffic = _lambda_traffic(client, binding, service, synthetic)
-            return self._edged(env, service, replace(platform, traffic=traffic))
+            return self._edged(env, service, replace(platform, traffic=traffic, traces=self._traces(binding)))
         synthetic = register_edge(client, binding.environment, service)
         compute = LocalCompute(client, binding, local_launch(self.project, service),
                                self.registry(env).snapshot_dir)
         return self._edged(env, service, Platform(
             compute=compute, router=LocalRouter(client, binding), metrics=LocalMetrics(client, binding),
-            stages=self._stages(binding, service), traffic=_traffic(binding, service, synthetic)))
+            stages=self._stages(binding, service), traffic=_traffic(binding, service, synthetic),
+            traces=self._traces(binding)))
+
+    def _traces(self, binding: ServiceBinding) -> LocalTraces:
+        """The service's traces in the plane's span store (per-hop checks, load-stage hops)."""
+        return LocalTraces(self.state_dir, binding.environment, binding.service)
 
     def _edged(self, env: EnvironmentConfig, service: ServiceConfig, platform: Platform) -> Platform:
         """``platform`` whose metrics also carry the edge's counts when the service has an ``api:``."""
@@ -110,7 +116,8 @@ class LocalFactory:
             from pipeline.loadtest.stages import ServiceStageRunner  # noqa: PLC0415
         except ImportError:
             return _smoke_stages(service)
-        return ServiceStageRunner.from_config(self.project, service, binding.environment)
+        return ServiceStageRunner.from_config(self.project, service, binding.environment,
+                                              traces=self._traces(binding))
 
 
 # --- config glue -----------------------------------------------------------------------
