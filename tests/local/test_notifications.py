@@ -178,6 +178,11 @@ def test_every_run_is_a_trace_in_the_span_store_named_by_the_history(project: Pr
         assert all(s.attributes.get("pipeline.deployment") == record["deployment"] for s in spans)
     out = _pipeline(project, "history", "orders", "--env", "dev").stdout
     assert f"trace {outcomes[-1]['trace_id']}" in out
+    shown = json.loads(_pipeline(project, "trace", "show", outcomes[-1]["trace_id"], "--json").stdout)
+    names = json.dumps(shown)
+    assert "rollback orders" in names and "scale_down" in names and "wait " in names
+    listed = _pipeline(project, "trace", "--service", "pipeline", "--json").stdout
+    assert {r["trace_id"] for r in outcomes} <= {t["trace_id"] for t in json.loads(listed)["traces"]}
 
 
 def test_a_dead_webhook_does_not_fail_the_deployment_and_is_recorded(project: Project) -> None:
