@@ -24,32 +24,13 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import cast
+
+from pipeline.local.http.response_head import Head, UpstreamDropped, UpstreamRefused, parse_head
 
 HIGH_WATER = 256 * 1024
 """Bytes of a response body buffered before reading from the replica pauses."""
-
-
-class UpstreamRefused(ConnectionError):
-    """The replica refused the connection: nothing was sent."""
-
-
-class UpstreamDropped(ConnectionError):
-    """The replica closed the connection before a complete answer."""
-
-
-@dataclass(slots=True)
-class Head:
-    """A response's status line and headers (names as sent, values latin-1 decoded)."""
-
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    length: int | None = None
-    chunked: bool = False
-    keep_alive: bool = True
-    extras: dict[str, str] = field(default_factory=dict)
+__all__ = ["HIGH_WATER", "Head", "UpstreamCall", "UpstreamDropped", "UpstreamPool", "UpstreamRefused"]
 
 
 class _Conn(asyncio.Protocol):
@@ -229,7 +210,7 @@ class UpstreamCall:
             if end < 0:
                 await conn.more(conn.pool.read_timeout)
                 continue
-            head = _parse_head(conn.take(end + 4))
+            head = parse_head(conn.take(end + 4))
             if 100 <= head.status < 200:
                 continue
             break
@@ -319,27 +300,3 @@ class UpstreamCall:
         while (end := conn.buffer.find(b"\r\n")) < 0:
             await conn.more(conn.pool.read_timeout)
         return conn.take(end + 2)[:-2]
-
-
-def _parse_head(raw: bytes) -> Head:
-    lines = raw[:-4].decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or not code.isdigit():
-        raise UpstreamDropped(f"the replica sent a malformed status line: {lines[0][:80]!r}")
-    headers: list[tuple[str, str]] = []
-    head = Head(int(code), reason, headers, keep_alive=version == "HTTP/1.1")
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        value = value.strip()
-        lower = name.lower()
-        if lower == "content-length":
-            head.length = int(value)
-        elif lower == "transfer-encoding":
-            head.chunked = "chunked" in value.lower()
-        elif lower == "connection":
-            head.keep_alive = head.keep_alive and "close" not in value.lower()
-        headers.append((name, value))
-    if head.chunked:
-        head.length = None
-    return head
