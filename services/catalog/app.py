@@ -25,6 +25,8 @@ sets 0.0.0.0), ``CATALOG_DB`` (default ``catalog.db`` in the working directory),
 A "bad release" is a committed change: ``fault.json`` next to this module, e.g.
 ``{"error_rate": 0.5, "latency_ms": 200}``, makes exactly that share of ``/catalog``
 requests answer 500 (spread evenly) and delays them all. ``FAIL_RATE`` overrides the rate.
+``{"db_latency_ms": 300}`` makes every database call 300 ms slower instead (a slow query:
+the time is spent inside the ``db.query`` span); ``CATALOG_DB_EXTRA_MS`` overrides it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -69,6 +73,7 @@ class Fault:
 
     error_rate: float = 0.0
     latency_ms: float = 0.0
+    db_latency_ms: float = 0.0
 
 
 def load_fault(path: Path = HERE / "fault.json", environ: dict[str, str] | None = None) -> Fault:
@@ -76,7 +81,9 @@ def load_fault(path: Path = HERE / "fault.json", environ: dict[str, str] | None 
     env = os.environ if environ is None else environ
     data: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
     rate = float(env.get("FAIL_RATE", data.get("error_rate", 0.0)))
-    return Fault(error_rate=min(1.0, max(0.0, rate)), latency_ms=float(data.get("latency_ms", 0.0)))
+    db_ms = float(env.get("CATALOG_DB_EXTRA_MS") or data.get("db_latency_ms", 0.0))
+    return Fault(error_rate=min(1.0, max(0.0, rate)), latency_ms=float(data.get("latency_ms", 0.0)),
+                 db_latency_ms=max(0.0, db_ms))
 
 
 def read_version(environ: dict[str, str] | None = None, path: Path = HERE / "VERSION") -> str:
@@ -168,8 +175,17 @@ class CatalogServer(ThreadingHTTPServer):
         super().__init__(address, CatalogHandler)
         self.store = store
         self.gate = FaultGate(fault)
+        self.db_latency_ms = fault.db_latency_ms
         self.version = version
         self.telemetry = telemetry.Telemetry(SERVICE, version)
+
+    @contextmanager
+    def database(self, operation: str, table: str) -> Iterator[Any]:
+        """One database call's span; a release's ``db_latency_ms`` is spent inside it."""
+        with self.telemetry.database(operation, table) as span:
+            if self.db_latency_ms:
+                time.sleep(self.db_latency_ms / 1000)
+            yield span
 
 
 class CatalogHandler(BaseHTTPRequestHandler):
@@ -202,11 +218,11 @@ class CatalogHandler(BaseHTTPRequestHandler):
             limit = _int(parse_qs(url.query).get("limit", ["50"])[0])
             if limit is None or not 1 <= limit <= 500:
                 return self._send(400, {"error": "limit must be an integer within 1..500"})
-            with self.server.telemetry.database("SELECT", "products"):
+            with self.server.database("SELECT", "products"):
                 products = self.server.store.page(limit)
             return self._send(200, {"products": products})
         product_id = _int(path[len(PREFIX) + 1 :]) if path.startswith(PREFIX + "/") else None
-        with self.server.telemetry.database("SELECT", "products"):
+        with self.server.database("SELECT", "products"):
             product = self.server.store.get(product_id) if product_id is not None else None
         if product is None:
             return self._send(404, {"error": f"no product at {path}"})
@@ -221,7 +237,7 @@ class CatalogHandler(BaseHTTPRequestHandler):
         valid_price = isinstance(price, int) and not isinstance(price, bool) and price >= 0
         if not isinstance(name, str) or not name or not valid_price:
             return self._send(400, {"error": 'send {"name": "<name>", "price_cents": <int >= 0>}'})
-        with self.server.telemetry.database("INSERT", "products"):
+        with self.server.database("INSERT", "products"):
             created = self.server.store.create(name, int(str(price)))
         return self._send(201, created)
 

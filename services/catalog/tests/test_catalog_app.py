@@ -119,3 +119,9 @@ def test_fault_file_and_fail_rate_env_configure_the_release(tmp_path: Path) -> N
     (tmp_path / "fault.json").write_text('{"error_rate": 1, "latency_ms": 10}')
     assert app.load_fault(tmp_path / "fault.json", {}) == app.Fault(1.0, 10.0)
     assert app.load_fault(tmp_path / "fault.json", {"FAIL_RATE": "0"}).error_rate == 0.0
+
+
+def test_a_release_can_slow_its_database_calls_by_file_or_environment(tmp_path: Path) -> None:
+    (tmp_path / "fault.json").write_text('{"db_latency_ms": 300}')
+    assert app.load_fault(tmp_path / "fault.json", {}) == app.Fault(db_latency_ms=300.0)
+    assert app.load_fault(tmp_path / "absent.json", {"CATALOG_DB_EXTRA_MS": "120"}).db_latency_ms == 120.0
