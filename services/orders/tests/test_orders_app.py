@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import sys
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -178,3 +180,55 @@ def test_a_bad_database_setting_names_the_variable_and_its_value(name: str, valu
 def test_without_database_settings_queries_neither_wait_nor_take_time() -> None:
     limit = app.load_connection_limit({})
     assert (limit.connections, limit.query_ms) == (0, 0.0)
+
+
+class _Catalog(BaseHTTPRequestHandler):
+    """A stand-in catalog: product 3 costs 399 cents, anything else is unknown."""
+
+    def do_GET(self) -> None:
+        found = self.path == "/catalog/3"
+        data = json.dumps({"id": 3, "name": "product 3", "price_cents": 399} if found
+                          else {"error": "no product"}).encode()
+        self.send_response(200 if found else 404)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def catalog(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Catalog)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("CATALOG_URL", url)
+    yield url
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def test_a_quote_asks_catalog_for_the_price_and_counts_earlier_orders(base: str, catalog: str) -> None:
+    call(base + "/orders", "POST", {"item": "3"})
+    status, quote = call(base + "/orders/quote?product=3&quantity=2")
+    assert status == 200
+    assert (quote["total_cents"], quote["quantity"], quote["earlier_orders"]) == (798, 2, 1)
+    assert quote["product"]["name"] == "product 3"
+
+
+def test_a_quote_of_an_unknown_product_is_404_and_a_bad_query_400(base: str, catalog: str) -> None:
+    assert call(base + "/orders/quote?product=9")[0] == 404
+    assert call(base + "/orders/quote?product=x")[0] == 400
+    assert call(base + "/orders/quote?product=3&quantity=0")[0] == 400
+
+
+def test_a_quote_is_502_when_catalog_cannot_be_reached(base: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("CATALOG_URL", f"http://127.0.0.1:{port}")  # nothing listens there
+    status, payload = call(base + "/orders/quote?product=3")
+    assert status == 502 and "catalog" in payload["error"]
