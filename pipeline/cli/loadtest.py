@@ -29,8 +29,9 @@ from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.config import EnvironmentConfig, ServiceConfig
 from pipeline.console.progress import load_progress
 from pipeline.console.render import emit_json, err, styled
-from pipeline.core.errors import Cancelled, DeploymentFailed, PlatformError, UsageError
+from pipeline.core.errors import Cancelled, DeploymentFailed, PipelineError, PlatformError, UsageError
 from pipeline.loadtest.knee import RampOutcome
+from pipeline.loadtest.ramp import ThrottleProbe, metrics_throttles
 from pipeline.loadtest.report import STEP_SUMMARY_ENV, format_value
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.runner import LoadRunner
@@ -107,7 +108,8 @@ def loadtest(
         with app.traced(env_name, f"loadtest {service}", **{"pipeline.service": service}) as facts, \
                 load_progress(err, service):  # live requests, failures and rps on stderr
             result = runner.run(service, env_name, url, settings, workers=workers, reports=folder,
-                                traces=local_traces(app, env, env_name, service, target))
+                                traces=local_traces(app, env, env_name, service, target),
+                                throttles=function_throttles(app, env, service, settings, target))
             facts.update({"pipeline.outcome": "passed" if result.passed else "failed",
                           "load.requests": result.figures.requests, "load.p95_ms": result.figures.p95_ms})
     except KeyboardInterrupt:
@@ -210,6 +212,21 @@ def local_traces(app: App, env: EnvironmentConfig, env_name: str, service: str,
     if env.local is None or target:
         return None
     return LocalTraces(state_dir_of(app.root), env_name, service)
+
+
+def function_throttles(app: App, env: EnvironmentConfig, service: str, settings: LoadSettings,
+                       target: str | None) -> ThrottleProbe | None:
+    """For a ramp of a Lambda service through its environment's router: the function's
+    throttles per step from the platform's Metrics port (None otherwise, or when the
+    platform cannot be reached: the ramp then counts the throttles it sees in answers)."""
+    config = app.project.service(service)
+    if settings.ramp is None or config.kind != "lambda" or target:
+        return None
+    try:
+        return metrics_throttles(app.factory(env).platform(env, config).metrics)
+    except PipelineError as exc:
+        err.print(Text(f"the ramp counts throttles from answers only: {exc.message}"), soft_wrap=True)
+        return None
 
 
 def router_url(env: EnvironmentConfig, env_name: str) -> str:

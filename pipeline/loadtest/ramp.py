@@ -16,18 +16,29 @@ throttles seen in it:
   clients as a 500 and counts as a server error);
 - ``server_errors``: 5xx answers.
 
+A ``ThrottleProbe`` adds the platform's own count of Lambda throttles in each step's
+window (``with_function_throttles``): on AWS the only place a throttle behind API Gateway
+shows as one. The larger of the two counts is kept, so a throttle seen both ways (the local
+runtime's 429 and its metrics) counts once.
+
 Pure values and file reading; judging the steps is ``knee``'s business.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.errors import PlatformError
+from pipeline.core.errors import PipelineError, PlatformError
+from pipeline.core.model import Slot
+from pipeline.core.ports import Metrics
 from pipeline.loadtest.stats import percentile
+
+ThrottleProbe = Callable[[float, float], int]
+"""Function throttles between two epoch times, from the platform's Metrics port."""
 
 PLAN_ENV = "PIPELINE_RAMP"
 STEPS_ENV = "PIPELINE_RAMP_STEPS"
@@ -176,3 +187,25 @@ def read_steps(path: Path) -> tuple[StepFigures, ...]:
             f"cannot read the ramp's steps {path}: {exc}",
             hint="the file is not what the ramp shape writes; run the load test again",
         ) from exc
+
+
+def with_function_throttles(steps: Sequence[StepFigures], probe: ThrottleProbe) -> tuple[StepFigures, ...]:
+    """``steps`` with ``function_throttled`` raised to what ``probe`` counts in each step's
+    window. A probe that fails (the Metrics port is unreachable) leaves a step as recorded."""
+    counted = []
+    for step in steps:
+        try:
+            measured = probe(step.started, step.ended)
+        except PipelineError:
+            measured = 0
+        counted.append(replace(step, function_throttled=max(step.function_throttled, measured)))
+    return tuple(counted)
+
+
+def metrics_throttles(metrics: Metrics) -> ThrottleProbe:
+    """A probe over a Lambda service's ``Metrics``: the ``throttles`` figure of both slots."""
+
+    def probe(since: float, until: float) -> int:
+        return sum(int(dict(metrics.measure(slot, since, until).extra).get("throttles", 0)) for slot in Slot)
+
+    return probe

@@ -38,7 +38,7 @@ from pipeline.loadtest.hops import HopReport, hop_report
 from pipeline.loadtest.knee import RampOutcome, analyse
 from pipeline.loadtest.live import follow
 from pipeline.loadtest.processes import ProcessGroup, free_port, tail
-from pipeline.loadtest.ramp import PLAN_ENV, STEPS_ENV, read_steps
+from pipeline.loadtest.ramp import PLAN_ENV, STEPS_ENV, ThrottleProbe, read_steps, with_function_throttles
 from pipeline.loadtest.report import new_report_dir, write_reports
 from pipeline.loadtest.result import LoadResult, ReportPaths
 from pipeline.loadtest.settings import LoadSettings, Thresholds
@@ -87,6 +87,7 @@ class LoadRunner:
         timeout: float | None = None,
         reports: Path | None = None,
         traces: Traces | None = None,
+        throttles: ThrottleProbe | None = None,
     ) -> LoadResult:
         """Load ``target`` (a base URL) as ``settings`` say and gate on the result.
 
@@ -95,6 +96,7 @@ class LoadRunner:
         for a missing locustfile, ``UsageError`` for a bad target or worker count, and
         ``PlatformError`` when locust times out or writes no statistics. ``traces``: where to
         read the run's traces for the "where the time goes" report (None: no such report).
+        ``throttles`` (ramps only) counts the platform's Lambda throttles in a step's window.
         """
         locustfile = self._locustfile(service, settings)
         _check_target(target)
@@ -118,7 +120,10 @@ class LoadRunner:
         figures = read_figures(paths.json)
         ramp = None
         if settings.ramp is not None:
-            ramp = analyse(settings.ramp, read_steps(paths.steps), settings.thresholds)
+            steps = read_steps(paths.steps)
+            if throttles is not None:
+                steps = with_function_throttles(steps, throttles)
+            ramp = analyse(settings.ramp, steps, settings.thresholds)
         result = LoadResult(
             service=service,
             environment=environment,

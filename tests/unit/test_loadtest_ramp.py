@@ -9,6 +9,7 @@ The throttle cases are built from records shaped like the shape's own output.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ import pytest
 
 from pipeline.config import load_project
 from pipeline.core.errors import PlatformError
+from pipeline.core.model import Measurement, Slot
 from pipeline.loadtest.knee import analyse, markdown_lines
-from pipeline.loadtest.ramp import Ramp, StepFigures, read_steps
+from pipeline.loadtest.ramp import Ramp, StepFigures, metrics_throttles, read_steps, with_function_throttles
 from pipeline.loadtest.settings import LoadSettings, Thresholds, settings_from_config
+from pipeline.testing import ActionLog, FakeMetrics
 from tests.unit.support.project import WriteProject
 from tests.unit.test_config import ORDERS, PIPELINE, problems
 
@@ -209,3 +212,30 @@ def test_users_or_duration_next_to_a_ramp_are_reported(write_project: WriteProje
     found = problems(write_project(PIPELINE, {"orders": service}))
 
     assert len(found) == 1 and "load.duration: duration is set by the ramp" in found[0], found
+
+
+def test_lambda_throttles_from_the_metrics_port_count_once_and_name_function_concurrency() -> None:
+    # Behind API Gateway a Lambda throttle reaches clients as a 500 (the ramp books a server
+    # error); only the platform's metrics say it was a throttle.
+    metrics = FakeMetrics(ActionLog())
+    metrics.source = lambda slot, since, until: Measurement(
+        requests=100, errors=0, extra=(("throttles", 7.0 if since >= 10 and slot is Slot.GREEN else 0.0),)
+    )
+    steps = [step(5), replace(step(10, failures=7, server_errors=7), started=10.0, ended=20.0)]
+
+    counted = with_function_throttles(steps, metrics_throttles(metrics))
+    outcome = analyse(Ramp(5, 10, 5, 10), counted, LIMITS)
+
+    assert [s.function_throttled for s in counted] == [0, 7]
+    assert (outcome.limit.kind, outcome.limit.users) == ("function_concurrency", 10)
+
+
+def test_a_throttle_seen_in_answers_and_in_metrics_counts_once_and_a_dead_probe_changes_nothing() -> None:
+    steps = [step(5, function_throttled=4)]
+
+    def unreachable(since: float, until: float) -> int:
+        raise PlatformError("metrics unavailable: the plane is down")
+
+    assert with_function_throttles(steps, lambda since, until: 3)[0].function_throttled == 4
+    assert with_function_throttles(steps, lambda since, until: 9)[0].function_throttled == 9
+    assert with_function_throttles(steps, unreachable) == tuple(steps)
