@@ -254,6 +254,12 @@ class LoadRamp(Model):
     step_duration: Annotated[Duration, AfterValidator(Within(1, 3600))]
     min_knee: PositiveInt | None = Field(default=None, description="gate: the lowest acceptable knee")
 
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """Users at each step (as ``pipeline.loadtest.ramp.Ramp.levels``: the last is ``to``)."""
+        levels = tuple(range(self.start, self.to + 1, self.step))
+        return levels if levels[-1] == self.to else (*levels, self.to)
+
     def _value_rules(self) -> list[Issue]:
         if self.to < self.start:
             return [(("to",), f"to ({self.to}) is below from ({self.start}): a ramp goes up")]
@@ -327,7 +333,11 @@ class ServiceConfig(Model):
             ]
         if self.api is not None and self.load is not None:
             load = self.load
-            return quota_problem(self.api, load.users, load.duration, load.thresholds.min_rps)
+            users, duration = load.users, load.duration
+            if load.ramp is not None:  # its mean users over its whole length
+                levels = load.ramp.levels
+                users, duration = -(-sum(levels) // len(levels)), len(levels) * load.ramp.step_duration
+            return quota_problem(self.api, users, duration, load.thresholds.min_rps)
         return []
 
     @property

@@ -23,7 +23,7 @@ from pipeline.loadtest.ramp import Ramp, StepFigures, metrics_throttles, read_st
 from pipeline.loadtest.settings import LoadSettings, Thresholds, settings_from_config
 from pipeline.testing import ActionLog, FakeMetrics
 from tests.unit.support.project import WriteProject
-from tests.unit.test_config import ORDERS, PIPELINE, problems
+from tests.unit.test_config import NOTIFY, ORDERS, PIPELINE, only_problem, problems
 
 FIXTURES = Path(__file__).parent / "test_loadtest_fixtures"
 LIMITS = Thresholds(fail_ratio=0.01, p95_ms=200)
@@ -239,3 +239,26 @@ def test_a_throttle_seen_in_answers_and_in_metrics_counts_once_and_a_dead_probe_
     assert with_function_throttles(steps, lambda since, until: 3)[0].function_throttled == 4
     assert with_function_throttles(steps, lambda since, until: 9)[0].function_throttled == 9
     assert with_function_throttles(steps, unreachable) == tuple(steps)
+
+
+@pytest.mark.parametrize(
+    ("quota", "problem"), [(60, None), (59, "lower than the load stage's planned 60 requests")]
+)
+def test_a_quota_is_compared_with_the_ramps_planned_requests(
+    write_project: WriteProject, quota: int, problem: str | None
+) -> None:
+    # 1, 2 and 3 users for 10 s each: 2 users on average for 30 s, about 60 requests
+    service = NOTIFY + f"""
+    api:
+      keys: required
+      plans: {{trial: {{rate: 10/s, quota: {quota}/day}}}}
+    load:
+      locustfile: loadtests/notify.py
+      ramp: {{from: 1, to: 3, step: 1, step_duration: 10s}}
+    """
+    root = write_project(PIPELINE, {"notify": service})
+
+    if problem is None:
+        assert load_project(root).service("notify").load is not None
+    else:
+        assert problem in only_problem(root)
