@@ -24,7 +24,7 @@ def test_the_demo_runs_every_scene_as_expected() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     for scene in ("good canary of orders", "bad canary of orders", "Lambda canary of notify",
-                  "promote the same digest", "pipeline rollback in dev"):
+                  "promote the same digest", "pipeline rollback in dev", "notify behind its API edge"):
         assert scene in proc.stderr
     assert "0 failed of" in proc.stderr  # the good canary under locust load
     assert "rolled_back" in proc.stderr and "analysis failed" in proc.stderr
