@@ -103,6 +103,10 @@ class RunTracer:
         self._run: Span | None = None
         self._wait: tuple[Action, Span] | None = None
 
+    def fresh(self, clock: Clock) -> RunTracer:
+        """Another tracer on the same provider, for another clock (each keeps its own run)."""
+        return RunTracer(self._tracer, clock, parent=self._parent, flush=self._flush)
+
     @contextmanager
     def run(self, state: DeploymentState, purpose: str) -> Iterator[str]:
         verb = purpose.split(" ", 1)[0] or "run"

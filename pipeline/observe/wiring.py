@@ -36,14 +36,16 @@ _tracers: dict[tuple[str | None, Path | None], RunTracer | None] = {}
 
 
 def tracer_for(env: EnvironmentConfig, clock: Clock, local_home: Path | None) -> RunTracer | None:
-    """One tracer per destination for the whole process (one provider, flushed at exit)."""
+    """A tracer on ``clock``; one provider per destination for the whole process (flushed
+    at exit), a tracer of its own for each caller (each follows its own run)."""
     key = (env.observability.otlp, local_home if env.platform == "local" else None)
     if key not in _tracers:
         exporters: list[SpanExporter] = []
         if key[1] is not None:
             exporters.append(StoreExporter(SpanStore.of(key[1])))
         _tracers[key] = run_tracer(clock, otlp_endpoint=_traces_url(key[0]), exporters=exporters)
-    return _tracers[key]
+    shared = _tracers[key]
+    return shared.fresh(clock) if shared is not None else None
 
 
 def _traces_url(base: str | None) -> str | None:
