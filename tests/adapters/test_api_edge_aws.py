@@ -201,7 +201,7 @@ def test_a_changed_block_converges_and_the_rest_stays(lambda_aws: LambdaWorld) -
 
     # plans and cache
     plans = {"partner": {"rate": "50/s", "burst": 100, "quota": "20000/day"}, "free": {"rate": 2}}
-    changed = edge(lambda_aws, plans=plans, cache={"ttl": "60s", "methods": ["GET"]}, deny_cidrs=deny)
+    changed = edge(lambda_aws, plans=plans, cache={**BLOCK["cache"], "ttl": "60s"}, deny_cidrs=deny)
 
     steps = plan_edge(lambda_aws.session, changed)
     assert [(st.kind, st.name) for st in steps if st.action == "create"] == [
@@ -217,6 +217,56 @@ def test_a_changed_block_converges_and_the_rest_stays(lambda_aws: LambdaWorld) -
     )
     assert partner["throttle"] == {"rateLimit": 50.0, "burstLimit": 100}
     assert partner["quota"]["limit"] == 20000
+
+
+def test_switching_keys_on_patches_the_existing_methods_and_their_cache_keys(lambda_aws: LambdaWorld) -> None:
+    """``keys: required`` set after the methods exist must make API Gateway ask for keys.
+
+    The test endpoint does not implement UpdateMethod/UpdateIntegration: a hook answers
+    them as AWS documents (200 with the resource;
+    https://docs.aws.amazon.com/apigateway/latest/api/API_UpdateMethod.html) and keeps the
+    patch operations sent.
+    """
+    bootstrapped(lambda_aws, edge(lambda_aws, keys="optional"))
+    cache = {"ttl": "30s", "key": {"headers": ["accept-language", "x-tenant"], "query": ["page"]}}
+    changed = edge(lambda_aws, cache=cache)
+    client = lambda_aws.session.client("apigateway")
+    patched: list[tuple[str, str, str]] = []
+
+    def answer(model: Any, params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        verb = str(re.findall(r"/methods/([A-Z]+)", params["url_path"])[0])
+        patched.append((model.name, verb, json.dumps(json.loads(params["body"])["patchOperations"])))
+        answered = {"httpMethod": verb, "ResponseMetadata": {"HTTPStatusCode": 200}}
+        return AWSResponse("https://apigateway", 200, {}, None), answered
+
+    steps = plan_edge(lambda_aws.session, changed)
+    assert [st.name for st in steps if st.kind == "api method" and st.action == "create"] == [
+        "ANY /orders",
+        "GET /orders",
+        "ANY /orders/{proxy+}",
+        "GET /orders/{proxy+}",
+    ]
+    assert ("api deployment", "create") in [(st.kind, st.action) for st in steps]
+    for operation in ("UpdateMethod", "UpdateIntegration"):
+        client.meta.events.register_first(f"before-call.api-gateway.{operation}", answer)
+    lambda_aws.calls.clear()
+    execute(steps)
+
+    assert lambda_aws.calls.named("PutMethod") == []  # a method that exists is patched, not put again
+    key_on = {"op": "replace", "path": "/apiKeyRequired", "value": "true"}
+    tenant = "method.request.header.x-tenant"
+    add_parameter = {"op": "add", "path": f"/requestParameters/{tenant}", "value": "false"}
+    add_cache_key = {"op": "add", "path": f"/cacheKeyParameters/{tenant}"}
+    assert sorted(patched) == sorted(
+        [
+            ("UpdateMethod", "ANY", json.dumps([key_on])),
+            ("UpdateMethod", "ANY", json.dumps([key_on])),
+            ("UpdateMethod", "GET", json.dumps([key_on, add_parameter])),
+            ("UpdateMethod", "GET", json.dumps([key_on, add_parameter])),
+            ("UpdateIntegration", "GET", json.dumps([add_cache_key])),
+            ("UpdateIntegration", "GET", json.dumps([add_cache_key])),
+        ]
+    )
 
 
 # --- the resource policy -------------------------------------------------------------------

@@ -24,8 +24,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.aws.apigw.methods import MethodInfo, integration_patch, method_patch, stage_patch
 from pipeline.aws.apigw.plans import patch_operations, quota, throttle
-from pipeline.aws.apigw.rest import RestApi, RestApiInfo, StageInfo
+from pipeline.aws.apigw.rest import RestApi, RestApiInfo
 from pipeline.aws.apigw.spec import (
     STAGE,
     AlbTarget,
@@ -48,7 +49,6 @@ from pipeline.core.ports import Clock
 __all__ = ["IAM_ACTIONS", "plan_edge"]
 
 IAM_ACTIONS: frozenset[str] = frozenset({"lambda:GetPolicy", "lambda:AddPermission"})
-CACHE_SIZE = "0.5"  # GB, the smallest cache cluster
 
 
 def plan_edge(session: AwsSession, spec: EdgeSpec, clock: Clock | None = None) -> list[BootstrapStep]:
@@ -105,7 +105,9 @@ class _Planner:
         for path in _all_paths(s.route_path):
             out.append(BootstrapStep("api resource", path, path in resources, self._resource(path)))
         for method in s.methods():
-            present = method.path in resources and method.verb in resources[method.path].methods
+            have = resources[method.path].methods.get(method.verb) if method.path in resources else None
+            wanted = s.request_parameters(method)
+            present = have is not None and method_patch(have, s.keys_required, wanted) == []
             out.append(
                 BootstrapStep(
                     "api method",
@@ -132,7 +134,7 @@ class _Planner:
             BootstrapStep(
                 "stage cache",
                 f"{s.name}/{STAGE}",
-                self._cache_ops(stage) == [],
+                stage_patch(self.spec, stage) == [],
                 self._set_cache,
                 "off" if s.api.cache is None else f"ttl {round(s.api.cache.ttl)}s",
             )
@@ -141,8 +143,8 @@ class _Planner:
             plans = self.rest.usage_plans()
             for name, plan in sorted(s.api.plans.items()):
                 full = s.usage_plan_name(name)
-                have = plans.get(full)
-                ok = found is not None and have is not None and patch_operations(have, plan, api_id) == []
+                bound = plans.get(full)
+                ok = found is not None and bound is not None and patch_operations(bound, plan, api_id) == []
                 out.append(BootstrapStep("usage plan", full, ok, self._usage_plan(full, plan)))
         return out
 
@@ -174,7 +176,11 @@ class _Planner:
     def _method(self, method: MethodSpec) -> Callable[[], None]:
         def create() -> None:
             s, api_id = self.spec, self._found().api_id
-            resource = self.rest.resources(api_id)[method.path].resource_id
+            found = self.rest.resources(api_id)[method.path]
+            resource, have = found.resource_id, found.methods.get(method.verb)
+            if have is not None:  # it exists, but not as the block says: patch it
+                self._patch_method(api_id, resource, method, have)
+                return
             self.rest.put_method(
                 api_id,
                 resource,
@@ -185,6 +191,15 @@ class _Planner:
             self.rest.put_integration(api_id, resource, method.verb, **self._integration(method))
 
         return create
+
+    def _patch_method(self, api_id: str, resource: str, method: MethodSpec, have: MethodInfo) -> None:
+        s = self.spec
+        wanted = s.request_parameters(method)
+        self.rest.update_method(api_id, resource, method.verb, method_patch(have, s.keys_required, wanted))
+        if method.cached:  # its cache key is its request parameters
+            ops = integration_patch(sorted(have.parameters), s.cache_key_parameters(method))
+            if ops:
+                self.rest.update_integration(api_id, resource, method.verb, ops)
 
     def _integration(self, method: MethodSpec) -> dict[str, Any]:
         s, target = self.spec, self.spec.target
@@ -265,36 +280,9 @@ class _Planner:
     def _deploy(self) -> None:
         self.rest.deploy(self._found().api_id, "pipeline bootstrap")
 
-    def _cache_ops(self, stage: StageInfo | None) -> list[dict[str, str]]:
-        """The patch operations that make the stage's cache as configured ([]: it is)."""
-        wanted = self.spec.method_settings()
-        enabled = self.spec.api.cache is not None
-        current = stage or StageInfo(False, {})
-        ops: list[dict[str, str]] = []
-        if current.cache_enabled != enabled:
-            ops.append({"op": "replace", "path": "/cacheClusterEnabled", "value": str(enabled).lower()})
-            if enabled:
-                ops.append({"op": "replace", "path": "/cacheClusterSize", "value": CACHE_SIZE})
-        for key, setting in sorted(wanted.items()):
-            have = current.method_settings.get(key, {})
-            if have.get("cachingEnabled") is not True:
-                ops.append({"op": "replace", "path": f"/{key}/caching/enabled", "value": "true"})
-            if have.get("cacheTtlInSeconds") != setting["cacheTtlInSeconds"]:
-                ops.append(
-                    {
-                        "op": "replace",
-                        "path": f"/{key}/caching/ttlInSeconds",
-                        "value": str(setting["cacheTtlInSeconds"]),
-                    }
-                )
-        for key in sorted(set(current.method_settings) - set(wanted)):
-            if current.method_settings[key].get("cachingEnabled"):
-                ops.append({"op": "replace", "path": f"/{key}/caching/enabled", "value": "false"})
-        return ops
-
     def _set_cache(self) -> None:
         api_id = self._found().api_id
-        ops = self._cache_ops(self.rest.stage(api_id))
+        ops = stage_patch(self.spec, self.rest.stage(api_id))
         if ops:
             self.rest.update_stage(api_id, ops)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from pipeline.aws.apigw.methods import MethodInfo
 from pipeline.aws.apigw.spec import STAGE, EdgeSpec
 from pipeline.aws.errors import aws_errors, error_code, translate
 
@@ -36,7 +37,7 @@ class RestApiInfo:
 @dataclass(frozen=True, slots=True)
 class ResourceInfo:
     resource_id: str
-    methods: frozenset[str]
+    methods: dict[str, MethodInfo]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +110,19 @@ class RestApi:
         found = self._pages(
             "get_resources", f"list the resources of {self.name}", restApiId=api_id, embed=["methods"]
         )
-        return {
-            str(r["path"]): ResourceInfo(str(r["id"]), frozenset(r.get("resourceMethods") or {}))
-            for r in found
-        }
+        return {str(r["path"]): ResourceInfo(str(r["id"]), _methods(r)) for r in found}
+
+    def update_method(self, api_id: str, resource_id: str, verb: str, ops: list[dict[str, str]]) -> None:
+        with aws_errors(f"update method {verb} in {self.name}"):
+            self.client.update_method(
+                restApiId=api_id, resourceId=resource_id, httpMethod=verb, patchOperations=ops
+            )
+
+    def update_integration(self, api_id: str, resource_id: str, verb: str, ops: list[dict[str, str]]) -> None:
+        with aws_errors(f"update the integration of {verb} in {self.name}"):
+            self.client.update_integration(
+                restApiId=api_id, resourceId=resource_id, httpMethod=verb, patchOperations=ops
+            )
 
     def create_resource(self, api_id: str, parent_id: str, part: str) -> str:
         with aws_errors(f"create resource {part} in {self.name}"):
@@ -200,3 +210,14 @@ class RestApi:
     def update_usage_plan(self, name: str, plan_id: str, operations: list[dict[str, str]]) -> None:
         with aws_errors(f"update the usage plan {name}"):
             self.client.update_usage_plan(usagePlanId=plan_id, patchOperations=operations)
+
+
+def _methods(resource: dict[str, Any]) -> dict[str, MethodInfo]:
+    """The methods embedded in a resource (``embed=methods``) by verb."""
+    return {
+        str(verb): MethodInfo(
+            bool(method.get("apiKeyRequired")),
+            {str(k): bool(v) for k, v in (method.get("requestParameters") or {}).items()},
+        )
+        for verb, method in (resource.get("resourceMethods") or {}).items()
+    }
