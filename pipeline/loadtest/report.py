@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.core.errors import PlatformError
+from pipeline.loadtest.coldstarts import markdown_lines as cold_start_lines
 from pipeline.loadtest.gates import GateCheck
 from pipeline.loadtest.hops import markdown_lines as hop_lines
 from pipeline.loadtest.knee import markdown_lines
@@ -56,6 +57,8 @@ def markdown(result: LoadResult) -> str:
         lines += markdown_lines(result.ramp)
     if result.hops is not None:
         lines += hop_lines(result.hops)
+    if result.cold_starts is not None:
+        lines += cold_start_lines(result.cold_starts)
     if result.failure_samples:
         lines += [
             "Most frequent failures (from locust's failures CSV, whose counts may lag):",

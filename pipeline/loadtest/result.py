@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.loadtest.coldstarts import ColdStartReport
 from pipeline.loadtest.gates import GateCheck, reasons
 from pipeline.loadtest.hops import HopReport
 from pipeline.loadtest.knee import RampOutcome
@@ -92,6 +93,7 @@ class LoadResult:
     failure_samples: tuple[FailureSample, ...] = ()  # diagnostics, most frequent first
     ramp: RampOutcome | None = None  # a step-load run: its steps, knee and first limit
     hops: HopReport | None = None  # where the time goes per release (None: no traces read)
+    cold_starts: ColdStartReport | None = None  # per function and chain (None: not measured)
 
     @property
     def passed(self) -> bool:
@@ -114,6 +116,8 @@ class LoadResult:
             line += f"; {self.ramp.headline}"
         if self.hops is not None and self.hops.headline:
             line += f"; {self.hops.headline}"
+        if self.cold_starts is not None:
+            line += f"; {self.cold_starts.headline}"
         if not self.passed and self.failure_samples:
             line += f"; most frequent failure: {self.failure_samples[0].describe()}"
         return line
@@ -134,4 +138,5 @@ class LoadResult:
             "top_failures": [sample.to_dict() for sample in self.failure_samples],
             "ramp": self.ramp.to_dict() if self.ramp is not None else None,
             "hops": self.hops.to_dict() if self.hops is not None else None,
+            "cold_starts": self.cold_starts.to_dict() if self.cold_starts is not None else None,
         }

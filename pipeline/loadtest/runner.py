@@ -32,6 +32,7 @@ from pathlib import Path
 
 from pipeline.core.errors import NotFoundError, PipelineError, PlatformError, UsageError
 from pipeline.core.ports import Traces
+from pipeline.loadtest.coldstarts import ColdStartSource, cold_start_report
 from pipeline.loadtest.command import LocustCommand
 from pipeline.loadtest.gates import GateCheck, evaluate
 from pipeline.loadtest.hops import HopReport, hop_report
@@ -88,6 +89,7 @@ class LoadRunner:
         reports: Path | None = None,
         traces: Traces | None = None,
         throttles: ThrottleProbe | None = None,
+        cold_starts: ColdStartSource | None = None,
     ) -> LoadResult:
         """Load ``target`` (a base URL) as ``settings`` say and gate on the result.
 
@@ -97,6 +99,7 @@ class LoadRunner:
         ``PlatformError`` when locust times out or writes no statistics. ``traces``: where to
         read the run's traces for the "where the time goes" report (None: no such report).
         ``throttles`` (ramps only) counts the platform's Lambda throttles in a step's window.
+        ``cold_starts``: the Lambda functions of the request chain, for the cold-start lines.
         """
         locustfile = self._locustfile(service, settings)
         _check_target(target)
@@ -117,6 +120,7 @@ class LoadRunner:
         started = time.time()
         exit_code = self._execute(service, command, workers, budget, paths)
         hops = _hops(traces, started, time.time())
+        cold = cold_start_report(cold_starts, started, time.time())
         figures = read_figures(paths.json)
         ramp = None
         if settings.ramp is not None:
@@ -137,6 +141,7 @@ class LoadRunner:
             failure_samples=read_failure_samples(paths.csv_failures) if figures.failures else (),
             ramp=ramp,
             hops=hops,
+            cold_starts=cold,
         )
         write_reports(result, self.environ)
         return result

@@ -24,6 +24,7 @@ from typing import Any
 from pipeline.core.errors import PipelineError
 from pipeline.core.model import StageResult
 from pipeline.core.ports import Traces
+from pipeline.loadtest.coldstarts import ColdStartSource
 from pipeline.loadtest.report import new_report_dir
 from pipeline.loadtest.runner import LoadRunner
 from pipeline.loadtest.settings import LoadSettings, settings_from_config
@@ -61,6 +62,7 @@ class ServiceStageRunner:
         workers: int = 0,
         environ: Mapping[str, str] | None = None,
         traces: Traces | None = None,
+        cold_starts: ColdStartSource | None = None,
     ) -> None:
         self.service = service
         self.root = Path(root)
@@ -73,13 +75,14 @@ class ServiceStageRunner:
         self.reports_root = reports_root if reports_root is not None else self.root / "reports"
         self.workers = workers
         self.traces = traces  # read after a load stage: where its time went per release
+        self.cold_starts = cold_starts  # the Lambda functions of the request chain it loads
         self.environ = dict(os.environ if environ is None else environ)
         self.runner = LoadRunner(self.root, reports_root=self.reports_root, environ=self.environ)
 
     @classmethod
     def from_config(
         cls, project: Any, service: str | Any, environment: str = "", *, workers: int = 0,
-        traces: Traces | None = None,
+        traces: Traces | None = None, cold_starts: ColdStartSource | None = None,
     ) -> ServiceStageRunner:
         """The stages of ``service`` (a name or a ``ServiceConfig``) as ``project`` (a
         ``pipeline.config.Project``) configures them. Reads ``load``, ``ecs.health_check.path``,
@@ -100,6 +103,7 @@ class ServiceStageRunner:
             smoke_requests=[SmokeRequest.from_event(e, route_prefix(route) or "/") for e in events],
             workers=workers,
             traces=traces,
+            cold_starts=cold_starts,
         )
 
     def run(self, stage: str, endpoint: str, timeout: float) -> StageResult:
@@ -122,7 +126,7 @@ class ServiceStageRunner:
             )
         result = self.runner.run(
             self.service, self.environment, endpoint, self.load, workers=self.workers, timeout=timeout,
-            traces=self.traces,
+            traces=self.traces, cold_starts=self.cold_starts,
         )
         return StageResult(result.passed, result.headline, str(result.reports.markdown))
 

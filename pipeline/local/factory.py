@@ -28,6 +28,8 @@ from pipeline.local.adapters import (
 )
 from pipeline.local.api_keys import EdgeCountingMetrics, LocalApiKeys, keyed, register_edge
 from pipeline.local.http.rules import lambda_function_name
+from pipeline.local.lambda_.coldstarts import RuntimeColdStarts
+from pipeline.local.lambda_.control_client import LambdaControlClient
 from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import state_dir_of
 from pipeline.local.private_files import private_dir, private_file
@@ -117,7 +119,20 @@ class LocalFactory:
         except ImportError:
             return _smoke_stages(service)
         return ServiceStageRunner.from_config(self.project, service, binding.environment,
-                                              traces=self._traces(binding))
+                                              traces=self._traces(binding),
+                                              cold_starts=self._cold_starts(binding, service))
+
+    def _cold_starts(self, binding: ServiceBinding, service: ServiceConfig) -> RuntimeColdStarts | None:
+        """The Lambda functions of the request chain ``service`` heads (itself, then what it
+        calls), for the load stage's cold-start lines; None when none is a Lambda function."""
+        services = self.project.services
+        calls = warm_order(service.name, lambda n: services[n].calls if n in services else ())
+        chain = [(n, lambda_function_name(binding.environment, n)) for n in (service.name, *reversed(calls))
+                 if n in services and services[n].kind == "lambda"]
+        if not chain:
+            return None
+        client = self.plane()
+        return RuntimeColdStarts(LambdaControlClient(f"{client.base_url}/lambda/", token=client.token), chain)
 
 
 # --- config glue -----------------------------------------------------------------------

@@ -180,6 +180,47 @@ def test_keep_warm_pings_reach_the_handler_but_are_not_counted_as_requests(chain
     assert _counts(chain.metrics("dev_back", back, since)) == (1, 0)
 
 
+LOCUSTFILE = """
+from locust import HttpUser, constant, task
+
+
+class FrontUser(HttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def front(self):
+        self.client.get("/front/x")
+"""
+
+LOAD = "load: {locustfile: loadtests/front.py, users: 2, spawn_rate: 10, duration: 2s}"
+
+
+def test_the_load_stage_reports_cold_starts_per_function_and_for_the_chain(chain: Chain) -> None:
+    chain.commit("front load", {
+        "loadtests/front.py": LOCUSTFILE,
+        "services/front/service.yaml": service_yaml(
+            "front", 10, env=f'{{ROUTER: "http://127.0.0.1:{chain.port}"}}', extra=f"calls: [back]\n{LOAD}"),
+    })
+    chain.recycle_back()  # back starts cold: the run meets its cold starts, front's are warm
+    factory = LocalFactory(load_project(chain.root), SystemClock())
+    env = factory.project.environment("dev")
+    stages = factory.platform(env, factory.project.service("front")).stages
+
+    result = stages.run("load", f"http://127.0.0.1:{chain.port}", 60)
+
+    assert result.passed, result.summary
+    summary = Path(result.report).read_text()
+    assert "#### Cold starts" in summary and "Chain front → back:" in summary, summary
+    data = json.loads((Path(result.report).parent / "result.json").read_text())["cold_starts"]
+    front, back = data["functions"]
+    assert (front["service"], back["service"], data["chain"]) == ("front", "back", "front -> back")
+    # every front request made one back request (a second boundary may split a pair)
+    assert front["invocations"] > 0 and abs(back["invocations"] - front["invocations"]) <= 2
+    assert front["cold_starts"] == 0 and back["cold_starts"] >= 1
+    assert data["chain_cold_starts"] == back["cold_starts"]
+    assert f"chain front -> back: {back['cold_starts']})" in result.summary
+
+
 def live_version(chain: Chain, function: str) -> str:
     """The one version the function's live alias serves after a finished deployment."""
     live = chain.client.alias(function, "live")
