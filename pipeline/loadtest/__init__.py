@@ -13,7 +13,9 @@ Public API::
 Modules: ``settings`` (values), ``stats`` (figures from locust's JSON), ``gates`` (figures vs
 thresholds), ``result`` (``LoadResult``), ``report`` (markdown, job summary), ``processes``
 (subprocess lifecycle), ``runner`` (``LoadRunner``), ``smoke`` (test-stage checks),
-``stages`` (``ServiceStageRunner``). Locust itself is only ever run as a subprocess.
+``stages`` (``ServiceStageRunner``), ``ramp`` (step load: the plan and each step's figures),
+``knee`` (steps judged: the knee and the first limit) and ``ramp_shape`` (the locust shape
+class, loaded by locust and never imported). Locust itself is only ever run as a subprocess.
 """
 
 from pipeline.loadtest.gates import GateCheck, evaluate
