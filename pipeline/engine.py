@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
-from pipeline.core.analysis import has_hop_checks
+from pipeline.core.analysis import assess, has_hop_checks
 from pipeline.core.errors import PipelineError, PlatformError, StateConflict, TransientPlatformError
 from pipeline.core.evidence import traffic_rate
 from pipeline.core.hops import profile
@@ -162,7 +162,7 @@ class Engine:
         if new == state.evolve(updated_at=new.updated_at) and not notes:
             return state
         who = actor or getattr(event, "actor", "") or state.actor
-        data = _evidence_data(event) if isinstance(event, Measured) else {}
+        data = _record_data(state, new, event)
         name = type(event).__name__
         records = [self._record(new, who, name, note, event.now, data) for note in notes]
         if new.phase.terminal and not state.phase.terminal:
@@ -427,6 +427,19 @@ def _with_synthetic(
         synthetic=sent.requests,
         synthetic_errors=sent.errors,
     )
+
+
+def _record_data(old: DeploymentState, new: DeploymentState, event: Event) -> dict[str, object]:
+    """Facts a report charts from the history: what an analysis judged and its verdict
+    (``error`` when nothing was measured), and the weights once a new split is verified."""
+    data: dict[str, object] = {}
+    if isinstance(event, Measured):
+        data = _evidence_data(event)
+        canary = event.canary
+        data["verdict"] = assess(new.analysis, canary, event.baseline).outcome.value if canary else "error"
+    if new.weights is not None and new.weights != old.weights:
+        data["weights"] = new.weights.to_dict()
+    return data
 
 
 def _evidence_data(event: Measured) -> dict[str, object]:
