@@ -27,15 +27,19 @@ from rich.text import Text
 from pipeline.app import App
 from pipeline.cli.outputs import github_output_option, write_github_output
 from pipeline.config import EnvironmentConfig, ServiceConfig
+from pipeline.console.hops import hop_tables
 from pipeline.console.progress import load_progress
 from pipeline.console.render import emit_json, err, styled
 from pipeline.core.errors import Cancelled, DeploymentFailed, PipelineError, PlatformError, UsageError
+from pipeline.loadtest.coldstarts import ColdStartSource
 from pipeline.loadtest.knee import RampOutcome
 from pipeline.loadtest.ramp import ThrottleProbe, metrics_throttles
 from pipeline.loadtest.report import STEP_SUMMARY_ENV, format_value
 from pipeline.loadtest.result import LoadResult
 from pipeline.loadtest.runner import LoadRunner
 from pipeline.loadtest.settings import LoadSettings, Thresholds, settings_from_config
+from pipeline.local.factory import chain_cold_starts
+from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import state_dir_of
 from pipeline.local.traces import LocalTraces
 
@@ -109,7 +113,8 @@ def loadtest(
                 load_progress(err, service):  # live requests, failures and rps on stderr
             result = runner.run(service, env_name, url, settings, workers=workers, reports=folder,
                                 traces=local_traces(app, env, env_name, service, target),
-                                throttles=function_throttles(app, env, service, settings, target))
+                                throttles=function_throttles(app, env, service, settings, target),
+                                cold_starts=local_cold_starts(app, env, env_name, service, target))
             facts.update({"pipeline.outcome": "passed" if result.passed else "failed",
                           "load.requests": result.figures.requests, "load.p95_ms": result.figures.p95_ms})
     except KeyboardInterrupt:
@@ -118,6 +123,12 @@ def loadtest(
             hint="partial reports may be in the reports folder",
         ) from None
     err.print(summary_table(result))
+    if result.hops is not None:  # where the time went per release, hops that grew in red
+        for table in hop_tables(result.hops):
+            err.print(table)
+        if result.hops.headline:
+            err.print(styled("hop grew", "bold red", result.hops.headline.removeprefix("hop grew")),
+                      soft_wrap=True)
     if result.ramp is not None:
         err.print(ramp_table(result.ramp))
         err.print(Text(f"{result.ramp.headline}: {result.ramp.limit.evidence}"), soft_wrap=True)
@@ -212,6 +223,16 @@ def local_traces(app: App, env: EnvironmentConfig, env_name: str, service: str,
     if env.local is None or target:
         return None
     return LocalTraces(state_dir_of(app.root), env_name, service)
+
+
+def local_cold_starts(app: App, env: EnvironmentConfig, env_name: str, service: str,
+                      target: str | None) -> ColdStartSource | None:
+    """The Lambda functions of the request chain ``service`` heads on a local environment's
+    plane, for the cold-start lines (None for AWS, a --target, or without Lambda functions)."""
+    if env.local is None or target:
+        return None
+    state_dir = state_dir_of(app.root)
+    return chain_cold_starts(app.project, env_name, service, lambda: PlaneClient.for_state_dir(state_dir))
 
 
 def function_throttles(app: App, env: EnvironmentConfig, service: str, settings: LoadSettings,

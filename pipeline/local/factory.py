@@ -11,6 +11,7 @@ themselves take plain values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,19 +121,8 @@ class LocalFactory:
             return _smoke_stages(service)
         return ServiceStageRunner.from_config(self.project, service, binding.environment,
                                               traces=self._traces(binding),
-                                              cold_starts=self._cold_starts(binding, service))
-
-    def _cold_starts(self, binding: ServiceBinding, service: ServiceConfig) -> RuntimeColdStarts | None:
-        """The Lambda functions of the request chain ``service`` heads (itself, then what it
-        calls), for the load stage's cold-start lines; None when none is a Lambda function."""
-        services = self.project.services
-        calls = warm_order(service.name, lambda n: services[n].calls if n in services else ())
-        chain = [(n, lambda_function_name(binding.environment, n)) for n in (service.name, *reversed(calls))
-                 if n in services and services[n].kind == "lambda"]
-        if not chain:
-            return None
-        client = self.plane()
-        return RuntimeColdStarts(LambdaControlClient(f"{client.base_url}/lambda/", token=client.token), chain)
+                                              cold_starts=chain_cold_starts(self.project, binding.environment,
+                                                                            service.name, self.plane))
 
 
 # --- config glue -----------------------------------------------------------------------
@@ -210,6 +200,21 @@ def _smoke_stages(service: ServiceConfig) -> HttpSmokeStages:
         return HttpSmokeStages(smoke_events=service.lambda_.smoke_events)
     path = service.ecs.health_check.path if service.ecs is not None else "/health"
     return HttpSmokeStages(path)
+
+
+def chain_cold_starts(project: Project, environment: str, service: str,
+                      plane: Callable[[], PlaneClient]) -> RuntimeColdStarts | None:
+    """The Lambda functions of the request chain ``service`` heads (itself, then what it
+    calls) on ``plane``'s runtime, for the load stage's cold-start lines; None when none
+    of them is a Lambda function."""
+    services = project.services
+    calls = warm_order(service, lambda n: services[n].calls if n in services else ())
+    chain = [(n, lambda_function_name(environment, n)) for n in (service, *reversed(calls))
+             if n in services and services[n].kind == "lambda"]
+    if not chain:
+        return None
+    client = plane()
+    return RuntimeColdStarts(LambdaControlClient(f"{client.base_url}/lambda/", token=client.token), chain)
 
 
 def _lambda_chain(project: Project, environment: str, service: ServiceConfig) -> tuple[str, ...]:
