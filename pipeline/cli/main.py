@@ -28,9 +28,11 @@ from pipeline.cli import promote as promote_commands
 from pipeline.cli import rollback as rollback_commands
 from pipeline.cli import servicetest as servicetest_commands
 from pipeline.cli import trace as trace_commands
+from pipeline.clock import SystemClock
 from pipeline.config.windows import window_warnings
 from pipeline.console.render import emit_json, err, out, print_error, styled
 from pipeline.core.errors import PipelineError
+from pipeline.observe.command import command_trace, name_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -53,6 +55,7 @@ from pipeline.core.errors import PipelineError
 def cli(ctx: click.Context, root: Path, project_file: Path | None) -> None:
     """Progressive deployments for microservices: local platform and AWS."""
     ctx.obj = App(root_hint=root, project_file=project_file.resolve() if project_file else None)
+    name_command(ctx.invoked_subcommand or "")  # the command's span, when spans go to a collector
 
 
 @click.command()
@@ -129,7 +132,8 @@ for _command in COMMANDS:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; render PipelineErrors without a traceback and exit with their code."""
     try:
-        cli.main(args=argv, prog_name="pipeline", standalone_mode=False)
+        with command_trace(SystemClock()):  # pipeline.observe.command
+            cli.main(args=argv, prog_name="pipeline", standalone_mode=False)
     except PipelineError as exc:
         print_error(exc)
         return exc.exit_code

@@ -101,6 +101,7 @@ class RunTracer:
         self._parent = parent
         self._flush = flush
         self._run: Span | None = None
+        self._command: Span | None = None
         self._wait: tuple[Action, Span] | None = None
 
     def fresh(self, clock: Clock) -> RunTracer:
@@ -111,7 +112,7 @@ class RunTracer:
     def run(self, state: DeploymentState, purpose: str) -> Iterator[str]:
         verb = purpose.split(" ", 1)[0] or "run"
         span = self._tracer.start_span(
-            f"{verb} {state.ref.service}", context=self._parent,
+            f"{verb} {state.ref.service}", context=self._parent_now(),
             start_time=_ns(self._clock.now()), attributes={**run_attributes(state), PURPOSE: purpose})
         self._run = span
         trace_id = format(span.get_span_context().trace_id, "032x") if span.is_recording() else ""
@@ -138,9 +139,10 @@ class RunTracer:
         """A root span for a command that runs no deployment (``pipeline loadtest``): the
         caller adds facts (outcome, figures) to the yielded dict; they are set at the end.
         An exception escaping the block marks the span as an error."""
-        span = self._tracer.start_span(name, context=self._parent, start_time=_ns(self._clock.now()),
+        span = self._tracer.start_span(name, context=self._parent_now(), start_time=_ns(self._clock.now()),
                                        attributes=attributes)
         facts: dict[str, AttributeValue] = {}
+        self._command = span
         try:
             yield facts
         except BaseException as exc:
@@ -148,6 +150,7 @@ class RunTracer:
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
         finally:
+            self._command = None
             span.set_attributes(facts)
             span.end(end_time=_ns(self._clock.now()))
             if self._flush is not None:
@@ -203,6 +206,17 @@ class RunTracer:
             span.set_attribute(OUTCOME, after.phase.value)
             if after.phase in FAILED_PHASES:
                 span.set_status(Status(StatusCode.ERROR, after.reason or after.phase.value))
+
+    def current(self) -> Span:
+        """The span of the command in progress (``command``), else an invalid span."""
+        return self._command if self._command is not None else trace.INVALID_SPAN
+
+    def _parent_now(self) -> Context | None:
+        """A command span of this process when one is current (``pipeline.observe.command``),
+        else ``TRACEPARENT``'s context (None: a new trace)."""
+        if trace.get_current_span().get_span_context().is_valid:
+            return None  # the SDK takes the current context
+        return self._parent
 
     def _context(self) -> Context | None:
         return trace.set_span_in_context(self._run) if self._run is not None else self._parent

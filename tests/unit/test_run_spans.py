@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import replace
 
 import pytest
+from opentelemetry import context, trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -188,3 +189,24 @@ def test_a_run_that_finds_the_lock_held_elsewhere_is_locked_not_an_error() -> No
     assert (run.attributes or {})["pipeline.outcome"] == "locked"
     assert (run.attributes or {})["pipeline.holder"] == "bob@elsewhere:1"
     assert run.status.status_code is StatusCode.UNSET
+
+
+def test_a_run_inside_a_command_span_is_its_child_even_with_a_traceparent() -> None:
+    world, _ = stable_world()
+    ctx, exporter = _traced(world)
+    commands = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(commands))
+    caller = setup.parent_context({"TRACEPARENT": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"})
+    command = RunTracer(provider.get_tracer("cli"), world.clock, parent=caller)
+    with command.command("pipeline deploy", {}):
+        token = context.attach(trace.set_span_in_context(command.current()))
+        try:
+            deploy(ctx, REF, release("v2"), CANARY)
+        finally:
+            context.detach(token)
+    (cli,) = commands.get_finished_spans()
+    assert cli.parent is not None and format(cli.parent.span_id, "016x") == "b7ad6b7169203331"
+    run = next(s for s in exporter.get_finished_spans() if s.name == "deploy orders")
+    assert run.parent is not None and run.parent.span_id == cli.context.span_id
+    assert run.context.trace_id == cli.context.trace_id
