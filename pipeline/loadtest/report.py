@@ -42,7 +42,8 @@ def markdown(result: LoadResult) -> str:
     lines = [
         f"### Load test: {md(where)} — {verdict}",
         "",
-        f"Target {code(result.target)} · {s.users} users (spawn {s.spawn_rate:g}/s) · "
+        f"Target {code(result.target)} · {'up to ' if s.ramp else ''}{s.users} users "
+        f"(spawn {s.spawn_rate:g}/s) · "
         f"{s.duration:g} s{workers} · locustfile {code(str(s.locustfile))}"
         + (f" ({md(s.user_class)})" if s.user_class else ""),
         "",
