@@ -75,7 +75,8 @@ def load_progress(
 
 def load_text(live: LiveLoad) -> str:
     share = f" ({live.failures / live.requests:.1%})" if live.requests and live.failures else ""
-    return f"{live.requests} requests, {live.failures} failed{share}, {live.rps:.1f} rps"
+    text = f"{live.requests} requests, {live.failures} failed{share}, {live.rps:.1f} rps"
+    return f"{text}; {live.cold_starts}" if live.cold_starts else text
 
 
 class ProgressView:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 LIVE_INTERVAL = 1.0
@@ -38,6 +38,7 @@ class LiveLoad:
     requests: int = 0
     failures: int = 0
     rps: float = 0.0
+    cold_starts: str = ""  # the request chain's cold starts so far ("" when not measured)
 
     @property
     def remaining(self) -> float:
@@ -87,10 +88,12 @@ def follow(
     service: str,
     duration: float,
     clock: Callable[[], float] = time.monotonic,
+    cold_starts: Callable[[], str] | None = None,
 ) -> int | None:
     """Wait (``wait(until)`` returns the exit code, or None if still running at ``until``)
     until the process exits or ``deadline`` (both on ``clock``), reporting live figures to
-    the current watcher in between. Returns the exit code, None on timeout."""
+    the current watcher in between (with ``cold_starts()``'s line, if given). Returns the
+    exit code, None on timeout."""
     watcher = current_watcher()
     if watcher is None:
         return wait(deadline)
@@ -103,6 +106,8 @@ def follow(
         totals = read_totals(stats_csv)
         elapsed = clock() - started
         last = LiveLoad(service, elapsed, duration, *totals) if totals else _aged(last, elapsed)
+        if cold_starts is not None:
+            last = replace(last, cold_starts=cold_starts())
         watcher(last)
 
 

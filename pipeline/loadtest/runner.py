@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from pipeline.core.errors import NotFoundError, PipelineError, PlatformError, UsageError
@@ -118,7 +118,8 @@ class LoadRunner:
         paths.steps.unlink(missing_ok=True)
         command = LocustCommand(self.python, locustfile, target, settings)
         started = time.time()
-        exit_code = self._execute(service, command, workers, budget, paths)
+        live_cold = _live_cold_starts(cold_starts, started)
+        exit_code = self._execute(service, command, workers, budget, paths, live_cold)
         hops = _hops(traces, started, time.time())
         cold = cold_start_report(cold_starts, started, time.time())
         figures = read_figures(paths.json)
@@ -149,7 +150,8 @@ class LoadRunner:
     # --- internals -----------------------------------------------------------------
 
     def _execute(
-        self, service: str, command: LocustCommand, workers: int, budget: float, paths: ReportPaths
+        self, service: str, command: LocustCommand, workers: int, budget: float, paths: ReportPaths,
+        cold_starts: Callable[[], str] | None = None,
     ) -> int:
         """Run locust to completion; its exit code. Stops everything on any way out."""
         deadline = time.monotonic() + budget
@@ -172,6 +174,7 @@ class LoadRunner:
                 paths.csv_stats,
                 service=service,
                 duration=command.settings.duration,
+                cold_starts=cold_starts,
             )
             if code is not None:  # the master told its workers to quit: let them
                 group.wait_all(time.monotonic() + WORKER_EXIT_WAIT)
@@ -212,6 +215,18 @@ def _checks(figures: LoadFigures, settings: LoadSettings, ramp: RampOutcome | No
     if ramp is None:
         return evaluate(figures, settings.thresholds)
     return (*evaluate(figures, Thresholds()), ramp.check())
+
+
+def _live_cold_starts(source: ColdStartSource | None, since: float) -> Callable[[], str] | None:
+    """The live view's cold-start line of the run so far ("" when it cannot be read)."""
+    if source is None:
+        return None
+
+    def line() -> str:
+        report = cold_start_report(source, since, time.time() + 1)
+        return report.headline if report is not None else ""
+
+    return line
 
 
 def _hops(traces: Traces | None, since: float, until: float) -> HopReport | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.console.progress import load_text
 from pipeline.loadtest.live import LiveLoad, current_watcher, follow, read_totals, watching
 
 HEADER = (
@@ -91,3 +92,20 @@ def test_a_run_past_its_deadline_returns_none(tmp_path: Path) -> None:
     assert code is None
     assert process.waits == [1.0, 2.0, 2.5]
     assert [live.remaining for live in seen] == [0.0, 0.0]
+
+
+def test_the_chain_cold_starts_join_the_live_figures(tmp_path: Path) -> None:
+    csv = tmp_path / "stats_stats.csv"
+    process = Process(csv, exits_at=2.5, writes={2.0: stats(40, 0, 40.0)})
+    lines = iter(["cold starts: front 0/10, back 1/10 (chain front -> back: 1)",
+                  "cold starts: front 0/40, back 1/40 (chain front -> back: 1)"])
+    seen: list[LiveLoad] = []
+    with watching(seen.append):
+        follow(process.wait, 30.0, csv, service="front", duration=2, clock=process.clock,
+               cold_starts=lambda: next(lines))
+    assert [live.cold_starts for live in seen] == [
+        "cold starts: front 0/10, back 1/10 (chain front -> back: 1)",
+        "cold starts: front 0/40, back 1/40 (chain front -> back: 1)",
+    ]
+    assert load_text(seen[-1]) == ("40 requests, 0 failed, 40.0 rps; "
+                                   "cold starts: front 0/40, back 1/40 (chain front -> back: 1)")
