@@ -503,7 +503,10 @@ def test_the_policies_allow_exactly_what_bootstrap_keys_and_a_deployment_call(
     assert deploy_edge == {"apigateway:DELETE"}  # GET the Lambda deploy policy has already
     assert by_bootstrap <= policy_actions(policy(env, kinds, kind="bootstrap"))
     apigateway_calls = {a for a in by_bootstrap | by_deploy if a.startswith("apigateway:")}
-    ecs_only = {"elasticloadbalancing:DescribeLoadBalancers"}  # the VPC link's ALB: an ECS service's edge
+    ecs_only = {
+        "elasticloadbalancing:DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeListeners",
+    }  # the VPC link's ALB: an ECS service's edge
     assert bootstrap_edge - ecs_only == apigateway_calls - {"apigateway:GET", "apigateway:POST"}  # Lambda's
 
 
@@ -534,9 +537,7 @@ def test_an_ecs_service_is_reached_through_a_vpc_link_to_the_alb(aws: str) -> No
     calls = Calls()
     session.on("provide-client-params", calls.record)
     api = ApiConfig.model_validate({"keys": "required", "plans": {"partner": {"rate": 5}}})
-    target = AlbTarget(
-        load_balancer_arn(env.listener_arn), "pipeline-aws-test", env.subnets, env.security_groups
-    )
+    target = AlbTarget(env.listener_arn, "pipeline-aws-test", env.subnets, env.security_groups)
     spec = EdgeSpec("orders", "aws-test", "aws", env.region, env.account, "/orders*", api, target)
 
     planned = plan_edge(session, spec)
@@ -554,6 +555,9 @@ def test_an_ecs_service_is_reached_through_a_vpc_link_to_the_alb(aws: str) -> No
         assert integration["integrationTarget"] == target.load_balancer_arn  # the ALB splits the slots
     proxied = next(p for p in sent.values() if p["uri"].endswith("{proxy}"))
     assert proxied["requestParameters"] == {"integration.request.path.proxy": "method.request.path.proxy"}
+
+    on_8080 = AlbTarget(env.test_listener_arn, "pipeline-aws-test", env.subnets, env.security_groups)
+    assert VpcLinks(session, FakeClock()).base_url(on_8080) == f"http://{dns}:8080"  # a listener's own port
 
     calls.clear()
     again = plan_edge(session, spec)
@@ -590,7 +594,7 @@ def test_a_new_vpc_link_is_waited_for_until_it_is_available(
     clock = FakeClock()
     links = VpcLinks(session, clock)
     target = AlbTarget(
-        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/shop/1",
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/shop/1/2",
         "pipeline-aws-test",
         ("subnet-1",),
         ("sg-1",),

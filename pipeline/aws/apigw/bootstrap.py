@@ -217,7 +217,7 @@ class _Planner:
         return {
             "type": "HTTP_PROXY",
             "integrationHttpMethod": "ANY",
-            "uri": f"http://{links.dns_name(target)}{path}",
+            "uri": f"{links.base_url(target)}{path}",
             "connectionType": "VPC_LINK",
             "connectionId": links.require(target),
             "integrationTarget": target.load_balancer_arn,

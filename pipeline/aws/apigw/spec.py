@@ -58,12 +58,17 @@ class LambdaTarget:
 
 @dataclass(frozen=True, slots=True)
 class AlbTarget:
-    """The environment's ALB, reached through a VPC link (``vpc_link`` is its name)."""
+    """The environment's ALB (its live listener), reached through a VPC link (``vpc_link``
+    is its name)."""
 
-    load_balancer_arn: str
+    listener_arn: str
     vpc_link: str
     subnets: tuple[str, ...]
     security_groups: tuple[str, ...]
+
+    @property
+    def load_balancer_arn(self) -> str:
+        return load_balancer_arn(self.listener_arn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +168,7 @@ def edge_spec(env: AwsEnvironment, service: ServiceConfig) -> EdgeSpec | None:
     if service.kind == "lambda":
         target = LambdaTarget(f"{service.name}-{env.name}"[:64])  # as pipeline.aws.lambda_.spec names it
     else:
-        target = AlbTarget(
-            load_balancer_arn(env.listener_arn), f"pipeline-{env.name}", env.subnets, env.security_groups
-        )
+        target = AlbTarget(env.listener_arn, f"pipeline-{env.name}", env.subnets, env.security_groups)
     return EdgeSpec(
         service.name,
         env.name,

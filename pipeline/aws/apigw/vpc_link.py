@@ -24,7 +24,12 @@ LINK_TIMEOUT = 900.0  # seconds; provisioning a VPC link takes minutes
 LINK_POLL = 15.0
 
 IAM_ACTIONS: frozenset[str] = frozenset(
-    {"apigateway:GET", "apigateway:POST", "elasticloadbalancing:DescribeLoadBalancers"}
+    {
+        "apigateway:GET",
+        "apigateway:POST",
+        "elasticloadbalancing:DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeListeners",
+    }
 )
 
 
@@ -94,9 +99,15 @@ class VpcLinks:
                 )
             self.clock.sleep(LINK_POLL)
 
-    def dns_name(self, target: AlbTarget) -> str:
-        """The ALB's DNS name: the Host of the integration's URI."""
+    def base_url(self, target: AlbTarget) -> str:
+        """``http://<ALB DNS name>[:port]`` of the live listener: the scheme, Host and port
+        of the integration's URI (the default port of the scheme is left out)."""
         elbv2 = self.session.client("elbv2")
+        with aws_errors(f"describe the listener {target.listener_arn}"):
+            listener = elbv2.describe_listeners(ListenerArns=[target.listener_arn])["Listeners"][0]
         with aws_errors(f"describe the load balancer {target.load_balancer_arn}"):
             found = elbv2.describe_load_balancers(LoadBalancerArns=[target.load_balancer_arn])
-        return str(found["LoadBalancers"][0]["DNSName"])
+        scheme = "https" if str(listener.get("Protocol", "HTTP")).upper() == "HTTPS" else "http"
+        port = int(listener.get("Port", 443 if scheme == "https" else 80))
+        suffix = "" if port == {"http": 80, "https": 443}[scheme] else f":{port}"
+        return f"{scheme}://{found['LoadBalancers'][0]['DNSName']}{suffix}"
