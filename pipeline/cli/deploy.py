@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
@@ -33,6 +34,7 @@ from pipeline.core.errors import Cancelled, DeploymentFailed, UsageError
 from pipeline.core.plan import describe
 from pipeline.core.state import DeploymentState, Phase
 from pipeline.operations import Context
+from pipeline.report.build import write_report
 
 env_option = click.option(
     "--env", "env_name", required=True, help="Target environment.", shell_complete=complete_environments
@@ -99,6 +101,13 @@ def finish(state: DeploymentState | None, as_json: bool, github_output: bool = F
     )
 
 
+def reported(ctx: Context, state: DeploymentState | None, path: Path | None) -> DeploymentState | None:
+    """``state``, after writing its deployment report to ``path`` (when asked for)."""
+    if path is not None and state is not None:
+        err.print(f"report: {write_report(ctx, state, path)}", markup=False)
+    return state
+
+
 def deployment_outputs(state: DeploymentState | None) -> dict[str, object]:
     """GitHub step outputs of a deployment: phase, deployment id, the release's digest and
     version, succeeded (true only when it serves 100%), and the digest serving now."""
@@ -126,6 +135,11 @@ def deployment_outputs(state: DeploymentState | None) -> dict[str, object]:
 @override_option
 @click.option("--reason", default="", help="Why; recorded (required with --override-requirements).")
 @yes_option
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the deployment's HTML report (rates, errors, p95, weights, verdicts, slowest traces) "
+    "to PATH, whatever the outcome.",
+)
 @json_option
 @github_output_option
 @click.pass_obj
@@ -142,6 +156,7 @@ def deploy(
     yes: bool,
     as_json: bool,
     github_output: bool,
+    report_path: Path | None = None,
 ) -> None:
     """Deploy SERVICE to an environment progressively (or --resume, or --dry-run).
 
@@ -154,7 +169,7 @@ def deploy(
     ctx = context(app, env_name, override, reason)
     if resume_:
         confirm(app, service, env_name, yes, "resume a deployment")
-        finish(ops.resume(ctx, ref), as_json, github_output)
+        finish(reported(ctx, ops.resume(ctx, ref), report_path), as_json, github_output)
         return
     release = app.release(service, env_name, image, git_ref)
     if dry_run:
@@ -170,7 +185,7 @@ def deploy(
     ops.admit_release(ctx, ref, release)  # refused before asking: nothing changes
     confirm(app, service, env_name, yes, f"deploy {release.short}")
     state = ops.deploy(ctx, ref, release, app.strategy(service, env_name), reason=reason)
-    finish(state, as_json, github_output)
+    finish(reported(ctx, state, report_path), as_json, github_output)
 
 
 @click.command()
