@@ -277,3 +277,29 @@ def test_the_keys_command_shows_the_secret_once_and_revokes_at_once(edge: Edge) 
 
     unknown = pipeline("keys", "create", "orders", "--env", "dev", "--plan", "gold")
     assert unknown.returncode == 2 and "no usage plan 'gold'" in unknown.stderr
+
+
+def test_the_edges_own_answers_are_traced_by_the_router(edge: Edge) -> None:
+    """A refusal (403), a throttle (429) and a cache hit each leave a router span of their
+    own trace (the caller's traceparent), with the status, throttle and cache verdict."""
+    from pipeline.local.spans import SpanStore
+
+    key = edge.secret("traced", "tiny")  # 1 per minute, bucket of 2
+    caller = "00-{}-00f067aa0ba902b7-01"
+    traces = {name: f"{n:032x}" for n, name in enumerate(("refused", "miss", "hit", "throttled"), start=7)}
+    assert edge.get("/orders/t", headers={"traceparent": caller.format(traces["refused"])})[0] == 403
+    for name in ("miss", "hit", "throttled"):
+        edge.get("/orders/t", key=key, headers={"traceparent": caller.format(traces[name])})
+    store = SpanStore.of(edge.root / ".pipeline")
+
+    def router_span(name: str) -> dict[str, object]:
+        spans = [s for s in store.trace(traces[name]) if s.service == "router"]
+        return spans[0].attributes if spans else {}
+
+    wait_until(lambda: all(router_span(name) for name in traces), 15, "the router's spans")
+    assert router_span("refused")["http.response.status_code"] == 403
+    miss = router_span("miss")
+    assert miss["http.response.status_code"] == 200 and miss["pipeline.slot"] in ("blue", "green")
+    assert router_span("hit")["pipeline.cache"] == "hit"
+    throttled = router_span("throttled")
+    assert throttled["http.response.status_code"] == 429 and throttled["pipeline.throttled"] is True

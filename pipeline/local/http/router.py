@@ -36,7 +36,7 @@ from aiohttp import web
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook
 from pipeline.local.http.dataplane import DataPlane
-from pipeline.local.http.edge import EdgeBook
+from pipeline.local.http.edge import Edge, EdgeBook
 from pipeline.local.http.limits import ConnectionGate, RouterLimits
 from pipeline.local.http.proxy import Exchange, error
 from pipeline.local.http.rules import (
@@ -46,7 +46,7 @@ from pipeline.local.http.rules import (
     lambda_function_name,
     parse_slot,
 )
-from pipeline.local.http.tracing import RequestTrace
+from pipeline.local.http.tracing import RequestTrace, ended
 from pipeline.local.http.tracing import begin as request_span
 from pipeline.local.http.upstream import UpstreamPool
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
@@ -163,8 +163,8 @@ class EnvironmentRouter:
 
         return handle
 
-    async def _route(self, request: web.BaseRequest, test: bool,
-                     edge_passed: bool = False) -> web.StreamResponse:
+    async def _route(self, request: web.BaseRequest, test: bool, edge_passed: bool = False,
+                     traced: RequestTrace | None = None) -> web.StreamResponse:
         path, target, pinned = request.path, request.rel_url.raw_path_qs, None
         if test and path.startswith(_PIN_PREFIX):
             name, _, rest = path[len(_PIN_PREFIX):].partition("/")
@@ -178,23 +178,38 @@ class EnvironmentRouter:
             return error(404, f"no rule of environment {self.name} matches {path}")
         edge = self.edges.get(self.name, rule.service) if self.edges and not (test or edge_passed) else None
         if edge is not None:  # pipeline.local.http.edge: keys, CIDRs, throttles, cache; then back here
-            return await edge.serve(request, lambda: self._route(request, test, edge_passed=True))
+            return await self._through_edge(edge, request, test, rule)
         route = self.services[rule.service]
-        traced = request_span(request, self.name, rule.service, rule.pattern)  # None: tracing off
+        if traced is None:
+            traced = request_span(request, self.name, rule.service, rule.pattern)  # None: tracing off
         if rule.kind == "lambda":
-            if self._invoke_lambda is None:
-                return error(503, f"{rule.service} is a Lambda route but the Lambda runtime is not loaded")
-            function = lambda_function_name(self.name, rule.service)
-            if traced is None:
-                return await self._invoke_lambda(function, request, rule.pattern)
-            answer = await self._invoke_lambda(function, traced.forwarded(request), rule.pattern)
-            traced.end(answer.status, answer=answer.headers)
-            return answer
+            return await self._to_lambda(rule, request, traced)
         slot = self._choose_slot(route, request, test, pinned)
         if slot is None:
             why = "no slot is provisioned" if test else "no traffic weights are set"
-            return error(503, f"{rule.service} in {self.name}: {why}")
+            return ended(traced, error(503, f"{rule.service} in {self.name}: {why}"))
         return await self._forward(request, SlotKey(self.name, rule.service, slot.value), target, traced)
+
+    async def _through_edge(self, edge: Edge, request: web.BaseRequest, test: bool,
+                            rule: PathRule) -> web.StreamResponse:
+        """``rule``'s route behind its edge; the router's span covers the edge's own answers too."""
+        traced = request_span(request, self.name, rule.service, rule.pattern)
+        answer = await edge.serve(request, lambda: self._route(request, test, True, traced))
+        if traced is not None:
+            traced.end(answer.status, answer=answer.headers)  # a refusal or cache hit; else ended already
+        return answer
+
+    async def _to_lambda(self, rule: PathRule, request: web.BaseRequest,
+                         traced: RequestTrace | None) -> web.StreamResponse:
+        if self._invoke_lambda is None:
+            why = f"{rule.service} is a Lambda route but the Lambda runtime is not loaded"
+            return ended(traced, error(503, why))
+        function = lambda_function_name(self.name, rule.service)
+        if traced is None:
+            return await self._invoke_lambda(function, request, rule.pattern)
+        answer = await self._invoke_lambda(function, traced.forwarded(request), rule.pattern)
+        traced.end(answer.status, answer=answer.headers)
+        return answer
 
     @staticmethod
     def _choose_slot(route: ServiceRoute, request: web.BaseRequest, test: bool,

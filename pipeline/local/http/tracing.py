@@ -2,7 +2,9 @@
 
 Every routed request starts a trace, or continues the one its ``traceparent`` names, with a
 server span ``<METHOD> <rule>`` of service ``router`` carrying the environment, service,
-slot, release, HTTP status, latency (ms), ``pipeline.cold_start`` and ``pipeline.throttled``.
+slot, release, HTTP status, latency (ms), ``pipeline.cold_start`` and ``pipeline.throttled``
+(a 429: the edge's throttle or a Lambda throttle). Behind a service's edge the span starts
+before it, so its refusals and cache hits (``pipeline.cache``) are traced too.
 The request goes upstream with ``traceparent``/``tracestate`` naming that span, so the
 replica's (or Lambda function's) spans are its children.
 
@@ -22,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_i
 from pipeline import tracing
 
 TRACE_HEADERS = ("traceparent", "tracestate")
+CACHE_HEADER = "x-cache"  # the edge's cache verdict (pipeline.local.http.edge)
 _state: dict[str, Tracer] = {}
 
 
@@ -36,7 +39,7 @@ def use(provider: TracerProvider | None) -> None:
 class RequestTrace:
     """The router's span of one request; ``headers`` are the trace headers to send upstream."""
 
-    __slots__ = ("_attributes", "_started", "headers", "span")
+    __slots__ = ("_attributes", "_ended", "_started", "headers", "span")
 
     def __init__(self, tracer: Tracer, request: web.BaseRequest, environment: str, service: str,
                  rule: str) -> None:
@@ -48,6 +51,7 @@ class RequestTrace:
         self.headers: dict[str, str] = {}
         tracing.inject(self.headers, set_span_in_context(self.span))
         self._started = time.monotonic()
+        self._ended = False
 
     def forwarded(self, request: web.BaseRequest) -> web.BaseRequest:
         """``request`` with this span's trace headers in place of the client's."""
@@ -60,7 +64,11 @@ class RequestTrace:
     def end(self, status: int, *, slot: str | None = None, release: str | None = None,
             answer: Mapping[str, str] | None = None) -> None:
         """Finish the span with the answer's ``status`` (and, from a Lambda answer's headers,
-        its version and cold start)."""
+        its version and cold start; from the edge's, its cache verdict). Only the first call
+        counts."""
+        if self._ended:
+            return
+        self._ended = True
         answer = answer or {}
         span = self.span
         release = release or answer.get("X-Lambda-Version")
@@ -73,10 +81,19 @@ class RequestTrace:
             attributes[tracing.SLOT_KEY] = slot
         if release:
             attributes[tracing.RELEASE_KEY] = release
+        if answer.get(CACHE_HEADER):
+            attributes["pipeline.cache"] = answer[CACHE_HEADER]
         span.set_attributes(attributes)
         if status >= 500:
             span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
         span.end()
+
+
+def ended(traced: RequestTrace | None, answer: web.StreamResponse) -> web.StreamResponse:
+    """``answer`` (the router's own), after finishing ``traced`` with its status."""
+    if traced is not None:
+        traced.end(answer.status)
+    return answer
 
 
 def begin(request: web.BaseRequest, environment: str, service: str, rule: str) -> RequestTrace | None:
