@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from pipeline.core.errors import LeaseLost, LockHeldError, NotFoundError, PlatformError
+from pipeline.core.hops import Trace
 from pipeline.core.model import Measurement, Release, ServiceRef, Slot, SlotHealth, StageResult, Weights
 from pipeline.core.ports import Lease, Platform, Record, SyntheticCount
 from pipeline.core.state import DeploymentState, Signal
@@ -195,6 +196,21 @@ class FakeTrafficDriver:
         return measure
 
 
+class FakeTraces:
+    """Answers ``per_slot[slot]`` (a list of traces, each a list of spans) for every window;
+    ``asked`` records each (since, until, slot)."""
+
+    def __init__(self) -> None:
+        self.per_slot: dict[Slot, list[Trace]] = {}
+        self.asked: list[tuple[float, float, Slot | None]] = []
+
+    def traces(self, since: float, until: float, slot: Slot | None = None) -> list[Trace]:
+        self.asked.append((since, until, slot))
+        if slot is None:
+            return [t for traces in self.per_slot.values() for t in traces]
+        return list(self.per_slot.get(slot, []))
+
+
 class FakeStages:
     def __init__(self, log: ActionLog) -> None:
         self.log = log
@@ -215,6 +231,7 @@ class FakePlatform:
     metrics: FakeMetrics
     stages: FakeStages
     traffic: FakeTrafficDriver | None = None
+    traces: FakeTraces | None = None
 
     @classmethod
     def create(
@@ -228,7 +245,7 @@ class FakePlatform:
 
     def ports(self) -> Platform:
         return Platform(compute=self.compute, router=self.router, metrics=self.metrics, stages=self.stages,
-                        traffic=self.traffic)
+                        traffic=self.traffic, traces=self.traces)
 
 
 class InMemoryStore:

@@ -15,8 +15,14 @@ from pipeline.config import load_project
 from pipeline.core.analysis import AnalysisSpec, Check, Outcome, assess
 from pipeline.core.errors import ConfigError
 from pipeline.core.hops import HopLimits, compare, end_to_end_ms, hop_of, percentile, profile, self_ms
-from pipeline.core.model import Measurement
+from pipeline.core.model import Measurement, Release, Slot
+from pipeline.core.plan import Strategy
+from pipeline.core.state import Timeouts
+from pipeline.core.steps import Analyze, SetWeight, canary
 from pipeline.loadtest.hops import hop_report, markdown_lines
+from pipeline.operations import deploy
+from pipeline.testing import FakeTraces, release
+from tests.unit.support.engine import REF, World, stable_world
 from tests.unit.support.project import WriteProject
 
 _ids = itertools.count(1)
@@ -255,3 +261,45 @@ def test_the_same_hop_checked_twice_is_reported(write_project: WriteProject) -> 
         load_project(root)
     assert "hop_p95_ms of catalog db.query is checked twice" in info.value.render()
     assert "orders -> catalog" not in info.value.render()
+
+
+# --- the engine reads the new slot's traces for per-hop checks ------------------------------
+
+HOP_CANARY = Strategy(
+    steps=canary((SetWeight(20), Analyze())),
+    analysis=AnalysisSpec(checks=(Check("error_rate", 0.01), Check("hop_p95_ms", 200, "catalog db.query")),
+                          min_requests=10, inconclusive_limit=0),
+    timeouts=Timeouts(ready=60, verify=10, stage=60, hold=600, poll=1),
+)
+
+
+def _catalog_world() -> tuple[World, Release]:
+    world, _ = stable_world(HOP_CANARY)
+    world.platform.traces = FakeTraces()
+    return world, release("v2")
+
+
+def test_a_deployment_rolls_back_when_the_new_slots_database_hop_is_too_slow() -> None:
+    world, v2 = _catalog_world()
+    assert world.platform.traces is not None
+    world.platform.traces.per_slot = {Slot.GREEN: [quote_trace("c2", 305) for _ in range(20)],
+                                      Slot.BLUE: [quote_trace("c1", 5) for _ in range(20)]}
+    state = deploy(world.ctx(), REF, v2, HOP_CANARY)
+    assert state.phase.value == "rolled_back"
+    assert "hop_p95_ms of catalog db.query 305 > 200" in state.reason
+    assert {slot for _, _, slot in world.platform.traces.asked} == {Slot.GREEN}  # the new slot's traces
+
+
+def test_a_deployment_whose_hops_are_fine_succeeds() -> None:
+    world, v2 = _catalog_world()
+    assert world.platform.traces is not None
+    world.platform.traces.per_slot = {Slot.GREEN: [quote_trace("c2", 8) for _ in range(20)]}
+    assert deploy(world.ctx(), REF, v2, HOP_CANARY).phase.value == "succeeded"
+
+
+def test_without_a_trace_source_a_per_hop_check_is_inconclusive_and_says_why() -> None:
+    world, v2 = _catalog_world()
+    world.platform.traces = None
+    state = deploy(world.ctx(), REF, v2, HOP_CANARY)
+    assert state.phase.value == "rolled_back"  # on_inconclusive: rollback, after the limit
+    assert "keeps no traces the toolkit can read" in " ".join(world.history())
