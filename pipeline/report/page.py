@@ -44,6 +44,10 @@ def _metric_lines(report: DeploymentReport, field: str) -> list[Line]:
 
 def _weights(report: DeploymentReport) -> list[Line]:
     points: dict[Slot, list[tuple[float, float | None]]] = {Slot.BLUE: [], Slot.GREEN: []}
+    old = report.state.new_slot.other()
+    if report.state.stable is not None:  # the stable release served everything when it began
+        for slot, pts in points.items():
+            pts.append((report.t0, 100.0 if slot is old else 0.0))
     for r in report.records:
         weights = r.data.get("weights")
         if isinstance(weights, dict):
