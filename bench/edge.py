@@ -16,9 +16,10 @@ a small JSON answer, ``x-api-key`` sent) runs against:
                request is a miss, forwarded and stored
     hit        ``cached`` with ``c=1``: answered from the cache
 
-Prints each path's requests per second, p50 and p99 (median over the rounds) and the
-ratios edge on/off and hit/miss. Needs ``wrk`` on PATH. wrk, the plane and the replicas
-share this machine's cores: the figures are relative, not absolute.
+Every path has the same shape (``?c=...``). Prints each path's requests per second, p50
+and p99 (median over the rounds) and the ratios edge on/off and hit/miss. Needs ``wrk`` on
+PATH. wrk, the plane and the replicas share this machine's cores: the figures are
+relative, not absolute.
 """
 
 from __future__ import annotations
@@ -59,9 +60,15 @@ RULES = {
     "allow": ["127.0.0.0/8"], "deny": ["10.0.0.0/8"], "cache": None,
 }
 CACHE = {"ttl": 3600.0, "headers": [], "query": ["c"], "methods": ["GET"], "invalidate_on_deploy": True}
-RANDOM_QUERY = (  # wrk Lua: a new cache key for every request
-    'request = function() return wrk.format("GET", "/cached?c=" .. math.random(1, 1000000000)) end\n'
-)
+RANDOM_QUERY = """\
+-- wrk: a cache key never sent before for every request: this run's start second, the thread
+-- and a counter (the threads' random generators would share a seed, and runs their counters)
+local threads = 0
+local run = os.time()
+function setup(thread) threads = threads + 1; thread:set("id", run .. "-" .. threads) end
+local n = 0
+function request() n = n + 1; return wrk.format("GET", "/cached?c=" .. id .. "-" .. n) end
+"""
 
 
 def _port_pair() -> int:
@@ -206,18 +213,25 @@ def main() -> int:
         state_dir = root / ".pipeline"
         info, _ = ensure_plane(state_dir)
         try:
-            served = _serve(root, state_dir, PlaneClient.for_url(info.url, token=info.token))
+            client = PlaneClient.for_url(info.url, token=info.token)
+            served = _serve(root, state_dir, client)
+            started = time.time()
             base = f"http://127.0.0.1:{served.port}"
             keyed = ["-H", f"x-api-key: {served.secrets['keyed']}"]
             cached = ["-H", f"x-api-key: {served.secrets['cached']}"]
             runs = _measure({
-                "direct": (f"http://127.0.0.1:{served.replica}/plain", []),
-                "edge off": (f"{base}/plain", []),
-                "edge on": (f"{base}/keyed", keyed),
+                "direct": (f"http://127.0.0.1:{served.replica}/plain?c=1", []),
+                "edge off": (f"{base}/plain?c=1", []),
+                "edge on": (f"{base}/keyed?c=1", keyed),
                 "miss": (f"{base}/cached", [*cached, "-s", str(script)]),
                 "hit": (f"{base}/cached?c=1", cached),
             }, args)
             _report(runs, args)
+            counts = client.call("GET", "/v1/envs/bench/services/cached/edge/counts",
+                                 query={"since": repr(started), "until": repr(time.time() + 1)})
+            total = counts["keys"].get("bench", {})
+            print(f"cached route over the run (edge counters): {total.get('hits', 0)} hits, "
+                  f"{total.get('misses', 0)} misses")
         finally:
             stop_plane(state_dir)
             assert plane_processes(info.id) == []
