@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,12 @@ from pipeline.aws.settings import AwsEnvironment
 from pipeline.cli.main import main
 from pipeline.config.api import ApiConfig
 from pipeline.core.errors import NotFoundError, PlatformError, UsageError
-from pipeline.core.model import Weights
-from pipeline.testing import FakeClock
+from pipeline.core.model import ServiceRef, Weights
+from pipeline.core.state import Phase
+from pipeline.operations import deploy
+from pipeline.testing import FakeClock, release
 from tests.adapters.support.ecs import create_infrastructure, write_project
-from tests.adapters.support.lambda_world import ACCOUNT, Calls, LambdaWorld, lambda_aws
+from tests.adapters.support.lambda_world import ACCOUNT, Calls, LambdaWorld, canary_strategy, lambda_aws
 
 pytest_plugins = ("tests.adapters.support.ecs_fixtures",)
 
@@ -677,4 +680,50 @@ def test_bootstrap_keys_and_iam_policy_commands_on_an_ecs_service_with_an_edge(
     env = app.environment("aws-test")
     assert isinstance(
         app.factory(env).platform(env, app.project.service("orders")).router, CacheFlushingRouter
+    )
+
+
+# --- a deployment through the engine: the alias moves the traffic, the cache is flushed ------
+
+
+def test_a_canary_behind_the_edge_shifts_the_alias_and_flushes_the_cache_per_step(
+    lambda_aws: LambdaWorld,
+) -> None:
+    """The REST API invokes ``live`` throughout; each weight the engine moves on the alias
+    flushes the stage cache once (FlushStageCache answered as AWS documents: 202, empty)."""
+    spec = edge(lambda_aws)
+    api_id = bootstrapped(lambda_aws, spec)
+    client = lambda_aws.session.client("apigateway")
+    flushed: list[str] = []
+
+    def flush(params: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        flushed.append(params["url_path"])
+        return AWSResponse("https://apigateway", 202, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 202}}
+
+    client.meta.events.register_first("before-call.api-gateway.FlushStageCache", flush)
+    inner = lambda_aws.platform(lambda_aws.spec())
+    platform = replace(inner, router=CacheFlushingRouter(inner.router, StageCache(client, spec)))
+    ctx, _, _ = lambda_aws.context(platform)
+    assert deploy(ctx, ServiceRef("orders", "dev"), release("v1"), canary_strategy()).phase is Phase.SUCCEEDED
+    lambda_aws.write_code("{'statusCode': 200, 'body': 'v2'}")
+    lambda_aws.put_metrics("orders-dev", "3", invocations=50)
+    lambda_aws.put_metrics("orders-dev", "2", invocations=200)
+    flushed.clear()
+    lambda_aws.calls.clear()
+
+    final = deploy(ctx, ServiceRef("orders", "dev"), release("v2"), canary_strategy())
+
+    assert final.phase is Phase.SUCCEEDED, final.reason
+    shifts = [p for p in lambda_aws.calls.named("UpdateAlias") if p["Name"] == "live"]
+    assert len(shifts) == 3 and flushed == [f"/restapis/{api_id}/stages/live/cache/data"] * 3
+    resources = client.get_resources(restApiId=api_id, embed=["methods"])["items"]
+    uris = {
+        m["methodIntegration"]["uri"] for r in resources for m in (r.get("resourceMethods") or {}).values()
+    }
+    assert uris == {spec.lambda_uri(LambdaTarget("orders-dev"))}  # the stage still invokes the alias
+    assert (
+        lambda_aws.session.client("lambda").get_alias(FunctionName="orders-dev", Name="live")[
+            "FunctionVersion"
+        ]
+        == "3"
     )
