@@ -4,6 +4,8 @@ On AWS an analysis reads whole CloudWatch minutes and waits until the last one i
 (``metrics_lag`` after it ends; see ``pipeline.core.analysis.analysis_window``). Such a
 plan still works, but not as written: a window shorter than a minute reads a whole minute,
 and a pause shorter than the window plus the lag is followed by a longer wait for data.
+Per-hop checks (``hop_p95_ms``, ``hop_error_rate``) cannot be judged on AWS yet: the
+toolkit reads no traces there, so every such analysis is Inconclusive.
 ``pipeline validate`` prints these warnings; they never fail validation.
 """
 
@@ -13,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from pipeline.config.loader import Project, strategy_for
-from pipeline.core.analysis import AnalysisSpec
+from pipeline.core.analysis import HOP_METRICS, AnalysisSpec
 from pipeline.core.steps import Analyze, Pause, Step, format_seconds
 
 __all__ = ["WindowWarning", "window_warnings"]
@@ -41,9 +43,19 @@ def window_warnings(project: Project) -> list[WindowWarning]:
             continue
         for service in sorted(project.services):
             strategy = env.shape(strategy_for(project, service))
-            for message in _problems(strategy.steps, strategy.analysis):
+            for message in [*_problems(strategy.steps, strategy.analysis),
+                            *_hop_problems(strategy.steps, strategy.analysis)]:
                 found.setdefault((service, message), []).append(env_name)
     return [WindowWarning(tuple(envs), service, message) for (service, message), envs in found.items()]
+
+
+def _hop_problems(steps: tuple[Step, ...], spec: AnalysisSpec) -> list[str]:
+    hops = [f"{c.metric} of {c.hop}" for c in spec.checks if c.metric in HOP_METRICS]
+    if not hops or not any(isinstance(step, Analyze) for step in steps):
+        return []
+    return [f"{', '.join(hops)} cannot be judged here: the toolkit reads no traces on AWS yet, so every "
+            f"analysis is Inconclusive and on_inconclusive ({spec.on_inconclusive}) decides; keep "
+            "per-hop checks to local environments or accept that"]
 
 
 def _problems(steps: tuple[Step, ...], spec: AnalysisSpec) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pipeline.config import load_project
+from pipeline.config.windows import window_warnings
 from pipeline.core.analysis import AnalysisSpec, Check, Outcome, assess
 from pipeline.core.errors import ConfigError
 from pipeline.core.hops import HopLimits, compare, end_to_end_ms, hop_of, percentile, profile, self_ms
@@ -303,3 +304,16 @@ def test_without_a_trace_source_a_per_hop_check_is_inconclusive_and_says_why() -
     state = deploy(world.ctx(), REF, v2, HOP_CANARY)
     assert state.phase.value == "rolled_back"  # on_inconclusive: rollback, after the limit
     assert "keeps no traces the toolkit can read" in " ".join(world.history())
+
+
+def test_validate_warns_that_per_hop_checks_cannot_be_judged_on_aws(write_project: WriteProject) -> None:
+    from tests.unit.test_validate_aws_windows import PROJECT, service
+
+    text = service("3m", "1m").replace(
+        "  analysis: {window: 1m}",
+        '  analysis: {window: 1m, checks: [{metric: hop_p95_ms, hop: "catalog db.query", max: 200}]}')
+    messages = [str(w) for w in window_warnings(load_project(write_project(PROJECT, {"orders": text})))]
+    assert messages == [
+        "service orders on aws-dev: hop_p95_ms of catalog db.query cannot be judged here: the toolkit "
+        "reads no traces on AWS yet, so every analysis is Inconclusive and on_inconclusive (rollback) "
+        "decides; keep per-hop checks to local environments or accept that"]
