@@ -174,7 +174,7 @@ class EdgeScene:
         timeline, sampler = demo.watch("notify behind its edge (dev)", "dev", SERVICE)
         runner = LoadRunner(demo.workspace, reports_root=demo.work / "reports",
                             environ=demo._load_environ(SERVICE))
-        load = self.background(runner, SERVICE, demo.router_url("dev"), users=4, seconds=25.0)
+        load = self.background(runner, SERVICE, demo.router_url("dev"), users=4, seconds=16.0)
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch_cache, args=(stop,), daemon=True)
         with sampler, load, self._live(timeline):
