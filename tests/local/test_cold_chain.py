@@ -12,11 +12,8 @@ dependency looks like after its idle environments were recycled.
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,123 +21,33 @@ import pytest
 
 from pipeline.clock import SystemClock
 from pipeline.config import load_project
-from pipeline.core.model import ServiceRef
-from pipeline.core.state import Phase
 from pipeline.local.factory import LocalFactory
-from pipeline.local.lambda_.control_client import LambdaControlClient
-from pipeline.local.lambda_.package import package_directory
 from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_plane
-from pipeline.operations import Context, deploy
-from pipeline.owners import owner_id
-from pipeline.testing import CollectingSink
-from tests.local.support.chain import BACK, FRONT, service_yaml
-from tests.local.support.plane import free_port_pair, get, git, wait_until
+from tests.local.support.chain import Chain, make_chain, service_yaml
+from tests.local.support.plane import get, wait_until
 
 REQUESTS = 2  # the first requests after the shift, sent at once (two environments per hop)
 KEEP_WARM = "  keep_warm: {every: 1m, concurrency: 2}"
 
 
-@dataclass
-class Chain:
-    root: Path
-    port: int
-    client: LambdaControlClient
-    generation: int = 0
-
-    def commit(self, message: str, files: dict[str, str]) -> str:
-        for name, text in files.items():
-            (self.root / name).parent.mkdir(parents=True, exist_ok=True)
-            (self.root / name).write_text(text)
-        git(self.root, "add", "-A")
-        git(self.root, "commit", "-q", "-m", message)
-        return git(self.root, "rev-parse", "HEAD")
-
-    def deploy(self, service: str, commit: str) -> list[str]:
-        factory = LocalFactory(load_project(self.root), SystemClock())
-        env = factory.project.environment("dev")
-        platform = factory.platform(env, factory.project.service(service))
-        store, locks = factory.stores(env)
-        sink = CollectingSink()
-        ctx = Context(store=store, locks=locks, clock=factory.clock, sink=sink,
-                      platform_for=lambda ref: platform, actor="tester", owner=owner_id("tester"))
-        release = factory.registry(env).resolve(service, commit)
-        state = deploy(ctx, ServiceRef(service, "dev"), release, factory.project.strategy(service))
-        assert state.phase is Phase.SUCCEEDED, sink.notes
-        return sink.notes
-
-    def recycle_back(self) -> str:
-        """Point back's live alias at a new version with no environment started yet."""
-        self.generation += 1
-        data = package_directory(self.root / "services" / "back")
-        published = self.client.publish("dev_back", data, "handler.handle", 128, 10.0,
-                                         {"GENERATION": str(self.generation)})
-        version = str(published["version"])
-        self.client.set_alias("dev_back", "live", {version: 1.0})
-        return version
-
-    def first_requests(self) -> list[dict[str, Any]]:
-        """REQUESTS requests at once through the router, then one more; each hop's cold flag."""
-        def one(_: int) -> dict[str, Any]:
-            status, headers, body = get(f"http://127.0.0.1:{self.port}/front/x", timeout=30)
-            assert status == 200, body
-            data = json.loads(body)
-            return {"front_cold": headers.get("x-lambda-cold-start") == "1", **data}
-        with ThreadPoolExecutor(REQUESTS) as pool:
-            answers = list(pool.map(one, range(REQUESTS)))
-        return [*answers, one(0)]
-
-    def metrics(self, function: str, version: str, since: float) -> dict[str, Any]:
-        return self.client.metrics(function, version, since, time.time() + 1)
-
-
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    root = tmp_path_factory.mktemp("chain") / "repo"
-    port = free_port_pair()
-    (root / "services" / "back").mkdir(parents=True)
-    (root / "pipeline.yaml").write_text(textwrap.dedent(f"""\
-        project: shop
-        organisations: {{dev: {{members: []}}, ops: {{members: []}}}}
-        environments:
-          dev: {{platform: local, owner: dev, local: {{port: {port}}}}}
-        """))
-    (root / ".gitignore").write_text(".pipeline/\nreports/\n")
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "test@example.com")
-    git(root, "config", "user.name", "test")
-    commit = Chain(root, port, LambdaControlClient("http://unused/")).commit("back", {
-        "services/back/service.yaml": service_yaml("back", 20),
-        "services/back/handler.py": BACK,
-    })
-    factory = LocalFactory(load_project(root), SystemClock())
-    plane = factory.plane()
-    made = Chain(root, port, LambdaControlClient(f"{plane.base_url}/lambda/", token=plane.token))
-    made.deploy("back", commit)
+    made = make_chain(tmp_path_factory.mktemp("chain") / "repo")
     try:
         yield made
     finally:
-        state_dir = factory.state_dir
-        info = read_plane(state_dir)
-        stop_plane(state_dir)
+        info = read_plane(made.state_dir)
+        stop_plane(made.state_dir)
         if info is not None:
             assert plane_processes(info.id) == []
 
 
-def commit_front(chain: Chain, marker: str, *, calls: str = "", keep_warm: str = "") -> str:
-    yaml = service_yaml("front", 10, env=f'{{ROUTER: "http://127.0.0.1:{chain.port}"}}',
-                        extra=calls, lambda_extra=keep_warm)
-    return chain.commit(f"front {marker}", {
-        "services/front/service.yaml": yaml,
-        "services/front/handler.py": FRONT.replace("{marker}", marker),
-    })
-
-
 def test_without_declared_calls_the_second_hop_starts_cold(chain: Chain) -> None:
-    commit = commit_front(chain, "one", keep_warm=KEEP_WARM)
+    commit = chain.commit_front("one", keep_warm=KEEP_WARM)
     chain.recycle_back()
     notes = chain.deploy("front", commit)
 
-    answers = chain.first_requests()
+    answers = chain.first_requests(REQUESTS)
     assert {a["release"] for a in answers} == {"one"}
     assert [a["front_cold"] for a in answers] == [False] * (REQUESTS + 1), notes  # the new version was warmed
     assert [a["back_cold"] for a in answers[:REQUESTS]] == [True] * REQUESTS  # back was not
@@ -148,13 +55,13 @@ def test_without_declared_calls_the_second_hop_starts_cold(chain: Chain) -> None
 
 
 def test_a_chained_warm_up_leaves_no_cold_start_on_any_hop_after_the_shift(chain: Chain) -> None:
-    commit = commit_front(chain, "two", calls="calls: [back]", keep_warm=KEEP_WARM)
+    commit = chain.commit_front("two", calls="calls: [back]", keep_warm=KEEP_WARM)
     back = chain.recycle_back()
     since = time.time()
     notes = chain.deploy("front", commit)
     assert any(f"dev_back:{back} 2/2" in note for note in notes), notes  # deepest first, then front
 
-    answers = chain.first_requests()
+    answers = chain.first_requests(REQUESTS)
     assert {a["release"] for a in answers} == {"two"}
     assert [(a["front_cold"], a["back_cold"]) for a in answers] == [(False, False)] * (REQUESTS + 1)
     # the warm-up pings are not requests: the metrics hold the real requests only, none cold
