@@ -5,9 +5,11 @@
   the toolkit (its first four characters are the key's ``hint`` tag), then ``CreateUsagePlanKey`` on the
   plan's usage plan; if binding fails, the unbound key is disabled again, so no key works
   that no plan throttles (it lists as revoked).
-- ``list``: ``GetApiKeys`` with ``nameQuery`` (a name prefix: ``<service>-<env>-``) and
+- ``list``: ``GetApiKeys`` with ``nameQuery`` ``<service>-<env>-`` and
   ``includeValues=False``, kept to the keys tagged with the service and environment; the
-  key's name, plan and hint (first four characters) are its tags.
+  key's name, plan and hint (first four characters) are its tags. API Gateway matches
+  ``nameQuery`` as a name prefix, which its reference does not say
+  (aws/aws-sdk-java-v2#1732; validated on AWS in getmoto/moto#8220): the tags decide.
 - ``revoke``: ``UpdateApiKey`` ``/enabled`` false. API Gateway refuses a disabled key at
   once, and the key stays listed (revoked, with the time) for the record; deleting it is
   an operator's choice in the console or CLI (``aws apigateway delete-api-key``).
