@@ -137,8 +137,10 @@ def first_limit(verdicts: Sequence[StepVerdict], thresholds: Thresholds) -> Firs
         throttled = _throttle(verdict.step)
         if throttled is not None:
             return throttled
+    if not verdicts:
+        return FirstLimit("none", None, "the ramp recorded no step")
     if breaking is None:
-        top = verdicts[-1].step.users if verdicts else None
+        top = verdicts[-1].step.users
         return FirstLimit("none", None, f"every step up to {top} users met the thresholds without throttles")
     step, first = verdicts[breaking].step, verdicts[0].step
     errors_low = thresholds.fail_ratio is None or step.fail_ratio <= thresholds.fail_ratio

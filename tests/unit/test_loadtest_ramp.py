@@ -262,3 +262,10 @@ def test_a_quota_is_compared_with_the_ramps_planned_requests(
         assert load_project(root).service("notify").load is not None
     else:
         assert problem in only_problem(root)
+
+
+def test_a_ramp_that_recorded_no_step_fails_its_gate_and_says_so() -> None:
+    outcome = analyse(Ramp(5, 10, 5, 10), [], LIMITS)
+
+    assert outcome.knee is None and outcome.limit.evidence == "the ramp recorded no step"
+    assert outcome.check().reason == "no step met the thresholds: at 5 users the ramp recorded no step"
