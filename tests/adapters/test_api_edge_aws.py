@@ -297,7 +297,7 @@ def test_a_rest_api_of_the_same_name_made_by_someone_else_is_refused(lambda_aws:
 
 def test_the_policy_aws_returns_escaped_and_expanded_reads_as_the_same() -> None:
     """API Gateway returns the policy with escaped quotes and ``execute-api:/*`` expanded to
-    the API's ARN (hashicorp/terraform-provider-aws#5549); that is not a change."""
+    the API's ARN (localstack/localstack#3325, go-to-k/cdk-real-drift#721); that is not a change."""
     api = ApiConfig.model_validate(BLOCK)
     wanted = resource_policy(api)
     arn = "arn:aws:execute-api:eu-west-1:123456789012:abc123/*"

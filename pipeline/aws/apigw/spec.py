@@ -235,8 +235,9 @@ def same_policy(stored: str | None, wanted: dict[str, Any], api_id: str) -> bool
     """Whether the policy API Gateway returns is ``wanted``.
 
     API Gateway returns the document as a string with its quotes backslash-escaped and
-    ``execute-api:/*`` expanded to the API's ARN (terraform-provider-aws normalises both,
-    hashicorp/terraform-provider-aws#5549), so both are undone before comparing.
+    ``execute-api:/*`` expanded to the API's ARN (escaping: localstack/localstack#3325,
+    hashicorp/terraform-provider-aws#4397; the ARN: go-to-k/cdk-real-drift#721), so both
+    are undone before comparing.
     """
     if not stored:
         return False
