@@ -35,6 +35,7 @@ from pipeline.core.plan import describe
 from pipeline.core.state import DeploymentState, Phase
 from pipeline.operations import Context
 from pipeline.report.build import write_report
+from pipeline.report.watch import watch_environment
 
 env_option = click.option(
     "--env", "env_name", required=True, help="Target environment.", shell_complete=complete_environments
@@ -193,13 +194,29 @@ def deploy(
 @click.option("--env", "env_name", help="Only this environment.", shell_complete=complete_environments)
 @wide_option
 @json_option
+@click.option("--watch", "watching", is_flag=True,
+              help="Live view of --env: every service's weights, slot health and traffic, until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(min=1.0), default=5.0, show_default=True,
+              help="Seconds between refreshes (--watch).")
+@click.option("--count", type=click.IntRange(min=0), default=0,
+              help="Stop after this many refreshes (--watch; 0: until Ctrl-C).")
 @click.pass_obj
-def status(app: App, service: str | None, env_name: str | None, wide: bool, as_json: bool) -> None:
+def status(app: App, service: str | None, env_name: str | None, wide: bool, as_json: bool,
+           watching: bool = False, interval: float = 5.0, count: int = 0) -> None:
     """Show the latest deployment of each service in each environment.
 
     One line per deployment (phase, release and digest prefix, weights, step, time of the
     last change), then what it waits for and its reason, wrapped: nothing is cut at any width.
+    With --watch --env ENV: a live table of ENV's services, redrawn every --interval seconds
+    (not on a terminal: one table per interval).
     """
+    if watching:
+        if env_name is None or as_json:
+            raise UsageError("status --watch shows one environment as a table: it needs --env and no --json",
+                             hint="e.g. `pipeline status --watch --env staging`")
+        refs = [app.ref(s, env_name) for s in ([service] if service else sorted(app.project.services))]
+        watch_environment(app.context(env_name, ConsoleSink()), refs, out, interval=interval, count=count)
+        return
     states: list[DeploymentState] = []
     envs = [env_name] if env_name else list(app.project.config.environments)
     services = [service] if service else sorted(app.project.services)
