@@ -6,6 +6,7 @@ moto stores a TracingConfig given at creation but ignores one in an update)."""
 from __future__ import annotations
 
 from pipeline.aws.lambda_.api import FunctionSettings, LambdaApi
+from pipeline.aws.lambda_.bootstrap import TRACE_POLICY
 from tests.adapters.support.lambda_world import LambdaWorld, lambda_aws
 
 
@@ -27,3 +28,13 @@ def test_a_configuration_update_keeps_active_tracing(lambda_aws: LambdaWorld) ->
                                          role_arn=spec.execution_role))
     [update] = lambda_aws.calls.named("UpdateFunctionConfiguration")
     assert update["TracingConfig"] == {"Mode": "Active"} and update["MemorySize"] == 256
+
+
+def test_the_execution_role_bootstrap_creates_may_send_trace_segments(lambda_aws: LambdaWorld) -> None:
+    spec = lambda_aws.spec()
+    lambda_aws.bootstrap(spec)
+    iam = lambda_aws.session.client("iam")
+    role = iam.get_role(RoleName=spec.execution_role.rpartition("/")[2])["Role"]["RoleName"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=TRACE_POLICY)["PolicyDocument"]
+    [statement] = document["Statement"]
+    assert set(statement["Action"]) == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}

@@ -65,6 +65,13 @@ IAM_ACTIONS: frozenset[str] = frozenset(
 ) | STAGING_ACTIONS
 
 LOG_POLICY = "pipeline-lambda-logs"
+TRACE_POLICY = "pipeline-lambda-xray"
+TRACES = {  # active tracing: Lambda sends the function's segments with the execution role
+    "Version": "2012-10-17",
+    "Statement": [{  # X-Ray's write actions have no resource-level permissions
+        "Effect": "Allow", "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], "Resource": "*",
+    }],
+}
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [
@@ -161,6 +168,8 @@ class _Planner:
         with aws_errors(f"create IAM role {name}"):
             self.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))
             self.iam.put_role_policy(RoleName=name, PolicyName=LOG_POLICY, PolicyDocument=json.dumps(logs))
+            self.iam.put_role_policy(RoleName=name, PolicyName=TRACE_POLICY,
+                                     PolicyDocument=json.dumps(TRACES))
 
     def _function_exists(self) -> bool:
         try:
