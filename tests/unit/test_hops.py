@@ -21,6 +21,8 @@ from pipeline.core.plan import Strategy
 from pipeline.core.state import Timeouts
 from pipeline.core.steps import Analyze, SetWeight, canary
 from pipeline.loadtest.hops import hop_report, markdown_lines
+from pipeline.local.spans import SpanRecord, SpanStore
+from pipeline.local.traces import LocalTraces
 from pipeline.operations import deploy
 from pipeline.testing import FakeTraces, release
 from tests.unit.support.engine import REF, World, stable_world
@@ -317,3 +319,21 @@ def test_validate_warns_that_per_hop_checks_cannot_be_judged_on_aws(write_projec
         "service orders on aws-dev: hop_p95_ms of catalog db.query cannot be judged here: the toolkit "
         "reads no traces on AWS yet, so every analysis is Inconclusive and on_inconclusive (rollback) "
         "decides; keep per-hop checks to local environments or accept that"]
+
+
+def test_local_traces_are_those_the_environments_router_sent_to_the_service_and_slot(tmp_path: Path) -> None:
+    store = SpanStore.of(tmp_path)
+
+    def routed(trace_id: str, env: str, service: str, slot: str, start: float) -> SpanRecord:
+        attributes = {"pipeline.environment": env, "pipeline.service": service, "pipeline.slot": slot,
+                      "pipeline.release": "r1"}
+        return SpanRecord(trace_id * 32, f"{next(_ids):016x}", None, f"GET /{service}*", "router", start,
+                          start + 0.1, attributes, "ok")
+
+    store.add([routed("a", "dev", "catalog", "green", 100.0), routed("b", "dev", "catalog", "blue", 101.0),
+               routed("c", "qa", "catalog", "green", 102.0), routed("d", "dev", "orders", "green", 103.0),
+               routed("e", "dev", "catalog", "green", 50.0)])  # before the window
+    traces = LocalTraces(tmp_path, "dev", "catalog")
+    assert [t[0].trace_id for t in traces.traces(90.0, 200.0, Slot.GREEN)] == ["a" * 32]
+    assert sorted(t[0].trace_id for t in traces.traces(90.0, 200.0)) == ["a" * 32, "b" * 32]
+    assert traces.traces(90.0, 100.5, Slot.BLUE) == []  # started after the window
