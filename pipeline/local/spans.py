@@ -117,6 +117,7 @@ class SpanStore:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL: no fsync per batch; a crash may lose the last spans
         try:
             yield db
         finally:
