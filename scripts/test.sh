@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 . scripts/python-env.sh
 
 if ! command -v buildah >/dev/null 2>&1 || ! command -v shellcheck >/dev/null 2>&1 \
-        || ! command -v haproxy >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
-    echo "== installing buildah (image builds for the ECR tests), shellcheck (workflow lint), haproxy and wrk (bench/router.py)" >&2
+        || ! command -v haproxy >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 \
+        || ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing buildah (image builds for the ECR tests), shellcheck (workflow lint), haproxy and wrk (bench/router.py), chromium (the HTML report's rendering test)" >&2
     if [ "$(id -u)" = 0 ]; then
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck haproxy wrk >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck haproxy wrk chromium >/dev/null
     else
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck haproxy wrk >/dev/null
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah shellcheck haproxy wrk chromium >/dev/null
     fi
 fi
 
