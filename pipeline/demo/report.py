@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.demo.timeline import Timeline
+from pipeline.report.svg import polyline
 
 WIDTH, HEIGHT, PAD = 900, 220, 40
 
@@ -35,13 +36,6 @@ def _x(t: float, t0: float, span: float) -> float:
 
 def _y(fraction: float) -> float:
     return HEIGHT - PAD - fraction * (HEIGHT - 2 * PAD)
-
-
-def _polyline(points: Sequence[tuple[float, float]], colour: str, width: float = 2) -> str:
-    if not points:
-        return ""
-    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    return f'<polyline fill="none" stroke="{colour}" stroke-width="{width}" points="{coords}"/>'
 
 
 def chart(timeline: Timeline) -> str:
@@ -79,9 +73,9 @@ def chart(timeline: Timeline) -> str:
             f'transform="rotate(-20 {x + 3:.1f} {PAD - 4})">'
             f"{html.escape(mark.label)}</text>"
         )
-    parts.append(_polyline(blue, "#1565c0", 2.5))
-    parts.append(_polyline(green, "#2e7d32", 2.5))
-    parts.append(_polyline(errors, "#c62828", 1.5))
+    parts.append(polyline(blue, "#1565c0", 2.5))
+    parts.append(polyline(green, "#2e7d32", 2.5))
+    parts.append(polyline(errors, "#c62828", 1.5))
     parts.append("</svg>")
     legend = (
         '<p class="legend"><span style="color:#1565c0">━ blue slot weight</span> '
