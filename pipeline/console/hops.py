@@ -45,5 +45,5 @@ def _versus(change: HopChange | None) -> Text:
         return Text("")
     if change.stable is None:
         return styled("new hop, grew", "bold red") if change.flagged else Text("new hop")
-    text = f"{change.growth_ms:+.1f} ms self"
+    text = f"{round(change.growth_ms, 1) + 0.0:+.1f} ms self"  # + 0.0: never "-0.0"
     return styled("grew", "bold red", f" {text}") if change.flagged else Text(text)
