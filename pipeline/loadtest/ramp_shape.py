@@ -10,7 +10,9 @@ difference (requests, failures, response-time histogram) and the throttles seen 
 last boundary to the output file, rewritten whole each time so a killed run leaves every
 finished step readable. Throttles are counted from the responses themselves (see
 ``pipeline.loadtest.ramp``); distributed workers ship their counts to the master with
-their regular stats reports, so a throttle may be booked up to one report interval late.
+their regular stats reports, so in a distributed run figures reach a step up to one report
+interval (3 s) late. When locust quits, what arrived after the last step closed (answers
+in flight, the workers' last reports) is booked to that step.
 
 Only the standard library and locust: this runs inside locust's gevent-patched process.
 """
@@ -27,6 +29,7 @@ from locust import LoadTestShape, events
 _PLAN: dict[str, Any] = json.loads(os.environ.get("PIPELINE_RAMP") or "{}")
 _STEPS_FILE = os.environ.get("PIPELINE_RAMP_STEPS", "")
 _REPORT_KEY = "pipeline_ramp_signals"
+SIGNALS = ("key_throttled", "function_throttled", "server_errors")
 _signals: dict[str, int] = {}
 """Throttles and server errors since the last step boundary (or report to the master)."""
 
@@ -76,7 +79,9 @@ class PipelineRamp(LoadTestShape):
         self.spawn_rate = float(_PLAN.get("spawn_rate", 10.0))
         self.index = -1
         self.mark: tuple[float, int, int, dict[int, int]] = (time.time(), 0, 0, {})
+        self.closed: tuple[float, int, int, dict[int, int]] | None = None  # the last step's mark
         self.records: list[dict[str, Any]] = []
+        events.quitting.add_listener(self._final)  # type: ignore[no-untyped-call]  # as above
 
     def tick(self) -> tuple[int, float] | None:
         index = int((time.perf_counter() - self.start_time) // self.step_duration)  # as get_run_time()
@@ -95,11 +100,13 @@ class PipelineRamp(LoadTestShape):
             return time.time(), 0, 0, {}
         return time.time(), total.num_requests, total.num_failures, dict(total.response_times)
 
-    def _close_step(self) -> None:
-        started, requests, failures, histogram = self.mark
+    def _step(self, mark: tuple[float, int, int, dict[int, int]], users: int,
+              signals: dict[str, int]) -> dict[str, Any]:
+        """The step from ``mark`` to the running totals now."""
+        started, requests, failures, histogram = mark
         ended, requests_now, failures_now, histogram_now = self._totals()
-        step = {
-            "users": self.levels[min(self.index, len(self.levels) - 1)],
+        return {
+            "users": users,
             "started": started,
             "ended": ended,
             "requests": requests_now - requests,
@@ -109,10 +116,28 @@ class PipelineRamp(LoadTestShape):
                 for ms, count in histogram_now.items()
                 if count - histogram.get(ms, 0) > 0
             },
-            **_signals,
+            **signals,
         }
+
+    def _close_step(self) -> None:
+        users = self.levels[min(self.index, len(self.levels) - 1)]
+        self.records.append(self._step(self.mark, users, dict(_signals)))
         _signals.clear()
-        self.records.append(step)
+        self.closed = self.mark
+        self._write()
+
+    def _final(self, **_: Any) -> None:
+        """At quitting, book to the last step what arrived after it closed: answers still in
+        flight, and in a distributed run the workers' last reports. Its time span stays."""
+        if not self.records or self.closed is None:
+            return
+        last = self.records[-1]
+        signals = {name: int(last.get(name, 0)) + _signals.get(name, 0) for name in SIGNALS}
+        _signals.clear()
+        self.records[-1] = {**self._step(self.closed, int(last["users"]), signals), "ended": last["ended"]}
+        self._write()
+
+    def _write(self) -> None:
         if _STEPS_FILE:
             partial = _STEPS_FILE + ".part"
             with open(partial, "w", encoding="utf-8") as handle:

@@ -59,6 +59,7 @@ def test_a_ramp_against_a_connection_limited_database_names_the_backend_and_a_kn
     steps = ramp["steps"]
     assert [s["users"] for s in steps] == [1, 5, 9]
     assert all(s["failures"] == 0 and s["requests"] > 0 for s in steps)
+    assert sum(s["requests"] for s in steps) == result["figures"]["requests"]  # every request in a step
     assert ramp["first_limit"]["kind"] == "backend_latency"
     assert ramp["first_limit"]["evidence"].startswith("p95 rose ")
     assert ramp["knee_users"] != 9 and not steps[-1]["passed"]
