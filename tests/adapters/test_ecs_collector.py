@@ -32,7 +32,7 @@ def test_the_sidecar_receives_on_localhost_and_exports_to_xray_and_the_endpoint(
     variables = {e["name"]: e["value"] for e in app["environment"]}
     assert variables["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://localhost:4318"
     assert variables["OTEL_SERVICE_NAME"] == "orders-api"  # the service's own setting wins
-    assert app["dependsOn"] == [{"containerName": COLLECTOR, "condition": "START"}]
+    assert "dependsOn" not in app  # the service never waits for its tracing
     assert app["memory"] + sidecar["memoryReservation"] == int(definition["memory"])
     assert sidecar["memoryReservation"] == COLLECTOR_MEMORY
     config = yaml.safe_load(sidecar["environment"][0]["value"])

@@ -5,8 +5,10 @@ container, ``aws-otel-collector`` (``ADOT_IMAGE``), that receives OTLP/HTTP from
 on ``localhost:4318`` and exports the spans both to AWS X-Ray (``awsxray``: the task role
 needs ``xray:PutTraceSegments`` and ``xray:PutTelemetryRecords``) and to the configured OTLP
 endpoint (``otlphttp``). The service container is told where to send its spans
-(``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME``; its own values win) and starts after
-the collector. The collector is not essential: if it stops, the service goes on untraced.
+(``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME``; its own values win). The collector
+is not essential and the service does not wait for it (no ``dependsOn``): tracing never
+keeps the service from starting or serving; spans sent before the collector listens are
+lost.
 
 Memory: the collector reserves ``COLLECTOR_MEMORY`` MiB and the service container's hard
 limit is lowered by as much, so the containers still fit the task's memory (ECS refuses a
@@ -62,7 +64,6 @@ def with_collector(definition: dict[str, Any], *, service: str, region: str, end
                                                   ("OTEL_SERVICE_NAME", service)) if k not in configured]
     app["environment"] = sorted([*app.get("environment", []), *extra], key=lambda e: str(e["name"]))
     app["memory"] = max(COLLECTOR_MEMORY, int(app["memory"]) - COLLECTOR_MEMORY)
-    app["dependsOn"] = [{"containerName": COLLECTOR, "condition": "START"}]
     options = dict(logging["options"], **{"awslogs-stream-prefix": f"{service}-otel"})
     sidecar = {
         "name": COLLECTOR,
