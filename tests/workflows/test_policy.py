@@ -116,13 +116,38 @@ def test_secrets_are_read_only_in_jobs_bound_to_an_environment(file: WorkflowFil
 @pytest.mark.parametrize("file", WORKFLOWS, ids=ids(WORKFLOWS))
 def test_oidc_is_granted_only_to_jobs_that_call_aws(file: WorkflowFile) -> None:
     for job_id, job in file.jobs().items():
-        calls_aws = AWS_ACTION in _dump(job.get("steps", [])) or "uses" in job
+        renews = "AWS_ROLE_ARN" in (job.get("env") or {})  # pipeline's own renewing OIDC credentials
+        if renews:
+            assert job["env"]["AWS_ROLE_ARN"] == "${{ vars.AWS_ROLE_ARN }}", f"{file.name}: {job_id}"
+            assert AWS_ACTION not in _dump(job.get("steps", [])), f"{file.name}: {job_id}: one source"
+        calls_aws = AWS_ACTION in _dump(job.get("steps", [])) or "uses" in job or renews
         grants = (job.get("permissions") or {}).get("id-token") == "write"
         assert grants == calls_aws, f"{file.name}: job {job_id}: id-token: write iff it calls AWS"
         for step in job.get("steps", []) or []:
             if str(step.get("uses", "")).startswith(AWS_ACTION):
                 assert step.get("if") == "vars.AWS_ROLE_ARN != ''", f"{file.name}: {job_id}"
                 assert step["with"]["role-to-assume"] == "${{ vars.AWS_ROLE_ARN }}", f"{file.name}: {job_id}"
+
+
+DEPLOYING_JOBS = {
+    "service.yml": (),  # SERVICE_JOBS_PENDING
+    "operate.yml": ("operate",),
+    "promote-single-org.yml": ("promote",),
+    "promote.yml": ("promote",),
+    "rollback.yml": ("rollback",),
+}
+
+
+@pytest.mark.parametrize("file", WORKFLOWS, ids=ids(WORKFLOWS))
+def test_jobs_that_can_outlast_an_hour_renew_their_aws_credentials(file: WorkflowFile) -> None:
+    """configure-aws-credentials leaves fixed keys (an hour); a deployment can hold far longer,
+    and pipeline refuses a strategy its credentials cannot outlast."""
+    jobs = file.jobs()
+    for job_id in DEPLOYING_JOBS.get(file.name, ()):
+        env = jobs[job_id].get("env") or {}
+        assert env.get("AWS_ROLE_ARN") == "${{ vars.AWS_ROLE_ARN }}", f"{file.name}: {job_id}"
+        assert env.get("AWS_REGION") == "${{ vars.AWS_REGION }}", f"{file.name}: {job_id}"
+        assert AWS_ACTION not in _dump(jobs[job_id].get("steps", [])), f"{file.name}: {job_id}"
 
 
 @pytest.mark.parametrize("file", WORKFLOWS, ids=ids(WORKFLOWS))
