@@ -15,10 +15,11 @@ from pipeline.core.model import ServiceRef
 from pipeline.core.state import Phase
 from pipeline.local.factory import LocalFactory
 from pipeline.local.plane.lifecycle import plane_processes, read_plane, stop_plane
+from pipeline.local.spans import SpanStore
 from pipeline.operations import Context, deploy
 from pipeline.owners import owner_id
 from pipeline.testing import CollectingSink
-from tests.local.support.plane import Project, get, git
+from tests.local.support.plane import Project, get, git, wait_until
 
 HANDLER = '''
 import json
@@ -86,3 +87,14 @@ def test_a_lambda_service_is_deployed_and_served_through_the_router(lambda_proje
     assert plane is not None
     workers = [p for p in plane_processes(plane.id) if "worker_main" in " ".join(p.cmdline())]
     assert workers  # the runtime's worker processes carry the plane's id; stop_plane ends them
+
+    # traced: the router's span, then the invocation's under the function's name, one trace
+    trace_id = "c" * 32
+    assert get(url, headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})[0] == 200
+    spans = SpanStore.of(project.state_dir)
+    wait_until(lambda: {s.service for s in spans.trace(trace_id)} >= {"router", "dev_notify"}, 15, "spans")
+    by_service = {s.service: s for s in spans.trace(trace_id)}
+    router, invoke = by_service["router"], by_service["dev_notify"]
+    assert router.parent_id == "00f067aa0ba902b7" and invoke.parent_id == router.span_id
+    assert invoke.name == "invoke"
+    assert invoke.attributes["pipeline.release"] == router.attributes["pipeline.release"]  # the version
