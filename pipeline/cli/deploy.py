@@ -46,6 +46,11 @@ yes_option = click.option(
     "--yes", is_flag=True, help="Do not ask before touching another organisation's environment."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print data as JSON on stdout.")
+report_option = click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the deployment's HTML report (rates, errors, p95, weights, verdicts, slowest traces) "
+    "to PATH, whatever the outcome.",
+)
 override_option = click.option(
     "--override-requirements",
     "override",
@@ -136,11 +141,7 @@ def deployment_outputs(state: DeploymentState | None) -> dict[str, object]:
 @override_option
 @click.option("--reason", default="", help="Why; recorded (required with --override-requirements).")
 @yes_option
-@click.option(
-    "--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the deployment's HTML report (rates, errors, p95, weights, verdicts, slowest traces) "
-    "to PATH, whatever the outcome.",
-)
+@report_option
 @json_option
 @github_output_option
 @click.pass_obj

@@ -4,6 +4,8 @@ when the target's requirements hold or a recorded break-glass override applies).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from rich.text import Text
 
@@ -17,6 +19,8 @@ from pipeline.cli.deploy import (
     finish,
     json_option,
     override_option,
+    report_option,
+    reported,
     service_argument,
     yes_option,
 )
@@ -92,6 +96,7 @@ def approve(app: App, service: str, env_name: str, which: str) -> None:
 @override_option
 @click.option("--reason", default="", help="Why (required with --override-requirements).")
 @yes_option
+@report_option
 @json_option
 @github_output_option
 @click.pass_obj
@@ -106,6 +111,7 @@ def promote(
     yes: bool,
     as_json: bool,
     github_output: bool,
+    report_path: Path | None = None,
 ) -> None:
     """Deploy the same image digest that passed --from into --to, if its requirements hold.
 
@@ -120,4 +126,4 @@ def promote(
     state = promotion.promote(
         ctx, service, source, target, app.strategy(service, target), app.requirements(target), digest=digest
     )
-    finish(state, as_json, github_output)
+    finish(reported(ctx, state, report_path), as_json, github_output)

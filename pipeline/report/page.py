@@ -57,13 +57,15 @@ def _weights(report: DeploymentReport) -> list[Line]:
 
 
 def _verdicts(report: DeploymentReport) -> list[Mark]:
-    marks = []
+    """One mark per analysis: the records of one event (same time) share its verdict, and
+    their notes (the verdict, then what it led to) make one label."""
+    judged: dict[tuple[float, str], list[str]] = {}
     for r in report.records:
         verdict = r.data.get("verdict")
         if isinstance(verdict, str):
-            colour = VERDICT_COLOURS.get(verdict, "#999")
-            marks.append(Mark(r.ts, f"{_when(r.ts)} {verdict}: {r.detail}", colour))
-    return marks
+            judged.setdefault((r.ts, verdict), []).append(r.detail)
+    return [Mark(ts, f"{_when(ts)} {verdict}: {'; '.join(notes)}", VERDICT_COLOURS.get(verdict, "#999"))
+            for (ts, verdict), notes in judged.items()]
 
 
 def _traces(report: DeploymentReport) -> str:

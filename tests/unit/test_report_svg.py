@@ -7,7 +7,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pipeline.core.model import Measurement, Slot
 from pipeline.core.ports import Record
@@ -18,6 +21,7 @@ from pipeline.report.data import slowest
 from pipeline.report.svg import Axis, Line, line_chart
 from pipeline.testing import FakeTraces, release
 from tests.unit.support.engine import CANARY, REF, World, stable_world
+from tests.unit.support.fake_cli import code, install
 
 EVIL = '<script>alert("x")</script>'
 
@@ -145,3 +149,28 @@ def test_a_metrics_outage_leaves_the_charts_empty_with_the_reason() -> None:
     assert "metrics unavailable: metrics unavailable: throttled" in text
     assert 'id="chart-rate"' in text and 'class="point"' not in chart(text, "chart-rate")
 
+
+
+def test_deploy_and_promote_write_the_report_whatever_the_outcome(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    fakes = install(monkeypatch)
+    first = tmp_path / "v1.html"
+    exit_code, _out, err = code("deploy", "orders", "--env", "dev", "--ref", "v1", "--report", str(first))
+    assert exit_code == 0 and f"report: {first}" in err
+    assert 'id="chart-weights"' in first.read_text()
+    fakes.fakes.metrics.per_slot[Slot.GREEN] = Measurement(100, 60, 10.0)  # v2 fails its analysis
+    failed = tmp_path / "reports" / "v2.html"
+    exit_code, _out, err = code("deploy", "orders", "--env", "dev", "--ref", "v2", "--report", str(failed))
+    assert exit_code != 0 and failed.is_file()
+    text = failed.read_text()
+    marks = chart(text, "chart-verdicts")
+    assert "rolled_back" in text
+    assert "failed: rolling back to v1" in marks and "analysis failed: error_rate" in marks
+    assert marks.count('class="point"') == 1  # one analysis, one mark (its notes joined)
+    fakes.fakes.metrics.per_slot.clear()
+    promoted = tmp_path / "staging.html"
+    exit_code, _out, err = code("promote", "orders", "--from", "dev", "--to", "staging", "--yes",
+                                "--report", str(promoted))
+    assert exit_code == 0, err
+    assert "orders@staging" in promoted.read_text()
