@@ -155,6 +155,6 @@ def _versus(change: HopChange | None, stable: bool) -> str:
         return ""
     if change.stable is None:
         return "new hop" + (" ❗ grew" if change.flagged else "")
-    sign = "+" if change.growth_ms >= 0 else "−"
-    text = f"{sign}{abs(change.growth_ms):.1f} ms self"
+    growth = round(change.growth_ms, 1)
+    text = f"{'+' if growth >= 0 else '−'}{abs(growth):.1f} ms self"
     return f"{text} ❗ grew" if change.flagged else text

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -187,7 +188,8 @@ def test_orders_load_stage_flags_catalogs_database_call_as_the_hop_that_grew(can
     for own in ("orders GET /orders/quote", "orders db.query", "orders -> catalog"):  # orders' own spans
         assert not changes[own]["flagged"] and abs(changes[own]["growth_ms"]) < 50, changes[own]
     summary = Path(report["reports"]["markdown"]).read_text(encoding="utf-8")
-    assert "#### Where the time goes" in summary and "| catalog db.query | 30" in summary
+    assert "#### Where the time goes" in summary
+    assert re.search(r"^\| catalog db\.query \| 3\d\d\.\d \| 3\d\d\.\d \|", summary, re.MULTILINE), summary
     assert "❗ grew" in summary and "- ❗ hop grew: catalog db.query +" in summary
     assert "where the time goes: catalog" in result.stderr and "hop grew: catalog db.query +" in result.stderr
 
