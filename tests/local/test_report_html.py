@@ -123,3 +123,16 @@ def test_chromium_renders_the_report_with_every_chart_present(report: Path, tmp_
     assert rate is not None
     for slot in ("blue", "green"):
         assert f'data-series="{slot}"' in rate.group(0)
+
+
+def test_status_watch_shows_the_real_planes_weights_health_and_traffic(
+    project: Project, report: Path
+) -> None:
+    args = ["--root", str(project.root), "status", "--watch", "--env", "dev", "--interval", "1",
+            "--count", "1"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "dev at" in out and "orders" in out and "succeeded" in out
+    assert "blue 0% / green 100%" in out  # read back from the router
+    assert "2/2 healthy" in out and "green" in out and "5xx" in out
