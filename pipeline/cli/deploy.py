@@ -30,7 +30,7 @@ from pipeline.console.render import (
     status_table,
     styled,
 )
-from pipeline.core.errors import Cancelled, DeploymentFailed, UsageError
+from pipeline.core.errors import Cancelled, DeploymentFailed, PipelineError, UsageError
 from pipeline.core.plan import describe
 from pipeline.core.state import DeploymentState, Phase
 from pipeline.operations import Context
@@ -108,9 +108,13 @@ def finish(state: DeploymentState | None, as_json: bool, github_output: bool = F
 
 
 def reported(ctx: Context, state: DeploymentState | None, path: Path | None) -> DeploymentState | None:
-    """``state``, after writing its deployment report to ``path`` (when asked for)."""
+    """``state``, after writing its deployment report to ``path`` (when asked for). A report
+    that cannot be written is said on stderr; the deployment's outcome stands either way."""
     if path is not None and state is not None:
-        err.print(f"report: {write_report(ctx, state, path)}", markup=False)
+        try:
+            err.print(f"report: {write_report(ctx, state, path)}", markup=False)
+        except (OSError, PipelineError) as exc:
+            err.print(f"report not written to {path}: {exc}", markup=False)
     return state
 
 

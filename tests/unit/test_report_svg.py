@@ -174,3 +174,16 @@ def test_deploy_and_promote_write_the_report_whatever_the_outcome(
                                 "--report", str(promoted))
     assert exit_code == 0, err
     assert "orders@staging" in promoted.read_text()
+
+
+def test_a_report_that_cannot_be_written_is_said_and_the_deployment_still_succeeds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    install(monkeypatch)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder\n")
+    target = str(blocked / "r.html")
+    args = ("deploy", "orders", "--env", "dev", "--ref", "v1", "--report", target)
+    exit_code, _out, err = code(*args, COLUMNS="300")
+    assert exit_code == 0 and f"report not written to {blocked / 'r.html'}" in err and "Traceback" not in err
+    assert "succeeded" in err
