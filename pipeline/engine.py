@@ -32,6 +32,7 @@ from pipeline.core.ports import (
     Lease,
     LockManager,
     Platform,
+    Recalls,
     Record,
     RunObserver,
     StateStore,
@@ -245,9 +246,11 @@ class Engine:
         p, now = self._platform, self._clock.now
         match action:
             case Provision(slot=slot):
-                p.compute.provision(slot, s.release)
-                return Provisioned(now())
+                self._recall(s, slot)
+                reference = p.compute.provision(slot, s.release)
+                return Provisioned(now(), reference or "")
             case AwaitReady(slot=slot):
+                self._recall(s, slot)
                 health = p.compute.health(slot, s.release)
                 return HealthObserved(now(), health.ready, _health_detail(health))
             case SetTraffic(weights=w):
@@ -267,6 +270,12 @@ class Engine:
                 p.compute.scale_down(slot)
                 return ScaledDown(now())
         raise AssertionError(action)  # pragma: no cover - exhaustive
+
+    def _recall(self, s: DeploymentState, slot: Slot) -> None:
+        """Hand the compute back what it provisioned in ``slot`` (a resumed run)."""
+        compute, reference = self._platform.compute, s.ref_of(slot)
+        if reference and isinstance(compute, Recalls):
+            compute.recall(slot, s.release, reference)
 
     def _measure(self, s: DeploymentState, slot: Slot, since: float, until: float) -> Event:
         """Measure over ``[since, until)``; ``until`` 0 = now (the window of an exact source)."""

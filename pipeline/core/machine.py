@@ -81,7 +81,8 @@ def _start(s: DeploymentState, e: Start) -> Result:
 
 def _provisioned(s: DeploymentState, e: Provisioned) -> Result:
     deadline = e.now + s.timeouts.ready
-    return s.evolve(pending=AwaitReady(s.new_slot), deadline=deadline), (
+    refs = {**s.slot_refs, s.new_slot.value: e.reference} if e.reference else s.slot_refs
+    return s.evolve(pending=AwaitReady(s.new_slot), deadline=deadline, slot_refs=refs), (
         f"{s.new_slot} provisioned with {s.release.short}",
     )
 

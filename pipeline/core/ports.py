@@ -26,8 +26,12 @@ class Clock(Protocol):
 class Compute(Protocol):
     """Runs releases in the two slots of one service in one environment."""
 
-    def provision(self, slot: Slot, release: Release) -> None:
-        """Start (or update) ``slot`` to run ``release``. Idempotent; does not wait."""
+    def provision(self, slot: Slot, release: Release) -> str | None:
+        """Start (or update) ``slot`` to run ``release``. Idempotent; does not wait.
+
+        May return the platform's reference for what now runs there (an ECS task definition
+        revision ARN): the engine keeps it in the state, and a compute that implements
+        ``Recalls`` gets it back in a later process (resume). None: nothing to keep."""
 
     def health(self, slot: Slot, release: Release) -> SlotHealth:
         """Report whether ``slot`` runs *this* release with every replica healthy."""
@@ -37,6 +41,16 @@ class Compute(Protocol):
 
     def endpoint(self, slot: Slot) -> str:
         """Base URL of the test route that reaches only ``slot``."""
+
+
+@runtime_checkable
+class Recalls(Protocol):
+    """What a ``Compute`` may also implement to judge a resumed deployment by what it
+    provisioned, not by content: the engine hands back, before it provisions or checks
+    ``slot`` again, the reference ``provision`` returned for it (kept in the state)."""
+
+    def recall(self, slot: Slot, release: Release, reference: str) -> None:
+        """``reference`` is what ``provision(slot, release)`` returned in this deployment."""
 
 
 class TrafficRouter(Protocol):

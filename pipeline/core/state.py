@@ -115,7 +115,11 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class Provisioned:
+    """``reference``: what ``Compute.provision`` returned (an ECS task definition revision
+    ARN), "" when the platform has none."""
+
     now: float
+    reference: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +248,13 @@ class DeploymentState:
     aborted: bool = False
     measure_from: float = 0.0
     updated_at: float = 0.0
+    # slot value -> what ``Compute.provision`` returned for it in this deployment (an ECS
+    # task definition revision ARN): a resumed run hands it back (``Compute``'s ``recall``)
+    slot_refs: dict[str, str] = field(default_factory=dict)
+
+    def ref_of(self, slot: Slot) -> str:
+        """The platform's reference for what this deployment provisioned in ``slot``, or ""."""
+        return self.slot_refs.get(slot.value, "")
 
     @property
     def old_slot(self) -> Slot:
@@ -317,6 +328,7 @@ def _encode(s: DeploymentState) -> dict[str, Any]:
         "aborted": s.aborted,
         "measure_from": s.measure_from,
         "updated_at": s.updated_at,
+        "slot_refs": dict(sorted(s.slot_refs.items())),
     }
 
 
@@ -346,7 +358,23 @@ def _decode(d: dict[str, Any]) -> DeploymentState:
         aborted=d["aborted"],
         measure_from=d["measure_from"],
         updated_at=d["updated_at"],
+        slot_refs=_decode_slot_refs(d.get("slot_refs")),  # absent in states saved before it
     )
+
+
+def _decode_slot_refs(data: Any) -> dict[str, str]:
+    """``{"green": "arn:..."}``; PlatformError naming the key for anything else."""
+    if data is None:
+        return {}
+    slots = {slot.value for slot in Slot}
+    if not isinstance(data, dict) or not all(
+        k in slots and isinstance(v, str) for k, v in data.items()
+    ):
+        raise PlatformError(
+            f"state store holds a deployment whose slot_refs is not a map of slot to reference: {data!r}",
+            hint="the state was written by another tool or damaged; abort the deployment and deploy again",
+        )
+    return dict(data)
 
 
 _SIGNALS: dict[str, type[Any]] = {

@@ -9,12 +9,17 @@ Each service has two slot services in the environment's cluster, ``<svc>-blue`` 
   pinned by digest), reuses the slot's current revision or the family's latest one when it
   is the same definition (compared as sets: ECS reorders lists), registers a new revision
   otherwise, and updates the slot service to it with the desired count and the service's
-  health-check grace period. It remembers the revision's ARN for ``health``, then points
-  the test listener rule at the slot. Idempotent: run again, it makes no call that
-  changes anything.
+  health-check grace period. It returns the revision's ARN (the engine keeps it in the
+  deployment state) and remembers it for ``health``, then points the test listener rule at
+  the slot. Idempotent: run again, it makes no call that changes anything.
+- ``recall(slot, release, arn)``: a resumed deployment (another process) hands back the ARN
+  ``provision`` returned; ``provision`` then keeps that revision (while it still equals the
+  rendering) and ``health`` compares ARNs again.
 - ``health(slot, release)`` is truthful: ready only when the slot service runs *this*
-  revision (the ARN ``provision`` chose; after a restart, a revision whose definition
-  equals the rendering for the release), no task of another deployment is running,
+  revision (the ARN ``provision`` chose or ``recall`` handed back: a revision of the same
+  family registered by anyone else is not this deployment's, however equal; only for a
+  deployment saved without an ARN, a revision whose definition equals the rendering for
+  the release), no task of another deployment is running,
   ``runningCount == desiredCount`` and every target in the slot's target group is healthy.
   Otherwise ``detail`` carries the evidence (service events, stopped-task reasons and exit
   codes, target-health reasons). A rollout of this revision that ECS's deployment circuit
@@ -90,13 +95,14 @@ class EcsCompute:
 
     # --- the port ---------------------------------------------------------------------
 
-    def provision(self, slot: Slot, release: Release) -> None:
-        """Run ``release`` in ``slot`` (no waiting). Idempotent."""
+    def provision(self, slot: Slot, release: Release) -> str:
+        """Run ``release`` in ``slot`` (no waiting); the revision's ARN. Idempotent."""
         image = ensure_image(self._session, self.env.ecr_registry, self.spec.name, release)
         wanted = render(self.env, self.spec, image)
         name = self.spec.slot_service(slot)
         service = describe_service(self._session, self.env.cluster, name)
-        revision = self._revision(wanted, service.get("taskDefinition", ""))
+        chosen = self._provisioned.get((slot, release.digest), "")
+        revision = self._revision(wanted, chosen, service.get("taskDefinition", ""))
         desired, grace = self.spec.desired_count, int(self.spec.grace_period)
         current = (
             service.get("taskDefinition"),
@@ -119,6 +125,12 @@ class EcsCompute:
                 )
         self._provisioned[(slot, release.digest)] = revision
         self._test_route.write(Weights.all_to(slot))
+        return revision
+
+    def recall(self, slot: Slot, release: Release, reference: str) -> None:
+        """The revision ARN ``provision`` returned for ``slot`` and ``release`` (a resumed
+        deployment): ``health`` compares ARNs with it, ``provision`` prefers it."""
+        self._provisioned[(slot, release.digest)] = reference
 
     def health(self, slot: Slot, release: Release) -> SlotHealth:
         """Whether ``slot`` runs *this* release with every task and target healthy."""
@@ -153,10 +165,12 @@ class EcsCompute:
 
     # --- internals --------------------------------------------------------------------
 
-    def _revision(self, wanted: dict[str, Any], current: str) -> str:
-        """The ARN of a revision equal to ``wanted``: current, the family's latest, or a new one."""
-        if current and same_definition(self._describe_revision(current), wanted):
-            return current
+    def _revision(self, wanted: dict[str, Any], chosen: str, current: str) -> str:
+        """The ARN of a revision equal to ``wanted``: the one this deployment chose before,
+        the slot's current one, the family's latest, or a new one."""
+        for arn in (chosen, current):
+            if arn and same_definition(self._describe_revision(arn), wanted):
+                return arn
         latest = self._latest_revision()
         if latest and same_definition(latest, wanted):
             return str(latest["taskDefinitionArn"])
@@ -192,8 +206,9 @@ class EcsCompute:
         return described
 
     def _runs(self, slot: Slot, release: Release, arn: str) -> bool:
-        """Whether the revision ``arn`` is ``release``'s: the ARN ``provision`` chose, or
-        (another process provisioned it) a revision equal to the release's rendering."""
+        """Whether the revision ``arn`` is ``release``'s: the ARN ``provision`` chose (or
+        ``recall`` handed back), or, when neither is known (a deployment saved without it),
+        a revision equal to the release's rendering."""
         if not arn:
             return False
         chosen = self._provisioned.get((slot, release.digest))
