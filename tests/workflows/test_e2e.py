@@ -113,6 +113,14 @@ def test_the_load_report_is_an_artifact_and_summarised(world: World, good: Deliv
     assert "Load test: orders" in good.run.summaries()
 
 
+def test_the_deployment_reports_of_dev_and_staging_are_artifacts(world: World, good: Delivery) -> None:
+    for env in ("dev", "staging"):
+        report = world.artifacts / f"deployment-report-orders-{env}" / f"{env}.html"
+        assert report.is_file(), sorted(p.name for p in world.artifacts.iterdir())
+        text = report.read_text()
+        assert 'id="chart-rate"' in text and 'id="chart-weights"' in text and "<script" not in text
+
+
 def test_the_handoff_opens_one_promotion_pull_request_with_the_digest(world: World, good: Delivery) -> None:
     opened = [pulls(world)[str(n)] for n in open_pull_numbers(world, "orders")]
     assert len(opened) == 1
