@@ -6,8 +6,10 @@ a unique name so that every service's tests can run in one pytest session.
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
+import socket
 import sys
 import threading
 import urllib.error
@@ -125,3 +127,27 @@ def test_a_release_can_slow_its_database_calls_by_file_or_environment(tmp_path: 
     (tmp_path / "fault.json").write_text('{"db_latency_ms": 300}')
     assert app.load_fault(tmp_path / "fault.json", {}) == app.Fault(db_latency_ms=300.0)
     assert app.load_fault(tmp_path / "absent.json", {"CATALOG_DB_EXTRA_MS": "120"}).db_latency_ms == 120.0
+
+
+def test_answers_leave_at_once_on_a_kept_alive_connection(tmp_path: Path) -> None:
+    """Headers and body are two writes: with Nagle's algorithm on, the body would wait for the
+    client's delayed ACK (~40 ms a request), so every connection has TCP_NODELAY."""
+    server = app.make_server("127.0.0.1", 0, str(tmp_path / "catalog.db"), app.Fault(), "1")
+    accepted: list[socket.socket] = []
+    finish = server.finish_request
+    server.finish_request = lambda request, address: (accepted.append(request), finish(request, address))[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        client = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        for _ in range(2):
+            client.request("GET", "/catalog/1")
+            assert client.getresponse().read()
+        assert len(accepted) == 1  # one kept-alive connection
+        assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        server.store.close()
+        thread.join(5)
