@@ -6,14 +6,17 @@
       keys: required            # required | optional | none
       default_plan: partner     # the plan of a key created without --plan
       plans:
-        partner: {rate: 20/s, burst: 40, quota: 10000/day}
+        partner: {rate: 20/s, burst: 40, quota: 10000/day, keys: [acme, globex]}
       allow_cidrs: [10.0.0.0/8, 127.0.0.0/8]
       deny_cidrs: [127.0.0.9/32]
       cache: {ttl: 30s, key: {headers: [accept-language], query: [page]}, methods: [GET],
               invalidate_on_deploy: true}
 
 Rates are requests per second (``20/s``, ``600/m``, ``3600/h`` or a plain number); a
-quota is requests per UTC day (``10000/day`` or a plain integer). The same block drives
+quota is requests per UTC day (``10000/day`` or a plain integer). A plan's ``keys`` are
+*declared* keys: named keys the platform issues on that plan (API Gateway: ``pipeline
+bootstrap``; local: ``pipeline keys create --declared``); a name belongs to one plan only.
+The same block drives
 the local router's edge (``pipeline.local.http.edge``) and the AWS REST API.
 
 ``quota_problem`` compares a plan's quota with the load stage's planned requests; the
@@ -31,8 +34,9 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictBool, StrictS
 from pydantic_core import PydanticCustomError
 
 from pipeline.config.fields import Duration, Issue, Matches, Model, Name, Within
+from pipeline.core.edge import KEY_NAME_PATTERN
 
-__all__ = ["ApiConfig", "CacheConfig", "CacheKeyConfig", "UsagePlan", "parse_quota", "parse_rate",
+__all__ = ["ApiConfig", "CacheConfig", "CacheKeyConfig", "KeyName", "UsagePlan", "parse_quota", "parse_rate",
            "planned_requests", "quota_problem"]
 
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
@@ -100,6 +104,7 @@ Cidr = Annotated[StrictStr, AfterValidator(_network)]
 HeaderName = Annotated[StrictStr, Matches(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$", "an HTTP header name")]
 QueryName = Annotated[StrictStr, Matches(r"^[^&=#\s]{1,128}$", "a query parameter name")]
 Method = Annotated[StrictStr, Matches(r"^[A-Za-z]{1,16}$", "an HTTP method like GET")]
+KeyName = Annotated[StrictStr, Matches(KEY_NAME_PATTERN, "a key name (1-64 letters, digits, '.', '_', '-')")]
 
 
 class UsagePlan(Model):
@@ -111,6 +116,9 @@ class UsagePlan(Model):
         default=None, description="bucket size; unset: the rate rounded up (at least 1)"
     )
     quota: Quota | None = Field(default=None, description="requests per UTC day: 10000/day")
+    keys: tuple[KeyName, ...] = Field(
+        default=(), description="declared keys of this plan (issued by bootstrap or keys create --declared)"
+    )
 
     @property
     def bucket(self) -> int:
@@ -176,7 +184,25 @@ class ApiConfig(Model):
                 if cidr in seen:
                     issues.append(((kind, i), f"{cidr} is listed twice: remove one"))
                 seen.add(cidr)
+        return issues + self._declared_twice()
+
+    def _declared_twice(self) -> list[Issue]:
+        owner: dict[str, str] = {}
+        issues: list[Issue] = []
+        for plan_name, plan in self.plans.items():
+            for i, key in enumerate(plan.keys):
+                first = owner.setdefault(key, plan_name)
+                if first != plan_name or plan.keys.index(key) != i:
+                    where = "this plan" if first == plan_name else f"plan {first}"
+                    issues.append((("plans", plan_name, "keys", i),
+                                   f"key {key} is already declared in {where}: a key has one plan; "
+                                   "keep one of the two"))
         return issues
+
+    @property
+    def declared_keys(self) -> dict[str, str]:
+        """The declared keys' plans, by key name."""
+        return {key: name for name, plan in self.plans.items() for key in plan.keys}
 
     def plan(self, name: str | None) -> UsagePlan | None:
         """The plan called ``name`` (``default_plan`` when None); None when there is none."""

@@ -165,3 +165,44 @@ def test_the_example_notify_service_declares_a_keyed_api() -> None:
     api = load_project(REPO_ROOT).service("notify").api
     assert isinstance(api, ApiConfig) and api.keys == "required"
     assert "127.0.0.0/8" in api.allow_cidrs
+
+
+def test_plans_declare_named_keys_and_a_name_in_two_plans_is_reported(write_project: WriteProject) -> None:
+    root = write_project(PIPELINE, {"notify": NOTIFY + """
+    api:
+      keys: required
+      plans:
+        partner: {rate: 20/s, keys: [acme, globex]}
+        free: {rate: 2}
+    """})
+    api = load_project(root).service("notify").api
+    assert api is not None and api.plans["partner"].keys == ("acme", "globex")
+    assert api.declared_keys == {"acme": "partner", "globex": "partner"}
+
+    found = problems_of(write_project, """
+    api:
+      keys: required
+      plans:
+        partner: {rate: 20/s, keys: [acme, globex, "bad name", "acme\\n"]}
+        free: {rate: 2, keys: [globex, solo, solo]}
+    """)
+
+    assert found == [
+        "services/notify/service.yaml:18: api.plans.partner.keys[2]: 'bad name' is not a key name "
+        "(1-64 letters, digits, '.', '_', '-')",
+        "services/notify/service.yaml:18: api.plans.partner.keys[3]: 'acme\\n' is not a key name "
+        "(1-64 letters, digits, '.', '_', '-')",
+    ]
+    found = problems_of(write_project, """
+    api:
+      keys: required
+      plans:
+        partner: {rate: 20/s, keys: [acme, globex]}
+        free: {rate: 2, keys: [globex, solo, solo]}
+    """)
+    assert found == [
+        "services/notify/service.yaml:19: api.plans.free.keys[0]: key globex is already declared in "
+        "plan partner: a key has one plan; keep one of the two",
+        "services/notify/service.yaml:19: api.plans.free.keys[2]: key solo is already declared in "
+        "this plan: a key has one plan; keep one of the two",
+    ]
