@@ -175,7 +175,7 @@ def waterfall(cid: str, title: str, bars: Sequence[Bar]) -> str:
     row, left = 22, 300
     total = max((b.start_ms + b.duration_ms for b in bars), default=1.0) or 1.0
     height = PAD + row * max(len(bars), 1) + 10
-    scale = (WIDTH - left - 20) / total
+    scale = (WIDTH - left - 80) / total  # room for the duration after the longest bar
     parts = [f'<svg id="{esc(cid)}" class="chart waterfall" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
              f'height="{height}" role="img" aria-label="{esc(title)}">',
              f'<text x="10" y="20" font-size="12" font-weight="bold">{esc(title)}</text>']
@@ -188,7 +188,7 @@ def waterfall(cid: str, title: str, bars: Sequence[Bar]) -> str:
         parts.append(f'<rect class="point" x="{x:.1f}" y="{y + 2}" width="{width:.1f}" '
                      f'height="{row - 6}" fill="{colour}"><title>{esc(bar.label)}: {bar.duration_ms:.1f} ms'
                      "</title></rect>")
-        parts.append(f'<text x="{min(x + width + 4, WIDTH - 60):.1f}" y="{y + 13}" '
+        parts.append(f'<text x="{x + width + 4:.1f}" y="{y + 13}" '
                      f'font-size="10">{bar.duration_ms:.1f} ms</text>')
     parts.append("</svg>")
     return "\n".join(parts)
