@@ -181,6 +181,8 @@ def load_outputs(result: LoadResult) -> dict[str, object]:
             if result.ramp is not None
             else {}
         ),
+        **({"grown_hops": ", ".join(c.hop for _, c in result.hops.flagged)} if result.hops is not None
+           else {}),
     }
 
 

@@ -100,8 +100,8 @@ class Canary:
     version: str
 
 
-def _cli(project: Project, *args: str, ok: bool = True) -> Any:
-    result = CliRunner().invoke(cli, ["--root", str(project.root), *args], catch_exceptions=False)
+def _cli(project: Project, *args: str, ok: bool = True, env: dict[str, str] | None = None) -> Any:
+    result = CliRunner(env=env).invoke(cli, ["--root", str(project.root), *args], catch_exceptions=False)
     if ok:
         assert result.exit_code == 0, result.output
     return result
@@ -174,8 +174,11 @@ def canary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Canary]:
             assert plane_processes(info.id) == []
 
 
-def test_orders_load_stage_flags_catalogs_database_call_as_the_hop_that_grew(canary: Canary) -> None:
-    result = _cli(canary.project, "loadtest", "orders", "--env", "dev", "--json")
+def test_orders_load_stage_flags_catalogs_database_call_as_the_hop_that_grew(
+        canary: Canary, tmp_path: Path) -> None:
+    outputs = tmp_path / "github_output"
+    result = _cli(canary.project, "loadtest", "orders", "--env", "dev", "--json", "--github-output",
+                  env={"GITHUB_OUTPUT": str(outputs)})
     report = json.loads(result.stdout)
     assert report["passed"] is True
     hops = report["hops"]
@@ -192,6 +195,7 @@ def test_orders_load_stage_flags_catalogs_database_call_as_the_hop_that_grew(can
     assert re.search(r"^\| catalog db\.query \| 3\d\d\.\d \| 3\d\d\.\d \|", summary, re.MULTILINE), summary
     assert "❗ grew" in summary and "- ❗ hop grew: catalog db.query +" in summary
     assert "where the time goes: catalog" in result.stderr and "hop grew: catalog db.query +" in result.stderr
+    assert "grown_hops=catalog db.query\n" in outputs.read_text()
 
 
 def test_a_per_hop_latency_gate_rolls_the_slow_release_back(canary: Canary) -> None:
