@@ -130,7 +130,7 @@ def test_oidc_is_granted_only_to_jobs_that_call_aws(file: WorkflowFile) -> None:
 
 
 DEPLOYING_JOBS = {
-    "service.yml": (),  # SERVICE_JOBS_PENDING
+    "service.yml": ("dev", "staging", "load"),
     "operate.yml": ("operate",),
     "promote-single-org.yml": ("promote",),
     "promote.yml": ("promote",),
