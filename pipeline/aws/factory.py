@@ -8,6 +8,8 @@
 - ``strategy(env, service, strategy)``: the AWS platform's rules for a service's strategy
   (ECS slots scale down once the ALB weights settled; ECS drains their targets itself),
   and the refusal of a strategy that may outlast the environment's credentials;
+- ``resumable(env, state, command)``: the same refusal for what is left of a stored
+  deployment that ``pipeline deploy --resume`` or ``pipeline continue`` would run here;
 - ``bootstrap_plan(env, services)``: the ``BootstrapStep`` list ``pipeline bootstrap`` runs
   (a service's ``api:`` edge included: ``pipeline.aws.apigw.bootstrap``);
 - ``api_keys(env)``: ``pipeline keys`` on the REST APIs' keys (``pipeline.aws.apigw.keys``).
@@ -20,7 +22,9 @@ One ``AwsSession`` per environment (assumed role, retries, client cache), made o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pipeline.aws.alb.metrics import CloudWatchMetrics
@@ -30,7 +34,7 @@ from pipeline.aws.apigw.cache import CacheFlushingRouter, StageCache
 from pipeline.aws.apigw.keys import ApiGatewayKeys
 from pipeline.aws.apigw.spec import EdgeSpec, edge_spec
 from pipeline.aws.bootstrap import BootstrapStep, plan_environment
-from pipeline.aws.credentials import check_fits
+from pipeline.aws.credentials import check_fits, check_rest_fits
 from pipeline.aws.ecr.registry import EcrRegistry
 from pipeline.aws.ecs.bootstrap import plan_ecs_service
 from pipeline.aws.ecs.compute import EcsCompute
@@ -42,9 +46,11 @@ from pipeline.aws.settings import AwsEnvironment, EcsServiceSpec, aws_environmen
 from pipeline.aws.state.lock import DynamoLockManager
 from pipeline.aws.state.store import DynamoStateStore
 from pipeline.build import source_revision
+from pipeline.core.edge import IssuedKey
 from pipeline.core.errors import UsageError
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, ImageRegistry, LockManager, Platform, StageRunner, StateStore
+from pipeline.core.state import DeploymentState
 from pipeline.loadtest.stages import ServiceStageRunner
 from pipeline.loadtest.synthetic import service_traffic
 from pipeline.owners import actor as current_actor
@@ -144,6 +150,12 @@ class AwsFactory:
         check_fits(session.lifetime(), strategy, session.utc_now(), environment=self.environment(env).name)
         return strategy
 
+    def resumable(self, env: EnvironmentConfig, state: DeploymentState, command: str) -> None:
+        """UsageError, before anything changes, when the environment's credentials expire
+        before the rest of ``state``'s stored plan may end (``check_rest_fits``)."""
+        session = self.session(env)
+        check_rest_fits(session.lifetime(), state, session.utc_now(), self.clock.now(), command=command)
+
     def registry(self, env: EnvironmentConfig) -> ImageRegistry:
         settings, root = self.environment(env), self.project.root
         return EcrRegistry(
@@ -152,8 +164,14 @@ class AwsFactory:
             head=lambda: source_revision(root)[0],
         )
 
-    def bootstrap_plan(self, env: EnvironmentConfig, services: list[ServiceConfig]) -> list[BootstrapStep]:
-        """What ``pipeline bootstrap`` would create for ``env`` and ``services`` (reads only)."""
+    def bootstrap_plan(
+        self,
+        env: EnvironmentConfig,
+        services: list[ServiceConfig],
+        reveal: Callable[[str, IssuedKey], None] | None = None,
+    ) -> list[BootstrapStep]:
+        """What ``pipeline bootstrap`` would create for ``env`` and ``services`` (reads only);
+        ``reveal(service, issued)`` takes the secret of each declared API key it creates."""
         session, settings = self.session(env), self.environment(env)
         steps = plan_environment(session, settings, self.clock)
         for service in services:
@@ -163,7 +181,8 @@ class AwsFactory:
                 steps += plan_ecs_service(session, settings, ecs_spec(service))
             edge = edge_spec(settings, service)
             if edge is not None:
-                steps += plan_edge(session, edge, self.clock)
+                shown = None if reveal is None else partial(reveal, service.name)
+                steps += plan_edge(session, edge, self.clock, shown)
         return steps
 
     def api_keys(self, env: EnvironmentConfig) -> ApiGatewayKeys:

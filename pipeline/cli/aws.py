@@ -14,6 +14,7 @@ from pipeline.aws.factory import AwsFactory
 from pipeline.aws.iam import POLICY_KINDS, PolicyKind, ServiceKinds, policy
 from pipeline.aws.settings import aws_environment
 from pipeline.console.render import emit_json, err, out, styled
+from pipeline.core.edge import IssuedKey
 from pipeline.core.errors import UsageError
 
 
@@ -39,7 +40,7 @@ def bootstrap(app: App, env_name: str, service: str | None, dry_run: bool) -> No
         [project.service(service)] if service else [project.services[n] for n in sorted(project.services)]
     )
     factory = AwsFactory(project, app.clock, actor=app.actor)
-    steps = factory.bootstrap_plan(app.environment(env_name), services)
+    steps = factory.bootstrap_plan(app.environment(env_name), services, _reveal)
     for line in describe(steps):
         out.print(line, markup=False)
     if dry_run:
@@ -48,6 +49,14 @@ def bootstrap(app: App, env_name: str, service: str | None, dry_run: bool) -> No
     created = execute(steps)
     existed = len(steps) - len(created)
     err.print(styled("bootstrapped", "green", f" {env_name}: created {len(created)}, {existed} existed"))
+
+
+def _reveal(service: str, issued: IssuedKey) -> None:
+    """A declared API key bootstrap just created: its secret on stdout, this once."""
+    key = issued.key
+    out.print(f"secret  api key  {service} {key.name} (plan {key.plan}): {issued.secret}", markup=False)
+    err.print(f"the secret of {service}'s key {key.name} is shown only now: hand it to its holder "
+              "(x-api-key header); `pipeline keys list` shows its hint only", markup=False)
 
 
 @click.command("iam-policy")

@@ -26,6 +26,7 @@ from pipeline.aws.apigw.spec import (
 from pipeline.aws.bootstrap import execute
 from pipeline.aws.iam import ServiceKinds, iam_actions_of_call, policy, policy_actions
 from pipeline.aws.settings import AwsEnvironment
+from pipeline.core.edge import IssuedKey
 from pipeline.core.errors import NotFoundError, PlatformError, UsageError
 from pipeline.core.model import ServiceRef, Weights
 from pipeline.core.state import Phase
@@ -106,6 +107,51 @@ def test_a_key_no_plan_accepts_is_disabled_again(lambda_aws: LambdaWorld) -> Non
     [key] = [k for k in client.get_api_keys(includeValues=False)["items"] if k["name"] == "orders-dev-alice"]
     assert key["enabled"] is False
     assert [k.active for k in keys_of(lambda_aws, spec).list("orders")] == [False]  # listed as revoked
+
+
+def test_bootstrap_issues_declared_keys_once_and_leaves_the_others_alone(lambda_aws: LambdaWorld) -> None:
+    plans = {"partner": {"rate": "20/s", "burst": 40, "quota": "10000/day", "keys": ["acme", "globex"]},
+             "free": {"rate": 2}}
+    spec = edge(lambda_aws, plans=plans)
+    bootstrapped(lambda_aws, spec)  # no reveal: declared keys are not planned
+    keys = keys_of(lambda_aws, spec)
+    adhoc = keys.create("orders", "adhoc", "free")
+    client = lambda_aws.session.client("apigateway")
+
+    shown: list[IssuedKey] = []
+    planned = plan_edge(lambda_aws.session, spec, reveal=shown.append)
+    assert [(st.action, st.name) for st in planned if st.kind == "api key"] == [
+        ("create", "orders-dev-acme"), ("create", "orders-dev-globex"),
+    ]
+    lambda_aws.calls.clear()
+    execute(planned)
+    created = ["apigateway:CreateApiKey"] * 2 + ["apigateway:CreateUsagePlanKey"] * 2
+    assert sorted(writes(lambda_aws)) == created
+    assert [(i.key.name, i.key.plan) for i in shown] == [("acme", "partner"), ("globex", "partner")]
+    partner = next(p for p in client.get_usage_plans()["items"] if p["name"] == "orders-dev-partner")
+    bound = {k["id"] for k in client.get_usage_plan_keys(usagePlanId=partner["id"])["items"]}
+    assert bound == {i.key.id for i in shown}
+    for issued in shown:  # API Gateway holds the secret; the tags only its hint
+        stored = client.get_api_key(apiKey=issued.key.id, includeValue=True)
+        assert stored["value"] == issued.secret and issued.secret not in repr(stored["tags"])
+
+    # a second bootstrap: everything exists, nothing written, no secret shown
+    again: list[IssuedKey] = []
+    lambda_aws.calls.clear()
+    second = plan_edge(lambda_aws.session, spec, reveal=again.append)
+    assert {st.action for st in second} == {"exists"}
+    assert execute(second) == [] and writes(lambda_aws) == [] and again == []
+
+    # a revoked declared key is reported, not re-enabled; the ad-hoc key is untouched
+    keys.revoke("orders", "acme")
+    lambda_aws.calls.clear()
+    third = plan_edge(lambda_aws.session, spec, reveal=again.append)
+    assert [st.name for st in third if st.kind == "api key"] == [
+        "orders-dev-acme (disabled: revoked keys stay revoked; declare a new name for a replacement)",
+        "orders-dev-globex",
+    ]
+    assert execute(third) == [] and writes(lambda_aws) == [] and again == []
+    assert client.get_api_key(apiKey=adhoc.key.id)["enabled"] is True
 
 
 # --- the cache flushed by a deployment -------------------------------------------------------

@@ -12,7 +12,8 @@ their methods with their integrations, the function's invoke permission for API 
 on its alias (Lambda) or the VPC link to the ALB (ECS), a deployment to the stage
 ``live`` when the stage is missing or anything above was created (API Gateway serves a
 change only once it is deployed), the stage's cache (cluster and per-method settings),
-and one usage plan per plan of the ``api:`` block bound to that stage. Unlike the rest of
+one usage plan per plan of the ``api:`` block bound to that stage, and the plans' declared
+keys when a ``reveal`` takes their secrets (``pipeline.aws.apigw.declared``). Unlike the rest of
 bootstrap, the policy, the stage's cache settings and the plans' limits converge to the
 configuration: they are the ``api:`` block's own settings, not infrastructure.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline.aws.apigw.declared import Reveal, declared_key_steps
 from pipeline.aws.apigw.methods import MethodInfo, integration_patch, method_patch, stage_patch
 from pipeline.aws.apigw.plans import patch_operations, quota, throttle
 from pipeline.aws.apigw.rest import RestApi, RestApiInfo
@@ -51,10 +53,14 @@ __all__ = ["IAM_ACTIONS", "plan_edge"]
 IAM_ACTIONS: frozenset[str] = frozenset({"lambda:GetPolicy", "lambda:AddPermission"})
 
 
-def plan_edge(session: AwsSession, spec: EdgeSpec, clock: Clock | None = None) -> list[BootstrapStep]:
+def plan_edge(
+    session: AwsSession, spec: EdgeSpec, clock: Clock | None = None, reveal: Reveal | None = None
+) -> list[BootstrapStep]:
     """What the ``api:`` edge of ``spec`` needs (reads only); see the module docstring.
-    ``clock`` paces the wait for a new VPC link (ECS services)."""
-    return _Planner(session, spec, clock or SystemClock()).steps()
+    ``clock`` paces the wait for a new VPC link (ECS services); ``reveal`` takes the secret
+    of each declared key created (None: declared keys are not planned)."""
+    steps = _Planner(session, spec, clock or SystemClock()).steps()
+    return steps + (declared_key_steps(session, spec, reveal) if reveal is not None else [])
 
 
 def _all_paths(route: str) -> list[str]:
