@@ -375,7 +375,7 @@ api:
   keys: required
   default_plan: partner
   plans:
-    partner: {rate: 20/s, burst: 40, quota: 10000/day}
+    partner: {rate: 20/s, burst: 40, quota: 10000/day, keys: [acme]}
   allow_cidrs: [10.0.0.0/8]
   cache: {ttl: 30s, methods: [GET]}
 """
@@ -391,20 +391,27 @@ def test_bootstrap_keys_and_iam_policy_commands_on_an_ecs_service_with_an_edge(
 
     assert main([*root, "bootstrap", "--env", "aws-test", "orders"]) == 0
     created = capsys.readouterr()
+    [shown] = [line for line in created.out.splitlines() if line.startswith("secret")]
+    acme = shown.rpartition(": ")[2]  # the declared key's secret, printed once
+    assert shown == f"secret  api key  orders acme (plan partner): {acme}" and len(acme) >= 20
     assert main([*root, "bootstrap", "--env", "aws-test", "orders", "--dry-run"]) == 0
     again = capsys.readouterr().out
     assert "exists  rest api" in again and "exists  usage plan" in again and "create " not in again, again
+    assert "exists  api key" in again and acme not in again
 
     assert main([*root, "keys", "create", "orders", "--env", "aws-test", "--name", "alice"]) == 0
     secret = capsys.readouterr().out.strip()
     assert len(secret) >= 20
     assert main([*root, "keys", "list", "orders", "--env", "aws-test", "--json"]) == 0
-    [listed] = json.loads(capsys.readouterr().out)
+    declared, listed = json.loads(capsys.readouterr().out)
     assert listed["name"] == "alice" and listed["hint"] == secret[:4] and listed["revoked"] is None
+    assert (declared["name"], declared["hint"], declared["declared"]) == ("acme", acme[:4], True)
+    assert not listed["declared"]
     assert main([*root, "keys", "revoke", "orders", "--env", "aws-test", "--name", "alice"]) == 0
     assert "revoked key alice" in capsys.readouterr().err
     client = boto3.client("apigateway", region_name=ecs_env.region)
-    assert [k["enabled"] for k in client.get_api_keys()["items"]] == [False]
+    assert sorted((k["name"], k["enabled"]) for k in client.get_api_keys()["items"]) == [
+        ("orders-aws-test-acme", True), ("orders-aws-test-alice", False)]
 
     for kind, edge_actions in (
         ("deploy", {"apigateway:GET", "apigateway:DELETE"}),
