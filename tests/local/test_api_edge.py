@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.app import App
+from pipeline.cli.main import main
 from pipeline.core.model import Release, Slot, Weights
 from pipeline.core.ports import Platform
 from pipeline.local.api_keys import LocalApiKeys
@@ -70,7 +71,7 @@ api:
   keys: required
   default_plan: std
   plans:
-    std: {rate: 1000/s, burst: 1000}
+    std: {rate: 1000/s, burst: 1000, keys: [acme, globex]}
     tiny: {rate: 1/m, burst: 2}
     daily: {rate: 1000/s, burst: 1000, quota: 3/day}
   allow_cidrs: [127.0.0.1/32, 127.0.0.2/32]
@@ -277,6 +278,32 @@ def test_the_keys_command_shows_the_secret_once_and_revokes_at_once(edge: Edge) 
 
     unknown = pipeline("keys", "create", "orders", "--env", "dev", "--plan", "gold")
     assert unknown.returncode == 2 and "no usage plan 'gold'" in unknown.stderr
+
+
+def test_declared_keys_are_listed_until_issued_then_issued_once_on_their_plan(
+    edge: Edge, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = ["--root", str(edge.root)]
+    assert main([*root, "keys", "list", "orders", "--env", "dev", "--json"]) == 0
+    pending = [k for k in json.loads(capsys.readouterr().out) if not k["issued"]]
+    assert [(k["name"], k["plan"], k["declared"]) for k in pending] == [
+        ("acme", "std", True), ("globex", "std", True)]
+
+    assert main([*root, "keys", "create", "orders", "--env", "dev", "--name", "acme", "--plan", "tiny"]) == 2
+    assert "declared on plan std, not tiny" in capsys.readouterr().err
+    assert main([*root, "keys", "create", "orders", "--env", "dev", "--declared"]) == 0
+    issued = dict(line.split(" ") for line in capsys.readouterr().out.splitlines())
+    assert sorted(issued) == ["acme", "globex"] and edge.get("/orders/declared", key=issued["acme"])[0] == 200
+
+    assert main([*root, "keys", "create", "orders", "--env", "dev", "--declared"]) == 0  # again: nothing new
+    again = capsys.readouterr()
+    assert again.out == "" and "issued already" in again.err
+    assert main([*root, "keys", "list", "orders", "--env", "dev"]) == 0
+    table = capsys.readouterr().out
+    assert all(secret not in table for secret in issued.values())
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
+    assert rows["acme"][1:3] == ["std", "declared"] and rows["globex"][1:3] == ["std", "declared"]
+    assert all(row[2] == "ad-hoc" for name, row in rows.items() if name not in issued)
 
 
 def test_the_edges_own_answers_are_traced_by_the_router(edge: Edge) -> None:
