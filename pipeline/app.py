@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from pipeline.operations import Context
 from pipeline.owners import actor, owner_id
 from pipeline.project_root import PROJECT_FILE, SERVICES_DIR, find_root
 from pipeline.requirements import Override, Requirements
-from pipeline.wiring import ApiKeysFactory, PlatformFactory, StrategyRules
+from pipeline.wiring import ApiKeysFactory, PlatformFactory, ResumeRules, StrategyRules
 
 FACTORIES: dict[str, type[PlatformFactory]] = {"local": LocalFactory, "aws": AwsFactory}
 """The platform factory for each ``platform:`` value of an environment."""
@@ -83,6 +83,7 @@ class App:
             settings=EngineSettings(lease_ttl=float(self.project.config.defaults.lock_ttl)),
             requires=self.requirements(env_name),
             observer=self.observer(env_name, store, sink),
+            resumable=partial(factory.resumable, env) if isinstance(factory, ResumeRules) else None,
         )
 
     def observer(self, env_name: str, store: StateStore, sink: EventSink) -> RunObserver | None:

@@ -62,6 +62,8 @@ class Context:
     requires: Requirements = Requirements()  # the environment's requirements (App fills them)
     override: Override | None = None  # break-glass: --override-requirements --reason
     observer: RunObserver | None = None  # the run's trace and notifications (pipeline.observe)
+    # raises when this process cannot run the rest of a stored deployment (AWS: credentials)
+    resumable: Callable[[DeploymentState, str], None] | None = None
 
     def store_of(self, environment: str) -> StateStore:
         """The store holding ``environment``'s history (promotion reads the source's)."""
@@ -181,6 +183,8 @@ def resume(ctx: Context, ref: ServiceRef) -> DeploymentState:
             f"ended {state.phase.value}",
             hint="start a new one with `pipeline deploy`",
         )
+    if ctx.resumable is not None:
+        ctx.resumable(state, "deploy --resume")
     gate = _admit_running(ctx, state)
     return ctx.engine(ref).run(state, [_audit(ctx, state, "resume", f"resume at {state.phase.value}"), *gate])
 
@@ -193,7 +197,9 @@ def signal(ctx: Context, ref: ServiceRef, sig: Signal) -> DeploymentState | None
     """
     state = current(ctx, ref)
     sig = replace(sig, deployment=state.id)  # never applied to a later deployment
-    transition(state, sig)  # raises StateConflict for an illegal move; the result is discarded
+    after, _ = transition(state, sig)  # raises StateConflict for an illegal move
+    if isinstance(sig, ContinueRequested) and ctx.resumable is not None and not _held_elsewhere(ctx, ref):
+        ctx.resumable(after, "continue")  # this process runs the rest: can it?
     gate = _admit_running(ctx, state) if isinstance(sig, ContinueRequested) else []
     reason = "" if isinstance(sig, ContinueRequested) else sig.reason
     records = [_audit(ctx, state, _SIGNAL_NAMES[type(sig)], reason), *gate]
@@ -204,6 +210,13 @@ def signal(ctx: Context, ref: ServiceRef, sig: Signal) -> DeploymentState | None
         # A live engine holds the deployment: it takes the signal from the inbox at its next tick.
         ctx.store.commit(None, records)
         return None
+
+
+def _held_elsewhere(ctx: Context, ref: ServiceRef) -> bool:
+    """Whether another run holds ``ref``'s lock and, by its own estimate, is alive: that run
+    applies the signal and runs the rest, with its own credentials."""
+    holder = ctx.locks.holder(ref)
+    return holder is not None and holder.owner != ctx.owner and holder.expires_at > ctx.clock.now()
 
 
 _SIGNAL_NAMES: dict[type, str] = {

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from pipeline.core.edge import ApiKeys
 from pipeline.core.plan import Strategy
 from pipeline.core.ports import Clock, ImageRegistry, LockManager, Platform, StateStore
+from pipeline.core.state import DeploymentState
 
 if TYPE_CHECKING:
     from pipeline.config import EnvironmentConfig, Project, ServiceConfig
@@ -48,3 +49,14 @@ class StrategyRules(Protocol):
     def strategy(self, env: EnvironmentConfig, service: ServiceConfig, strategy: Strategy) -> Strategy:
         """``strategy`` as the platform runs ``service`` in ``env`` (e.g. ``drain_seconds``);
         raises when ``env`` cannot run it (e.g. credentials that expire before it ends)."""
+
+
+@runtime_checkable
+class ResumeRules(Protocol):
+    """A factory whose platform checks that this process can run what is left of a stored
+    deployment before it resumes or continues it (the AWS factory: credentials that outlast
+    the rest of the plan). A factory without such rules does not implement it."""
+
+    def resumable(self, env: EnvironmentConfig, state: DeploymentState, command: str) -> None:
+        """Raises (UsageError, nothing changed) when this process cannot run the rest of
+        ``state``; ``command`` is what was asked (``deploy --resume``, ``continue``)."""

@@ -22,7 +22,10 @@ changes, the span the strategy may take is compared with what the credentials al
   and at least one role session (``role_seconds``) from the start.
 
 ``deployment_span(strategy)`` is the longest the engine may run a strategy without a
-failure: every deadline and timed wait added up (see its docstring).
+failure: every deadline and timed wait added up (see its docstring). A deployment that is
+resumed or continued in another process (``pipeline deploy --resume``, ``pipeline
+continue``) is held to the same rule for what is left of its stored plan:
+``remaining_span(state, now)`` and ``check_rest_fits``.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 
 from pipeline.core.errors import UsageError
 from pipeline.core.plan import Strategy
+from pipeline.core.state import DeploymentState, Hold, Phase
 from pipeline.core.steps import Analyze, Approve, LoadStage, Pause, SetWeight, TestStage
 
 __all__ = [
@@ -41,9 +45,11 @@ __all__ = [
     "TEMPORARY_SECONDS",
     "Lifetime",
     "check_fits",
+    "check_rest_fits",
     "deployment_span",
     "is_same_role",
     "lifetime_of",
+    "remaining_span",
 ]
 
 # botocore credential ``method`` values whose credentials nothing renews
@@ -107,7 +113,7 @@ def is_same_role(caller_arn: str, role_arn: str) -> bool:
     )
 
 
-def deployment_span(strategy: Strategy) -> tuple[float, list[str]]:
+def deployment_span(strategy: Strategy, *, ready: bool = True) -> tuple[float, list[str]]:
     """The longest a deployment of ``strategy`` runs without failing, and its parts.
 
     Readiness (``timeouts.ready``), every step (a weight change: ``timeouts.verify``; a
@@ -115,10 +121,11 @@ def deployment_span(strategy: Strategy) -> tuple[float, list[str]]:
     continue``: ``timeouts.hold``; an analysis: its window, the metrics lag and one
     interval; a test or load stage: ``timeouts.stage``), one more hold when an
     inconclusive analysis pauses (``on_inconclusive: pause``), the final switch
-    (``timeouts.verify``), the drain and ``keep_previous``.
+    (``timeouts.verify``), the drain and ``keep_previous``. ``ready`` False: the new slot
+    was already ready (a deployment under way).
     """
     t = strategy.timeouts
-    parts: dict[str, float] = {"ready": t.ready}
+    parts: dict[str, float] = {"ready": t.ready if ready else 0.0}
 
     def add(label: str, seconds: float) -> None:
         parts[label] = parts.get(label, 0.0) + seconds
@@ -145,23 +152,80 @@ def deployment_span(strategy: Strategy) -> tuple[float, list[str]]:
     return sum(parts.values()), described
 
 
+def remaining_span(state: DeploymentState, now: float) -> tuple[float, list[str]]:
+    """The longest the rest of ``state``'s stored plan may run from ``now`` (engine epoch
+    seconds), as ``deployment_span`` counts it: readiness while the new slot is starting,
+    the current step and those after it (a timed pause under way counts what is left of
+    it), then the final switch, the drain and ``keep_previous``; a deployment that is
+    promoting, draining or rolling back has only the switch and the drain left."""
+    steps = state.steps[state.step_index:]
+    if state.phase in (Phase.PROMOTING, Phase.DRAINING, Phase.ROLLING_BACK):
+        steps = ()
+    pending = state.pending
+    timed = bool(steps) and isinstance(steps[0], Pause) and bool(steps[0].seconds)
+    if timed and isinstance(pending, Hold) and pending.until is not None:
+        steps = (Pause(max(0.0, pending.until - now)), *steps[1:])
+    rest = Strategy(
+        steps=steps,
+        analysis=state.analysis,
+        timeouts=state.timeouts,
+        keep_previous=0.0 if state.phase is Phase.ROLLING_BACK else state.keep_previous,
+        drain_seconds=state.drain_seconds,
+    )
+    return deployment_span(rest, ready=state.phase in (Phase.PENDING, Phase.STARTING))
+
+
 def check_fits(lifetime: Lifetime, strategy: Strategy, now: datetime, *, environment: str) -> None:
     """UsageError when a deployment of ``strategy`` may outlast ``lifetime``."""
     if lifetime.expires_at is None:
         return
     span, parts = deployment_span(strategy)
+    _refuse_beyond(lifetime, now, span, parts, f"a deployment to {environment}", _RENEW_HINT)
+
+
+def check_rest_fits(
+    lifetime: Lifetime, state: DeploymentState, now: datetime, epoch: float, *, command: str
+) -> None:
+    """UsageError, before anything changes, when what is left of ``state``'s deployment
+    (``remaining_span`` from ``epoch``, the engine clock's now) may outlast ``lifetime``.
+    ``command`` is what was asked (``resume``, ``continue``), for the message."""
+    if lifetime.expires_at is None:
+        return
+    span, parts = remaining_span(state, epoch)
+    what = (
+        f"the rest of deployment {state.id} of {state.ref.service} to {state.ref.environment} "
+        f"({state.phase.value}, step {min(state.step_index + 1, len(state.steps))} of {len(state.steps)})"
+    )
+    hint = (
+        "nothing was changed: the deployment waits where it is. Give this process credentials that "
+        "renew (in GitHub Actions: `permissions: id-token: write` and AWS_ROLE_ARN instead of "
+        "configure-aws-credentials; elsewhere AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) and run "
+        f"`pipeline {command}` again (if the credentials last longer, say so with "
+        "AWS_CREDENTIAL_EXPIRATION), or end it with `pipeline rollback`"
+    )
+    _refuse_beyond(lifetime, now, span, parts, what, hint)
+
+
+_RENEW_HINT = (
+    "give the process credentials that renew (in GitHub Actions: `permissions: id-token: "
+    "write` and AWS_ROLE_ARN instead of configure-aws-credentials; elsewhere "
+    "AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), or shorten the holds and "
+    "timeouts (deploy.timeouts, max_pause on the environment); if the credentials last longer, "
+    "say so with AWS_CREDENTIAL_EXPIRATION"
+)
+
+
+def _refuse_beyond(
+    lifetime: Lifetime, now: datetime, span: float, parts: list[str], what: str, hint: str
+) -> None:
+    assert lifetime.expires_at is not None
     left = (lifetime.expires_at - now).total_seconds()
     if span <= left:
         return
     raise UsageError(
-        f"a deployment to {environment} may take up to {_duration(span, up=True)} "
-        f"({', '.join(parts)}), but its AWS credentials last {_duration(left, up=False)}: "
-        f"{lifetime.source}",
-        hint="give the process credentials that renew (in GitHub Actions: `permissions: id-token: "
-        "write` and AWS_ROLE_ARN instead of configure-aws-credentials; elsewhere "
-        "AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN), or shorten the holds and "
-        "timeouts (deploy.timeouts, max_pause on the environment); if the credentials last longer, "
-        "say so with AWS_CREDENTIAL_EXPIRATION",
+        f"{what} may take up to {_duration(span, up=True)} ({', '.join(parts)}), but its AWS "
+        f"credentials last {_duration(left, up=False)}: {lifetime.source}",
+        hint=hint,
     )
 
 
