@@ -31,6 +31,7 @@ from pipeline.console.hops import hop_tables
 from pipeline.console.progress import load_progress
 from pipeline.console.render import emit_json, err, styled
 from pipeline.core.errors import Cancelled, DeploymentFailed, PipelineError, PlatformError, UsageError
+from pipeline.core.plan import serving
 from pipeline.loadtest.coldstarts import ColdStartSource
 from pipeline.loadtest.knee import RampOutcome
 from pipeline.loadtest.ramp import ThrottleProbe, metrics_throttles
@@ -111,8 +112,9 @@ def loadtest(
         folder = reports.resolve() if reports else None
         with app.traced(env_name, f"loadtest {service}", **{"pipeline.service": service}) as facts, \
                 load_progress(err, service):  # live requests, failures and rps on stderr
+            traces = local_traces(app, env, env_name, service, target)
             result = runner.run(service, env_name, url, settings, workers=workers, reports=folder,
-                                traces=local_traces(app, env, env_name, service, target),
+                                traces=traces, stable=stable_releases(app, env_name) if traces else None,
                                 throttles=function_throttles(app, env, service, settings, target),
                                 cold_starts=local_cold_starts(app, env, env_name, service, target))
             facts.update({"pipeline.outcome": "passed" if result.passed else "failed",
@@ -250,6 +252,18 @@ def function_throttles(app: App, env: EnvironmentConfig, service: str, settings:
     except PipelineError as exc:
         err.print(Text(f"the ramp counts throttles from answers only: {exc.message}"), soft_wrap=True)
         return None
+
+
+def stable_releases(app: App, env_name: str) -> dict[str, tuple[str, str]]:
+    """(slot, release version) serving each service in ``env_name`` per its last deployment
+    (the stable one while a deployment is under way): the baseline of the hop report."""
+    store = app.store(env_name)
+    found: dict[str, tuple[str, str]] = {}
+    for svc in sorted(app.project.services):
+        release, slot = serving(store.load(app.ref(svc, env_name)))
+        if release is not None and slot is not None:
+            found[svc] = (slot.value, release.version)
+    return found
 
 
 def router_url(env: EnvironmentConfig, env_name: str) -> str:

@@ -7,8 +7,10 @@ every trace met on the same release are left out of a group's name, so a run of 
 while catalog's new release takes part of catalog's traffic shows two groups,
 ``catalog 1f2e3d4 (blue)`` and ``catalog 9a8b7c6 (green)``.
 
-The *stable* group is the one that served the most traces (the stable release while a new
-one gets less than half of the traffic). Every other group's hops are compared with it
+The *stable* group is the one served by each service's stable release, when the caller
+knows them (``stable``: service -> (slot, release) serving per the deployment history; the
+load command passes them), else the one that served the most traces (the stable release
+while a new one gets less than half of the traffic). Every other group's hops are compared with it
 (``pipeline.core.hops.compare``, ``HopLimits``) and the hops that grew are flagged: a
 regression in a downstream call shows as that call's hop, even when the loaded service's
 own spans did not change. With one group there is nothing to compare; the table still
@@ -18,7 +20,7 @@ says where its time goes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +97,10 @@ def route_of(trace: Trace) -> Route:
 DEFAULT_LIMITS = HopLimits()
 
 
-def hop_report(traces: Sequence[Trace], limits: HopLimits = DEFAULT_LIMITS) -> HopReport | None:
-    """The report of ``traces`` (see the module docstring); None when there are none."""
+def hop_report(traces: Sequence[Trace], limits: HopLimits = DEFAULT_LIMITS,
+               stable: Mapping[str, tuple[str, str]] | None = None) -> HopReport | None:
+    """The report of ``traces`` (see the module docstring); None when there are none.
+    ``stable``: the (slot, release) serving each service, when known."""
     grouped: dict[Route, list[Trace]] = defaultdict(list)
     for trace in traces:
         if trace:
@@ -105,11 +109,17 @@ def hop_report(traces: Sequence[Trace], limits: HopLimits = DEFAULT_LIMITS) -> H
         return None
     labels = _labels(list(grouped))
     order = sorted(grouped, key=lambda r: (-len(grouped[r]), labels[r]))
-    stable = profile(grouped[order[0]])
-    groups = [ReleaseGroup(labels[order[0]], stable, True)]
+    serving = stable or {}
+    known = [r for r in order
+             if r and all(serving.get(svc, (slot, rel)) == (slot, rel) for svc, slot, rel in r)]
+    if serving and known:  # the group every stable release served comes first, whatever its size
+        order.remove(known[0])
+        order.insert(0, known[0])
+    baseline = profile(grouped[order[0]])
+    groups = [ReleaseGroup(labels[order[0]], baseline, True)]
     for route in order[1:]:
         mine = profile(grouped[route])
-        groups.append(ReleaseGroup(labels[route], mine, False, compare(mine, stable, limits)))
+        groups.append(ReleaseGroup(labels[route], mine, False, compare(mine, baseline, limits)))
     return HopReport(tuple(groups), limits)
 
 

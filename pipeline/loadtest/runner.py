@@ -88,6 +88,7 @@ class LoadRunner:
         timeout: float | None = None,
         reports: Path | None = None,
         traces: Traces | None = None,
+        stable: Mapping[str, tuple[str, str]] | None = None,
         throttles: ThrottleProbe | None = None,
         cold_starts: ColdStartSource | None = None,
     ) -> LoadResult:
@@ -97,7 +98,8 @@ class LoadRunner:
         Returns a ``LoadResult`` whether or not the gate passed. Raises ``NotFoundError``
         for a missing locustfile, ``UsageError`` for a bad target or worker count, and
         ``PlatformError`` when locust times out or writes no statistics. ``traces``: where to
-        read the run's traces for the "where the time goes" report (None: no such report).
+        read the run's traces for the "where the time goes" report (None: no such report);
+        ``stable``: the (slot, release) serving each service, that report's baseline.
         ``throttles`` (ramps only) counts the platform's Lambda throttles in a step's window.
         ``cold_starts``: the Lambda functions of the request chain, for the cold-start lines.
         """
@@ -120,7 +122,7 @@ class LoadRunner:
         started = time.time()
         live_cold = _live_cold_starts(cold_starts, started)
         exit_code = self._execute(service, command, workers, budget, paths, live_cold)
-        hops = _hops(traces, started, time.time())
+        hops = _hops(traces, started, time.time(), stable)
         cold = cold_start_report(cold_starts, started, time.time())
         figures = read_figures(paths.json)
         ramp = None
@@ -229,14 +231,15 @@ def _live_cold_starts(source: ColdStartSource | None, since: float) -> Callable[
     return line
 
 
-def _hops(traces: Traces | None, since: float, until: float) -> HopReport | None:
+def _hops(traces: Traces | None, since: float, until: float,
+          stable: Mapping[str, tuple[str, str]] | None = None) -> HopReport | None:
     """The run's traces per release; None without a source or when it cannot be read (the
     load test's verdict never depends on its traces)."""
     if traces is None:
         return None
     time.sleep(SPANS_SETTLE)
     try:
-        return hop_report(traces.traces(since, until))
+        return hop_report(traces.traces(since, until), stable=stable)
     except PipelineError:
         return None
 

@@ -2,11 +2,12 @@
 
 Orders (unchanged) calls catalog through the environment's router. A new catalog release
 makes its database call 300 ms slower (a committed ``fault.json``). Its canary deployment
-(30 % to the new release, then an open pause, then analysis with a per-hop check) runs in
+(half the traffic to the new release, then an open pause, then analysis with a per-hop check) runs in
 the background while orders' load stage sends quotes through orders -> catalog:
 
 - the load stage's report says where the time goes per catalog release and flags
-  ``catalog db.query`` as the hop that grew, while orders' own hops did not;
+  ``catalog db.query`` as the hop that grew, while orders' own hops did not; at 50 % either
+  release may serve more traces, so the baseline is the release the history says is stable;
 - ``pipeline continue`` lets the analysis judge the new release: its ``catalog db.query``
   hop fails the ``hop_p95_ms`` gate and the deployment rolls back, although catalog's
   error rate is 0.
@@ -68,7 +69,7 @@ ecs:
   deregistration_delay: 1s
 deploy:
   strategy: canary
-  steps: [{{set_weight: 30}}, {{pause: {{}}}}, {{analyze: {{}}}}]
+  steps: [{{set_weight: 50}}, {{pause: {{}}}}, {{analyze: {{}}}}]
   analysis:
     interval: 1s
     window: 2s
@@ -93,7 +94,7 @@ class QuoteUser(FastHttpUser):
 
 @dataclass
 class Canary:
-    """The shop with catalog's slow release at 30 %, its deployment paused in ``process``."""
+    """The shop with catalog's slow release at 50 %, its deployment paused in ``process``."""
 
     project: Project
     process: subprocess.Popen[str]
@@ -139,10 +140,10 @@ def _status(project: Project) -> dict[str, Any]:
     return dict(entry)
 
 
-def _paused_at_30(project: Project) -> bool:
+def _paused_at_50(project: Project) -> bool:
     s = _status(project)
     return bool(s["phase"] == "progressing" and s["waiting_for"] == "Hold" and s["weights"]
-                and s["weights"][s["new_slot"]] == 30)
+                and s["weights"][s["new_slot"]] == 50)
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +160,8 @@ def canary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Canary]:
             [sys.executable, "-m", "pipeline.cli.main", "--root", str(project.root), "deploy", "catalog",
              "--env", "dev", "--ref", slow],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
-        wait_until(lambda: _paused_at_30(project) or process.poll() is not None, timeout=60,
-                   what="the canary paused at 30 %")
+        wait_until(lambda: _paused_at_50(project) or process.poll() is not None, timeout=60,
+                   what="the canary paused at 50 %")
         assert process.poll() is None, process.communicate()
         yield Canary(project, process, slow)
     finally:

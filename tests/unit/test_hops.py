@@ -337,3 +337,14 @@ def test_local_traces_are_those_the_environments_router_sent_to_the_service_and_
     assert [t[0].trace_id for t in traces.traces(90.0, 200.0, Slot.GREEN)] == ["a" * 32]
     assert sorted(t[0].trace_id for t in traces.traces(90.0, 200.0)) == ["a" * 32, "b" * 32]
     assert traces.traces(90.0, 100.5, Slot.BLUE) == []  # started after the window
+
+
+def test_the_stable_releases_when_known_are_the_baseline_even_with_fewer_traces() -> None:
+    traces = [quote_trace("c1", 5) for _ in range(10)] + [quote_trace("c2", 305) for _ in range(14)]
+    by_count = hop_report(traces)
+    assert by_count is not None and by_count.groups[0].label == "catalog c2 (green)"  # most traces
+    report = hop_report(traces, stable={"catalog": ("blue", "c1"), "orders": ("blue", "o1")})
+    assert report is not None
+    assert [(g.label, g.stable) for g in report.groups] == [("catalog c1 (blue)", True),
+                                                            ("catalog c2 (green)", False)]
+    assert [c.hop for _, c in report.flagged] == ["catalog db.query"]
