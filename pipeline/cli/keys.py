@@ -74,9 +74,12 @@ def create(app: App, service: str, env_name: str, name: str, plan: str | None, d
 
 def _create_declared(app: App, service: str, env_name: str, as_json: bool) -> None:
     port = app.api_keys(env_name)
-    issued_names = {key.name for key in port.list(service)}
-    issued = [port.create(service, name, plan)
-              for name, plan in _declared(app, service).items() if name not in issued_names]
+    found = {key.name: key for key in port.list(service)}
+    declared = _declared(app, service)
+    issued = [port.create(service, name, plan) for name, plan in declared.items() if name not in found]
+    for name in sorted(n for n in declared if n in found and not found[n].active):
+        err.print(f"declared key {name} of {service} in {env_name} is revoked and stays so: "
+                  "declare a new name to issue a replacement", markup=False)
     if as_json:
         emit_json([{**i.key.to_dict(), "secret": i.secret} for i in issued])
     for one in issued:

@@ -153,6 +153,13 @@ def test_bootstrap_issues_declared_keys_once_and_leaves_the_others_alone(lambda_
     assert execute(third) == [] and writes(lambda_aws) == [] and again == []
     assert client.get_api_key(apiKey=adhoc.key.id)["enabled"] is True
 
+    # declaring the ad-hoc key on another plan than its own: reported, not moved
+    moved = edge(lambda_aws, plans={**plans, "partner": {**plans["partner"], "keys": ["globex", "adhoc"]}})
+    steps = plan_edge(lambda_aws.session, moved, reveal=again.append)
+    assert [st.name for st in steps if st.kind == "api key" and st.name.startswith("orders-dev-adhoc")] == [
+        "orders-dev-adhoc (on plan free, declared on partner: revoke it and declare a new name)"
+    ]
+
 
 # --- the cache flushed by a deployment -------------------------------------------------------
 

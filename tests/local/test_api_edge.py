@@ -298,6 +298,10 @@ def test_declared_keys_are_listed_until_issued_then_issued_once_on_their_plan(
     assert main([*root, "keys", "create", "orders", "--env", "dev", "--declared"]) == 0  # again: nothing new
     again = capsys.readouterr()
     assert again.out == "" and "issued already" in again.err
+    edge.keys.revoke("orders", "globex")
+    assert main([*root, "keys", "create", "orders", "--env", "dev", "--declared"]) == 0  # revoked stays so
+    revoked = capsys.readouterr()
+    assert revoked.out == "" and "declared key globex of orders in dev is revoked and stays so" in revoked.err
     assert main([*root, "keys", "list", "orders", "--env", "dev"]) == 0
     table = capsys.readouterr().out
     assert all(secret not in table for secret in issued.values())
