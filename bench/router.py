@@ -8,7 +8,10 @@ config generated into the temporary folder) in front of the same replica. Then, 
 over ``--rounds`` rounds, the same ``wrk`` workload (``wrk -t2 -c32 -d5s --latency``, keep-alive
 connections, GET of a small JSON answer) runs against the replica directly, through the
 router and through HAProxy. Prints each path's requests per second, p50 and p99 (median over
-the rounds) and the ratios router/direct, haproxy/direct and router/haproxy.
+the rounds), the ratios router/direct, haproxy/direct and router/haproxy, and the CPU time
+each proxy's process spent per request (user + system, all its threads: for the router the
+whole plane process, span export included), a figure that depends much less on how busy the
+machine is than requests per second do.
 
 Needs ``wrk`` and ``haproxy`` on PATH (Debian packages of the same names). wrk, the plane,
 the replica and HAProxy share this machine's cores, so the figures are relative, not
@@ -30,6 +33,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.adapters import LocalCompute, LocalRouter, ServiceBinding
@@ -97,20 +102,24 @@ class Run:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float | None = None  # CPU time of the proxy's process per request (None: direct)
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def _wrk(url: str, args: argparse.Namespace, duration: float) -> Run:
+def _wrk(url: str, args: argparse.Namespace, duration: float, proxy: psutil.Process | None = None) -> Run:
+    cpu_before = _cpu(proxy)
     out = subprocess.run(
         ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency", url],
         check=True, capture_output=True, text=True,
     ).stdout
+    cpu = _cpu(proxy) - cpu_before
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     cuts = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.MULTILINE))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    if rps is None or set(cuts) != {"50", "99"}:
+    if rps is None or total is None or set(cuts) != {"50", "99"}:
         raise SystemExit(f"unexpected wrk output for {url}:\n{out}")
     if errors:
         print(f"warning: {url}: {errors.group(0)}", file=sys.stderr)
@@ -119,7 +128,16 @@ def _wrk(url: str, args: argparse.Namespace, duration: float) -> Run:
         number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
         return float(number) * _UNITS[unit]
 
-    return Run(float(rps.group(1)), ms(cuts["50"]), ms(cuts["99"]))
+    cpu_us = cpu / max(1, int(total.group(1))) * 1e6 if proxy is not None else None
+    return Run(float(rps.group(1)), ms(cuts["50"]), ms(cuts["99"]), cpu_us)
+
+
+def _cpu(proc: psutil.Process | None) -> float:
+    """CPU seconds (user + system, all threads) ``proc`` has used so far; 0 without one."""
+    if proc is None:
+        return 0.0
+    times = proc.cpu_times()
+    return float(times.user + times.system)
 
 
 HAPROXY_CFG = """\
@@ -143,8 +161,8 @@ backend replica
 
 
 @contextmanager
-def _haproxy(folder: Path, replica_port: int, threads: int) -> Iterator[int]:
-    """An HAProxy in front of the replica; yields its port."""
+def _haproxy(folder: Path, replica_port: int, threads: int) -> Iterator[tuple[int, psutil.Process]]:
+    """An HAProxy in front of the replica; yields its port and process."""
     port = _port_pair()
     cfg = folder / "haproxy.cfg"
     cfg.write_text(HAPROXY_CFG.format(port=port, replica=replica_port,
@@ -162,38 +180,50 @@ def _haproxy(folder: Path, replica_port: int, threads: int) -> Iterator[int]:
                     why = proc.stderr.read() if proc.stderr else ""
                     raise SystemExit(f"haproxy did not start: {why}") from None
                 time.sleep(0.05)
-        yield port
+        yield port, psutil.Process(proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
 
 
-def _measure(urls: dict[str, str], args: argparse.Namespace) -> dict[str, list[Run]]:
+Target = tuple[str, "psutil.Process | None"]  # a URL, and the proxy process whose CPU is counted
+
+
+def _measure(urls: dict[str, Target], args: argparse.Namespace) -> dict[str, list[Run]]:
     runs: dict[str, list[Run]] = {name: [] for name in urls}
-    for url in urls.values():  # warm up every path (connections, caches)
+    for url, _ in urls.values():  # warm up every path (connections, caches)
         _wrk(url, args, 1)
     for round_ in range(args.rounds):
         order = list(urls.items())
         if round_ % 2:
             order.reverse()  # alternate the order so no path always runs first
-        for name, url in order:
-            runs[name].append(_wrk(url, args, args.duration))
+        for name, (url, proxy) in order:
+            runs[name].append(_wrk(url, args, args.duration, proxy))
     return runs
 
 
 def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
     med = {name: Run(statistics.median(r.rps for r in rs), statistics.median(r.p50_ms for r in rs),
-                     statistics.median(r.p99_ms for r in rs)) for name, rs in runs.items()}
+                     statistics.median(r.p99_ms for r in rs), _median_cpu(rs)) for name, rs in runs.items()}
     print(f"router benchmark: wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency, "
           f"median of {args.rounds} alternated rounds")
-    print(f"{'path':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'path':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>11}")
     for name, m in med.items():
-        print(f"{name:<8} {m.rps:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f}")
+        cpu = f"{m.cpu_us:>11.0f}" if m.cpu_us is not None else f"{'-':>11}"
+        print(f"{name:<8} {m.rps:>9.0f} {m.p50_ms:>8.2f} {m.p99_ms:>8.2f} {cpu}")
     d, r, h = med["direct"], med["router"], med["haproxy"]
     print(f"throughput: router/direct {r.rps / d.rps:.2f}, haproxy/direct {h.rps / d.rps:.2f}, "
           f"router/haproxy {r.rps / h.rps:.2f}")
+    if r.cpu_us and h.cpu_us:
+        print(f"CPU per request (the proxy's process, all threads): router {r.cpu_us:.0f} us, "
+              f"haproxy {h.cpu_us:.0f} us, router/haproxy {r.cpu_us / h.cpu_us:.1f}")
     print(f"p99: router/haproxy {r.p99_ms / h.p99_ms:.2f} (router +{r.p99_ms - d.p99_ms:.2f} ms, "
           f"haproxy +{h.p99_ms - d.p99_ms:.2f} ms over direct)")
+
+
+def _median_cpu(runs: list[Run]) -> float | None:
+    values = [r.cpu_us for r in runs if r.cpu_us is not None]
+    return statistics.median(values) if values else None
 
 
 def _serve_replica(root: Path, state_dir: Path, info_url: str, token: str) -> tuple[int, int]:
@@ -238,10 +268,11 @@ def main() -> int:
         info, _ = ensure_plane(state_dir)
         try:
             port, replica_port = _serve_replica(root, state_dir, info.url, info.token)
-            with _haproxy(Path(tmp), replica_port, args.haproxy_threads) as haproxy_port:
-                runs = _measure({"direct": f"http://127.0.0.1:{replica_port}/hello",
-                                 "router": f"http://127.0.0.1:{port}/hello",
-                                 "haproxy": f"http://127.0.0.1:{haproxy_port}/hello"}, args)
+            plane = psutil.Process(info.pid)
+            with _haproxy(Path(tmp), replica_port, args.haproxy_threads) as (haproxy_port, haproxy):
+                runs = _measure({"direct": (f"http://127.0.0.1:{replica_port}/hello", None),
+                                 "router": (f"http://127.0.0.1:{port}/hello", plane),
+                                 "haproxy": (f"http://127.0.0.1:{haproxy_port}/hello", haproxy)}, args)
             _report(runs, args)
         finally:
             stop_plane(state_dir)

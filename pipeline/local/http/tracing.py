@@ -18,10 +18,11 @@ import time
 from collections.abc import Mapping
 
 from aiohttp import web
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.sdk.trace import Tracer, TracerProvider
+from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
 from pipeline import tracing
+from pipeline.local.http.server_span import ServerSpan
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 CACHE_HEADER = "x-cache"  # the edge's cache verdict (pipeline.local.http.edge)
@@ -33,23 +34,26 @@ def use(provider: TracerProvider | None) -> None:
     if provider is None:
         _state.pop("tracer", None)
     else:
-        _state["tracer"] = provider.get_tracer("pipeline.local.router")
+        tracer = provider.get_tracer("pipeline.local.router")
+        if isinstance(tracer, Tracer):  # not the no-op one of OTEL_SDK_DISABLED
+            _state["tracer"] = tracer
 
 
 class RequestTrace:
     """The router's span of one request; ``headers`` are the trace headers to send upstream."""
 
-    __slots__ = ("_attributes", "_ended", "_started", "headers", "span")
+    __slots__ = ("_attributes", "_ended", "_started", "_started_ns", "headers", "span")
 
     def __init__(self, tracer: Tracer, request: web.BaseRequest, environment: str, service: str,
                  rule: str) -> None:
         parent = tracing.extract(request.headers)  # a case-insensitive mapping
-        self.span = tracer.start_span(f"{request.method} {rule}", context=parent, kind=SpanKind.SERVER)
+        self.span = ServerSpan(tracer, f"{request.method} {rule}", parent)  # the SDK's sampling, lean
+        self._started_ns = time.time_ns()
         self._attributes: dict[str, str | int | float | bool] = {  # set once, at the end (cheaper)
             "http.request.method": request.method, "url.path": request.path,
             "pipeline.environment": environment, "pipeline.service": service}
         self.headers: dict[str, str] = {}
-        tracing.inject(self.headers, set_span_in_context(self.span))
+        tracing.inject(self.headers, set_span_in_context(NonRecordingSpan(self.span.context)))
         self._started = time.monotonic()
         self._ended = False
 
@@ -83,10 +87,7 @@ class RequestTrace:
             attributes[tracing.RELEASE_KEY] = release
         if answer.get(CACHE_HEADER):
             attributes["pipeline.cache"] = answer[CACHE_HEADER]
-        span.set_attributes(attributes)
-        if status >= 500:
-            span.set_status(Status(StatusCode.ERROR, f"HTTP {status}"))
-        span.end()
+        span.end(self._started_ns, time.time_ns(), attributes, f"HTTP {status}" if status >= 500 else None)
 
 
 def ended(traced: RequestTrace | None, answer: web.StreamResponse) -> web.StreamResponse:

@@ -1,0 +1,71 @@
+"""The router's server span, recorded without the SDK's per-span machinery.
+
+The router starts and ends one span per request on its data loop, where every microsecond
+counts. The SDK's ``Tracer.start_span`` builds a mutable ``Span`` (a lock, bounded
+attribute containers that validate each value, ``on_start`` calls) and copies it into a
+``ReadableSpan`` when it ends. ``ServerSpan`` makes the same decisions with the same parts of
+the tracer (its sampler, id generator, resource and span processors) but keeps only what
+the router needs: it samples and makes the span context when it starts, and hands one
+``ReadableSpan`` to the tracer's processors when it ends (the batch processors queue it; the
+export runs on their thread). Spans that the sampler drops are not recorded, but their
+context still goes upstream, exactly as with the SDK.
+
+What differs from ``Tracer.start_span``: processors get no ``on_start`` call (the batch
+processors ignore it), and the attributes are not validated one by one: the router sets
+only strings, numbers and booleans, a dozen of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Tracer
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, get_current_span
+from opentelemetry.util.types import AttributeValue
+
+_UNSET = Status(StatusCode.UNSET)
+_SCOPE = InstrumentationScope("pipeline.local.router")
+
+
+class ServerSpan:
+    """One server span named ``name``, child of the span ``parent`` carries (if any)."""
+
+    __slots__ = ("_parent", "_recording", "_sampled_attributes", "_tracer", "context", "name")
+
+    def __init__(self, tracer: Tracer, name: str, parent: Context) -> None:
+        self._tracer = tracer
+        self.name = name
+        parent_span = get_current_span(parent).get_span_context()
+        valid = parent_span.is_valid
+        self._parent = parent_span if valid else None
+        ids = tracer.id_generator
+        trace_id = parent_span.trace_id if valid else ids.generate_trace_id()
+        sampling = tracer.sampler.should_sample(parent, trace_id, name, SpanKind.SERVER)
+        decision = sampling.decision
+        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        if (parent_span.trace_flags.random_trace_id if valid else ids.is_trace_id_random()):
+            flags |= TraceFlags.RANDOM_TRACE_ID
+        self.context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
+                                   trace_flags=TraceFlags(flags), trace_state=sampling.trace_state)
+        self._recording = decision is not Decision.DROP
+        self._sampled_attributes = sampling.attributes
+
+    def end(self, start_ns: int, end_ns: int, attributes: Mapping[str, AttributeValue],
+            error: str | None = None) -> None:
+        """Hand the finished span to the tracer's processors (nothing when it is not sampled);
+        ``error`` sets the span's status to ERROR with that description."""
+        if not self._recording:
+            return
+        if self._sampled_attributes:
+            attributes = {**self._sampled_attributes, **attributes}
+        tracer = self._tracer
+        span = ReadableSpan(
+            name=self.name, context=self.context, parent=self._parent, resource=tracer.resource,
+            attributes=attributes, kind=SpanKind.SERVER, start_time=start_ns, end_time=end_ns,
+            status=Status(StatusCode.ERROR, error) if error is not None else _UNSET,
+            instrumentation_scope=_SCOPE,
+        )
+        tracer.span_processor.on_end(span)
