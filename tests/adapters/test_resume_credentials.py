@@ -19,6 +19,7 @@ from pipeline.aws.credentials import remaining_span
 from pipeline.aws.session import AwsSession
 from pipeline.aws.settings import AwsEnvironment
 from pipeline.aws.state.lock import DynamoLockManager
+from pipeline.cli.main import main
 from pipeline.core.errors import UsageError
 from pipeline.core.model import Weights
 from pipeline.core.plan import Strategy, new_deployment
@@ -115,3 +116,17 @@ def test_a_timed_pause_under_way_counts_only_what_is_left_of_it(app: App) -> Non
     check = context(app).resumable
     assert check is not None
     check(state, "deploy --resume")  # ten minutes and two weight checks fit in the hour
+
+
+def test_the_commands_exit_2_with_the_refusal_and_no_traceback(
+    app: App, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stored(app, SetWeight(20), Approve(), Pause(7200), SetWeight(100), step=1, pending=Hold(None))
+    root = ["--root", str(app.root)]
+
+    assert main([*root, "deploy", "orders", "--env", "aws-test", "--resume", "--yes"]) == 2
+    assert main([*root, "continue", "orders", "--env", "aws-test", "--yes"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.count("the rest of deployment d-resume1 of orders to aws-test") == 2
+    assert "Traceback" not in err
