@@ -71,7 +71,7 @@ def channels_of(notify: NotifyConfig, clock: Clock, session: AwsSession | None,
     env = os.environ if environ is None else environ
     found: list[Channel] = []
     if notify.webhook is not None:
-        variable = _VARIABLE.match(notify.webhook)
+        variable = _VARIABLE.fullmatch(notify.webhook)
         url = env.get(variable.group(1), "") if variable else notify.webhook
         if url:
             found.append(Webhook(url, sleep=clock.sleep))
