@@ -10,6 +10,7 @@ is set, and a 3-second ``load.duration``, so that a deployment takes seconds, no
 from __future__ import annotations
 
 import os
+import random
 import re
 import socket
 import subprocess
@@ -41,16 +42,22 @@ def environ() -> dict[str, str]:
     return {**env, **ENVIRON}
 
 
+def random_listener_port() -> int:
+    """A port below Linux's ephemeral range (32768-60999): a listener chosen there can be
+    taken, between choosing and binding, by any process's outgoing connection."""
+    return random.randrange(20_000, 32_000)
+
+
 def free_port_pairs(n: int) -> list[int]:
     """``n`` ports p, each with p and p + 1 free on 127.0.0.1, all distinct."""
     ports: list[int] = []
     with ExitStack() as held:
         while len(ports) < n:
+            port = random_listener_port()
             a = held.enter_context(socket.socket())
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
             b = held.enter_context(socket.socket())
             try:
+                a.bind(("127.0.0.1", port))
                 b.bind(("127.0.0.1", port + 1))
             except OSError:
                 continue

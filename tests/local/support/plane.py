@@ -22,6 +22,7 @@ from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import state_dir_of
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.specs import HealthCheck, Launch, RouteSpec
+from tests.local.support.example import random_listener_port
 
 APP = '''
 """A tiny service for the local plane tests: /health, /orders (version, pid, slot)."""
@@ -103,17 +104,14 @@ deploy:
 def free_port_pair() -> int:
     """A port p with p and p + 1 both free on 127.0.0.1 (main and test listener)."""
     for _ in range(200):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-            if port >= 65535:
+        port = random_listener_port()
+        with socket.socket() as a, socket.socket() as b:
+            try:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
                 continue
-            with socket.socket() as b:
-                try:
-                    b.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-                return int(port)
+            return port
     raise RuntimeError("no pair of free ports")
 
 
