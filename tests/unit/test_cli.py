@@ -21,31 +21,10 @@ from click.testing import CliRunner
 from pipeline import app as app_module
 from pipeline.cli.main import cli
 from pipeline.core.model import Measurement, ServiceRef, Slot
-from pipeline.core.ports import ImageRegistry, LockManager, Platform, StateStore
 from pipeline.testing import CollectingSink, FakeClock, FakePlatform, FakeRegistry, InMemoryStore
+from tests.unit.support.fake_cli import FakeFactory
 from tests.unit.support.operators import ME, project_with_members
 from tests.unit.support.project import REPO_ROOT
-
-
-class FakeFactory:
-    """A PlatformFactory over shared fakes (class-level, so separate invocations share state)."""
-
-    clock = FakeClock()
-    store = InMemoryStore(clock)
-    fakes = FakePlatform.create()
-    registry_ = FakeRegistry()
-
-    def __init__(self, project: Any, clock: Any) -> None:
-        self.project = project
-
-    def stores(self, env: Any) -> tuple[StateStore, LockManager]:
-        return self.store, self.store
-
-    def platform(self, env: Any, service: Any) -> Platform:
-        return FakeFactory.fakes.ports()
-
-    def registry(self, env: Any) -> ImageRegistry:
-        return self.registry_
 
 
 @pytest.fixture
