@@ -32,12 +32,23 @@ from pipeline.core.ports import Record
 from pipeline.core.state import DeploymentState
 
 
+class _PipeConsole(Console):
+    """A console that never wraps what it prints into a pipe or a file (CI logs, captured
+    output): a wrapped line breaks the paths, ids and messages that tools and people search
+    for. In a terminal, stderr's messages are wrapped to its width as usual."""
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **options: Any) -> None:
+        if soft_wrap is None and not self.is_terminal:
+            soft_wrap = True
+        super().print(*objects, soft_wrap=soft_wrap, **options)
+
+
 def make_console(*, stderr: bool, environ: Mapping[str, str] | None = None, **options: Any) -> Console:
     """A console for stderr (progress) or stdout (data, never wrapped by rich) that prints
     strings as they are (no markup); with ``NO_COLOR`` set it emits no styles at all."""
     env = os.environ if environ is None else environ
     plain = env.get("NO_COLOR", "") != ""
-    return Console(
+    return _PipeConsole(
         stderr=stderr,
         markup=False,
         emoji=False,  # ":warning:" in a reason stays text
