@@ -25,9 +25,7 @@ relative, not absolute.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import router as router_bench  # bench/router.py: the replica, free ports, wrk's figures
+
 from pipeline.core.model import Slot, Weights
 from pipeline.local.adapters import LocalCompute, LocalRouter, PlaneService, ServiceBinding
 from pipeline.local.plane.control_client import PlaneClient
@@ -43,17 +43,6 @@ from pipeline.local.plane.lifecycle import ensure_plane, plane_processes, stop_p
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.specs import HealthCheck, Launch, RouteSpec
 
-APP = """
-import os
-from aiohttp import web
-
-async def hello(request):
-    return web.json_response({"ok": True})
-
-app = web.Application()
-app.router.add_get("/{tail:.*}", hello)
-web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, access_log=None)
-"""
 SERVICES = ("plain", "keyed", "cached")
 RULES = {
     "keys": "required", "default_plan": "big", "plans": {"big": {"rate": 1e9, "burst": 10**9, "quota": None}},
@@ -71,25 +60,11 @@ function request() n = n + 1; return wrk.format("GET", "/cached?c=" .. id .. "-"
 """
 
 
-def _port_pair() -> int:
-    """A port p with p and p + 1 free (the environment's main and test listeners)."""
-    for _ in range(100):
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            try:
-                b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise SystemExit("no two consecutive free ports on 127.0.0.1")
-
-
 def _project(root: Path) -> None:
     for name in SERVICES:
         folder = root / "services" / name
         folder.mkdir(parents=True)
-        (folder / "app.py").write_text(APP)
+        (folder / "app.py").write_text(router_bench.APP)
         (folder / "service.yaml").write_text(
             f"name: {name}\nkind: ecs\nowner: dev\npaths: [\"services/{name}/**\"]\n"
             f"build: {{context: services/{name}}}\nlocal: {{command: python app.py}}\n"
@@ -109,27 +84,15 @@ class Run:
     p99_ms: float
 
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
 def _wrk(url: str, extra: list[str], args: argparse.Namespace, duration: float) -> Run:
     out = subprocess.run(
         ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency", *extra, url],
         check=True, capture_output=True, text=True,
     ).stdout
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    cuts = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.MULTILINE))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    if rps is None or set(cuts) != {"50", "99"}:
-        raise SystemExit(f"unexpected wrk output for {url}:\n{out}")
-    if errors:
-        raise SystemExit(f"{url}: {errors.group(0)}: the figures would not be of answered requests")
-
-    def ms(value: str) -> float:
-        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
-        return float(number) * _UNITS[unit]
-
-    return Run(float(rps.group(1)), ms(cuts["50"]), ms(cuts["99"]))
+    figures = router_bench.wrk_figures(url, out)
+    if figures.errors:
+        raise SystemExit(f"{url}: {figures.errors}: the figures would not be of answered requests")
+    return Run(figures.rps, figures.p50_ms, figures.p99_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +104,7 @@ class Served:
 
 def _serve(root: Path, state_dir: Path, client: PlaneClient) -> Served:
     """Every service on env ``bench`` with 100% on blue, the edges, a key per edge."""
-    port = _port_pair()
+    port = router_bench.port_pair()
     registry = LocalRegistry(root, state_dir)
     secrets: dict[str, str] = {}
     for index, name in enumerate(SERVICES):

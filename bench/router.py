@@ -56,7 +56,7 @@ web.run_app(app, host="127.0.0.1", port=int(os.environ["PORT"]), print=None, acc
 """
 
 
-def _port_pair() -> int:
+def port_pair() -> int:
     """A port p with p and p + 1 free (the environment's main and test listeners)."""
     for _ in range(100):
         with socket.socket() as a, socket.socket() as b:
@@ -108,6 +108,31 @@ class Run:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
+@dataclass(frozen=True, slots=True)
+class WrkFigures:
+    """What one wrk run printed: requests per second, p50 and p99 in milliseconds, the
+    number of requests, and its error line (non-2xx answers or socket errors), if any."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: str | None
+
+
+def wrk_figures(url: str, out: str) -> WrkFigures:
+    """Parse ``wrk --latency`` output (shared by bench/edge.py and bench/tracing.py)."""
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    found = re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    cuts = {cut: float(number) * _UNITS[unit] for cut, number, unit in found}
+    if rps is None or total is None or set(cuts) != {"50", "99"}:
+        raise SystemExit(f"unexpected wrk output for {url}:\n{out}")
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    return WrkFigures(float(rps.group(1)), cuts["50"], cuts["99"], int(total.group(1)),
+                      errors.group(0) if errors else None)
+
+
 def _wrk(url: str, args: argparse.Namespace, duration: float, proxy: psutil.Process | None = None) -> Run:
     cpu_before = _cpu(proxy)
     out = subprocess.run(
@@ -115,21 +140,11 @@ def _wrk(url: str, args: argparse.Namespace, duration: float, proxy: psutil.Proc
         check=True, capture_output=True, text=True,
     ).stdout
     cpu = _cpu(proxy) - cpu_before
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    cuts = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))\s*$", out, re.MULTILINE))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    if rps is None or total is None or set(cuts) != {"50", "99"}:
-        raise SystemExit(f"unexpected wrk output for {url}:\n{out}")
-    if errors:
-        print(f"warning: {url}: {errors.group(0)}", file=sys.stderr)
-
-    def ms(value: str) -> float:
-        number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
-        return float(number) * _UNITS[unit]
-
-    cpu_us = cpu / max(1, int(total.group(1))) * 1e6 if proxy is not None else None
-    return Run(float(rps.group(1)), ms(cuts["50"]), ms(cuts["99"]), cpu_us)
+    figures = wrk_figures(url, out)
+    if figures.errors:
+        print(f"warning: {url}: {figures.errors}", file=sys.stderr)
+    cpu_us = cpu / max(1, figures.requests) * 1e6 if proxy is not None else None
+    return Run(figures.rps, figures.p50_ms, figures.p99_ms, cpu_us)
 
 
 def _cpu(proc: psutil.Process | None) -> float:
@@ -163,7 +178,7 @@ backend replica
 @contextmanager
 def _haproxy(folder: Path, replica_port: int, threads: int) -> Iterator[tuple[int, psutil.Process]]:
     """An HAProxy in front of the replica; yields its port and process."""
-    port = _port_pair()
+    port = port_pair()
     cfg = folder / "haproxy.cfg"
     cfg.write_text(HAPROXY_CFG.format(port=port, replica=replica_port,
                                       threads=f"    nbthread {threads}" if threads else ""))
@@ -228,7 +243,7 @@ def _median_cpu(runs: list[Run]) -> float | None:
 
 def _serve_replica(root: Path, state_dir: Path, info_url: str, token: str) -> tuple[int, int]:
     """Blue runs the bench service with 100%; returns (router port, replica port)."""
-    port = _port_pair()
+    port = port_pair()
     client = PlaneClient.for_url(info_url, token=token)
     binding = ServiceBinding("bench", port, "hello", RouteSpec("/*", 1))
     registry = LocalRegistry(root, state_dir)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -53,7 +52,6 @@ request = function()
   return wrk.format(nil)
 end
 """
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 EXPORT_SETTLE = 0.7
 SAMPLED = {"PIPELINE_TRACING": "on", "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
 
@@ -103,16 +101,10 @@ def _wrk(url: str, pid: int | None, args: argparse.Namespace, duration: float, s
     ).stdout
     time.sleep(EXPORT_SETTLE)  # the last spans of the run are exported within half a second
     spent = _cpu(pid) - before
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    total = re.search(r"(\d+) requests in", out)
-    found = re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-    cuts = {cut: float(number) * _UNITS[unit] for cut, number, unit in found}
-    if rps is None or total is None or set(cuts) != {"50", "99"}:
-        raise SystemExit(f"unexpected wrk output for {url}:\n{out}")
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
-    if errors:
-        print(f"warning: {url}: {errors.group(0)}", file=sys.stderr)
-    return Result(float(rps.group(1)), cuts["50"], cuts["99"], spent * 1e6 / max(1, int(total.group(1))))
+    figures = router_bench.wrk_figures(url, out)
+    if figures.errors:
+        print(f"warning: {url}: {figures.errors}", file=sys.stderr)
+    return Result(figures.rps, figures.p50_ms, figures.p99_ms, spent * 1e6 / max(1, figures.requests))
 
 
 def _measure(paths: dict[str, tuple[str, int | None]], args: argparse.Namespace,
