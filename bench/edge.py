@@ -70,18 +70,10 @@ def _project(root: Path) -> None:
             f"build: {{context: services/{name}}}\nlocal: {{command: python app.py}}\n"
             f"ecs: {{container: {name}, port: 8000, health_check: {{path: /health}}, "
             f"route: {{path: \"/{name}*\", priority: {SERVICES.index(name) + 1}}}}}\n")
-    for args in (["init", "-q"], ["add", "-A"],
-                 ["-c", "user.email=b@example.com", "-c", "user.name=bench", "commit", "-q", "-m", "app"]):
-        subprocess.run(["git", *args], cwd=root, check=True)
+    router_bench.commit_all(root)
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One wrk run: requests per second and latency percentiles in milliseconds."""
-
-    rps: float
-    p50_ms: float
-    p99_ms: float
+Run = router_bench.Run  # one wrk run: req/s, p50 and p99 (ms)
 
 
 def _wrk(url: str, extra: list[str], args: argparse.Namespace, duration: float) -> Run:

@@ -90,6 +90,11 @@ def _project(root: Path) -> None:
     (root / "services" / "hello").mkdir(parents=True)
     (root / "services" / "hello" / "app.py").write_text(APP)
     (root / "services" / "hello" / "service.yaml").write_text(SERVICE_YAML)
+    commit_all(root)
+
+
+def commit_all(root: Path) -> None:
+    """Make ``root`` a git repository whose one commit holds everything in it."""
     for args in (["init", "-q"], ["add", "-A"],
                  ["-c", "user.email=b@example.com", "-c", "user.name=bench", "commit", "-q", "-m", "app"]):
         subprocess.run(["git", *args], cwd=root, check=True)
