@@ -17,6 +17,10 @@ by a background thread, and a queue that is full drops spans rather than wait.
 
 Context crosses process boundaries as W3C ``traceparent``/``tracestate`` headers
 (``inject``/``extract``; the global propagator is set to trace context).
+
+Trace ids are AWS X-Ray's (``AwsXRayIdGenerator``: the first 32 bits are the epoch second,
+the other 96 random), so a trace started by the toolkit is also a valid X-Ray trace, and the
+local span store's index on trace ids grows at its end instead of at random places.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -72,14 +77,16 @@ def exporters_from(environ: Mapping[str, str] | None = None,
 def setup(service: str, *, slot: str | None = None, release: str | None = None,
           otlp_endpoint: str | None = None, exporters: Sequence[SpanExporter] = (),
           environ: Mapping[str, str] | None = None, set_global: bool = True,
-          schedule_delay_ms: float = 500) -> TracerProvider | None:
+          schedule_delay_ms: float = 500, bare: bool = False) -> TracerProvider | None:
     """A provider exporting ``service``'s spans (see the module docstring), or None when
-    tracing is off or nothing would receive them. ``set_global`` installs it as the
-    process's provider (``opentelemetry.trace.get_tracer`` then uses it)."""
+    tracing is off or nothing would receive them (with ``bare``, a provider with no span
+    processor then: its spans are sampled and given ids, and the caller stores them).
+    ``set_global`` installs it as the process's provider (``opentelemetry.trace.get_tracer``
+    then uses it)."""
     if not enabled(environ):
         return None
     chosen = [*exporters, *exporters_from(environ, otlp_endpoint)]
-    if not chosen:
+    if not chosen and not bare:
         return None
     attributes: dict[str, str] = {"service.name": service}
     if slot:
@@ -87,7 +94,7 @@ def setup(service: str, *, slot: str | None = None, release: str | None = None,
     if release:
         attributes[RELEASE_KEY] = release
         attributes["service.version"] = release
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(resource=Resource.create(attributes), id_generator=AwsXRayIdGenerator())
     for exporter in chosen:
         provider.add_span_processor(BatchSpanProcessor(
             exporter, max_queue_size=8192, schedule_delay_millis=schedule_delay_ms,

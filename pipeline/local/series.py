@@ -68,6 +68,19 @@ class LatencyHistogram:
         self.minimum = min(self.minimum, latency_ms)
         self.maximum = max(self.maximum, latency_ms)
 
+    def add_many(self, latencies: list[float]) -> None:
+        """``add`` each of ``latencies`` (one pass, for batches)."""
+        if not latencies:
+            return
+        buckets = self.buckets
+        log, floor, ceiling, growth = _log, FLOOR_MS, CEILING_MS, _LOG_GROWTH
+        for latency_ms in latencies:
+            index = 0 if latency_ms <= floor else int(log(min(latency_ms, ceiling) / floor) / growth)
+            buckets[index] = buckets.get(index, 0) + 1
+        self.count += len(latencies)
+        self.minimum = min(self.minimum, *latencies)
+        self.maximum = max(self.maximum, *latencies)
+
     def merge(self, other: LatencyHistogram) -> None:
         for index, n in other.buckets.items():
             self.buckets[index] = self.buckets.get(index, 0) + n
@@ -135,6 +148,16 @@ class PerSecondSeries:
             bucket.counts[self._index[name]] += n
         if latency_ms is not None:
             bucket.latency.add(latency_ms)
+
+    def record_second(self, second: int, latencies: list[float], **counts: int) -> None:
+        """Add ``counts`` and ``latencies`` to epoch second ``second`` (a batch of ``record``)."""
+        bucket = self._seconds.get(second)
+        if bucket is None:
+            bucket = self._seconds[second] = _Second(len(self.names))
+            self._expire(second)
+        for name, n in counts.items():
+            bucket.counts[self._index[name]] += n
+        bucket.latency.add_many(latencies)
 
     def window(self, since: float, until: float) -> SeriesWindow:
         """Sums over the seconds overlapping ``[since, until)`` (epoch seconds)."""

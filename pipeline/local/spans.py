@@ -16,14 +16,18 @@ every given filter; ``trace`` returns one trace's spans (``SpanRecord``) by star
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from pipeline.local.private_files import private_dir, private_file
 
@@ -35,6 +39,9 @@ RELEASE_KEY = "pipeline.release"
 ENVIRONMENT_KEY = "pipeline.environment"
 HTTP_STATUS_KEY = "http.response.status_code"
 _PRUNE_EVERY = 500  # spans added between two prunes (a prune is one indexed DELETE)
+Row = tuple[Any, ...]
+_INSERT_JSON = "INSERT OR REPLACE INTO spans SELECT " + ", ".join(
+    f"json_extract(value, '$[{i}]')" for i in range(13)) + " FROM json_each(?)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spans (
@@ -128,15 +135,29 @@ class SpanStore:
 
     def add(self, spans: Iterable[SpanRecord], *, now: float | None = None) -> int:
         """Store ``spans`` (a span already stored is replaced); returns how many were given."""
-        rows = [_row(s) for s in spans]
+        return self.add_rows([_row(s) for s in spans], now=now)
+
+    def add_rows(self, rows: list[Row], *, now: float | None = None) -> int:
+        """Store spans given as rows (``row_of``'s tuples); returns how many were given."""
         if not rows:
+            return 0
+        text = "[" + ",".join(json.dumps(r, default=str) for r in rows) + "]"
+        return self.add_json(text, len(rows), now=now)
+
+    def add_json(self, rows: str, count: int, *, now: float | None = None) -> int:
+        """Store ``count`` spans given as one JSON array of rows (``row_json``'s texts joined).
+
+        One statement inserts them all: SQLite reads the array itself (``json_each``), so the
+        calling thread gives up Python's GIL once per batch instead of once per span (the
+        router's thread, busy with traffic, would otherwise wait for it at every span)."""
+        if not count:
             return 0
         with self._lock:
             db = self._writing()
             try:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-                self._since_prune += len(rows)
+                db.execute(_INSERT_JSON, (rows,))
+                self._since_prune += count
                 if self._since_prune >= _PRUNE_EVERY:
                     self._prune(db, time.time() if now is None else now)
                 db.execute("COMMIT")
@@ -144,7 +165,7 @@ class SpanStore:
                 if db.in_transaction:
                     db.rollback()
                 raise
-        return len(rows)
+        return count
 
     def _writing(self) -> sqlite3.Connection:
         """The connection ``add`` writes with (held under ``_lock``), opened on first use."""
@@ -258,13 +279,94 @@ def _summary(db: sqlite3.Connection, trace_id: str) -> TraceSummary | None:
                         "error" if failed else "ok", slot, release)
 
 
-def _row(span: SpanRecord) -> tuple[Any, ...]:
-    attrs = span.attributes
+def _row(span: SpanRecord) -> Row:
+    return row_of(span.trace_id.lower(), span.span_id.lower(), span.parent_id, span.name, span.service,
+                  span.start, span.end, span.status, span.attributes)
+
+
+def row_of(trace_id: str, span_id: str, parent_id: str | None, name: str, service: str, start: float,
+           end: float, status: str, attrs: dict[str, Any]) -> Row:
+    """A span as the store's row (ids in lower-case hex, times in epoch seconds)."""
     http_status = attrs.get(HTTP_STATUS_KEY)
     slot, release = attrs.get(SLOT_KEY), attrs.get(RELEASE_KEY)
-    return (span.trace_id.lower(), span.span_id.lower(), span.parent_id, span.name, span.service,
-            span.start, span.end, span.status,
+    return (trace_id, span_id, parent_id, name, service, start, end, status,
             int(http_status) if isinstance(http_status, int | float) else None,
             str(slot) if slot is not None else None, str(release) if release is not None else None,
             str(attrs[ENVIRONMENT_KEY]) if ENVIRONMENT_KEY in attrs else None,
             json.dumps(attrs, default=str, separators=(",", ":")))
+
+
+def row_json(trace_id: str, span_id: str, parent_id: str | None, name: str, service: str, start: float,
+             end: float, status: str, attrs: dict[str, Any]) -> str:
+    """A span as one row of ``SpanStore.add_json``'s array (what ``row_of`` makes, as JSON)."""
+    http_status = attrs.get(HTTP_STATUS_KEY)
+    slot, release = attrs.get(SLOT_KEY), attrs.get(RELEASE_KEY)
+    return _ENCODE([trace_id, span_id, parent_id, name, service, start, end, status,
+                    int(http_status) if isinstance(http_status, int | float) else None,
+                    str(slot) if slot is not None else None, str(release) if release is not None else None,
+                    str(attrs[ENVIRONMENT_KEY]) if ENVIRONMENT_KEY in attrs else None, attrs])
+
+
+def _ENCODE(value: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+class SpanWriter:
+    """Rows into a ``SpanStore`` in batches, from a thread of its own (the router's spans).
+
+    ``put`` is what a request pays: an append to a deque (thread-safe, no lock taken) and,
+    every ``batch`` rows, a wake-up of the thread; the thread also writes what is queued
+    every ``delay`` seconds. Beyond ``max_queued`` waiting rows (the store cannot keep up),
+    rows are dropped and counted in ``dropped``. ``close`` writes what is left."""
+
+    def __init__(self, store: SpanStore, *, delay: float = 0.25, batch: int = 256,
+                 max_queued: int = 65_536) -> None:
+        self.store = store
+        self.dropped = 0
+        self._delay = delay
+        self._batch = batch
+        self._max = max_queued
+        self._rows: deque[str] = deque()  # row_json texts
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="pipeline-span-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, row: str) -> None:
+        rows = self._rows
+        if len(rows) >= self._max:
+            self.dropped += 1
+            return
+        rows.append(row)
+        if len(rows) == self._batch:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Write what is queued now (on the caller's thread)."""
+        while self._rows:
+            self._write()
+
+    def close(self) -> None:
+        """Stop the thread and write what is left. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join(10.0)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            while len(self._rows) >= 1 and not self._closed:
+                self._write()
+
+    def _write(self) -> None:
+        rows = self._rows
+        taken = [rows.popleft() for _ in range(min(len(rows), 4 * self._batch))]
+        try:
+            self.store.add_json("[" + ",".join(taken) + "]", len(taken))
+        except (sqlite3.Error, OSError) as exc:  # a store that fails (disk full) loses that batch only
+            self.dropped += len(taken)
+            logging.getLogger("pipeline.local.spans").warning("%d spans not stored: %s", len(taken), exc)

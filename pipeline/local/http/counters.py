@@ -9,6 +9,7 @@ Percentiles follow the series' one rule (nearest rank, within 1% of the exact va
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 
 from pipeline.local.series import PerSecondSeries
@@ -39,24 +40,66 @@ class WindowStats:
 
 class SlotCounters:
     """Requests, 5xx responses and latencies of one slot, per second. Thread-safe: the data
-    plane's loop records while the control API's loop reads windows."""
+    plane's loop records while the control API's loop reads windows.
+
+    Recording is one append to a deque (atomic, no lock): the router pays for it on every
+    request. The appended answers are added to the series, under the lock, by whoever reads
+    (``window``, the totals) and by the recorder itself every ``_FOLD_EVERY`` answers."""
+
+    _FOLD_EVERY = 1024
 
     def __init__(self, retention: float = 3600.0) -> None:
         self._series = PerSecondSeries(("requests", "errors"), retention)
         self._lock = threading.Lock()
-        self.total_requests = 0
-        self.total_errors = 0
+        self._pending: deque[tuple[float, int, float]] = deque()
+        self._total_requests = 0
+        self._total_errors = 0
 
     def record(self, at: float, status: int, latency_ms: float) -> None:
         """Count one answered request: ``at`` epoch seconds, ``status`` HTTP code (5xx is an error)."""
-        error = int(status >= 500)
+        pending = self._pending
+        pending.append((at, status, latency_ms))
+        if len(pending) >= self._FOLD_EVERY:
+            self._fold()
+
+    @property
+    def total_requests(self) -> int:
+        self._fold()
+        return self._total_requests
+
+    @property
+    def total_errors(self) -> int:
+        self._fold()
+        return self._total_errors
+
+    def _fold(self) -> None:
+        """Move the pending answers into the series (each taken exactly once: popleft is atomic),
+        a second at a time."""
+        pending = self._pending
         with self._lock:
-            self._series.record(at, latency_ms, requests=1, errors=error)
-            self.total_requests += 1
-            self.total_errors += error
+            latencies: list[float] = []
+            second, errors = -1, 0
+            while pending:
+                try:
+                    at, status, latency_ms = pending.popleft()
+                except IndexError:
+                    break
+                if int(at) != second:
+                    self._add(second, latencies, errors)
+                    second, latencies, errors = int(at), [], 0
+                latencies.append(latency_ms)
+                errors += status >= 500
+            self._add(second, latencies, errors)
+
+    def _add(self, second: int, latencies: list[float], errors: int) -> None:
+        if latencies:
+            self._series.record_second(second, latencies, requests=len(latencies), errors=errors)
+            self._total_requests += len(latencies)
+            self._total_errors += errors
 
     def window(self, since: float, until: float) -> WindowStats:
         """Sums over the seconds overlapping ``[since, until)``."""
+        self._fold()
         with self._lock:
             window = self._series.window(since, until)
         return WindowStats(

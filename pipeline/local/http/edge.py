@@ -32,8 +32,6 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import web
-
 from pipeline.core.edge import EdgeCounts
 from pipeline.local.http.edge_keys import SYNTHETIC, EdgeKeyStore
 from pipeline.local.http.edge_parts import (
@@ -45,6 +43,7 @@ from pipeline.local.http.edge_parts import (
     TokenBucket,
     retry_after,
 )
+from pipeline.local.messages import Answer, Request
 from pipeline.local.private_files import private_dir, write_private
 
 KEY_HEADER = "x-api-key"
@@ -53,12 +52,11 @@ POLICIES_FILE = "edge-policies.json"
 _NOT_CACHED_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive",
                                  "set-cookie", "date"})
 
-Forward = Callable[[], Awaitable[web.StreamResponse]]
+Forward = Callable[[], Awaitable[Answer]]
 
 
-def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=json.dumps({"message": message}),
-                        content_type="application/json", headers=headers)
+def _refusal(status: int, message: str, headers: dict[str, str] | None = None) -> Answer:
+    return Answer(status, json.dumps({"message": message}).encode(), headers, content_type="application/json")
 
 
 class Edge:
@@ -74,18 +72,18 @@ class Edge:
         self._quotas: dict[str, DailyQuota] = {}
         self._plan_of: dict[str, str | None] = {}  # key name -> its plan, as last looked up
 
-    async def serve(self, request: web.BaseRequest, forward: Forward) -> web.StreamResponse:
+    async def serve(self, request: Request, forward: Forward) -> Answer:
         """Apply the rules to ``request``; ``forward()`` sends it on to the service."""
         now = time.time()
         policy = self.policy
         secret = request.headers.get(KEY_HEADER)
         if secret and self.keys.is_synthetic(self.env, self.service, secret):
-            if not policy.admits(_peer(request)):
+            if not policy.admits(request.remote):
                 self.counters.count(SYNTHETIC, now, "denied")
                 return _refusal(403, "Forbidden: the caller's address is not allowed")
             return await forward()
         name, refused = self._identify(secret)
-        if refused is None and not policy.admits(_peer(request)):
+        if refused is None and not policy.admits(request.remote):
             refused = _refusal(403, "Forbidden: the caller's address is not allowed")
         if refused is None and name:
             refused = self._throttle(name, now)
@@ -97,7 +95,7 @@ class Edge:
             return refused
         return await self._cached(request, name, now, forward)
 
-    def _identify(self, secret: str | None) -> tuple[str, web.Response | None]:
+    def _identify(self, secret: str | None) -> tuple[str, Answer | None]:
         """The key's name ("" without a key) and the refusal, if any."""
         mode = self.policy.keys
         if mode == "none" or (mode == "optional" and not secret):
@@ -112,7 +110,7 @@ class Edge:
         self._plan_of[key.name] = key.plan
         return key.name, None
 
-    def _throttle(self, name: str, now: float) -> web.Response | None:
+    def _throttle(self, name: str, now: float) -> Answer | None:
         limits = self.policy.limits(self._plan_of.get(name))
         if limits is None:
             return None
@@ -131,8 +129,7 @@ class Edge:
                                      "per day is used up", {"Retry-After": retry_after(wait)})
         return None
 
-    async def _cached(self, request: web.BaseRequest, name: str, now: float,
-                      forward: Forward) -> web.StreamResponse:
+    async def _cached(self, request: Request, name: str, now: float, forward: Forward) -> Answer:
         cache = self.policy.cache
         if cache is None or request.method not in cache.methods:
             return await forward()
@@ -143,28 +140,20 @@ class Edge:
         found = self.cache.get(key, monotonic)
         if found is not None:
             self.counters.count(name, now, "hits")
-            hit = web.Response(status=found.status, reason=found.reason, body=found.body)
-            hit.headers.extend(found.headers)
+            hit = Answer(found.status, found.body, found.headers, found.reason)
             hit.headers[CACHE_HEADER] = "hit"
             return hit
         self.counters.count(name, now, "misses")
         response = await forward()
-        if response.prepared:
-            return response  # streamed: too big to cache, already on its way
-        if isinstance(response, web.Response) and 200 <= response.status < 300 \
-                and isinstance(response.body, bytes):
+        if response.streamed:
+            return response  # too big to cache, already on its way
+        if 200 <= response.status < 300:
             headers = tuple((k, v) for k, v in response.headers.items()
                             if k.lower() not in _NOT_CACHED_HEADERS)
             self.cache.put(key, CachedAnswer(monotonic + cache.ttl, response.status, response.reason,
                                              headers, response.body))
         response.headers[CACHE_HEADER] = "miss"
         return response
-
-
-def _peer(request: web.BaseRequest) -> str | None:
-    transport = request.transport
-    peer = transport.get_extra_info("peername") if transport is not None else None
-    return str(peer[0]) if peer else None
 
 
 class EdgeBook:

@@ -19,10 +19,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
-from aiohttp import web
-
 from pipeline.local.http.upstream import UpstreamDropped, UpstreamPool, UpstreamRefused
+from pipeline.local.messages import Answer, Request, json_answer
 from pipeline.local.replicas.replica import Replica
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 
@@ -37,7 +35,6 @@ HOP_BY_HOP = frozenset(
 _REPLACED = HOP_BY_HOP | {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
 _NOT_PASSED_BACK = HOP_BY_HOP | {"x-pipeline-slot", "x-pipeline-version"}  # the router sets these
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 log = logging.getLogger("pipeline.local.router")
 
 
@@ -54,7 +51,7 @@ class Exchange:
     """Proxies ``request`` to ``target`` on a replica; ``outcome`` overrides the status counted
     when the answer could not be completed (499 client gone, 408 idle body, 502 broken)."""
 
-    def __init__(self, pool: UpstreamPool, request: web.BaseRequest, target: str,
+    def __init__(self, pool: UpstreamPool, request: Request, target: str,
                  tags: dict[str, str], body_idle_timeout: float,
                  forward: dict[str, str] | None = None) -> None:
         self._pool = pool
@@ -65,7 +62,7 @@ class Exchange:
         self._idle = body_idle_timeout
         self.outcome: int | None = None
 
-    async def proxy(self, key: SlotKey, supervisor: Supervisor) -> web.StreamResponse:
+    async def proxy(self, key: SlotKey, supervisor: Supervisor) -> Answer:
         request = self._request
         try:
             body = await self._small_body()
@@ -95,7 +92,7 @@ class Exchange:
                 replica.inflight -= 1
         return error(502, f"{key}: no replica accepted the request ({len(tried)} tried)")
 
-    def _failure(self, exc: BaseException, who: str, retry_dropped: bool) -> web.Response | None:
+    def _failure(self, exc: BaseException, who: str, retry_dropped: bool) -> Answer | None:
         """The answer to give after ``exc``, or None to try another replica."""
         if isinstance(exc, ClientFailed):
             return self._client_error(exc)
@@ -108,44 +105,44 @@ class Exchange:
     async def _small_body(self) -> bytes | None:
         """The whole body when it is short and has a length (b"" for none); None to stream it."""
         request = self._request
-        if not request.body_exists:
+        if request.body is None:
             return b""
         length = request.content_length
+        self._continue()
         if length is None or length > BUFFERED:
-            await self._continue()
             return None
         try:
-            await self._continue()
             async with asyncio.timeout(self._idle):
-                return await request.read()
+                return await request.body.read()
         except TimeoutError as exc:
             raise ClientFailed(408, f"the request body did not arrive within {self._idle:g}s") from exc
-        except (ConnectionError, aiohttp.ClientPayloadError) as exc:
+        except ConnectionError as exc:
             raise ClientFailed(CLIENT_CLOSED, "the client went away while sending its body") from exc
 
-    async def _continue(self) -> None:
+    def _continue(self) -> None:
         """Answer ``Expect: 100-continue`` (the replica never sees it)."""
         if self._request.headers.get("Expect", "").lower() == "100-continue":
-            writer = self._request.writer
-            await writer.write(_CONTINUE)
+            self._request.send_continue()
 
     async def _stream(self) -> AsyncIterator[bytes]:
         """The request body as it arrives; ClientFailed when the client side fails."""
-        content = self._request.content
+        body = self._request.body
+        if body is None:
+            return
         try:
             while True:
                 async with asyncio.timeout(self._idle):
-                    chunk = await content.readany()
+                    chunk = await body.readany()
                 if not chunk:
                     return
                 yield chunk
         except TimeoutError as exc:
             raise ClientFailed(408, f"the request body was idle for {self._idle:g}s") from exc
-        except (ConnectionError, aiohttp.ClientPayloadError) as exc:
+        except ConnectionError as exc:
             raise ClientFailed(CLIENT_CLOSED, "the client went away while sending its body") from exc
 
     async def _send(self, replica: Replica, head: bytes,
-                    body: bytes | AsyncIterator[bytes]) -> web.StreamResponse:
+                    body: bytes | AsyncIterator[bytes]) -> Answer:
         request = self._request
         call = await self._pool.open(replica.port or 0)
         try:
@@ -153,18 +150,15 @@ class Exchange:
             await call.send(head, body, chunked)
             answer = await call.response(request.method)
             out = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_PASSED_BACK]
-            out.extend(self._tags.items())  # aiohttp copies them into the response's own multidict
+            out.extend(self._tags.items())
             if answer.length is not None and answer.length <= BUFFERED:
-                return web.Response(status=answer.status, reason=answer.reason, body=await call.read_all(),
-                                    headers=out)
-            response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=out)
-            if answer.length is not None:
-                response.content_length = answer.length
-            await response.prepare(request)
+                return Answer(answer.status, await call.read_all(), out, answer.reason)
+            response = Answer(answer.status, headers=out, reason=answer.reason)
+            stream = request.stream(response, answer.length)
             try:
                 async for chunk in call.body():
-                    await response.write(chunk)
-                await response.write_eof()
+                    await stream.write(chunk)
+                await stream.finish()
             except (ConnectionError, TimeoutError, ValueError) as exc:
                 self._broken_answer(replica, exc)
             return response
@@ -182,17 +176,17 @@ class Exchange:
         if transport is not None:
             transport.abort()
 
-    def _client_error(self, exc: ClientFailed) -> web.Response:
+    def _client_error(self, exc: ClientFailed) -> Answer:
         self.outcome = exc.status
         log.info("client request abandoned: %s", exc.message)
         return error(exc.status if exc.status != CLIENT_CLOSED else 400, exc.message)
 
-    def _upstream_error(self, status: int, message: str, exc: BaseException) -> web.Response:
+    def _upstream_error(self, status: int, message: str, exc: BaseException) -> Answer:
         log.warning("%s: %s", message, type(exc).__name__)
         return error(status, f"{message}: {type(exc).__name__} {exc}".rstrip())
 
 
-def _request_head(request: web.BaseRequest, target: str, body: bytes | None,
+def _request_head(request: Request, target: str, body: bytes | None,
                   forward: dict[str, str] | None = None) -> bytes:
     """The request line and headers sent to the replica (framing for ``body``: bytes, or
     None when it streams: its Content-Length if known, else chunked); ``forward`` replaces
@@ -207,16 +201,16 @@ def _request_head(request: web.BaseRequest, target: str, body: bytes | None,
     peer = request.remote or ""
     prior = request.headers.get("X-Forwarded-For")
     parts.append(f"X-Forwarded-For: {prior}, {peer}\r\n" if prior else f"X-Forwarded-For: {peer}\r\n")
-    parts.append(f"X-Forwarded-Host: {request.host}\r\nX-Forwarded-Proto: {request.scheme}\r\n")
+    parts.append(f"X-Forwarded-Host: {request.host}\r\nX-Forwarded-Proto: http\r\n")
     if body is None:
         length = request.content_length
         framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
         parts.append(framing + "\r\n")
-    elif body or request.body_exists:
+    elif body or request.body is not None:
         parts.append(f"Content-Length: {len(body)}\r\n")
     parts.append("\r\n")
-    return "".join(parts).encode("utf-8", "surrogateescape")  # the bytes aiohttp decoded
+    return "".join(parts).encode("utf-8", "surrogateescape")  # the bytes the listener decoded
 
 
-def error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers={"X-Pipeline-Router": "local"})
+def error(status: int, message: str) -> Answer:
+    return json_answer({"error": message}, status, {"X-Pipeline-Router": "local"})

@@ -31,13 +31,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
-from aiohttp import web
 
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook
 from pipeline.local.http.dataplane import DataPlane
 from pipeline.local.http.edge import Edge, EdgeBook
 from pipeline.local.http.limits import ConnectionGate, RouterLimits
+from pipeline.local.http.listener import Listener, serve
 from pipeline.local.http.proxy import Exchange, error
 from pipeline.local.http.rules import (
     PathRule,
@@ -49,9 +49,10 @@ from pipeline.local.http.rules import (
 from pipeline.local.http.tracing import RequestTrace, ended
 from pipeline.local.http.tracing import begin as request_span
 from pipeline.local.http.upstream import UpstreamPool
+from pipeline.local.messages import Answer, Request
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 
-LambdaInvoker = Callable[[str, web.BaseRequest, str], Awaitable[web.StreamResponse]]
+LambdaInvoker = Callable[[str, Request, str], Awaitable[Answer]]
 
 _PIN_PREFIX = "/_slot/"
 SLOT_HEADER = "X-Pipeline-Slot"
@@ -92,8 +93,8 @@ class EnvironmentRouter:
         self._data_plane = data_plane
         self._gate: ConnectionGate | None = data_plane.gate if data_plane is not None else None
         self._invoke_lambda = invoke_lambda
-        self._runners: list[web.ServerRunner] = []
         self._servers: list[asyncio.Server] = []
+        self._connections: set[Listener] = set()
 
     @property
     def test_port(self) -> int:
@@ -118,16 +119,8 @@ class EnvironmentRouter:
             self._gate = ConnectionGate(RouterLimits(), loop)
         try:
             for port, test in ((self.port, False), (self.test_port, True)):
-                # aiohttp's low-level server: no application, URL dispatcher or middlewares per request
-                server_ = web.Server(self._handler(test), access_log=None,
-                                     keepalive_timeout=self._gate.limits.header_timeout)
-                runner = web.ServerRunner(server_, handle_signals=False, shutdown_timeout=5.0)
-                await runner.setup()
-                self._runners.append(runner)
-                assert runner.server is not None
-                server = await loop.create_server(self._gate.wrap(runner.server), "127.0.0.1", port,
-                                                  backlog=1024, reuse_address=True)
-                self._servers.append(server)
+                self._servers.append(await serve(self._handler(test), "127.0.0.1", port, self._gate.wrap,
+                                                 self._connections))
         except OSError:
             await self._stop()
             raise
@@ -136,9 +129,8 @@ class EnvironmentRouter:
         servers, self._servers = self._servers, []
         for server in servers:
             server.close()
-        runners, self._runners = self._runners, []
-        for runner in runners:
-            await runner.cleanup()
+        for connection in list(self._connections):  # idle ones close now, busy ones once answered
+            connection.shut()
 
     def put_route(self, rule: PathRule) -> ServiceRoute:
         """Add or replace ``rule.service``'s rule, keeping its weights and test slot."""
@@ -149,11 +141,11 @@ class EnvironmentRouter:
         self.rules.put(rule)
         return route
 
-    def _handler(self, test: bool) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    def _handler(self, test: bool) -> Callable[[Request], Awaitable[Answer]]:
         gate = self._gate
         assert gate is not None
 
-        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        async def handle(request: Request) -> Answer:
             transport = request.transport
             gate.request_started(transport)
             try:
@@ -163,15 +155,15 @@ class EnvironmentRouter:
 
         return handle
 
-    async def _route(self, request: web.BaseRequest, test: bool, edge_passed: bool = False,
-                     traced: RequestTrace | None = None) -> web.StreamResponse:
-        path, target, pinned = request.path, request.rel_url.raw_path_qs, None
+    async def _route(self, request: Request, test: bool, edge_passed: bool = False,
+                     traced: RequestTrace | None = None) -> Answer:
+        path, target, pinned = request.path, request.target, None
         if test and path.startswith(_PIN_PREFIX):
             name, _, rest = path[len(_PIN_PREFIX):].partition("/")
             pinned = parse_slot(name)
             if pinned is not None:
                 path = "/" + rest
-                raw = request.rel_url.raw_path_qs[len(_PIN_PREFIX) + len(name):]
+                raw = request.target[len(_PIN_PREFIX) + len(name):]
                 target = raw if raw.startswith("/") else "/" + raw
         rule = self.rules.match(path)
         if rule is None:
@@ -190,8 +182,7 @@ class EnvironmentRouter:
             return ended(traced, error(503, f"{rule.service} in {self.name}: {why}"))
         return await self._forward(request, SlotKey(self.name, rule.service, slot.value), target, traced)
 
-    async def _through_edge(self, edge: Edge, request: web.BaseRequest, test: bool,
-                            rule: PathRule) -> web.StreamResponse:
+    async def _through_edge(self, edge: Edge, request: Request, test: bool, rule: PathRule) -> Answer:
         """``rule``'s route behind its edge; the router's span covers the edge's own answers too."""
         traced = request_span(request, self.name, rule.service, rule.pattern)
         answer = await edge.serve(request, lambda: self._route(request, test, True, traced))
@@ -199,8 +190,7 @@ class EnvironmentRouter:
             traced.end(answer.status, answer=answer.headers)  # a refusal or cache hit; else ended already
         return answer
 
-    async def _to_lambda(self, rule: PathRule, request: web.BaseRequest,
-                         traced: RequestTrace | None) -> web.StreamResponse:
+    async def _to_lambda(self, rule: PathRule, request: Request, traced: RequestTrace | None) -> Answer:
         if self._invoke_lambda is None:
             why = f"{rule.service} is a Lambda route but the Lambda runtime is not loaded"
             return ended(traced, error(503, why))
@@ -212,14 +202,14 @@ class EnvironmentRouter:
         return answer
 
     @staticmethod
-    def _choose_slot(route: ServiceRoute, request: web.BaseRequest, test: bool,
+    def _choose_slot(route: ServiceRoute, request: Request, test: bool,
                      pinned: Slot | None) -> Slot | None:
         if test:
             return pinned or parse_slot(request.headers.get(SLOT_HEADER)) or route.test_slot
         return route.picker.pick() if route.picker is not None else None
 
-    async def _forward(self, request: web.BaseRequest, key: SlotKey, target: str,
-                       traced: RequestTrace | None = None) -> web.StreamResponse:
+    async def _forward(self, request: Request, key: SlotKey, target: str,
+                       traced: RequestTrace | None = None) -> Answer:
         started = time.monotonic()
         replica_set = self._supervisor.get(key)
         tags = {SLOT_HEADER: key.slot}
@@ -228,7 +218,7 @@ class EnvironmentRouter:
         exchange = Exchange(self._pool, request, target, tags, self._limits.body_idle_timeout,
                             traced.headers if traced is not None else None)  # upstream: the router's span
         response = await exchange.proxy(key, self._supervisor)
-        if not response.prepared and SLOT_HEADER not in response.headers:  # the router's own answer
+        if not response.streamed and SLOT_HEADER not in response.headers:  # the router's own answer
             response.headers.update(tags)
         status = exchange.outcome or response.status
         latency_ms = (time.monotonic() - started) * 1000.0

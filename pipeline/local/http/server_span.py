@@ -18,6 +18,7 @@ only strings, numbers and booleans, a dozen of them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Tracer
@@ -33,7 +34,8 @@ _SCOPE = InstrumentationScope("pipeline.local.router")
 class ServerSpan:
     """One server span named ``name``, child of the span ``parent`` carries (if any)."""
 
-    __slots__ = ("_parent", "_recording", "_sampled_attributes", "_tracer", "context", "name")
+    __slots__ = ("_parent", "_recording", "_sampled_attributes", "_tracer", "context", "name", "span_hex",
+                 "trace_hex")
 
     def __init__(self, tracer: Tracer, name: str, parent: Context) -> None:
         self._tracer = tracer
@@ -52,6 +54,30 @@ class ServerSpan:
                                    trace_flags=TraceFlags(flags), trace_state=sampling.trace_state)
         self._recording = decision is not Decision.DROP
         self._sampled_attributes = sampling.attributes
+        self.trace_hex = format(trace_id, "032x")
+        self.span_hex = format(self.context.span_id, "016x")
+
+    @property
+    def recording(self) -> bool:
+        """Whether the sampler kept this span (a dropped one is not stored or exported)."""
+        return self._recording
+
+    def ids(self) -> tuple[str, str, str | None]:
+        """Trace id, span id and parent span id (None for a root) in lower-case hex."""
+        parent = format(self._parent.span_id, "016x") if self._parent is not None else None
+        return self.trace_hex, self.span_hex, parent
+
+    def inject(self, headers: dict[str, str]) -> None:
+        """Set W3C ``traceparent`` (and ``tracestate`` when there is one) naming this span, as
+        ``TraceContextTextMapPropagator.inject`` writes them (version 00; a fixed format)."""
+        context = self.context
+        headers["traceparent"] = f"00-{self.trace_hex}-{self.span_hex}-{context.trace_flags:02x}"
+        if context.trace_state:
+            headers["tracestate"] = context.trace_state.to_header()
+
+    def attributes_with(self, attributes: dict[str, Any]) -> dict[str, Any]:
+        """``attributes`` after the sampler's own (a span's value wins)."""
+        return {**self._sampled_attributes, **attributes} if self._sampled_attributes else attributes
 
     def end(self, start_ns: int, end_ns: int, attributes: Mapping[str, AttributeValue],
             error: str | None = None) -> None:

@@ -10,6 +10,11 @@ replica's (or Lambda function's) spans are its children.
 
 Off until the plane hands a provider to ``use`` (it does unless ``PIPELINE_TRACING=off``);
 while off, ``begin`` returns None and the request's own trace headers pass through as sent.
+
+Where spans go: the provider decides sampling and ids; a finished span is written as a row
+to the plane's span store through a ``SpanWriter`` (a deque and a thread of its own), and is
+handed to the provider's span processors only when it has some (a configured collector).
+Per request, the router thus builds no SDK span object and no export record on its loop.
 """
 
 from __future__ import annotations
@@ -17,53 +22,69 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from aiohttp import web
 from opentelemetry.sdk.trace import Tracer, TracerProvider
-from opentelemetry.trace import NonRecordingSpan, set_span_in_context
 
 from pipeline import tracing
 from pipeline.local.http.server_span import ServerSpan
+from pipeline.local.messages import Answer, Request
+from pipeline.local.spans import SpanWriter, row_json
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 CACHE_HEADER = "x-cache"  # the edge's cache verdict (pipeline.local.http.edge)
-_state: dict[str, Tracer] = {}
 
 
-def use(provider: TracerProvider | None) -> None:
-    """Record spans with ``provider`` from now on (None: stop recording)."""
+class _Tracing:
+    """What ``use`` set: the tracer, the store's writer, whether processors want spans too."""
+
+    __slots__ = ("forward", "service", "tracer", "writer")
+
+    def __init__(self, tracer: Tracer, writer: SpanWriter | None, forward: bool) -> None:
+        self.tracer = tracer
+        self.writer = writer
+        self.forward = forward
+        self.service = str(tracer.resource.attributes.get("service.name", "router"))
+
+
+_state: dict[str, _Tracing] = {}
+
+
+def use(provider: TracerProvider | None, writer: SpanWriter | None = None, *, forward: bool = True) -> None:
+    """Record spans with ``provider`` from now on (None: stop recording): into ``writer``'s
+    store, and through the provider's span processors when ``forward``."""
     if provider is None:
-        _state.pop("tracer", None)
+        _state.pop("on", None)
     else:
         tracer = provider.get_tracer("pipeline.local.router")
         if isinstance(tracer, Tracer):  # not the no-op one of OTEL_SDK_DISABLED
-            _state["tracer"] = tracer
+            _state["on"] = _Tracing(tracer, writer, forward)
 
 
 class RequestTrace:
     """The router's span of one request; ``headers`` are the trace headers to send upstream."""
 
-    __slots__ = ("_attributes", "_ended", "_started", "_started_ns", "headers", "span")
+    __slots__ = ("_attributes", "_ended", "_on", "_started", "_started_ns", "headers", "span")
 
-    def __init__(self, tracer: Tracer, request: web.BaseRequest, environment: str, service: str,
+    def __init__(self, on: _Tracing, request: Request, environment: str, service: str,
                  rule: str) -> None:
+        self._on = on
         parent = tracing.extract(request.headers)  # a case-insensitive mapping
-        self.span = ServerSpan(tracer, f"{request.method} {rule}", parent)  # the SDK's sampling, lean
+        self.span = ServerSpan(on.tracer, f"{request.method} {rule}", parent)  # the SDK's sampling, lean
         self._started_ns = time.time_ns()
         self._attributes: dict[str, str | int | float | bool] = {  # set once, at the end (cheaper)
             "http.request.method": request.method, "url.path": request.path,
             "pipeline.environment": environment, "pipeline.service": service}
         self.headers: dict[str, str] = {}
-        tracing.inject(self.headers, set_span_in_context(NonRecordingSpan(self.span.context)))
+        self.span.inject(self.headers)
         self._started = time.monotonic()
         self._ended = False
 
-    def forwarded(self, request: web.BaseRequest) -> web.BaseRequest:
+    def forwarded(self, request: Request) -> Request:
         """``request`` with this span's trace headers in place of the client's."""
         headers = request.headers.copy()
         for name in TRACE_HEADERS:
             headers.popall(name, None)
         headers.update(self.headers)
-        return request.clone(headers=headers)
+        return request.with_headers(headers)
 
     def end(self, status: int, *, slot: str | None = None, release: str | None = None,
             answer: Mapping[str, str] | None = None) -> None:
@@ -87,17 +108,26 @@ class RequestTrace:
             attributes[tracing.RELEASE_KEY] = release
         if answer.get(CACHE_HEADER):
             attributes["pipeline.cache"] = answer[CACHE_HEADER]
-        span.end(self._started_ns, time.time_ns(), attributes, f"HTTP {status}" if status >= 500 else None)
+        if not span.recording:
+            return
+        ended_ns = time.time_ns()
+        error = f"HTTP {status}" if status >= 500 else None
+        on = self._on
+        if on.writer is not None:
+            on.writer.put(row_json(*span.ids(), span.name, on.service, self._started_ns / 1e9, ended_ns / 1e9,
+                                 "error" if error else "unset", span.attributes_with(attributes)))
+        if on.forward:
+            span.end(self._started_ns, ended_ns, attributes, error)
 
 
-def ended(traced: RequestTrace | None, answer: web.StreamResponse) -> web.StreamResponse:
+def ended(traced: RequestTrace | None, answer: Answer) -> Answer:
     """``answer`` (the router's own), after finishing ``traced`` with its status."""
     if traced is not None:
         traced.end(answer.status)
     return answer
 
 
-def begin(request: web.BaseRequest, environment: str, service: str, rule: str) -> RequestTrace | None:
+def begin(request: Request, environment: str, service: str, rule: str) -> RequestTrace | None:
     """The span of ``request`` routed by ``rule`` to ``service``; None while tracing is off."""
-    tracer = _state.get("tracer")
-    return RequestTrace(tracer, request, environment, service, rule) if tracer is not None else None
+    on = _state.get("on")
+    return RequestTrace(on, request, environment, service, rule) if on is not None else None

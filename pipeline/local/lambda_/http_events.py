@@ -1,6 +1,7 @@
 """HTTP requests to Lambda events and back, in API Gateway's HTTP API payload format 2.0.
 
-``build_event`` turns an aiohttp request into the event an HTTP API integration sends;
+``build_event`` turns an HTTP request (the router's, or aiohttp's) into the event an HTTP
+API integration sends;
 ``to_response`` turns an ``InvokeResult`` into the response API Gateway would return:
 
 - a handler result with ``statusCode`` is used as is (``headers``, ``cookies`` as
@@ -23,10 +24,10 @@ import time
 import uuid
 from typing import Any
 
-from aiohttp import web
 from multidict import CIMultiDict
 
 from pipeline.local.lambda_.model import OK, THROTTLED, TIMED_OUT, InvokeResult
+from pipeline.local.messages import Answer, RequestView, json_answer
 
 ACCOUNT = "000000000000"
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding", "keep-alive"})
@@ -47,7 +48,7 @@ def route_of(path_rule: str, raw_path: str) -> tuple[str, dict[str, str]]:
     return f"ANY {path_rule}", {}
 
 
-def build_event(request: web.Request, body: bytes, *, raw_path: str, path_rule: str) -> dict[str, Any]:
+def build_event(request: RequestView, body: bytes, *, raw_path: str, path_rule: str) -> dict[str, Any]:
     """The HTTP API (v2) event for ``request``; ``raw_path`` is the path the function sees."""
     route_key, params = route_of(path_rule, raw_path)
     headers: dict[str, str] = {}
@@ -102,7 +103,7 @@ def _set_body(event: dict[str, Any], body: bytes) -> None:
         event["isBase64Encoded"] = True
 
 
-def to_response(result: InvokeResult) -> web.Response:
+def to_response(result: InvokeResult) -> Answer:
     """The HTTP response API Gateway would send for ``result`` (see the module docstring)."""
     if result.status == THROTTLED:
         response = _message(429, "Too Many Requests")
@@ -119,19 +120,19 @@ def to_response(result: InvokeResult) -> web.Response:
     return response
 
 
-def unavailable(reason: str) -> web.Response:
+def unavailable(reason: str) -> Answer:
     """503 for a route whose function cannot be invoked (not published, no alias)."""
     return _message(503, f"Service Unavailable: {reason}")
 
 
-def _message(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+def _message(status: int, message: str) -> Answer:
+    return json_answer({"message": message}, status)
 
 
-def _structured(payload: Any) -> web.Response:
+def _structured(payload: Any) -> Answer:
     if not (isinstance(payload, dict) and "statusCode" in payload):
         text = payload if isinstance(payload, str) else json.dumps(payload)
-        return web.Response(status=200, text=text, content_type="application/json")
+        return Answer(200, text.encode("utf-8"), content_type="application/json; charset=utf-8")
     status = payload["statusCode"]
     headers = payload.get("headers") or {}
     cookies = payload.get("cookies") or []
@@ -151,4 +152,4 @@ def _structured(payload: Any) -> web.Response:
         out.add("Set-Cookie", str(cookie))
     if data is None:
         data = (body or "").encode("utf-8")
-    return web.Response(status=status, body=data, headers=out)
+    return Answer(status, data, out)

@@ -50,6 +50,7 @@ from pipeline.local.lambda_.model import (
 from pipeline.local.lambda_.pool import VersionPool
 from pipeline.local.lambda_.tracing import InvocationTracer
 from pipeline.local.lambda_.worker import InitFailed, Worker
+from pipeline.local.messages import Answer
 
 __all__ = ["InvokeResult", "LambdaRuntime", "lambda_app"]
 
@@ -276,8 +277,8 @@ class LambdaRuntime:
         try:
             result = await self.invoke(function, qualifier, event)
         except NotFoundError as exc:
-            return unavailable(exc.message)
-        return to_response(result)
+            return _aiohttp(unavailable(exc.message))
+        return _aiohttp(to_response(result))
 
     async def close(self) -> None:
         """Stop every worker process and background start. Idempotent."""
@@ -361,3 +362,8 @@ class LambdaRuntime:
                 "the local Lambda runtime is closed: it is shutting down",
                 hint="start the local plane again with `pipeline local up`",
             )
+
+
+def _aiohttp(answer: Answer) -> web.Response:
+    """``answer`` as aiohttp's response (the runtime's own HTTP API is an aiohttp application)."""
+    return web.Response(status=answer.status, reason=answer.reason, body=answer.body, headers=answer.headers)

@@ -35,6 +35,7 @@ from pipeline.local.plane.environments import Plane
 from pipeline.local.plane.lambda_bridge import cross_loop_invoker
 from pipeline.local.plane.logs import configure as configure_logging
 from pipeline.local.plane.otlp import add_receiver, export_environment, plane_provider
+from pipeline.local.plane.otlp import router_tracing as router_spans
 from pipeline.local.spans import SpanStore
 
 PLANE_FILE = "plane.json"
@@ -74,7 +75,9 @@ async def serve(state_dir: Path, plane_id: str, limits: RouterLimits | None = No
         spans = SpanStore.of(state_dir)  # recent spans: the router's and every child's (OTLP)
         add_receiver(app, spans, read_token(state_dir))
         provider = plane_provider(spans)
-        router_tracing.use(provider)
+        routing = router_spans(spans)
+        if routing is not None:
+            router_tracing.use(routing[0], routing[1], forward=routing[2])
         if provider is not None:
             runtime.tracing.use(lambda function: plane_provider(spans, function))
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
@@ -102,6 +105,9 @@ async def serve(state_dir: Path, plane_id: str, limits: RouterLimits | None = No
             runtime.tracing.use(None)  # flushes the functions' spans
             if provider is not None:
                 provider.shutdown()  # flushes the spans still queued
+            if routing is not None:
+                routing[1].close()  # writes the router's spans still queued
+                routing[0].shutdown()
             _remove_plane_file(state_dir, plane_id)
     log.info("plane %s stopped", plane_id)
 

@@ -3,22 +3,20 @@
 A request on a ``kind: lambda`` route arrives on the data plane's loop, but the Lambda
 runtime, its pools and workers live on the plane's control loop. ``cross_loop_invoker``
 reads the body and builds the HTTP API event where the request is, runs the invocation on
-the runtime's loop, and builds the response back on the request's loop: no aiohttp object
+the runtime's loop, and builds the response back on the request's loop: no request object
 ever crosses loops. The body is capped at Lambda's 6 MB invocation payload (413 beyond).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import cast
-
-from aiohttp import web
 
 from pipeline.core.errors import NotFoundError
 from pipeline.local.http.dataplane import run_on
 from pipeline.local.http.router import LambdaInvoker
 from pipeline.local.lambda_.http_events import build_event, to_response, unavailable
 from pipeline.local.lambda_.runtime import LambdaRuntime
+from pipeline.local.messages import Answer, Request, json_answer
 
 MAX_PAYLOAD = 6 * 1024 * 1024
 """Lambda's synchronous invocation payload limit (request and response), 6 MB."""
@@ -28,17 +26,16 @@ def cross_loop_invoker(runtime: LambdaRuntime, runtime_loop: asyncio.AbstractEve
                        body_timeout: float) -> LambdaInvoker:
     """An invoker for routers on any loop that runs ``runtime`` on ``runtime_loop``."""
 
-    async def invoke(function: str, request: web.BaseRequest, path_rule: str) -> web.StreamResponse:
+    async def invoke(function: str, request: Request, path_rule: str) -> Answer:
         if (request.content_length or 0) > MAX_PAYLOAD:
             return _too_large()
         try:
             body = await _read_capped(request, body_timeout)
         except TimeoutError:
-            return web.json_response({"message": "Request Timeout"}, status=408)
+            return json_answer({"message": "Request Timeout"}, 408)
         if body is None:
             return _too_large()
-        event = build_event(cast(web.Request, request), body,  # reads no app attributes
-                             raw_path=request.path, path_rule=path_rule)
+        event = build_event(request, body, raw_path=request.path, path_rule=path_rule)
         try:
             result = await run_on(runtime_loop, runtime.invoke(function, "live", event))
         except NotFoundError as exc:
@@ -48,13 +45,15 @@ def cross_loop_invoker(runtime: LambdaRuntime, runtime_loop: asyncio.AbstractEve
     return invoke
 
 
-async def _read_capped(request: web.BaseRequest, idle: float) -> bytes | None:
+async def _read_capped(request: Request, idle: float) -> bytes | None:
     """The whole body, or None past ``MAX_PAYLOAD``; TimeoutError when idle for ``idle`` s."""
+    if request.body is None:
+        return b""
     parts: list[bytes] = []
     size = 0
     while True:
         async with asyncio.timeout(idle):
-            chunk = await request.content.readany()
+            chunk = await request.body.readany()
         if not chunk:
             return b"".join(parts)
         size += len(chunk)
@@ -63,5 +62,5 @@ async def _read_capped(request: web.BaseRequest, idle: float) -> bytes | None:
         parts.append(chunk)
 
 
-def _too_large() -> web.Response:
-    return web.json_response({"message": "Request Entity Too Large"}, status=413)
+def _too_large() -> Answer:
+    return json_answer({"message": "Request Entity Too Large"}, 413)

@@ -8,8 +8,9 @@ workers find it in ``PIPELINE_TRACES_ENDPOINT`` and authenticate with
 plane's token that allows writing spans and nothing else (the control API's token never
 reaches a child process).
 
-The plane's own spans (the router's, the Lambda runtime's) go straight into the store through a
-``StoreExporter``. ``PIPELINE_TRACING=off`` in the plane's environment turns both off.
+The plane's own spans go straight into the store: the Lambda runtime's through a
+``StoreExporter``, the router's through a ``SpanWriter`` (``router_tracing``).
+``PIPELINE_TRACING=off`` in the plane's environment turns both off.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline import tracing
 from pipeline.local.span_export import BadOtlpBody, StoreExporter, records_from_otlp
-from pipeline.local.spans import SpanStore
+from pipeline.local.spans import SpanStore, SpanWriter
 
 OTLP_PATH = "/otlp/v1/traces"
 MAX_BODY = 16 * 1024 * 1024
@@ -54,6 +55,16 @@ def plane_provider(store: SpanStore, service: str = "router") -> TracerProvider 
     (``pipeline.local.http.tracing.use``) and the Lambda runtime receive theirs."""
     return tracing.setup(service, exporters=[StoreExporter(store)], set_global=False,
                          environ={k: v for k, v in os.environ.items() if k != tracing.PLANE_ENDPOINT_ENV})
+
+
+def router_tracing(store: SpanStore) -> tuple[TracerProvider, SpanWriter, bool] | None:
+    """The router's provider, the writer of its spans into ``store``, and whether the
+    provider exports them too (to a configured collector); None when ``PIPELINE_TRACING=off``."""
+    environ = {k: v for k, v in os.environ.items() if k != tracing.PLANE_ENDPOINT_ENV}
+    provider = tracing.setup("router", set_global=False, environ=environ, bare=True)
+    if provider is None:
+        return None
+    return provider, SpanWriter(store), bool(tracing.exporters_from(environ))
 
 
 def add_receiver(app: web.Application, store: SpanStore, token: str) -> None:
