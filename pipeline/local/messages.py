@@ -203,19 +203,51 @@ class Request:
 
 
 class Answer:
-    """A response: status, reason, headers and body; ``streamed`` once its head went out."""
+    """A response: status, reason, headers and body; ``streamed`` once its head went out.
 
-    __slots__ = ("body", "headers", "reason", "status", "streamed")
+    A proxied answer may carry its header lines as text instead (``lines``: ``Name: value``
+    lines, each ending with CRLF, as the replica sent them): they are written as they are,
+    and parsed into ``headers`` only if something reads them."""
+
+    __slots__ = ("_headers", "_lines", "body", "dated", "reason", "status", "streamed")
 
     def __init__(self, status: int, body: bytes = b"", headers: Any = None, reason: str | None = None,
-                 content_type: str | None = None) -> None:
+                 content_type: str | None = None, *, lines: bytes | None = None, dated: bool = False) -> None:
         self.status = status
         self.reason = reason if reason is not None else _reason(status)
-        self.headers: CIMultiDict[str] = CIMultiDict(headers) if headers is not None else CIMultiDict()
-        if content_type is not None:
-            self.headers["Content-Type"] = content_type
+        self._lines = lines
+        self._headers: CIMultiDict[str] | None = None
+        if lines is None or headers is not None:
+            self._headers = CIMultiDict(headers) if headers is not None else CIMultiDict()
+            if content_type is not None:
+                self._headers["Content-Type"] = content_type
         self.body = body
+        self.dated = dated  # ``lines`` hold a Date header
         self.streamed = False
+
+    @property
+    def proxied(self) -> bool:
+        """Whether the headers are a replica's lines, untouched so far."""
+        return self._headers is None
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        if self._headers is None:
+            headers: CIMultiDict[str] = CIMultiDict()
+            for line in (self._lines or b"").decode("utf-8", "surrogateescape").split("\r\n"):
+                name, sep, value = line.partition(":")
+                if sep:
+                    headers.add(name.strip(), value.strip())
+            self._headers, self._lines = headers, None
+        return self._headers
+
+    def rendered(self) -> tuple[bytes, bool]:
+        """The header lines (each ending with CRLF), and whether they hold a Date."""
+        if self._headers is None:
+            return self._lines or b"", self.dated
+        headers = self._headers
+        text = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
+        return text.encode("utf-8", "surrogateescape"), "Date" in headers
 
     @property
     def text(self) -> str:

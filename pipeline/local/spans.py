@@ -319,7 +319,7 @@ class SpanWriter:
     every ``delay`` seconds. Beyond ``max_queued`` waiting rows (the store cannot keep up),
     rows are dropped and counted in ``dropped``. ``close`` writes what is left."""
 
-    def __init__(self, store: SpanStore, *, delay: float = 0.25, batch: int = 256,
+    def __init__(self, store: SpanStore, *, delay: float = 0.25, batch: int = 2048,
                  max_queued: int = 65_536) -> None:
         self.store = store
         self.dropped = 0

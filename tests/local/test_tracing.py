@@ -155,15 +155,16 @@ def _pipeline(shop: Project, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_pipeline_trace_finds_the_trace_and_shows_its_waterfall(
         shop: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    sent = time.time()  # this test's trace, not one an earlier test left (with a caller's parent)
     status, _, _ = get(f"http://127.0.0.1:{shop.port}/orders/quote?product=5")
     assert status == 200
     store = SpanStore.of(shop.state_dir)
-    wait_until(lambda: any(t.spans >= 7 for t in store.find(service="catalog", since=time.time() - 60)),
+    wait_until(lambda: any(t.spans >= 7 for t in store.find(service="catalog", since=sent)),
                timeout=15, what="the trace in the store")
     listed = _pipeline(shop, "trace", "--service", "catalog", "--slot", "blue", "--env", "dev", "--json")
     assert listed.returncode == 0, listed.stderr
     traces = json.loads(listed.stdout)["traces"]
-    full = next(t for t in traces if t["spans"] >= 7)
+    full = next(t for t in traces if t["spans"] >= 7 and t["start"] >= sent)
     assert full["service"] == "router" and full["slot"] == "blue" and full["status"] == "ok"
     assert {"router", "orders", "catalog"} <= set(full["services"])
 

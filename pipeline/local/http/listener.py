@@ -271,15 +271,11 @@ def _http_date() -> str:
 
 
 def _head(answer: Answer, framing: str) -> bytes:
-    parts = [f"HTTP/1.1 {answer.status} {answer.reason}\r\n"]
-    headers = answer.headers
-    parts.extend(f"{k}: {v}\r\n" for k, v in headers.items())
-    if "Date" not in headers:
-        parts.append(f"Date: {_http_date()}\r\n")
-    if framing:
-        parts.append(framing + "\r\n")
-    parts.append("\r\n")
-    return "".join(parts).encode("utf-8", "surrogateescape")
+    lines, dated = answer.rendered()
+    date = "" if dated else f"Date: {_http_date()}\r\n"
+    framing = f"{framing}\r\n" if framing else ""
+    return b"%s%s%s" % (f"HTTP/1.1 {answer.status} {answer.reason}\r\n".encode("latin-1", "replace"), lines,
+                        f"{date}{framing}\r\n".encode("latin-1"))
 
 
 def _encode(answer: Answer, request: Request | None, keep_alive: bool) -> bytes:

@@ -33,7 +33,6 @@ HOP_BY_HOP = frozenset(
                         "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect")
 )
 _REPLACED = HOP_BY_HOP | {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
-_NOT_PASSED_BACK = HOP_BY_HOP | {"x-pipeline-slot", "x-pipeline-version"}  # the router sets these
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 log = logging.getLogger("pipeline.local.router")
 
@@ -149,11 +148,11 @@ class Exchange:
             chunked = not isinstance(body, bytes) and request.content_length is None
             await call.send(head, body, chunked)
             answer = await call.response(request.method)
-            out = [(k, v) for k, v in answer.headers if k.lower() not in _NOT_PASSED_BACK]
-            out.extend(self._tags.items())
+            lines = answer.lines + self._tag_lines()
             if answer.length is not None and answer.length <= BUFFERED:
-                return Answer(answer.status, await call.read_all(), out, answer.reason)
-            response = Answer(answer.status, headers=out, reason=answer.reason)
+                body = await call.read_all()
+                return Answer(answer.status, body, reason=answer.reason, lines=lines, dated=answer.dated)
+            response = Answer(answer.status, reason=answer.reason, lines=lines, dated=answer.dated)
             stream = request.stream(response, answer.length)
             try:
                 async for chunk in call.body():
@@ -164,6 +163,9 @@ class Exchange:
             return response
         finally:
             call.finish()
+
+    def _tag_lines(self) -> bytes:
+        return "".join([f"{k}: {v}\r\n" for k, v in self._tags.items()]).encode("utf-8", "surrogateescape")
 
     def _broken_answer(self, replica: Replica, exc: BaseException) -> None:
         """The answer broke after its head was sent: the client connection is cut."""

@@ -218,7 +218,7 @@ class EnvironmentRouter:
         exchange = Exchange(self._pool, request, target, tags, self._limits.body_idle_timeout,
                             traced.headers if traced is not None else None)  # upstream: the router's span
         response = await exchange.proxy(key, self._supervisor)
-        if not response.streamed and SLOT_HEADER not in response.headers:  # the router's own answer
+        if not response.streamed and not response.proxied:  # the router's own answer
             response.headers.update(tags)
         status = exchange.outcome or response.status
         latency_ms = (time.monotonic() - started) * 1000.0

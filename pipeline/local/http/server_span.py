@@ -22,40 +22,67 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Tracer
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, get_current_span
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    get_current_span,
+)
 from opentelemetry.util.types import AttributeValue
 
 _UNSET = Status(StatusCode.UNSET)
 _SCOPE = InstrumentationScope("pipeline.local.router")
+_ROOT = INVALID_SPAN_CONTEXT  # the "parent" of a root span
 
 
 class ServerSpan:
     """One server span named ``name``, child of the span ``parent`` carries (if any)."""
 
-    __slots__ = ("_parent", "_recording", "_sampled_attributes", "_tracer", "context", "name", "span_hex",
-                 "trace_hex")
+    __slots__ = ("_flags", "_parent", "_recording", "_sampled_attributes", "_span_id", "_trace_id",
+                 "_trace_state", "_tracer", "name", "span_hex", "trace_hex")
 
-    def __init__(self, tracer: Tracer, name: str, parent: Context) -> None:
+    def __init__(self, tracer: Tracer, name: str, parent: Context | None) -> None:
+        """``parent``: the context the request's headers carry, None when they carry none."""
         self._tracer = tracer
         self.name = name
-        parent_span = get_current_span(parent).get_span_context()
+        parent_span = get_current_span(parent).get_span_context() if parent is not None else _ROOT
         valid = parent_span.is_valid
         self._parent = parent_span if valid else None
         ids = tracer.id_generator
         trace_id = parent_span.trace_id if valid else ids.generate_trace_id()
-        sampling = tracer.sampler.should_sample(parent, trace_id, name, SpanKind.SERVER)
-        decision = sampling.decision
-        flags = TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
+        if tracer.sampler is DEFAULT_ON:
+            # the SDK's default, ParentBased(ALWAYS_ON): a root is sampled, a child follows its
+            # parent's flag and keeps its trace state (what its should_sample decides, inline)
+            sampled = parent_span.trace_flags.sampled if valid else True
+            self._recording = sampled
+            self._trace_state = parent_span.trace_state if valid else None
+            self._sampled_attributes: Mapping[str, AttributeValue] | None = None
+        else:
+            context = parent if parent is not None else Context()
+            sampling = tracer.sampler.should_sample(context, trace_id, name, SpanKind.SERVER)
+            sampled = sampling.decision is Decision.RECORD_AND_SAMPLE
+            self._recording = sampling.decision is not Decision.DROP
+            self._trace_state = sampling.trace_state
+            self._sampled_attributes = sampling.attributes
+        flags = TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT
         if (parent_span.trace_flags.random_trace_id if valid else ids.is_trace_id_random()):
             flags |= TraceFlags.RANDOM_TRACE_ID
-        self.context = SpanContext(trace_id, ids.generate_span_id(), is_remote=False,
-                                   trace_flags=TraceFlags(flags), trace_state=sampling.trace_state)
-        self._recording = decision is not Decision.DROP
-        self._sampled_attributes = sampling.attributes
+        self._flags = flags
+        self._trace_id = trace_id
+        self._span_id = ids.generate_span_id()
         self.trace_hex = format(trace_id, "032x")
-        self.span_hex = format(self.context.span_id, "016x")
+        self.span_hex = format(self._span_id, "016x")
+
+    @property
+    def context(self) -> SpanContext:
+        """This span's context (built when asked: the store path needs only the hex ids)."""
+        return SpanContext(self._trace_id, self._span_id, is_remote=False,
+                           trace_flags=TraceFlags(self._flags), trace_state=self._trace_state)
 
     @property
     def recording(self) -> bool:
@@ -70,10 +97,9 @@ class ServerSpan:
     def inject(self, headers: dict[str, str]) -> None:
         """Set W3C ``traceparent`` (and ``tracestate`` when there is one) naming this span, as
         ``TraceContextTextMapPropagator.inject`` writes them (version 00; a fixed format)."""
-        context = self.context
-        headers["traceparent"] = f"00-{self.trace_hex}-{self.span_hex}-{context.trace_flags:02x}"
-        if context.trace_state:
-            headers["tracestate"] = context.trace_state.to_header()
+        headers["traceparent"] = f"00-{self.trace_hex}-{self.span_hex}-{self._flags:02x}"
+        if self._trace_state:
+            headers["tracestate"] = self._trace_state.to_header()
 
     def attributes_with(self, attributes: dict[str, Any]) -> dict[str, Any]:
         """``attributes`` after the sampler's own (a span's value wins)."""

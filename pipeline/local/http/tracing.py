@@ -67,7 +67,8 @@ class RequestTrace:
     def __init__(self, on: _Tracing, request: Request, environment: str, service: str,
                  rule: str) -> None:
         self._on = on
-        parent = tracing.extract(request.headers)  # a case-insensitive mapping
+        headers = request.headers  # a case-insensitive mapping
+        parent = tracing.extract(headers) if "traceparent" in headers else None
         self.span = ServerSpan(on.tracer, f"{request.method} {rule}", parent)  # the SDK's sampling, lean
         self._started_ns = time.time_ns()
         self._attributes: dict[str, str | int | float | bool] = {  # set once, at the end (cheaper)
