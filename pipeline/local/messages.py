@@ -209,7 +209,7 @@ class Answer:
     lines, each ending with CRLF, as the replica sent them): they are written as they are,
     and parsed into ``headers`` only if something reads them."""
 
-    __slots__ = ("_headers", "_lines", "body", "dated", "reason", "status", "streamed")
+    __slots__ = ("_headers", "_lines", "announced", "body", "dated", "reason", "status", "streamed")
 
     def __init__(self, status: int, body: bytes = b"", headers: Any = None, reason: str | None = None,
                  content_type: str | None = None, *, lines: bytes | None = None, dated: bool = False) -> None:
@@ -224,6 +224,7 @@ class Answer:
         self.body = body
         self.dated = dated  # ``lines`` hold a Date header
         self.streamed = False
+        self.announced: int | None = None  # the Content-Length of an answer to HEAD (no body sent)
 
     @property
     def proxied(self) -> bool:

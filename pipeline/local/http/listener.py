@@ -34,6 +34,9 @@ from multidict import CIMultiDict
 from pipeline.local.messages import Answer, Body, Request, Version, json_answer
 
 Handler = Callable[[Request], Awaitable[Answer]]
+FastHandler = Callable[[Request, Callable[[Answer], None]], bool]
+"""Takes a bodiless request without a task: answers it through the callback, now or later
+(True), or declines (False, having done nothing) so that ``Handler`` answers it."""
 MAX_HEAD = 64 * 1024
 """Bytes of request line and headers accepted per request (``431`` beyond)."""
 _NO_BODY = frozenset({204, 304})
@@ -45,8 +48,10 @@ log = logging.getLogger("pipeline.local.router")
 class Listener(asyncio.Protocol):
     """One client connection: parses requests, runs ``handler`` for each, writes the answers."""
 
-    def __init__(self, handler: Handler, connections: set[Listener] | None = None) -> None:
+    def __init__(self, handler: Handler, connections: set[Listener] | None = None,
+                 fast: FastHandler | None = None) -> None:
         self._handler = handler
+        self._fast = fast
         self._connections = connections  # the server's open connections (for ``shut``)
         self._parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -56,7 +61,7 @@ class Listener(asyncio.Protocol):
         self._head_size = 0
         self._parsing: Request | None = None  # the request whose body is being parsed
         self._waiting: deque[Request] = deque()  # pipelined requests, answered in order
-        self._task: asyncio.Task[None] | None = None  # the handler of the current request
+        self._task: asyncio.Task[None] | bool | None = None  # the current request's handler (True: fast)
         self._input_done = False  # no more requests will be read (EOF, error, upgrade)
         self._lost = False
         self._drained: asyncio.Future[None] | None = None
@@ -78,10 +83,11 @@ class Listener(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._input_done = True  # answered as a plain request, then closed
-        except httptools.HttpParserError as exc:
-            self._refuse(400, f"malformed request: {exc}")
-        except _HeadTooLarge:
-            self._refuse(431, f"the request head is larger than {MAX_HEAD} bytes")
+        except httptools.HttpParserError as exc:  # also what a callback raised, wrapped
+            if self._head_size > MAX_HEAD:
+                self._refuse(431, f"the request head is larger than {MAX_HEAD} bytes")
+            else:
+                self._refuse(400, f"malformed request: {exc}")
 
     def eof_received(self) -> bool:
         self._input_done = True
@@ -155,6 +161,15 @@ class Listener(asyncio.Protocol):
     # --- answering ---------------------------------------------------------------------------
 
     def _run(self, request: Request) -> None:
+        if self._fast is not None and request.body is None:
+            self._task = True
+            try:
+                if self._fast(request, lambda answer: self._complete(request, answer)):
+                    return
+            except Exception:
+                log.exception("the router failed on %s %s", request.method, request.target[:200])
+                self._complete(request, _failed())
+                return
         self._task = asyncio.get_running_loop().create_task(self._serve(request))
 
     async def _serve(self, request: Request) -> None:
@@ -162,8 +177,11 @@ class Listener(asyncio.Protocol):
             answer = await self._handler(request)
         except Exception:  # a bug must cost one request, not the connection's others
             log.exception("the router failed on %s %s", request.method, request.target[:200])
-            answer = json_answer({"error": "the local router failed on this request"}, 500,
-                                 {"X-Pipeline-Router": "local"})
+            answer = _failed()
+        self._complete(request, answer)
+
+    def _complete(self, request: Request, answer: Answer) -> None:
+        """Send ``answer`` (unless it went out streamed), then close or go on to the next request."""
         transport = self.transport
         if transport is None or self._lost or transport.is_closing():
             self._task = None
@@ -228,6 +246,11 @@ class _HeadTooLarge(Exception):
     pass
 
 
+def _failed() -> Answer:
+    return json_answer({"error": "the local router failed on this request"}, 500,
+                       {"X-Pipeline-Router": "local"})
+
+
 class _Stream:
     """A streamed answer's body: chunk-coded when ``chunked``."""
 
@@ -283,7 +306,8 @@ def _encode(answer: Answer, request: Request | None, keep_alive: bool) -> bytes:
     status = answer.status
     body = answer.body
     sized = status >= 200 and status not in _NO_BODY
-    framing = [f"Content-Length: {len(body)}"] if sized else []
+    length = answer.announced if answer.announced is not None else len(body)
+    framing = [f"Content-Length: {length}"] if sized else []
     if not keep_alive:
         framing.append("Connection: close")
     elif request is not None and request.version == _V10:
@@ -298,14 +322,15 @@ Wrap = Callable[[Callable[[], asyncio.Protocol]], Callable[[], asyncio.Protocol]
 
 
 async def serve(handler: Handler, host: str, port: int, wrap: Wrap | None = None,
-                connections: set[Listener] | None = None) -> asyncio.Server:
+                connections: set[Listener] | None = None,
+                fast: FastHandler | None = None) -> asyncio.Server:
     """A server on ``host:port`` answering with ``handler``; port 0 picks a free one. ``wrap``
     wraps the protocol factory (e.g. ``ConnectionGate.wrap``); ``connections``, when given,
     holds the open connections (``Listener.shut`` them to stop)."""
     loop = asyncio.get_running_loop()
 
     def factory() -> asyncio.Protocol:
-        return Listener(handler, connections)
+        return Listener(handler, connections, fast)
 
     return await loop.create_server(wrap(factory) if wrap is not None else factory, host, port,
                                     backlog=1024, reuse_address=True)

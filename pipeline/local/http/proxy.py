@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-from pipeline.local.http.upstream import UpstreamDropped, UpstreamPool, UpstreamRefused
+from pipeline.local.http.response_head import Head, parse_head
+from pipeline.local.http.upstream import UpstreamCall, UpstreamDropped, UpstreamPool, UpstreamRefused, _Conn
 from pipeline.local.messages import Answer, Request, json_answer
 from pipeline.local.replicas.replica import Replica
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
@@ -61,7 +62,10 @@ class Exchange:
         self._idle = body_idle_timeout
         self.outcome: int | None = None
 
-    async def proxy(self, key: SlotKey, supervisor: Supervisor) -> Answer:
+    async def proxy(self, key: SlotKey, supervisor: Supervisor, tried: frozenset[Replica] = frozenset(),
+                    first: Replica | None = None) -> Answer:
+        """Send the request to a replica of ``key`` (``first`` if given, else the next one not in
+        ``tried``) and answer with its answer; one other replica on a failure that allows it."""
         request = self._request
         try:
             body = await self._small_body()
@@ -70,9 +74,8 @@ class Exchange:
         streamed = body is None
         retry_dropped = request.method in _IDEMPOTENT and not streamed
         head = _request_head(request, self._target, body, self._forward)
-        tried: frozenset[Replica] = frozenset()
         for attempt in range(2):
-            replica = supervisor.pick(key, tried)
+            replica = first if first is not None and not attempt else supervisor.pick(key, tried)
             if replica is None:
                 if attempt:
                     break
@@ -90,6 +93,36 @@ class Exchange:
             finally:
                 replica.inflight -= 1
         return error(502, f"{key}: no replica accepted the request ({len(tried)} tried)")
+
+    def head(self) -> bytes:
+        """The request head for a request without a body."""
+        return _request_head(self._request, self._target, b"", self._forward)
+
+    async def resume(self, key: SlotKey, supervisor: Supervisor, replica: Replica,
+                     failure: BaseException | None, call: UpstreamCall | None) -> Answer:
+        """Finish a bodiless idempotent request whose head ``FastRelay`` sent to ``replica``: read
+        the answer off ``call``, or act on ``failure`` (retry elsewhere, or answer 502/504)."""
+        if failure is None and call is not None:
+            replica.inflight += 1
+            try:
+                return await self._answer(replica, call)
+            except (UpstreamDropped, TimeoutError, ValueError) as exc:
+                failure = exc
+            finally:
+                replica.inflight -= 1
+        who = f"{key} replica {replica.index}"
+        failed = self._failure(failure or UpstreamDropped("no answer"), who, True)
+        if failed is not None:
+            return failed
+        return await self.proxy(key, supervisor, frozenset({replica}))
+
+    def answered(self, head: Head, body: bytes) -> Answer:
+        """The answer of a replica that sent ``head`` and ``body`` (read whole)."""
+        answer = Answer(head.status, body, reason=head.reason, lines=head.lines + self._tag_lines(),
+                        dated=head.dated)
+        if self._request.method == "HEAD":
+            answer.announced = head.announced
+        return answer
 
     def _failure(self, exc: BaseException, who: str, retry_dropped: bool) -> Answer | None:
         """The answer to give after ``exc``, or None to try another replica."""
@@ -147,12 +180,20 @@ class Exchange:
         try:
             chunked = not isinstance(body, bytes) and request.content_length is None
             await call.send(head, body, chunked)
+        except BaseException:
+            call.finish()
+            raise
+        return await self._answer(replica, call)
+
+    async def _answer(self, replica: Replica, call: UpstreamCall) -> Answer:
+        """Read the answer off ``call`` (then give the connection back or close it)."""
+        request = self._request
+        try:
             answer = await call.response(request.method)
-            lines = answer.lines + self._tag_lines()
             if answer.length is not None and answer.length <= BUFFERED:
-                body = await call.read_all()
-                return Answer(answer.status, body, reason=answer.reason, lines=lines, dated=answer.dated)
-            response = Answer(answer.status, reason=answer.reason, lines=lines, dated=answer.dated)
+                return self.answered(answer, await call.read_all())
+            response = Answer(answer.status, reason=answer.reason, lines=answer.lines + self._tag_lines(),
+                              dated=answer.dated)
             stream = request.stream(response, answer.length)
             try:
                 async for chunk in call.body():
@@ -186,6 +227,98 @@ class Exchange:
     def _upstream_error(self, status: int, message: str, exc: BaseException) -> Answer:
         log.warning("%s: %s", message, type(exc).__name__)
         return error(status, f"{message}: {type(exc).__name__} {exc}".rstrip())
+
+
+class FastRelay:
+    """The router's fast path for a bodiless GET or HEAD on a kept-alive replica connection:
+    the head is written at once and the answer is read in ``_Conn.data_received``, with no
+    task per request (a task and a future per request cost as much as the rest of a small
+    request's proxying). Only the plain case is finished here: a complete head with a short
+    ``Content-Length`` body. Anything else (an interim or chunked answer, a long body, a
+    malformed head, a dropped connection, no answer in time) continues in a task through
+    ``Exchange.resume``, which answers it as the general path would."""
+
+    __slots__ = ("_conn", "_done", "_exchange", "_key", "_method", "_replica", "_supervisor")
+
+    def __init__(self, exchange: Exchange, key: SlotKey, supervisor: Supervisor, replica: Replica,
+                 conn: _Conn, done: Callable[[Answer], None], method: str) -> None:
+        self._exchange = exchange
+        self._key = key
+        self._supervisor = supervisor
+        self._replica = replica
+        self._conn = conn
+        self._done = done
+        self._method = method
+
+    def send(self, head: bytes, timeout: float) -> None:
+        conn = self._conn
+        assert conn.transport is not None
+        self._replica.inflight += 1
+        conn.expect(self, timeout)
+        conn.transport.write(head)
+
+    def data(self) -> None:
+        conn = self._conn
+        buffer = conn.buffer
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        try:
+            head = parse_head(bytes(buffer[:end + 4]))
+        except (UpstreamDropped, ValueError):
+            self._resume(None)  # the general path reads it again and says what is wrong
+            return
+        length = head.length
+        if self._method == "HEAD" or head.status in (204, 304):
+            length = 0
+        if head.status < 200 or head.chunked or length is None or length > BUFFERED:
+            self._resume(None)
+            return
+        if len(buffer) < end + 4 + length:
+            return  # the rest of the body is on its way
+        conn.relay = None
+        del buffer[:end + 4]
+        body = conn.take(length)
+        pool = conn.pool
+        if head.keep_alive and not buffer:
+            pool.release(conn)
+        else:
+            pool.discard(conn)
+        self._replica.inflight -= 1
+        self._done(self._exchange.answered(head, body))
+
+    def lost(self, exc: Exception | None) -> None:
+        self._resume(UpstreamDropped(f"the replica closed the connection: {exc or 'end of stream'}"))
+
+    def expired(self) -> None:
+        self._conn.pool.discard(self._conn)
+        self._resume(TimeoutError("the replica sent nothing in time"))
+
+    def _resume(self, failure: BaseException | None) -> None:
+        conn = self._conn
+        conn.relay = None
+        self._replica.inflight -= 1
+        call = UpstreamCall(conn) if failure is None else None
+        spawn(self._exchange.resume(self._key, self._supervisor, self._replica, failure, call), self._done)
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def spawn(answering: Awaitable[Answer], done: Callable[[Answer], None]) -> None:
+    """Run ``answering`` in a task and call ``done`` with its answer (a 500 if it fails)."""
+
+    async def run() -> None:
+        try:
+            answer = await answering
+        except Exception:  # a bug must cost one request
+            log.exception("the router failed on a request")
+            answer = error(500, "the local router failed on this request")
+        done(answer)
+
+    task = asyncio.get_running_loop().create_task(run())
+    _tasks.add(task)  # the loop keeps only weak references to tasks
+    task.add_done_callback(_tasks.discard)
 
 
 def _request_head(request: Request, target: str, body: bytes | None,

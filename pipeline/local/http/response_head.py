@@ -46,6 +46,7 @@ class Head:
     chunked: bool = False
     keep_alive: bool = True
     dated: bool = False
+    announced: int | None = None  # the Content-Length sent (kept when an answer to HEAD has no body)
 
     @property
     def headers(self) -> list[tuple[str, str]]:
@@ -79,6 +80,7 @@ def parse_head(raw: bytes) -> Head:
                 raise ValueError(f"the replica sent a malformed Content-Length: {text[:40]!r}")
             head.length = int(text)
     head.dated = _DATE.search(fields) is not None
+    head.announced = head.length
     kept = _DROPPED.sub(b"", fields)
     head.lines = kept[2:] + b"\r\n" if kept else b""
     return head

@@ -38,7 +38,7 @@ from pipeline.local.http.dataplane import DataPlane
 from pipeline.local.http.edge import Edge, EdgeBook
 from pipeline.local.http.limits import ConnectionGate, RouterLimits
 from pipeline.local.http.listener import Listener, serve
-from pipeline.local.http.proxy import Exchange, error
+from pipeline.local.http.proxy import Exchange, FastRelay, error, spawn
 from pipeline.local.http.rules import (
     PathRule,
     RuleTable,
@@ -55,6 +55,7 @@ from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 LambdaInvoker = Callable[[str, Request, str], Awaitable[Answer]]
 
 _PIN_PREFIX = "/_slot/"
+_FAST_METHODS = frozenset({"GET", "HEAD"})
 SLOT_HEADER = "X-Pipeline-Slot"
 
 @dataclass
@@ -120,7 +121,7 @@ class EnvironmentRouter:
         try:
             for port, test in ((self.port, False), (self.test_port, True)):
                 self._servers.append(await serve(self._handler(test), "127.0.0.1", port, self._gate.wrap,
-                                                 self._connections))
+                                                 self._connections, self._fast(test)))
         except OSError:
             await self._stop()
             raise
@@ -155,8 +156,55 @@ class EnvironmentRouter:
 
         return handle
 
-    async def _route(self, request: Request, test: bool, edge_passed: bool = False,
-                     traced: RequestTrace | None = None) -> Answer:
+    def _fast(self, test: bool) -> Callable[[Request, Callable[[Answer], None]], bool]:
+        """The listener's fast path (``proxy.FastRelay``): a bodiless GET or HEAD on a plain
+        route, to a replica with an idle kept-alive connection, is proxied without a task.
+        Returns False (before any choice is made) for a request the general path must take;
+        once a slot is chosen, the request is answered through ``done`` in every case."""
+        gate = self._gate
+        assert gate is not None
+        idle_timeout = gate.limits.body_idle_timeout
+
+        def fast(request: Request, done: Callable[[Answer], None]) -> bool:
+            if request.method not in _FAST_METHODS:
+                return False
+            path, target, pinned = self._target(request, test)
+            rule = self.rules.match(path)
+            if rule is None or rule.kind == "lambda" or (
+                    self.edges is not None and not test and self.edges.get(self.name, rule.service)):
+                return False
+            route = self.services[rule.service]
+            slot = self._choose_slot(route, request, test, pinned)
+            if slot is None:
+                return False
+            transport = request.transport
+            gate.request_started(transport)
+            traced = request_span(request, self.name, rule.service, rule.pattern)
+            key = SlotKey(self.name, rule.service, slot.value)
+            started = time.monotonic()
+            tags = self._tags(key)
+            exchange = Exchange(self._pool, request, target, tags, idle_timeout,
+                                traced.headers if traced is not None else None)
+
+            def answered(answer: Answer) -> None:
+                answer = self._settle(exchange, answer, key, tags, started, traced)
+                gate.request_done(transport)
+                done(answer)
+
+            replica = self._supervisor.pick(key)
+            conn = self._pool.idle(replica.port or 0) if replica is not None else None
+            if replica is None or conn is None:  # no kept-alive connection yet: the general path
+                spawn(exchange.proxy(key, self._supervisor, first=replica), answered)
+                return True
+            relay = FastRelay(exchange, key, self._supervisor, replica, conn, answered, request.method)
+            relay.send(exchange.head(), self._pool.read_timeout)
+            return True
+
+        return fast
+
+    def _target(self, request: Request, test: bool) -> tuple[str, str, Slot | None]:
+        """The path rules match, the target sent upstream and the slot pinned by ``/_slot/<slot>/``
+        (test listener only)."""
         path, target, pinned = request.path, request.target, None
         if test and path.startswith(_PIN_PREFIX):
             name, _, rest = path[len(_PIN_PREFIX):].partition("/")
@@ -165,6 +213,11 @@ class EnvironmentRouter:
                 path = "/" + rest
                 raw = request.target[len(_PIN_PREFIX) + len(name):]
                 target = raw if raw.startswith("/") else "/" + raw
+        return path, target, pinned
+
+    async def _route(self, request: Request, test: bool, edge_passed: bool = False,
+                     traced: RequestTrace | None = None) -> Answer:
+        path, target, pinned = self._target(request, test)
         rule = self.rules.match(path)
         if rule is None:
             return error(404, f"no rule of environment {self.name} matches {path}")
@@ -211,13 +264,23 @@ class EnvironmentRouter:
     async def _forward(self, request: Request, key: SlotKey, target: str,
                        traced: RequestTrace | None = None) -> Answer:
         started = time.monotonic()
+        tags = self._tags(key)
+        exchange = Exchange(self._pool, request, target, tags, self._limits.body_idle_timeout,
+                            traced.headers if traced is not None else None)  # upstream: the router's span
+        response = await exchange.proxy(key, self._supervisor)
+        return self._settle(exchange, response, key, tags, started, traced)
+
+    def _tags(self, key: SlotKey) -> dict[str, str]:
+        """The headers the router adds to every answer for ``key``'s slot."""
         replica_set = self._supervisor.get(key)
         tags = {SLOT_HEADER: key.slot}
         if replica_set is not None:
             tags["X-Pipeline-Version"] = replica_set.spec.version
-        exchange = Exchange(self._pool, request, target, tags, self._limits.body_idle_timeout,
-                            traced.headers if traced is not None else None)  # upstream: the router's span
-        response = await exchange.proxy(key, self._supervisor)
+        return tags
+
+    def _settle(self, exchange: Exchange, response: Answer, key: SlotKey, tags: dict[str, str],
+                started: float, traced: RequestTrace | None) -> Answer:
+        """Count ``response`` in the slot's counters and end the request's span."""
         if not response.streamed and not response.proxied:  # the router's own answer
             response.headers.update(tags)
         status = exchange.outcome or response.status

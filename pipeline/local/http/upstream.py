@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import cast
+from typing import Protocol, cast
 
 from pipeline.local.http.response_head import Head, UpstreamDropped, UpstreamRefused, parse_head
 
@@ -33,8 +33,18 @@ HIGH_WATER = 256 * 1024
 __all__ = ["HIGH_WATER", "Head", "UpstreamCall", "UpstreamDropped", "UpstreamPool", "UpstreamRefused"]
 
 
+class Relay(Protocol):
+    """Reads a response off a connection as it arrives, without a task waiting on it (the
+    router's fast path, ``pipeline.local.http.proxy.FastRelay``)."""
+
+    def data(self) -> None: ...
+    def lost(self, exc: Exception | None) -> None: ...
+    def expired(self) -> None: ...
+
+
 class _Conn(asyncio.Protocol):
-    """One connection to a replica: buffers what arrives and wakes the reader."""
+    """One connection to a replica: buffers what arrives and wakes the reader (a task
+    waiting in ``more``, or a ``Relay``)."""
 
     def __init__(self, pool: UpstreamPool, port: int) -> None:
         self.pool = pool
@@ -48,6 +58,7 @@ class _Conn(asyncio.Protocol):
         self._paused = False
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self.relay: Relay | None = None
 
     # --- asyncio callbacks ---------------------------------------------------------------
 
@@ -59,10 +70,15 @@ class _Conn(asyncio.Protocol):
         if len(self.buffer) > HIGH_WATER and not self._paused and self.transport is not None:
             self._paused = True
             self.transport.pause_reading()
-        self._wake()
+        if self.relay is not None:
+            self.relay.data()
+        else:
+            self._wake()
 
     def eof_received(self) -> bool:
         self.closed = True
+        if self.relay is not None:
+            self.relay.lost(None)
         self._wake()
         return False
 
@@ -72,6 +88,8 @@ class _Conn(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.relay is not None:
+            self.relay.lost(exc)
         self._wake()
         if self._drained is not None and not self._drained.done():
             self._drained.set_exception(UpstreamDropped("the replica closed the connection"))
@@ -103,25 +121,38 @@ class _Conn(asyncio.Protocol):
             self.transport.resume_reading()
         if self.closed:
             raise UpstreamDropped(f"the replica closed the connection: {self.error or 'end of stream'}")
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + timeout
-        if self._timer is None:
-            self._timer = loop.call_at(self._deadline, self._check)
+        loop = self._arm(timeout)
         self._waiter = loop.create_future()
         try:
             await self._waiter
         finally:
             self._waiter = None
 
+    def expect(self, relay: Relay, timeout: float) -> None:
+        """Hand what arrives from now on to ``relay`` (``expired`` after ``timeout`` seconds
+        without an answer), instead of waking a waiting task."""
+        self.relay = relay
+        self._arm(timeout)
+
+    def _arm(self, timeout: float) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._check)
+        return loop
+
     def _check(self) -> None:
         self._timer = None
         waiter = self._waiter
-        if waiter is None or waiter.done():
+        waiting = waiter is not None and not waiter.done()
+        if not waiting and self.relay is None:
             return  # not waiting; the next wait starts a timer
         loop = asyncio.get_running_loop()
         if loop.time() < self._deadline:
             self._timer = loop.call_at(self._deadline, self._check)
-        else:
+        elif self.relay is not None:
+            self.relay.expired()
+        elif waiter is not None:
             waiter.set_exception(TimeoutError("the replica sent nothing in time"))
 
     def take(self, n: int) -> bytes:
@@ -143,14 +174,21 @@ class UpstreamPool:
         self._idle: dict[int, deque[_Conn]] = {}
         self._idle_max = idle_max
 
-    async def open(self, port: int) -> UpstreamCall:
-        """A connection to the replica on ``port``: an idle one when there is one."""
+    def idle(self, port: int) -> _Conn | None:
+        """An idle connection to the replica on ``port``, or None (none is kept)."""
         idle = self._idle.get(port)
         while idle:
             conn = idle.pop()
             if not conn.closed and not conn.buffer:
-                return UpstreamCall(conn)
+                return conn
             _close(conn)
+        return None
+
+    async def open(self, port: int) -> UpstreamCall:
+        """A connection to the replica on ``port``: an idle one when there is one."""
+        conn = self.idle(port)
+        if conn is not None:
+            return UpstreamCall(conn)
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
@@ -165,6 +203,10 @@ class UpstreamPool:
             _close(conn)
         else:
             idle.append(conn)
+
+    def discard(self, conn: _Conn) -> None:
+        """Close ``conn`` (its answer was not read to a clean end)."""
+        _close(conn)
 
     def close(self) -> None:
         for idle in self._idle.values():
