@@ -53,8 +53,9 @@ class Exchange:
 
     def __init__(self, pool: UpstreamPool, request: Request, target: str,
                  tags: dict[str, str], body_idle_timeout: float,
-                 forward: dict[str, str] | None = None) -> None:
+                 forward: dict[str, str] | None = None, tag_lines: bytes | None = None) -> None:
         self._pool = pool
+        self._tag_bytes = tag_lines  # ``tags`` as header lines, when the caller keeps them
         self._forward = forward  # headers sent in place of the client's (the trace context)
         self._request = request
         self._target = target
@@ -206,7 +207,9 @@ class Exchange:
             call.finish()
 
     def _tag_lines(self) -> bytes:
-        return "".join([f"{k}: {v}\r\n" for k, v in self._tags.items()]).encode("utf-8", "surrogateescape")
+        if self._tag_bytes is None:
+            self._tag_bytes = tag_lines(self._tags)
+        return self._tag_bytes
 
     def _broken_answer(self, replica: Replica, exc: BaseException) -> None:
         """The answer broke after its head was sent: the client connection is cut."""
@@ -345,6 +348,11 @@ def _request_head(request: Request, target: str, body: bytes | None,
         parts.append(f"Content-Length: {len(body)}\r\n")
     parts.append("\r\n")
     return "".join(parts).encode("utf-8", "surrogateescape")  # the bytes the listener decoded
+
+
+def tag_lines(tags: dict[str, str]) -> bytes:
+    """``tags`` as header lines."""
+    return "".join([f"{k}: {v}\r\n" for k, v in tags.items()]).encode("utf-8", "surrogateescape")
 
 
 def error(status: int, message: str) -> Answer:

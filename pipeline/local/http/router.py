@@ -33,12 +33,12 @@ from dataclasses import dataclass
 import aiohttp
 
 from pipeline.core.model import Slot, Weights
-from pipeline.local.http.counters import CounterBook
+from pipeline.local.http.counters import CounterBook, SlotCounters
 from pipeline.local.http.dataplane import DataPlane
 from pipeline.local.http.edge import Edge, EdgeBook
 from pipeline.local.http.limits import ConnectionGate, RouterLimits
 from pipeline.local.http.listener import Listener, serve
-from pipeline.local.http.proxy import Exchange, FastRelay, error, spawn
+from pipeline.local.http.proxy import Exchange, FastRelay, error, spawn, tag_lines
 from pipeline.local.http.rules import (
     PathRule,
     RuleTable,
@@ -57,6 +57,19 @@ LambdaInvoker = Callable[[str, Request, str], Awaitable[Answer]]
 _PIN_PREFIX = "/_slot/"
 _FAST_METHODS = frozenset({"GET", "HEAD"})
 SLOT_HEADER = "X-Pipeline-Slot"
+
+class _SlotTarget:
+    """A slot's key, replica set, answer tags (also as header lines) and counters."""
+
+    __slots__ = ("counters", "key", "replicas", "tag_lines", "tags")
+
+    def __init__(self, key: SlotKey, replicas: object, tags: dict[str, str], counters: SlotCounters) -> None:
+        self.key = key
+        self.replicas = replicas
+        self.tags = tags
+        self.tag_lines = tag_lines(tags)
+        self.counters = counters
+
 
 @dataclass
 class ServiceRoute:
@@ -96,6 +109,7 @@ class EnvironmentRouter:
         self._invoke_lambda = invoke_lambda
         self._servers: list[asyncio.Server] = []
         self._connections: set[Listener] = set()
+        self._slot_targets: dict[tuple[str, Slot], _SlotTarget] = {}
 
     @property
     def test_port(self) -> int:
@@ -180,14 +194,14 @@ class EnvironmentRouter:
             transport = request.transport
             gate.request_started(transport)
             traced = request_span(request, self.name, rule.service, rule.pattern)
-            key = SlotKey(self.name, rule.service, slot.value)
+            to = self._slot_target(rule.service, slot)
+            key = to.key
             started = time.monotonic()
-            tags = self._tags(key)
-            exchange = Exchange(self._pool, request, target, tags, idle_timeout,
-                                traced.headers if traced is not None else None)
+            exchange = Exchange(self._pool, request, target, to.tags, idle_timeout,
+                                traced.headers if traced is not None else None, to.tag_lines)
 
             def answered(answer: Answer) -> None:
-                answer = self._settle(exchange, answer, key, tags, started, traced)
+                answer = self._settle(exchange, answer, to, started, traced)
                 gate.request_done(transport)
                 done(answer)
 
@@ -264,30 +278,38 @@ class EnvironmentRouter:
     async def _forward(self, request: Request, key: SlotKey, target: str,
                        traced: RequestTrace | None = None) -> Answer:
         started = time.monotonic()
-        tags = self._tags(key)
-        exchange = Exchange(self._pool, request, target, tags, self._limits.body_idle_timeout,
-                            traced.headers if traced is not None else None)  # upstream: the router's span
+        to = self._slot_target(key.service, Slot(key.slot))
+        exchange = Exchange(self._pool, request, target, to.tags, self._limits.body_idle_timeout,
+                            traced.headers if traced is not None else None,  # upstream: the router's span
+                            to.tag_lines)
         response = await exchange.proxy(key, self._supervisor)
-        return self._settle(exchange, response, key, tags, started, traced)
+        return self._settle(exchange, response, to, started, traced)
 
-    def _tags(self, key: SlotKey) -> dict[str, str]:
-        """The headers the router adds to every answer for ``key``'s slot."""
+    def _slot_target(self, service: str, slot: Slot) -> _SlotTarget:
+        """What answers for ``service``'s ``slot`` need (kept while the slot's replica set is
+        the same one: a new release gets a new set)."""
+        found = self._slot_targets.get((service, slot))
+        if found is not None and self._supervisor.get(found.key) is found.replicas:
+            return found
+        key = SlotKey(self.name, service, slot.value)
         replica_set = self._supervisor.get(key)
         tags = {SLOT_HEADER: key.slot}
         if replica_set is not None:
             tags["X-Pipeline-Version"] = replica_set.spec.version
-        return tags
+        made = _SlotTarget(key, replica_set, tags, self._counters.of(self.name, service, slot.value))
+        self._slot_targets[(service, slot)] = made
+        return made
 
-    def _settle(self, exchange: Exchange, response: Answer, key: SlotKey, tags: dict[str, str],
-                started: float, traced: RequestTrace | None) -> Answer:
+    def _settle(self, exchange: Exchange, response: Answer, to: _SlotTarget, started: float,
+                traced: RequestTrace | None) -> Answer:
         """Count ``response`` in the slot's counters and end the request's span."""
         if not response.streamed and not response.proxied:  # the router's own answer
-            response.headers.update(tags)
+            response.headers.update(to.tags)
         status = exchange.outcome or response.status
         latency_ms = (time.monotonic() - started) * 1000.0
-        self._counters.of(key.environment, key.service, key.slot).record(time.time(), status, latency_ms)
+        to.counters.record(time.time(), status, latency_ms)
         if traced is not None:
-            traced.end(status, slot=key.slot, release=tags.get("X-Pipeline-Version"))
+            traced.end(status, slot=to.key.slot, release=to.tags.get("X-Pipeline-Version"))
         return response
 
     @property

@@ -59,6 +59,7 @@ class _Conn(asyncio.Protocol):
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self.relay: Relay | None = None
+        self._loop = asyncio.get_running_loop()  # the pool's (made on it)
 
     # --- asyncio callbacks ---------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class _Conn(asyncio.Protocol):
         self._arm(timeout)
 
     def _arm(self, timeout: float) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         self._deadline = loop.time() + timeout
         if self._timer is None:
             self._timer = loop.call_at(self._deadline, self._check)
