@@ -15,8 +15,10 @@ every given filter; ``trace`` returns one trace's spans (``SpanRecord``) by star
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -311,6 +313,9 @@ def _ENCODE(value: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+BACKGROUND_NICE = 10
+
+
 class SpanWriter:
     """Rows into a ``SpanStore`` in batches, from a thread of its own (the router's spans).
 
@@ -356,6 +361,9 @@ class SpanWriter:
         self.flush()
 
     def _run(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: a thread is a task with its own nice
+            # storing spans is background work: under load, the scheduler serves the router first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
         while not self._closed:
             self._wake.wait(self._delay)
             self._wake.clear()
