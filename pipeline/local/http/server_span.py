@@ -17,27 +17,63 @@ only strings, numbers and booleans, a dozen of them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from multidict import MultiMapping
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Tracer
 from opentelemetry.sdk.trace.sampling import DEFAULT_ON, Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
     INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
     SpanContext,
     SpanKind,
     Status,
     StatusCode,
     TraceFlags,
-    get_current_span,
+    TraceState,
+    set_span_in_context,
 )
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
 _UNSET = Status(StatusCode.UNSET)
 _SCOPE = InstrumentationScope("pipeline.local.router")
 _ROOT = INVALID_SPAN_CONTEXT  # the "parent" of a root span
+_TRACEPARENT = re.compile(TraceContextTextMapPropagator._TRACEPARENT_HEADER_FORMAT)
+_MAX_TRACEPARENT = 512
+_MAX_TRACESTATE = 512
+
+
+def parent_of(headers: Mapping[str, str]) -> SpanContext | None:
+    """The remote parent that W3C ``traceparent``/``tracestate`` headers name, or None (no
+    header, or a malformed one: the request then starts a new trace).
+
+    The rules and the pattern are ``TraceContextTextMapPropagator.extract``'s (version 00
+    takes nothing after the flags, ``ff`` is invalid, all-zero ids are invalid, headers
+    over 512 characters are ignored); this returns the span context itself instead of a
+    ``Context`` holding a non-recording span, which the router would unwrap at once."""
+    header = headers.get("traceparent")
+    if not header or len(header) > _MAX_TRACEPARENT:
+        return None
+    match = _TRACEPARENT.search(header)
+    if match is None:
+        return None
+    version, trace_id, span_id, flags, rest = match.groups()
+    if trace_id == "0" * 32 or span_id == "0" * 16 or version == "ff" or (version == "00" and rest):
+        return None
+    state = None
+    if isinstance(headers, MultiMapping):
+        states = headers.getall("tracestate", [])
+    else:
+        states = [headers["tracestate"]] if "tracestate" in headers else []
+    if states and sum(len(s) for s in states) + len(states) - 1 <= _MAX_TRACESTATE:
+        state = TraceState.from_header(states)
+    return SpanContext(int(trace_id, 16), int(span_id, 16), is_remote=True,
+                       trace_flags=TraceFlags(int(flags, 16)), trace_state=state)
 
 
 class ServerSpan:
@@ -46,11 +82,11 @@ class ServerSpan:
     __slots__ = ("_flags", "_parent", "_recording", "_sampled_attributes", "_span_id", "_trace_id",
                  "_trace_state", "_tracer", "name", "span_hex", "trace_hex")
 
-    def __init__(self, tracer: Tracer, name: str, parent: Context | None) -> None:
-        """``parent``: the context the request's headers carry, None when they carry none."""
+    def __init__(self, tracer: Tracer, name: str, parent: SpanContext | None) -> None:
+        """``parent``: the span context the request's headers carry (``parent_of``), or None."""
         self._tracer = tracer
         self.name = name
-        parent_span = get_current_span(parent).get_span_context() if parent is not None else _ROOT
+        parent_span = parent if parent is not None else _ROOT
         valid = parent_span.is_valid
         self._parent = parent_span if valid else None
         ids = tracer.id_generator
@@ -63,7 +99,7 @@ class ServerSpan:
             self._trace_state = parent_span.trace_state if valid else None
             self._sampled_attributes: Mapping[str, AttributeValue] | None = None
         else:
-            context = parent if parent is not None else Context()
+            context = set_span_in_context(NonRecordingSpan(parent)) if parent is not None else Context()
             sampling = tracer.sampler.should_sample(context, trace_id, name, SpanKind.SERVER)
             sampled = sampling.decision is Decision.RECORD_AND_SAMPLE
             self._recording = sampling.decision is not Decision.DROP

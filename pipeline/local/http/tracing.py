@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from opentelemetry.sdk.trace import Tracer, TracerProvider
 
 from pipeline import tracing
-from pipeline.local.http.server_span import ServerSpan
+from pipeline.local.http.server_span import ServerSpan, parent_of
 from pipeline.local.messages import Answer, Request
 from pipeline.local.spans import SpanWriter, row_json
 
@@ -67,8 +67,7 @@ class RequestTrace:
     def __init__(self, on: _Tracing, request: Request, environment: str, service: str,
                  rule: str) -> None:
         self._on = on
-        headers = request.headers  # a case-insensitive mapping
-        parent = tracing.extract(headers) if "traceparent" in headers else None
+        parent = parent_of(request.headers)  # a case-insensitive mapping
         self.span = ServerSpan(on.tracer, f"{request.method} {rule}", parent)  # the SDK's sampling, lean
         self._started_ns = time.time_ns()
         self._attributes: dict[str, str | int | float | bool] = {  # set once, at the end (cheaper)
@@ -95,8 +94,10 @@ class RequestTrace:
         if self._ended:
             return
         self._ended = True
-        answer = answer or {}
         span = self.span
+        if not span.recording:
+            return  # a span the sampler dropped: its context went upstream, nothing else to do
+        answer = answer or {}
         release = release or answer.get("X-Lambda-Version")
         attributes = self._attributes
         attributes["http.response.status_code"] = status
@@ -109,8 +110,6 @@ class RequestTrace:
             attributes[tracing.RELEASE_KEY] = release
         if answer.get(CACHE_HEADER):
             attributes["pipeline.cache"] = answer[CACHE_HEADER]
-        if not span.recording:
-            return
         ended_ns = time.time_ns()
         error = f"HTTP {status}" if status >= 500 else None
         on = self._on
