@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import time
 from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -13,7 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from pipeline import tracing
 from pipeline.local.span_export import StoreExporter, records_from_otlp
-from pipeline.local.spans import SpanRecord, SpanStore, valid_status
+from pipeline.local.spans import SpanRecord, SpanStore, SpanWriter, row_of, valid_status
 
 T0 = 1_700_000_000.0
 
@@ -134,3 +135,41 @@ def test_tracing_is_off_without_a_receiver_or_when_switched_off() -> None:
     assert provider is not None
     provider.shutdown()
     assert tracing.setup("x", environ={**on, "PIPELINE_TRACING": "off"}, set_global=False) is None
+
+
+def test_a_batch_of_any_size_is_stored_whole_by_statements_of_many_rows(tmp_path: Path) -> None:
+    store = SpanStore(tmp_path / "spans.db")
+    now = time.time()
+    attrs = {"http.response.status_code": 503, "pipeline.slot": "green", "pipeline.release": "v2",
+             "pipeline.environment": "dev", "url.path": "/a"}
+    rows = [row_of(f"{i:032x}", f"{i + 1:016x}", None, "GET /*", "router", now + i, now + i + 0.5,
+                   "error", attrs) for i in range(1, 1_000)]  # 999: 7 x 128 + 6 x 16 + 7 x 1
+    assert store.add_rows(rows) == 999
+    assert store.add_rows(rows[:3]) == 3  # stored again: replaced, not doubled
+    assert store.count() == 999
+    (span,) = store.trace(f"{500:032x}")
+    assert (span.span_id, span.start, span.status) == (f"{501:016x}", now + 500, "error")
+    assert span.attributes == attrs
+    found = store.find(slot="green", release="v2", status="5xx", environment="dev", limit=5)
+    assert [t.trace_id for t in found] == [f"{i:032x}" for i in range(999, 994, -1)]
+
+
+def test_the_span_writer_stores_full_batches_at_once_and_the_rest_on_close(tmp_path: Path) -> None:
+    store = SpanStore(tmp_path / "spans.db")
+    writer = SpanWriter(store, delay=3600.0, batch=100)  # only a full batch, or close, writes
+    now = time.time()
+
+    def put(first: int, last: int) -> None:
+        for i in range(first, last):
+            writer.put(row_of(f"{i:032x}", f"{i:016x}", None, "GET /*", "router", now, now, "unset", {}))
+
+    put(1, 101)
+    deadline = time.monotonic() + 10
+    while store.count() < 100 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert store.count() == 100  # a full batch woke the thread
+    put(101, 151)
+    time.sleep(0.2)
+    assert store.count() == 100  # half a batch waits (for the delay, or close)
+    writer.close()
+    assert store.count() == 150 and writer.dropped == 0

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import Tracer, TracerProvider
 from pipeline import tracing
 from pipeline.local.http.server_span import ServerSpan, parent_of
 from pipeline.local.messages import Answer, Request
-from pipeline.local.spans import SpanWriter, row_json
+from pipeline.local.spans import SpanWriter, row_of
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 CACHE_HEADER = "x-cache"  # the edge's cache verdict (pipeline.local.http.edge)
@@ -114,7 +114,7 @@ class RequestTrace:
         error = f"HTTP {status}" if status >= 500 else None
         on = self._on
         if on.writer is not None:
-            on.writer.put(row_json(*span.ids(), span.name, on.service, self._started_ns / 1e9, ended_ns / 1e9,
+            on.writer.put(row_of(*span.ids(), span.name, on.service, self._started_ns / 1e9, ended_ns / 1e9,
                                  "error" if error else "unset", span.attributes_with(attributes)))
         if on.forward:
             span.end(self._started_ns, ended_ns, attributes, error)
