@@ -139,15 +139,7 @@ class PerSecondSeries:
 
     def record(self, at: float, latency_ms: float | None = None, **counts: int) -> None:
         """Add ``counts`` and, when given, one latency to the second holding epoch ``at``."""
-        second = math.floor(at)
-        bucket = self._seconds.get(second)
-        if bucket is None:
-            bucket = self._seconds[second] = _Second(len(self.names))
-            self._expire(second)
-        for name, n in counts.items():
-            bucket.counts[self._index[name]] += n
-        if latency_ms is not None:
-            bucket.latency.add(latency_ms)
+        self.record_second(math.floor(at), [latency_ms] if latency_ms is not None else [], **counts)
 
     def record_second(self, second: int, latencies: list[float], **counts: int) -> None:
         """Add ``counts`` and ``latencies`` to epoch second ``second`` (a batch of ``record``)."""

@@ -10,7 +10,6 @@ is checked on both, since each failure there has its own way back to the general
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from pipeline.local.http.listener import MAX_HEAD
 from pipeline.local.http.router import EnvironmentRouter
 from pipeline.local.http.rules import PathRule, WeightedPicker
 from pipeline.local.replicas.supervisor import SlotKey
+from tests.local.support.example import free_port_pairs
 
 Reply = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]  # False: close the connection
 OK = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: keep-alive\r\n"
@@ -110,7 +110,7 @@ def run(replies: list[Reply], check: Callable[[Any], Awaitable[None]]) -> None:
         ports = [await u.start() for u in upstreams]
         supervisor = FakeSupervisor(ports)
         counters = CounterBook()
-        port = _free_pair()
+        port = free_port_pairs(1)[0]
         router = EnvironmentRouter("dev", port, supervisor=supervisor, counters=counters,  # type: ignore[arg-type]
                                    http=None)  # type: ignore[arg-type]
         route = router.put_route(PathRule("svc", "/*", 1))
@@ -145,19 +145,6 @@ class Ctx:
     def counted(self) -> tuple[int, int]:
         slot = self.counters.peek("dev", "svc", "blue")
         return (slot.total_requests, slot.total_errors) if slot is not None else (0, 0)
-
-
-def _free_pair() -> int:
-    for _ in range(100):
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            try:
-                b.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no two consecutive free ports")
 
 
 @pytest.fixture(autouse=True)

@@ -31,6 +31,7 @@ from typing import cast
 import httptools
 from multidict import CIMultiDict
 
+from pipeline.local.http.drain import Drain
 from pipeline.local.messages import Answer, Body, Request, Version, json_answer
 
 Handler = Callable[[Request], Awaitable[Answer]]
@@ -64,7 +65,7 @@ class Listener(asyncio.Protocol):
         self._task: asyncio.Task[None] | bool | None = None  # the current request's handler (True: fast)
         self._input_done = False  # no more requests will be read (EOF, error, upgrade)
         self._lost = False
-        self._drained: asyncio.Future[None] | None = None
+        self._drain = Drain()
         self._close_after = False  # a streamed answer of unknown length ends with the connection
 
     # --- asyncio callbacks ---------------------------------------------------------------
@@ -107,17 +108,13 @@ class Listener(asyncio.Protocol):
             if request is not None and request.body is not None:
                 request.body.fail(gone)
         self._waiting.clear()
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_exception(gone)
-            self._drained.exception()  # retrieved: nobody may be waiting
+        self._drain.fail(gone)
 
     def pause_writing(self) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
+        self._drain.pause()
 
     def resume_writing(self) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-        self._drained = None
+        self._drain.resume()
 
     # --- httptools callbacks ---------------------------------------------------------------
 
@@ -220,8 +217,7 @@ class Listener(asyncio.Protocol):
     async def drain(self) -> None:
         if self._lost or self.transport is None or self.transport.is_closing():
             raise ConnectionResetError("the client closed the connection")
-        if self._drained is not None:
-            await self._drained
+        await self._drain.wait()
 
     def _grow(self, size: int) -> None:
         self._head_size += size

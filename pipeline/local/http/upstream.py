@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Protocol, cast
 
+from pipeline.local.http.drain import Drain
 from pipeline.local.http.response_head import Head, UpstreamDropped, UpstreamRefused, parse_head
 
 HIGH_WATER = 256 * 1024
@@ -54,7 +55,7 @@ class _Conn(asyncio.Protocol):
         self.closed = False
         self.error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._drained: asyncio.Future[None] | None = None
+        self._drain = Drain()
         self._paused = False
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -92,16 +93,13 @@ class _Conn(asyncio.Protocol):
         if self.relay is not None:
             self.relay.lost(exc)
         self._wake()
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_exception(UpstreamDropped("the replica closed the connection"))
+        self._drain.fail(UpstreamDropped("the replica closed the connection"))
 
     def pause_writing(self) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
+        self._drain.pause()
 
     def resume_writing(self) -> None:
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-        self._drained = None
+        self._drain.resume()
 
     # --- used by the exchange -------------------------------------------------------------
 
@@ -109,8 +107,7 @@ class _Conn(asyncio.Protocol):
         if self.closed or self.transport is None:
             raise UpstreamDropped("the replica closed the connection while the request was sent")
         self.transport.write(data)
-        if self._drained is not None:
-            await self._drained
+        await self._drain.wait()
 
     async def more(self, timeout: float) -> None:
         """Wait until more bytes arrived (or the connection ended); TimeoutError after ``timeout``.
