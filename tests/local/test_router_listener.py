@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from pipeline.core.model import Weights
-from pipeline.local.http import proxy
+from pipeline.local.http import fastpath
 from pipeline.local.http.counters import CounterBook
 from pipeline.local.http.listener import MAX_HEAD
 from pipeline.local.http.router import EnvironmentRouter
@@ -151,13 +151,13 @@ class Ctx:
 def relayed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The requests the fast path took (``FastRelay.send`` still does its work)."""
     taken: list[str] = []
-    send = proxy.FastRelay.send
+    send = fastpath.FastRelay.send
 
-    def counted(self: proxy.FastRelay, head: bytes, timeout: float) -> None:
+    def counted(self: fastpath.FastRelay, head: bytes, timeout: float) -> None:
         taken.append(head.split(b" ")[1].decode())
         send(self, head, timeout)
 
-    monkeypatch.setattr(proxy.FastRelay, "send", counted)
+    monkeypatch.setattr(fastpath.FastRelay, "send", counted)
     return taken
 
 

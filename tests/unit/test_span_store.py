@@ -14,7 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from pipeline import tracing
 from pipeline.local.span_export import StoreExporter, records_from_otlp
-from pipeline.local.spans import SpanRecord, SpanStore, SpanWriter, row_of, valid_status
+from pipeline.local.span_writer import SpanWriter
+from pipeline.local.spans import SpanRecord, SpanStore, row_of, valid_status
 
 T0 = 1_700_000_000.0
 

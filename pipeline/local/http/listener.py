@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from email.utils import formatdate
 from typing import cast
 
 import httptools
 from multidict import CIMultiDict
 
 from pipeline.local.http.drain import Drain
+from pipeline.local.http.wire import answer_head, encode_answer, request_target
 from pipeline.local.messages import Answer, Body, Request, Version, json_answer
 
 Handler = Callable[[Request], Awaitable[Answer]]
@@ -40,7 +39,6 @@ FastHandler = Callable[[Request, Callable[[Answer], None]], bool]
 (True), or declines (False, having done nothing) so that ``Handler`` answers it."""
 MAX_HEAD = 64 * 1024
 """Bytes of request line and headers accepted per request (``431`` beyond)."""
-_NO_BODY = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _V11, _V10 = Version(1, 1), Version(1, 0)
 log = logging.getLogger("pipeline.local.router")
@@ -137,7 +135,7 @@ class Listener(asyncio.Protocol):
         length = headers.get("Content-Length")
         has_body = "Transfer-Encoding" in headers or (length is not None and length != "0")
         request = Request(
-            parser.get_method().decode("ascii"), _target(self._url), headers,
+            parser.get_method().decode("ascii"), request_target(self._url), headers,
             _V11 if parser.get_http_version() == "1.1" else _V10, self._remote, self.transport,
             Body(self.transport) if has_body else None, self, parser.should_keep_alive())
         self._parsing = request
@@ -186,7 +184,7 @@ class Listener(asyncio.Protocol):
         body = request.body
         keep = request.keep_alive and (body is None or body.complete) and not self._close_after
         if not answer.streamed:
-            transport.write(_encode(answer, request, keep))
+            transport.write(encode_answer(answer, request, keep))
         self._task = None
         if not keep or (self._input_done and not self._waiting):
             transport.close()
@@ -211,7 +209,7 @@ class Listener(asyncio.Protocol):
         framing = f"Content-Length: {length}" if length is not None else \
             "Transfer-Encoding: chunked" if chunked else "Connection: close"
         self._close_after = self._close_after or framing == "Connection: close"
-        self.transport.write(_head(answer, framing))
+        self.transport.write(answer_head(answer, framing))
         return _Stream(self, chunked)
 
     async def drain(self) -> None:
@@ -234,7 +232,7 @@ class Listener(asyncio.Protocol):
             return
         if self._task is None:
             answer = json_answer({"error": message}, status, {"X-Pipeline-Router": "local"})
-            transport.write(_encode(answer, None, False))
+            transport.write(encode_answer(answer, None, False))
             transport.close()
 
 
@@ -269,49 +267,6 @@ class _Stream:
         await listener.drain()
         if self._chunked and listener.transport is not None:
             listener.transport.write(b"0\r\n\r\n")
-
-
-def _target(url: bytes) -> str:
-    """The request target as a path and query (an absolute-form target loses its authority)."""
-    if url[:1] != b"/" and url != b"*":
-        parsed = httptools.parse_url(url)
-        url = (parsed.path or b"/") + (b"?" + parsed.query if parsed.query else b"")
-    return url.decode("utf-8", "surrogateescape")
-
-
-_date = [0, ""]
-
-
-def _http_date() -> str:
-    now = int(time.time())
-    if _date[0] != now:
-        _date[0], _date[1] = now, formatdate(now, usegmt=True)
-    return str(_date[1])
-
-
-def _head(answer: Answer, framing: str) -> bytes:
-    lines, dated = answer.rendered()
-    date = "" if dated else f"Date: {_http_date()}\r\n"
-    framing = f"{framing}\r\n" if framing else ""
-    return b"%s%s%s" % (f"HTTP/1.1 {answer.status} {answer.reason}\r\n".encode("latin-1", "replace"), lines,
-                        f"{date}{framing}\r\n".encode("latin-1"))
-
-
-def _encode(answer: Answer, request: Request | None, keep_alive: bool) -> bytes:
-    """``answer`` as bytes for ``request``: head and body (none for HEAD, 1xx, 204 or 304)."""
-    status = answer.status
-    body = answer.body
-    sized = status >= 200 and status not in _NO_BODY
-    length = answer.announced if answer.announced is not None else len(body)
-    framing = [f"Content-Length: {length}"] if sized else []
-    if not keep_alive:
-        framing.append("Connection: close")
-    elif request is not None and request.version == _V10:
-        framing.append("Connection: keep-alive")
-    head = _head(answer, "\r\n".join(framing))
-    if not body or not sized or (request is not None and request.method == "HEAD"):
-        return head
-    return head + body
 
 
 Wrap = Callable[[Callable[[], asyncio.Protocol]], Callable[[], asyncio.Protocol]]

@@ -28,24 +28,24 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import aiohttp
 
-from pipeline.core.model import Slot, Weights
-from pipeline.local.http.counters import CounterBook, SlotCounters
+from pipeline.core.model import Slot
+from pipeline.local.http.counters import CounterBook
 from pipeline.local.http.dataplane import DataPlane
 from pipeline.local.http.edge import Edge, EdgeBook
+from pipeline.local.http.fastpath import FastRelay, spawn
 from pipeline.local.http.limits import ConnectionGate, RouterLimits
 from pipeline.local.http.listener import Listener, serve
-from pipeline.local.http.proxy import Exchange, FastRelay, error, spawn, tag_lines
+from pipeline.local.http.proxy import Exchange, error
 from pipeline.local.http.rules import (
     PathRule,
     RuleTable,
-    WeightedPicker,
     lambda_function_name,
     parse_slot,
 )
+from pipeline.local.http.slots import ServiceRoute, SlotTarget
 from pipeline.local.http.tracing import RequestTrace, ended
 from pipeline.local.http.tracing import begin as request_span
 from pipeline.local.http.upstream import UpstreamPool
@@ -57,32 +57,6 @@ LambdaInvoker = Callable[[str, Request, str], Awaitable[Answer]]
 _PIN_PREFIX = "/_slot/"
 _FAST_METHODS = frozenset({"GET", "HEAD"})
 SLOT_HEADER = "X-Pipeline-Slot"
-
-class _SlotTarget:
-    """A slot's key, replica set, answer tags (also as header lines) and counters."""
-
-    __slots__ = ("counters", "key", "replicas", "tag_lines", "tags")
-
-    def __init__(self, key: SlotKey, replicas: object, tags: dict[str, str], counters: SlotCounters) -> None:
-        self.key = key
-        self.replicas = replicas
-        self.tags = tags
-        self.tag_lines = tag_lines(tags)
-        self.counters = counters
-
-
-@dataclass
-class ServiceRoute:
-    """A service's routing state on one environment's listeners (mutated by the control API)."""
-
-    rule: PathRule
-    picker: WeightedPicker | None = None
-    test_slot: Slot | None = None
-
-    @property
-    def weights(self) -> Weights | None:
-        return self.picker.weights if self.picker else None
-
 
 class EnvironmentRouter:
     """Listeners of environment ``name`` on ``port`` (main) and ``port + 1`` (test).
@@ -109,7 +83,7 @@ class EnvironmentRouter:
         self._invoke_lambda = invoke_lambda
         self._servers: list[asyncio.Server] = []
         self._connections: set[Listener] = set()
-        self._slot_targets: dict[tuple[str, Slot], _SlotTarget] = {}
+        self._slot_targets: dict[tuple[str, Slot], SlotTarget] = {}
 
     @property
     def test_port(self) -> int:
@@ -285,7 +259,7 @@ class EnvironmentRouter:
         response = await exchange.proxy(key, self._supervisor)
         return self._settle(exchange, response, to, started, traced)
 
-    def _slot_target(self, service: str, slot: Slot) -> _SlotTarget:
+    def _slot_target(self, service: str, slot: Slot) -> SlotTarget:
         """What answers for ``service``'s ``slot`` need (kept while the slot's replica set is
         the same one: a new release gets a new set)."""
         found = self._slot_targets.get((service, slot))
@@ -296,11 +270,11 @@ class EnvironmentRouter:
         tags = {SLOT_HEADER: key.slot}
         if replica_set is not None:
             tags["X-Pipeline-Version"] = replica_set.spec.version
-        made = _SlotTarget(key, replica_set, tags, self._counters.of(self.name, service, slot.value))
+        made = SlotTarget(key, replica_set, tags, self._counters.of(self.name, service, slot.value))
         self._slot_targets[(service, slot)] = made
         return made
 
-    def _settle(self, exchange: Exchange, response: Answer, to: _SlotTarget, started: float,
+    def _settle(self, exchange: Exchange, response: Answer, to: SlotTarget, started: float,
                 traced: RequestTrace | None) -> Answer:
         """Count ``response`` in the slot's counters and end the request's span."""
         if not response.streamed and not response.proxied:  # the router's own answer

@@ -27,7 +27,8 @@ from opentelemetry.sdk.trace import Tracer, TracerProvider
 from pipeline import tracing
 from pipeline.local.http.server_span import ServerSpan, parent_of
 from pipeline.local.messages import Answer, Request
-from pipeline.local.spans import SpanWriter, row_of
+from pipeline.local.span_writer import SpanWriter
+from pipeline.local.spans import row_of
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 CACHE_HEADER = "x-cache"  # the edge's cache verdict (pipeline.local.http.edge)

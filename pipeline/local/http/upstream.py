@@ -24,143 +24,11 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Protocol, cast
 
-from pipeline.local.http.drain import Drain
 from pipeline.local.http.response_head import Head, UpstreamDropped, UpstreamRefused, parse_head
+from pipeline.local.http.upstream_conn import HIGH_WATER, Connection
 
-HIGH_WATER = 256 * 1024
-"""Bytes of a response body buffered before reading from the replica pauses."""
 __all__ = ["HIGH_WATER", "Head", "UpstreamCall", "UpstreamDropped", "UpstreamPool", "UpstreamRefused"]
-
-
-class Relay(Protocol):
-    """Reads a response off a connection as it arrives, without a task waiting on it (the
-    router's fast path, ``pipeline.local.http.proxy.FastRelay``)."""
-
-    def data(self) -> None: ...
-    def lost(self, exc: Exception | None) -> None: ...
-    def expired(self) -> None: ...
-
-
-class _Conn(asyncio.Protocol):
-    """One connection to a replica: buffers what arrives and wakes the reader (a task
-    waiting in ``more``, or a ``Relay``)."""
-
-    def __init__(self, pool: UpstreamPool, port: int) -> None:
-        self.pool = pool
-        self.port = port
-        self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.closed = False
-        self.error: Exception | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._drain = Drain()
-        self._paused = False
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self.relay: Relay | None = None
-        self._loop = asyncio.get_running_loop()  # the pool's (made on it)
-
-    # --- asyncio callbacks ---------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if len(self.buffer) > HIGH_WATER and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-        if self.relay is not None:
-            self.relay.data()
-        else:
-            self._wake()
-
-    def eof_received(self) -> bool:
-        self.closed = True
-        if self.relay is not None:
-            self.relay.lost(None)
-        self._wake()
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.error = exc
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self.relay is not None:
-            self.relay.lost(exc)
-        self._wake()
-        self._drain.fail(UpstreamDropped("the replica closed the connection"))
-
-    def pause_writing(self) -> None:
-        self._drain.pause()
-
-    def resume_writing(self) -> None:
-        self._drain.resume()
-
-    # --- used by the exchange -------------------------------------------------------------
-
-    async def write(self, data: bytes) -> None:
-        if self.closed or self.transport is None:
-            raise UpstreamDropped("the replica closed the connection while the request was sent")
-        self.transport.write(data)
-        await self._drain.wait()
-
-    async def more(self, timeout: float) -> None:
-        """Wait until more bytes arrived (or the connection ended); TimeoutError after ``timeout``.
-
-        One timer per connection checks the deadline lazily (re-arming when it fires early),
-        so a wait costs no timer operation."""
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
-        if self.closed:
-            raise UpstreamDropped(f"the replica closed the connection: {self.error or 'end of stream'}")
-        loop = self._arm(timeout)
-        self._waiter = loop.create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-    def expect(self, relay: Relay, timeout: float) -> None:
-        """Hand what arrives from now on to ``relay`` (``expired`` after ``timeout`` seconds
-        without an answer), instead of waking a waiting task."""
-        self.relay = relay
-        self._arm(timeout)
-
-    def _arm(self, timeout: float) -> asyncio.AbstractEventLoop:
-        loop = self._loop
-        self._deadline = loop.time() + timeout
-        if self._timer is None:
-            self._timer = loop.call_at(self._deadline, self._check)
-        return loop
-
-    def _check(self) -> None:
-        self._timer = None
-        waiter = self._waiter
-        waiting = waiter is not None and not waiter.done()
-        if not waiting and self.relay is None:
-            return  # not waiting; the next wait starts a timer
-        loop = asyncio.get_running_loop()
-        if loop.time() < self._deadline:
-            self._timer = loop.call_at(self._deadline, self._check)
-        elif self.relay is not None:
-            self.relay.expired()
-        elif waiter is not None:
-            waiter.set_exception(TimeoutError("the replica sent nothing in time"))
-
-    def take(self, n: int) -> bytes:
-        data = bytes(self.buffer[:n])
-        del self.buffer[:n]
-        return data
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
 
 
 class UpstreamPool:
@@ -169,10 +37,10 @@ class UpstreamPool:
     def __init__(self, connect_timeout: float = 5.0, read_timeout: float = 60.0, idle_max: int = 64) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self._idle: dict[int, deque[_Conn]] = {}
+        self._idle: dict[int, deque[Connection]] = {}
         self._idle_max = idle_max
 
-    def idle(self, port: int) -> _Conn | None:
+    def idle(self, port: int) -> Connection | None:
         """An idle connection to the replica on ``port``, or None (none is kept)."""
         idle = self._idle.get(port)
         while idle:
@@ -190,19 +58,19 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                _, conn = await loop.create_connection(lambda: _Conn(self, port), "127.0.0.1", port)
+                _, conn = await loop.create_connection(lambda: Connection(self, port), "127.0.0.1", port)
         except OSError as exc:
             raise UpstreamRefused(f"127.0.0.1:{port} refused the connection: {exc.strerror or exc}") from exc
         return UpstreamCall(conn)
 
-    def release(self, conn: _Conn) -> None:
+    def release(self, conn: Connection) -> None:
         idle = self._idle.setdefault(conn.port, deque())
         if conn.closed or conn.buffer or len(idle) >= self._idle_max:
             _close(conn)
         else:
             idle.append(conn)
 
-    def discard(self, conn: _Conn) -> None:
+    def discard(self, conn: Connection) -> None:
         """Close ``conn`` (its answer was not read to a clean end)."""
         _close(conn)
 
@@ -213,7 +81,7 @@ class UpstreamPool:
         self._idle.clear()
 
 
-def _close(conn: _Conn) -> None:
+def _close(conn: Connection) -> None:
     if conn.transport is not None:
         conn.transport.close()
 
@@ -221,7 +89,7 @@ def _close(conn: _Conn) -> None:
 class UpstreamCall:
     """One request/response on a connection; ``finish`` returns the connection to the pool."""
 
-    def __init__(self, conn: _Conn) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.head: Head | None = None
         self._left: int | None = None  # body bytes still to read (None: chunked or until EOF)

@@ -22,8 +22,9 @@ from pipeline.core.model import Slot, Weights
 from pipeline.local.http.counters import CounterBook, WindowStats
 from pipeline.local.http.dataplane import DataPlane
 from pipeline.local.http.edge import EdgeBook
-from pipeline.local.http.router import EnvironmentRouter, LambdaInvoker, ServiceRoute, close_quietly
+from pipeline.local.http.router import EnvironmentRouter, LambdaInvoker, close_quietly
 from pipeline.local.http.rules import PathRule, WeightedPicker
+from pipeline.local.http.slots import ServiceRoute
 from pipeline.local.replicas.supervisor import SlotKey, Supervisor
 from pipeline.local.specs import ReleaseSpec, RouteSpec
 

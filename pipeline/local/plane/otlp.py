@@ -29,7 +29,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline import tracing
 from pipeline.local.span_export import BadOtlpBody, StoreExporter, records_from_otlp
-from pipeline.local.spans import SpanStore, SpanWriter
+from pipeline.local.span_writer import SpanWriter
+from pipeline.local.spans import SpanStore
 
 OTLP_PATH = "/otlp/v1/traces"
 MAX_BODY = 16 * 1024 * 1024
