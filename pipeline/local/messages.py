@@ -170,16 +170,9 @@ class Request:
         return self._host
 
     @property
-    def body_exists(self) -> bool:
-        return self.body is not None
-
-    @property
     def content_length(self) -> int | None:
         raw = self.headers.get("Content-Length")
         return int(raw) if raw is not None and raw.isdigit() else None
-
-    async def read(self) -> bytes:
-        return await self.body.read() if self.body is not None else b""
 
     def send_continue(self) -> None:
         """Answer ``Expect: 100-continue`` now (once; a no-op without a connection)."""
@@ -249,10 +242,6 @@ class Answer:
         headers = self._headers
         text = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
         return text.encode("utf-8", "surrogateescape"), "Date" in headers
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
 
 
 def json_answer(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Answer:

@@ -46,16 +46,6 @@ class Head:
     dated: bool = False
     announced: int | None = None  # the Content-Length sent (kept when an answer to HEAD has no body)
 
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        """The passed-back headers as (name, value) pairs (latin-1 decoded)."""
-        pairs = []
-        for line in self.lines.decode("latin-1").split("\r\n"):
-            name, sep, value = line.partition(":")
-            if sep:
-                pairs.append((name.strip(), value.strip()))
-        return pairs
-
 
 def parse_head(raw: bytes) -> Head:
     """The head ``raw`` (ending with the blank line); UpstreamDropped for a malformed status
