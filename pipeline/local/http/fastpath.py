@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from pipeline.local.http.proxy import BUFFERED, Exchange, error
-from pipeline.local.http.response_head import parse_head
+from pipeline.local.http.response_head import seen_head
 from pipeline.local.http.upstream import UpstreamCall, UpstreamDropped
 from pipeline.local.http.upstream_conn import Connection
 from pipeline.local.messages import Answer
@@ -58,7 +58,7 @@ class FastRelay:
         if end < 0:
             return
         try:
-            head = parse_head(bytes(buffer[:end + 4]))
+            head = seen_head(bytes(buffer[:end + 4]))
         except (UpstreamDropped, ValueError):
             self._resume(None)  # the general path reads it again and says what is wrong
             return

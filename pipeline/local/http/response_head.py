@@ -77,3 +77,23 @@ def parse_head(raw: bytes) -> Head:
     kept = _DROPPED.sub(b"", fields)
     head.lines = kept[2:] + b"\r\n" if kept else b""
     return head
+
+
+_CACHED_HEAD = 1024  # bytes: a head longer than this is parsed every time
+_CACHE_SIZE = 256
+_heads: dict[bytes, Head] = {}
+
+
+def seen_head(raw: bytes) -> Head:
+    """``parse_head(raw)``, remembered: a replica sends the same head bytes answer after answer
+    (its ``Date`` changes once a second), and the router reads one head per request. The
+    ``Head`` returned is shared: read it, never change it. Heads over ``_CACHED_HEAD`` bytes
+    are not kept; at most ``_CACHE_SIZE`` are (all forgotten when full)."""
+    head = _heads.get(raw)
+    if head is None:
+        head = parse_head(raw)
+        if len(raw) <= _CACHED_HEAD:
+            if len(_heads) >= _CACHE_SIZE:
+                _heads.clear()
+            _heads[raw] = head
+    return head

@@ -63,19 +63,22 @@ def use(provider: TracerProvider | None, writer: SpanWriter | None = None, *, fo
 class RequestTrace:
     """The router's span of one request; ``headers`` are the trace headers to send upstream."""
 
-    __slots__ = ("_attributes", "_ended", "_on", "_started", "_started_ns", "headers", "span")
+    __slots__ = ("_ended", "_environment", "_method", "_on", "_path", "_service", "_started",
+                 "_started_ns", "headers", "span")
 
     def __init__(self, on: _Tracing, request: Request, environment: str, service: str,
                  rule: str) -> None:
         self._on = on
-        parent = parent_of(request.headers)  # a case-insensitive mapping
-        self.span = ServerSpan(on.tracer, f"{request.method} {rule}", parent)  # the SDK's sampling, lean
-        self._started_ns = time.time_ns()
-        self._attributes: dict[str, str | int | float | bool] = {  # set once, at the end (cheaper)
-            "http.request.method": request.method, "url.path": request.path,
-            "pipeline.environment": environment, "pipeline.service": service}
+        method = self._method = request.method
+        self._path = request.path
+        self._environment = environment
+        self._service = service
+        headers = request.headers
+        parent = parent_of(headers) if "traceparent" in headers else None  # a case-insensitive mapping
+        self.span = span = ServerSpan(on.tracer, f"{method} {rule}", parent)  # the SDK's sampling, lean
         self.headers: dict[str, str] = {}
-        self.span.inject(self.headers)
+        span.inject(self.headers)
+        self._started_ns = time.time_ns()
         self._started = time.monotonic()
         self._ended = False
 
@@ -91,26 +94,30 @@ class RequestTrace:
             answer: Mapping[str, str] | None = None) -> None:
         """Finish the span with the answer's ``status`` (and, from a Lambda answer's headers,
         its version and cold start; from the edge's, its cache verdict). Only the first call
-        counts."""
+        counts. The attributes are built here, once, in one dict display (the cheapest way)."""
         if self._ended:
             return
         self._ended = True
         span = self.span
         if not span.recording:
             return  # a span the sampler dropped: its context went upstream, nothing else to do
-        answer = answer or {}
-        release = release or answer.get("X-Lambda-Version")
-        attributes = self._attributes
-        attributes["http.response.status_code"] = status
-        attributes["pipeline.latency_ms"] = round((time.monotonic() - self._started) * 1000.0, 3)
-        attributes["pipeline.cold_start"] = answer.get("X-Lambda-Cold-Start") == "1"
-        attributes["pipeline.throttled"] = status == 429
+        cold, cache = False, None
+        if answer is not None:
+            release = release or answer.get("X-Lambda-Version")
+            cold = answer.get("X-Lambda-Cold-Start") == "1"
+            cache = answer.get(CACHE_HEADER)
+        attributes: dict[str, str | int | float | bool] = {
+            "http.request.method": self._method, "url.path": self._path,
+            "pipeline.environment": self._environment, "pipeline.service": self._service,
+            "http.response.status_code": status,
+            "pipeline.latency_ms": round((time.monotonic() - self._started) * 1000.0, 3),
+            "pipeline.cold_start": cold, "pipeline.throttled": status == 429}
         if slot:
             attributes[tracing.SLOT_KEY] = slot
         if release:
             attributes[tracing.RELEASE_KEY] = release
-        if answer.get(CACHE_HEADER):
-            attributes["pipeline.cache"] = answer[CACHE_HEADER]
+        if cache:
+            attributes["pipeline.cache"] = cache
         ended_ns = time.time_ns()
         error = f"HTTP {status}" if status >= 500 else None
         on = self._on
