@@ -65,6 +65,23 @@ def test_weighted_picker_interleaves_instead_of_bursting() -> None:
     assert gaps == {10}
 
 
+@pytest.mark.parametrize("blue, green", [(100, 0), (0, 100), (99, 1), (1, 99), (50, 50), (30, 70), (97, 3)])
+def test_weighted_picker_follows_smooth_weighted_round_robin_pick_by_pick(blue: int, green: int) -> None:
+    """Nginx's smooth weighted round-robin, written out: each pick adds every weight to its
+    score, takes the highest score (blue on a tie) and subtracts the total from it."""
+    scores = {Slot.BLUE: 0, Slot.GREEN: 0}
+    weights = {Slot.BLUE: blue, Slot.GREEN: green}
+    expected = []
+    for _ in range(300):
+        for slot in scores:
+            scores[slot] += weights[slot]
+        best = Slot.BLUE if scores[Slot.BLUE] >= scores[Slot.GREEN] else Slot.GREEN
+        scores[best] -= blue + green
+        expected.append(best)
+    picker = WeightedPicker(Weights(blue, green))
+    assert [picker.pick() for _ in range(300)] == expected
+
+
 def test_parse_slot_accepts_header_spellings_and_rejects_others() -> None:
     assert parse_slot(" Green ") is Slot.GREEN
     assert parse_slot("blue") is Slot.BLUE

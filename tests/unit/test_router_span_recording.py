@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from multidict import CIMultiDict
+from opentelemetry.sdk.extension.aws.trace import AwsXRayIdGenerator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Tracer, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import (
     NonRecordingSpan,
@@ -72,6 +74,21 @@ def test_a_span_without_a_caller_starts_a_trace_and_marks_errors() -> None:
     assert done.parent is None and done.context is not None and done.context.trace_id != 0
     assert done.context.trace_flags & TraceFlags.RANDOM_TRACE_ID  # the SDK's random id flag
     assert (done.status.status_code, done.status.description) == (StatusCode.ERROR, "HTTP 502")
+
+
+@pytest.mark.parametrize("ids", [RandomIdGenerator(), AwsXRayIdGenerator()], ids=["random", "xray"])
+def test_a_new_traces_context_goes_upstream_as_the_propagator_writes_it(ids: IdGenerator) -> None:
+    provider = TracerProvider(id_generator=ids)
+    tracer = provider.get_tracer("pipeline.local.router")
+    assert isinstance(tracer, Tracer)
+    span = ServerSpan(tracer, "GET /*", None)
+    mine: dict[str, str] = {}
+    span.inject(mine)
+    theirs: dict[str, str] = {}
+    tracing.inject(theirs, set_span_in_context(NonRecordingSpan(span.context)))
+    assert mine == theirs
+    assert span.context.trace_flags.sampled
+    assert bool(span.context.trace_flags & TraceFlags.RANDOM_TRACE_ID) == ids.is_trace_id_random()
 
 
 def test_the_tracers_sampler_decides_and_a_dropped_span_still_propagates() -> None:

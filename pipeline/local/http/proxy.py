@@ -34,6 +34,8 @@ HOP_BY_HOP = frozenset(
                         "Trailer", "Transfer-Encoding", "Upgrade", "Host", "Content-Length", "Expect")
 )
 _REPLACED = HOP_BY_HOP | {"x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"}
+_TRACE_CONTEXT = frozenset({"traceparent", "tracestate"})
+_REPLACED_TRACED = _REPLACED | _TRACE_CONTEXT  # what the router's span replaces (every traced request)
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 log = logging.getLogger("pipeline.local.router")
 
@@ -237,17 +239,18 @@ def _request_head(request: Request, target: str, body: bytes | None,
     """The request line and headers sent to the replica (framing for ``body``: bytes, or
     None when it streams: its Content-Length if known, else chunked); ``forward`` replaces
     the client's headers of the same names."""
+    replaced = _REPLACED
+    if forward:  # the router's trace context, usually: a set made once
+        replaced = _REPLACED_TRACED if forward.keys() <= _TRACE_CONTEXT else \
+            _REPLACED | {k.lower() for k in forward}
     parts = [f"{request.method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
+    parts += [f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() not in replaced]
     if forward:
-        replaced = _REPLACED | {k.lower() for k in forward}
-        parts.extend(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() not in replaced)
-        parts.extend(f"{k}: {v}\r\n" for k, v in forward.items())
-    else:
-        parts.extend(f"{k}: {v}\r\n" for k, v in request.headers.items() if k.lower() not in _REPLACED)
+        parts += [f"{k}: {v}\r\n" for k, v in forward.items()]
     peer = request.remote or ""
     prior = request.headers.get("X-Forwarded-For")
-    parts.append(f"X-Forwarded-For: {prior}, {peer}\r\n" if prior else f"X-Forwarded-For: {peer}\r\n")
-    parts.append(f"X-Forwarded-Host: {request.host}\r\nX-Forwarded-Proto: http\r\n")
+    parts.append(f"X-Forwarded-For: {f'{prior}, {peer}' if prior else peer}\r\n"
+                 f"X-Forwarded-Host: {request.host}\r\nX-Forwarded-Proto: http\r\n")
     if body is None:
         length = request.content_length
         framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"

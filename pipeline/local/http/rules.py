@@ -87,15 +87,23 @@ class WeightedPicker:
 
     def __init__(self, weights: Weights) -> None:
         self.weights = weights
-        self._current = {Slot.BLUE: 0, Slot.GREEN: 0}
+        self._blue = self._green = 0  # the running scores
+        # all traffic on one slot (the usual state between deployments): no arithmetic, and the
+        # scores would not move anyway (+w then -w for the one slot, +0 for the other)
+        self._only = Slot.BLUE if weights.green == 0 else Slot.GREEN if weights.blue == 0 else None
 
     def pick(self) -> Slot:
-        total = self.weights.blue + self.weights.green
-        for slot in (Slot.BLUE, Slot.GREEN):
-            self._current[slot] += self.weights.of(slot)
-        best = Slot.BLUE if self._current[Slot.BLUE] >= self._current[Slot.GREEN] else Slot.GREEN
-        self._current[best] -= total
-        return best
+        only = self._only
+        if only is not None:
+            return only
+        blue, green = self.weights.blue, self.weights.green
+        self._blue += blue
+        self._green += green
+        if self._blue >= self._green:
+            self._blue -= blue + green
+            return Slot.BLUE
+        self._green -= blue + green
+        return Slot.GREEN
 
 
 def lambda_function_name(environment: str, service: str) -> str:

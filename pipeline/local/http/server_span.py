@@ -43,6 +43,8 @@ from opentelemetry.util.types import AttributeValue
 _UNSET = Status(StatusCode.UNSET)
 _SCOPE = InstrumentationScope("pipeline.local.router")
 _ROOT = INVALID_SPAN_CONTEXT  # the "parent" of a root span
+_SAMPLED_RANDOM = TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID
+_FLAGS = [f"{n:02x}" for n in range(256)]  # trace flags as traceparent writes them
 _TRACEPARENT = re.compile(TraceContextTextMapPropagator._TRACEPARENT_HEADER_FORMAT)
 _MAX_TRACEPARENT = 512
 _MAX_TRACESTATE = 512
@@ -86,10 +88,21 @@ class ServerSpan:
         """``parent``: the span context the request's headers carry (``parent_of``), or None."""
         self._tracer = tracer
         self.name = name
+        ids = tracer.id_generator
+        if parent is None and tracer.sampler is DEFAULT_ON:  # a new trace, sampled: most requests
+            self._parent = None
+            self._recording = True
+            self._trace_state = None
+            self._sampled_attributes: Mapping[str, AttributeValue] | None = None
+            self._flags = _SAMPLED_RANDOM if ids.is_trace_id_random() else TraceFlags.SAMPLED
+            self._trace_id = trace_id = ids.generate_trace_id()
+            self._span_id = span_id = ids.generate_span_id()
+            self.trace_hex = format(trace_id, "032x")
+            self.span_hex = format(span_id, "016x")
+            return
         parent_span = parent if parent is not None else _ROOT
         valid = parent_span.is_valid
         self._parent = parent_span if valid else None
-        ids = tracer.id_generator
         trace_id = parent_span.trace_id if valid else ids.generate_trace_id()
         if tracer.sampler is DEFAULT_ON:
             # the SDK's default, ParentBased(ALWAYS_ON): a root is sampled, a child follows its
@@ -97,7 +110,7 @@ class ServerSpan:
             sampled = parent_span.trace_flags.sampled if valid else True
             self._recording = sampled
             self._trace_state = parent_span.trace_state if valid else None
-            self._sampled_attributes: Mapping[str, AttributeValue] | None = None
+            self._sampled_attributes = None
         else:
             context = set_span_in_context(NonRecordingSpan(parent)) if parent is not None else Context()
             sampling = tracer.sampler.should_sample(context, trace_id, name, SpanKind.SERVER)
@@ -133,7 +146,7 @@ class ServerSpan:
     def inject(self, headers: dict[str, str]) -> None:
         """Set W3C ``traceparent`` (and ``tracestate`` when there is one) naming this span, as
         ``TraceContextTextMapPropagator.inject`` writes them (version 00; a fixed format)."""
-        headers["traceparent"] = f"00-{self.trace_hex}-{self.span_hex}-{self._flags:02x}"
+        headers["traceparent"] = f"00-{self.trace_hex}-{self.span_hex}-{_FLAGS[self._flags]}"
         if self._trace_state:
             headers["tracestate"] = self._trace_state.to_header()
 
