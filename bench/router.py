@@ -10,8 +10,14 @@ connections, GET of a small JSON answer) runs against the replica directly, thro
 router and through HAProxy. Prints each path's requests per second, p50 and p99 (median over
 the rounds), the ratios router/direct, haproxy/direct and router/haproxy, and the CPU time
 each proxy's process spent per request (user + system, all its threads: for the router the
-whole plane process, span export included), a figure that depends much less on how busy the
+whole plane process, span storing included), a figure that depends much less on how busy the
 machine is than requests per second do.
+
+The plane stores the router's spans once traffic is quiet (``pipeline.local.span_writer``):
+after each router run the benchmark waits until they are all stored, counts that CPU time as
+the run's, and starts the next run only then; the last line says how many spans were stored
+and dropped. ``--duration`` beyond about six seconds at full speed (65,536 spans held back)
+shows the router storing spans while traffic flows.
 
 Needs ``wrk`` and ``haproxy`` on PATH (Debian packages of the same names). wrk, the plane,
 the replica and HAProxy share this machine's cores, so the figures are relative, not
@@ -29,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,12 +144,15 @@ def wrk_figures(url: str, out: str) -> WrkFigures:
                       errors.group(0) if errors else None)
 
 
-def _wrk(url: str, args: argparse.Namespace, duration: float, proxy: psutil.Process | None = None) -> Run:
+def _wrk(url: str, args: argparse.Namespace, duration: float, proxy: psutil.Process | None = None,
+         settle: Callable[[], object] | None = None) -> Run:
     cpu_before = _cpu(proxy)
     out = subprocess.run(
         ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency", url],
         check=True, capture_output=True, text=True,
     ).stdout
+    if settle is not None:
+        settle()  # the work the run left behind (spans held back) is counted as the run's
     cpu = _cpu(proxy) - cpu_before
     figures = wrk_figures(url, out)
     if figures.errors:
@@ -206,20 +215,36 @@ def _haproxy(folder: Path, replica_port: int, threads: int) -> Iterator[tuple[in
         proc.wait(10)
 
 
-Target = tuple[str, "psutil.Process | None"]  # a URL, and the proxy process whose CPU is counted
+# a URL, the proxy process whose CPU is counted, and what to wait for after each run
+Target = tuple[str, "psutil.Process | None", "Callable[[], object] | None"]
 
 
 def _measure(urls: dict[str, Target], args: argparse.Namespace) -> dict[str, list[Run]]:
     runs: dict[str, list[Run]] = {name: [] for name in urls}
-    for url, _ in urls.values():  # warm up every path (connections, caches)
-        _wrk(url, args, 1)
+    for url, _, settle in urls.values():  # warm up every path (connections, caches)
+        _wrk(url, args, 1, settle=settle)
     for round_ in range(args.rounds):
         order = list(urls.items())
         if round_ % 2:
             order.reverse()  # alternate the order so no path always runs first
-        for name, (url, proxy) in order:
-            runs[name].append(_wrk(url, args, args.duration, proxy))
+        for name, (url, proxy, settle) in order:
+            runs[name].append(_wrk(url, args, args.duration, proxy, settle))
     return runs
+
+
+def spans_stored(client: PlaneClient, timeout: float = 120.0) -> dict[str, int]:
+    """Wait until the plane has stored the router's spans held back during a run (the span
+    writer stores them once traffic is quiet); returns its counts (written, queued, dropped,
+    held), or {} when the plane records no router spans (``PIPELINE_TRACING=off``). Shared
+    by bench/tracing.py and bench/edge.py: no run starts while the plane is still storing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = client.call("GET", "/v1/status").get("router_spans") or {}
+        if not stats.get("queued"):
+            return dict(stats)
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the plane did not store its spans in {timeout:g} s: {stats}")
+        time.sleep(0.05)
 
 
 def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
@@ -237,8 +262,16 @@ def _report(runs: dict[str, list[Run]], args: argparse.Namespace) -> None:
     if r.cpu_us and h.cpu_us:
         print(f"CPU per request (the proxy's process, all threads): router {r.cpu_us:.0f} us, "
               f"haproxy {h.cpu_us:.0f} us, router/haproxy {r.cpu_us / h.cpu_us:.1f}")
-    print(f"p99: router/haproxy {r.p99_ms / h.p99_ms:.2f} (router +{r.p99_ms - d.p99_ms:.2f} ms, "
-          f"haproxy +{h.p99_ms - d.p99_ms:.2f} ms over direct)")
+    print(f"p99: router/haproxy {r.p99_ms / h.p99_ms:.2f} (router {r.p99_ms - d.p99_ms:+.2f} ms, "
+          f"haproxy {h.p99_ms - d.p99_ms:+.2f} ms over direct)")
+
+
+def _report_spans(stats: dict[str, int]) -> None:
+    if not stats:
+        print("router spans: not recorded (PIPELINE_TRACING=off)")
+        return
+    print(f"router spans: {stats['written']} stored, {stats['dropped']} dropped; each router run's "
+          "CPU includes storing its spans after it (they wait while the router is busy)")
 
 
 def _median_cpu(runs: list[Run]) -> float | None:
@@ -289,11 +322,14 @@ def main() -> int:
         try:
             port, replica_port = _serve_replica(root, state_dir, info.url, info.token)
             plane = psutil.Process(info.pid)
+            client = PlaneClient.for_url(info.url, token=info.token)
+            stored = lambda: spans_stored(client)  # noqa: E731
             with _haproxy(Path(tmp), replica_port, args.haproxy_threads) as (haproxy_port, haproxy):
-                runs = _measure({"direct": (f"http://127.0.0.1:{replica_port}/hello", None),
-                                 "router": (f"http://127.0.0.1:{port}/hello", plane),
-                                 "haproxy": (f"http://127.0.0.1:{haproxy_port}/hello", haproxy)}, args)
+                runs = _measure({"direct": (f"http://127.0.0.1:{replica_port}/hello", None, None),
+                                 "router": (f"http://127.0.0.1:{port}/hello", plane, stored),
+                                 "haproxy": (f"http://127.0.0.1:{haproxy_port}/hello", haproxy, None)}, args)
             _report(runs, args)
+            _report_spans(spans_stored(client))
         finally:
             stop_plane(state_dir)
             assert plane_processes(info.id) == []

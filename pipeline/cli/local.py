@@ -130,6 +130,10 @@ def render_status(data: dict[str, Any]) -> list[str]:
             for slot, info in svc["slots"].items():
                 lines.append("    " + _slot_line(slot, info, slot == svc["test_slot"]))
                 lines.extend("      " + _replica_line(r) for r in info["replicas"])
+    spans = data.get("router_spans")
+    if spans and (spans["queued"] or spans["dropped"]):
+        lines.append(f"router spans: {spans['written']} stored, {spans['queued']} waiting (stored once "
+                     f"traffic is quiet), {spans['dropped']} dropped")
     return lines
 
 

@@ -157,7 +157,8 @@ def test_a_batch_of_any_size_is_stored_whole_by_statements_of_many_rows(tmp_path
 
 def test_the_span_writer_stores_full_batches_at_once_and_the_rest_on_close(tmp_path: Path) -> None:
     store = SpanStore(tmp_path / "spans.db")
-    writer = SpanWriter(store, delay=3600.0, batch=100)  # only a full batch, or close, writes
+    # only a full batch, or close, writes (the router is never deemed busy here)
+    writer = SpanWriter(store, delay=3600.0, batch=100, quiet=float("inf"))
     now = time.time()
 
     def put(first: int, last: int) -> None:
@@ -174,3 +175,48 @@ def test_the_span_writer_stores_full_batches_at_once_and_the_rest_on_close(tmp_p
     assert store.count() == 100  # half a batch waits (for the delay, or close)
     writer.close()
     assert store.count() == 150 and writer.dropped == 0
+
+
+def _rows(first: int, last: int) -> list[tuple[object, ...]]:
+    now = time.time()
+    return [row_of(f"{i:032x}", f"{i:016x}", None, "GET /*", "router", now, now, "unset", {})
+            for i in range(first, last)]
+
+
+def test_the_span_writer_holds_rows_while_the_router_is_busy_and_stores_them_once_quiet(
+        tmp_path: Path) -> None:
+    store = SpanStore(tmp_path / "spans.db")
+    # the thread never looks by itself here (no timeout, no full batch): each look is the test's, at its time
+    writer = SpanWriter(store, delay=3600.0, batch=10**9, quiet=1000.0, hold=5000)
+    start = writer._since
+    for i, second in enumerate((0.1, 0.2, 0.3)):  # 500 rows every 0.1 s: 5,000 a second, busy
+        for row in _rows(500 * i, 500 * (i + 1)):
+            writer.put(row)
+        writer._look(start + second)
+        assert store.count() == 0 and writer.queued == 500 * (i + 1)
+    for row in _rows(1500, 1550):  # 50 rows in 0.1 s: 500 a second, quiet
+        writer.put(row)
+    writer._look(start + 0.4)
+    assert store.count() == 1550 and writer.stats() == {"written": 1550, "queued": 0, "dropped": 0, "held": 3}
+    writer._look(start + 0.5)  # nothing new: nothing to do
+    assert store.count() == 1550
+    writer.close()
+
+
+def test_the_span_writer_stores_while_busy_once_it_holds_enough_and_drops_only_beyond_its_cap(
+        tmp_path: Path) -> None:
+    store = SpanStore(tmp_path / "spans.db")
+    writer = SpanWriter(store, delay=3600.0, batch=10**9, quiet=1000.0, hold=3000, max_queued=4000)
+    start = writer._since
+    for row in _rows(0, 2999):
+        writer.put(row)
+    writer._look(start + 0.1)  # 29,990 a second and fewer than `hold` waiting: held
+    assert store.count() == 0
+    writer.put(_rows(2999, 3000)[0])
+    writer._look(start + 0.1001)  # busier still, but `hold` rows wait: written now
+    assert store.count() == 3000 and writer.queued == 0
+    for row in _rows(3000, 8000):  # the cap: 4,000 waiting rows, the rest dropped and counted
+        writer.put(row)
+    assert writer.queued == 4000 and writer.dropped == 1000
+    writer.close()
+    assert store.count() == 7000 and writer.stats()["written"] == 7000

@@ -60,6 +60,13 @@ def use(provider: TracerProvider | None, writer: SpanWriter | None = None, *, fo
             _state["on"] = _Tracing(tracer, writer, forward)
 
 
+def writer_stats() -> dict[str, int] | None:
+    """The span writer's counts (``SpanWriter.stats``: written, queued, dropped, held), or
+    None while the router records no spans into a store."""
+    on = _state.get("on")
+    return on.writer.stats() if on is not None and on.writer is not None else None
+
+
 class RequestTrace:
     """The router's span of one request; ``headers`` are the trace headers to send upstream."""
 

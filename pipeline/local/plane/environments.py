@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from pipeline.core.model import Slot, Weights
+from pipeline.local.http import tracing as router_tracing
 from pipeline.local.http.counters import CounterBook, WindowStats
 from pipeline.local.http.dataplane import DataPlane
 from pipeline.local.http.edge import EdgeBook
@@ -160,7 +161,8 @@ class Plane:
                     "test_slot": route.test_slot.value if route.test_slot else None, "slots": slots,
                 }
             envs[name] = {"port": router.port, "test_port": router.test_port, "services": services}
-        return {"id": self.id, "pid": os.getpid(), "environments": envs}
+        return {"id": self.id, "pid": os.getpid(), "environments": envs,
+                "router_spans": router_tracing.writer_stats()}  # None: the router records no spans
 
     async def restore(self) -> None:
         """Bring back the desired state saved by a previous plane (best effort, logged)."""
