@@ -76,11 +76,13 @@ def _project(root: Path) -> None:
 Run = router_bench.Run  # one wrk run: req/s, p50 and p99 (ms)
 
 
-def _wrk(url: str, extra: list[str], args: argparse.Namespace, duration: float) -> Run:
+def _wrk(url: str, extra: list[str], args: argparse.Namespace, duration: float,
+         client: PlaneClient) -> Run:
     out = subprocess.run(
         ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency", *extra, url],
         check=True, capture_output=True, text=True,
     ).stdout
+    router_bench.spans_stored(client)  # no run starts while the plane stores the last one's spans
     figures = router_bench.wrk_figures(url, out)
     if figures.errors:
         raise SystemExit(f"{url}: {figures.errors}: the figures would not be of answered requests")
@@ -121,16 +123,17 @@ def _serve(root: Path, state_dir: Path, client: PlaneClient) -> Served:
     return Served(port, int(replica["port"]), secrets)
 
 
-def _measure(paths: dict[str, tuple[str, list[str]]], args: argparse.Namespace) -> dict[str, list[Run]]:
+def _measure(paths: dict[str, tuple[str, list[str]]], args: argparse.Namespace,
+             client: PlaneClient) -> dict[str, list[Run]]:
     runs: dict[str, list[Run]] = {name: [] for name in paths}
     for url, extra in paths.values():  # warm up every path (connections, the cache)
-        _wrk(url, extra, args, 1)
+        _wrk(url, extra, args, 1, client)
     for round_ in range(args.rounds):
         order = list(paths.items())
         if round_ % 2:
             order.reverse()  # alternate the order so no path always runs first
         for name, (url, extra) in order:
-            runs[name].append(_wrk(url, extra, args, args.duration))
+            runs[name].append(_wrk(url, extra, args, args.duration, client))
     return runs
 
 
@@ -180,7 +183,7 @@ def main() -> int:
                 "edge on": (f"{base}/keyed?c=1", keyed),
                 "miss": (f"{base}/cached", [*cached, "-s", str(script)]),
                 "hit": (f"{base}/cached?c=1", cached),
-            }, args)
+            }, args, client)
             _report(runs, args)
             counts = client.call("GET", "/v1/envs/bench/services/cached/edge/counts",
                                  query={"since": repr(started), "until": repr(time.time() + 1)})

@@ -10,8 +10,9 @@ Alternating over ``--rounds`` rounds, the same ``wrk`` workload (keep-alive conn
 of a small JSON answer, each with a ``traceparent`` of a new trace, as a traced caller sends) runs
 against the replica directly and through each router. Prints each path's requests per
 second, p50 and p99, the CPU time each plane process spent per request (median over the
-rounds), the differences to the untraced plane, and how many spans the traced plane stored
-(proof that it recorded them).
+rounds; a run's CPU includes storing its spans, which the plane holds back while the router
+is busy: each run ends once they are stored), the differences to the untraced plane, and how
+many spans the traced plane stored (proof that it recorded them).
 
 Needs ``wrk`` on PATH. wrk, both planes and the replicas share this machine's cores, so the
 figures are relative, not absolute. Everything started is stopped at the end.
@@ -26,13 +27,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import router as router_bench  # bench/router.py: the project and its replica
 
+from pipeline.local.plane.control_client import PlaneClient
 from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, stop_plane
 from pipeline.local.spans import SpanStore
 
@@ -52,7 +53,6 @@ request = function()
   return wrk.format(nil)
 end
 """
-EXPORT_SETTLE = 0.7
 SAMPLED = {"PIPELINE_TRACING": "on", "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
 
 
@@ -93,13 +93,18 @@ def _cpu(pid: int | None) -> float:
     return float(times.user + times.system)
 
 
-def _wrk(url: str, pid: int | None, args: argparse.Namespace, duration: float, script: Path) -> Result:
+Path_ = tuple[str, "int | None", "PlaneClient | None"]  # URL, plane pid, the plane's control API
+
+
+def _wrk(url: str, pid: int | None, client: PlaneClient | None, args: argparse.Namespace, duration: float,
+         script: Path) -> Result:
     before = _cpu(pid)
     out = subprocess.run(
         ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{duration:g}s", "--latency",
          "-s", str(script), url], check=True, capture_output=True, text=True,
     ).stdout
-    time.sleep(EXPORT_SETTLE)  # the last spans of the run are exported within half a second
+    if client is not None:
+        router_bench.spans_stored(client)  # the spans held back during the run: stored, and counted
     spent = _cpu(pid) - before
     figures = router_bench.wrk_figures(url, out)
     if figures.errors:
@@ -107,17 +112,16 @@ def _wrk(url: str, pid: int | None, args: argparse.Namespace, duration: float, s
     return Result(figures.rps, figures.p50_ms, figures.p99_ms, spent * 1e6 / max(1, figures.requests))
 
 
-def _measure(paths: dict[str, tuple[str, int | None]], args: argparse.Namespace,
-             script: Path) -> dict[str, list[Result]]:
+def _measure(paths: dict[str, Path_], args: argparse.Namespace, script: Path) -> dict[str, list[Result]]:
     runs: dict[str, list[Result]] = {name: [] for name in paths}
-    for url, pid in paths.values():
-        _wrk(url, pid, args, 1, script)  # warm up every path
+    for url, pid, client in paths.values():
+        _wrk(url, pid, client, args, 1, script)  # warm up every path
     for round_ in range(args.rounds):
         order = list(paths.items())
         if round_ % 2:
             order.reverse()
-        for name, (url, pid) in order:
-            runs[name].append(_wrk(url, pid, args, args.duration, script))
+        for name, (url, pid, client) in order:
+            runs[name].append(_wrk(url, pid, client, args, args.duration, script))
     return runs
 
 
@@ -136,6 +140,10 @@ def _report(runs: dict[str, list[Result]], args: argparse.Namespace, spans: int)
         print(f"{name} vs off: throughput {on.rps / off.rps:.2f}, p50 {on.p50_ms - off.p50_ms:+.2f} ms, "
               f"p99 {on.p99_ms - off.p99_ms:+.2f} ms, plane CPU {on.cpu_us - off.cpu_us:+.0f} us/request")
     print(f"spans stored by the traced plane: {spans}")
+
+
+def _client(info: PlaneInfo) -> PlaneClient:
+    return PlaneClient.for_url(info.url, token=info.token)
 
 
 def main() -> int:
@@ -161,12 +169,12 @@ def main() -> int:
             started.append((off_dir, off_info))
             tenth_dir, tenth_info, tenth_port, _ = _plane(root, ".plane-10", SAMPLED)
             started.append((tenth_dir, tenth_info))
-            runs = _measure({"direct": (f"http://127.0.0.1:{replica}/hello", None),
-                             "spans off": (f"http://127.0.0.1:{off_port}/hello", off_info.pid),
-                             "spans on": (f"http://127.0.0.1:{on_port}/hello", on_info.pid),
-                             "sampled 10%": (f"http://127.0.0.1:{tenth_port}/hello", tenth_info.pid)},
+            url = "http://127.0.0.1:{}/hello".format
+            runs = _measure({"direct": (url(replica), None, None),
+                             "spans off": (url(off_port), off_info.pid, _client(off_info)),
+                             "spans on": (url(on_port), on_info.pid, _client(on_info)),
+                             "sampled 10%": (url(tenth_port), tenth_info.pid, _client(tenth_info))},
                             args, script)
-            time.sleep(1.0)  # the last batch of spans is exported every 0.5 s
             _report(runs, args, SpanStore.of(Path(on_dir)).count())
         finally:
             for state_dir, info in started:
