@@ -28,7 +28,7 @@ from rich.text import Text
 from pipeline.app import App
 from pipeline.console.render import emit_json, out, styled
 from pipeline.core.errors import NotFoundError, UsageError
-from pipeline.local.plane.lifecycle import state_dir_of
+from pipeline.local.plane.lifecycle import state_dir_of, store_held_spans
 from pipeline.local.spans import SPANS_FILE, SpanRecord, SpanStore, TraceSummary, valid_status
 
 BAR_WIDTH = 40
@@ -102,6 +102,7 @@ def _store(app: App, env_name: str | None) -> SpanStore:
     if not (Path(state_dir) / SPANS_FILE).exists():
         raise NotFoundError(f"no span store in {state_dir}: the local plane has not recorded any request yet",
                             hint="start it with `pipeline local up` (or deploy), then send requests")
+    store_held_spans(Path(state_dir))  # spans the plane holds back while its router is busy
     return SpanStore.of(state_dir)
 
 

@@ -12,6 +12,9 @@ process: the cores are shared), while the same inserts in a quiet moment cost it
 A burst of up to ``hold`` spans (about five seconds of a saturated router) is thus stored
 after it ends; beyond that, rows are written while traffic flows, and beyond
 ``max_queued`` they are dropped and counted. Quiet traffic is written within ``delay``.
+A reader that needs the spans now (a canary's per-hop analysis, ``pipeline trace``) asks
+for them (``store_now``, through the plane's ``POST /v1/spans/store``): what is held is
+written at once, whatever the traffic.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class SpanWriter:
         self._seen, self._since = 0, time.monotonic()  # the queue's length after the last look, and when
         self._wake = threading.Event()
         self._closed = False
+        self._urgent = False  # a reader asked for what is held (store_now)
         self._thread = threading.Thread(target=self._run, name="pipeline-span-writer", daemon=True)
         self._thread.start()
 
@@ -72,6 +76,19 @@ class SpanWriter:
 
     def stats(self) -> dict[str, int]:
         return {"written": self.written, "queued": self.queued, "dropped": self.dropped, "held": self.held}
+
+    def store_now(self, timeout: float = 10.0) -> bool:
+        """Have the thread write every row queued so far, busy router or not, and wait for it
+        (at most ``timeout`` seconds); False if it did not finish in time."""
+        target = self.written + self.dropped + len(self._rows)
+        self._urgent = True
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        while self.written + self.dropped < target:
+            if time.monotonic() > deadline or self._closed:
+                return False
+            time.sleep(0.005)
+        return True
 
     def flush(self) -> None:
         """Write what is queued now (on the caller's thread)."""
@@ -103,7 +120,8 @@ class SpanWriter:
         are waiting."""
         queued = len(self._rows)
         rate = (queued - self._seen) / max(now - self._since, 1e-3)
-        if rate > self._quiet and queued < self._hold:
+        urgent, self._urgent = self._urgent, False
+        if rate > self._quiet and queued < self._hold and not urgent:
             self.held += 1  # the router's traffic first: the rows wait
         else:
             while self._rows and not self._closed:

@@ -4,7 +4,8 @@ environment.
 A trace belongs to the service when the environment's router routed some request of it to
 the service (a router span with ``pipeline.service`` and ``pipeline.environment``), and to
 a slot when that router span names the slot. Traces are read newest first, at most
-``limit`` of them, and kept when they started within ``[since, until]``.
+``limit`` of them, and kept when they started within ``[since, until]``. The plane is first
+asked to store the spans it holds back while its router is busy (``store_held_spans``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from pipeline.core.errors import PlatformError
 from pipeline.core.hops import ROUTER, SERVICE_KEY, SLOT_KEY, Trace
 from pipeline.core.model import Slot
+from pipeline.local.plane.lifecycle import store_held_spans
 from pipeline.local.spans import ENVIRONMENT_KEY, SpanRecord, SpanStore
 
 LIMIT = 2000
@@ -31,6 +33,7 @@ class LocalTraces:
         self.limit = limit
 
     def traces(self, since: float, until: float, slot: Slot | None = None) -> Sequence[Trace]:
+        store_held_spans(self.state_dir)  # the router's spans held back while it is busy: stored now
         try:
             store = SpanStore.of(self.state_dir)
             found = store.find(service=ROUTER, environment=self.environment, since=since, limit=self.limit)

@@ -220,3 +220,18 @@ def test_the_span_writer_stores_while_busy_once_it_holds_enough_and_drops_only_b
     assert writer.queued == 4000 and writer.dropped == 1000
     writer.close()
     assert store.count() == 7000 and writer.stats()["written"] == 7000
+
+
+def test_store_now_writes_what_is_held_while_the_router_is_still_busy(tmp_path: Path) -> None:
+    store = SpanStore(tmp_path / "spans.db")
+    writer = SpanWriter(store, delay=3600.0, batch=10**9, quiet=1000.0)
+    start = writer._since
+    for row in _rows(0, 500):
+        writer.put(row)
+    writer._look(start + 0.1)  # 5,000 a second: held
+    assert store.count() == 0
+    for row in _rows(500, 1000):
+        writer.put(row)
+    assert writer.store_now(timeout=10.0)  # the writer's own thread writes them, busy or not
+    assert store.count() == 1000 and writer.queued == 0
+    writer.close()

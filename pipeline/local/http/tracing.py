@@ -67,6 +67,17 @@ def writer_stats() -> dict[str, int] | None:
     return on.writer.stats() if on is not None and on.writer is not None else None
 
 
+def store_held(timeout: float = 10.0) -> dict[str, int] | None:
+    """Store the spans the writer holds back now (``SpanWriter.store_now``), waiting at most
+    ``timeout`` seconds; its counts after, or None while no spans go into a store. Blocks:
+    call it off the data loop."""
+    on = _state.get("on")
+    if on is None or on.writer is None:
+        return None
+    on.writer.store_now(timeout)
+    return on.writer.stats()
+
+
 class RequestTrace:
     """The router's span of one request; ``headers`` are the trace headers to send upstream."""
 

@@ -4,6 +4,7 @@
 
     GET    /v1/status                                      the whole plane
     POST   /v1/shutdown                                    stop everything, then exit
+    POST   /v1/spans/store                                 store the router spans held back now
     PUT    /v1/envs/{env}                       {"port"}   serve env on port and port+1
     PUT    /v1/envs/{env}/services/{svc}        RouteSpec  path rule ("pattern", "priority", "kind")
     PUT    /v1/envs/{env}/services/{svc}/slots/{slot}      {"digest", ...}; answers at once (202)
@@ -31,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.core.model import Slot, Weights
+from pipeline.local.http import tracing as router_tracing
 from pipeline.local.http.rules import parse_slot
 from pipeline.local.lambda_.control_api import MAX_REQUEST
 from pipeline.local.plane.access import guard
@@ -71,6 +73,7 @@ def control_app(plane: Plane, shutdown: asyncio.Event, token: str) -> web.Applic
     base = "/v1/envs/{env}/services/{service}"
     app.router.add_get("/v1/status", _status)
     app.router.add_post("/v1/shutdown", _shutdown)
+    app.router.add_post("/v1/spans/store", _store_spans)
     app.router.add_put("/v1/envs/{env}", _put_environment)
     app.router.add_put(base, _put_route)
     app.router.add_put(base + "/slots/{slot}", _provision)
@@ -104,6 +107,13 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 async def _status(request: web.Request) -> web.Response:
     return web.json_response(_plane(request).status())
+
+
+async def _store_spans(request: web.Request) -> web.Response:
+    """The router's spans held back while it is busy, stored now (``SpanWriter.store_now``),
+    for a reader about to read the span store; answers with the writer's counts."""
+    stats = await asyncio.get_running_loop().run_in_executor(None, router_tracing.store_held)
+    return web.json_response({"router_spans": stats})
 
 
 async def _shutdown(request: web.Request) -> web.Response:

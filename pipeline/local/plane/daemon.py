@@ -34,7 +34,7 @@ from pipeline.local.plane.control_api import control_app
 from pipeline.local.plane.environments import Plane
 from pipeline.local.plane.lambda_bridge import cross_loop_invoker
 from pipeline.local.plane.logs import configure as configure_logging
-from pipeline.local.plane.otlp import add_receiver, export_environment, plane_provider
+from pipeline.local.plane.otlp import add_receiver, export_environment, plane_provider, spans_quiet
 from pipeline.local.plane.otlp import router_tracing as router_spans
 from pipeline.local.spans import SpanStore
 
@@ -125,14 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not read_token(state_dir):
         parser.error(f"{state_dir} has no plane token: start the plane with `pipeline local up`")
-    if args.log_file is not None:
-        try:
-            limits = environ_limits()  # checked first: parser.error still reaches plane.log
+    try:
+        limits = environ_limits()  # checked first: parser.error still reaches plane.log
+        spans_quiet(os.environ)
+        if args.log_file is not None:
             configure_logging(args.log_file)  # size-capped, repeats suppressed (pipeline.local.plane.logs)
-        except ValueError as exc:
-            parser.error(str(exc))
-    else:
-        limits = None
+    except ValueError as exc:
+        parser.error(str(exc))
     asyncio.run(serve(state_dir, args.id, limits))
     return 0
 

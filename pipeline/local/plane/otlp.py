@@ -10,7 +10,8 @@ reaches a child process).
 
 The plane's own spans go straight into the store: the Lambda runtime's through a
 ``StoreExporter``, the router's through a ``SpanWriter`` (``router_tracing``).
-``PIPELINE_TRACING=off`` in the plane's environment turns both off.
+``PIPELINE_TRACING=off`` in the plane's environment turns both off;
+``PIPELINE_SPANS_QUIET`` sets when the router's spans are held back (``spans_quiet``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hmac
 import logging
 import os
 import zlib
+from collections.abc import Mapping
 
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -33,6 +35,8 @@ from pipeline.local.span_writer import SpanWriter
 from pipeline.local.spans import SpanStore
 
 OTLP_PATH = "/otlp/v1/traces"
+SPANS_QUIET_ENV = "PIPELINE_SPANS_QUIET"
+DEFAULT_QUIET = 1000.0
 MAX_BODY = 16 * 1024 * 1024
 STORE_KEY = web.AppKey("spans", SpanStore)
 log = logging.getLogger("pipeline.local.plane")
@@ -65,7 +69,24 @@ def router_tracing(store: SpanStore) -> tuple[TracerProvider, SpanWriter, bool] 
     provider = tracing.setup("router", set_global=False, environ=environ, bare=True)
     if provider is None:
         return None
-    return provider, SpanWriter(store), bool(tracing.exporters_from(environ))
+    return provider, SpanWriter(store, quiet=spans_quiet(os.environ)), bool(tracing.exporters_from(environ))
+
+
+def spans_quiet(environ: Mapping[str, str]) -> float:
+    """``$PIPELINE_SPANS_QUIET``: router spans a second above which the plane holds them back
+    while the router is busy (``SpanWriter``'s ``quiet``; default 1000, ``inf`` never holds
+    them). ValueError names the variable and the bad value."""
+    raw = environ.get(SPANS_QUIET_ENV, "").strip()
+    if not raw:
+        return DEFAULT_QUIET
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also NaN
+        raise ValueError(f"${SPANS_QUIET_ENV}={raw!r} is not a number of spans a second (0 or more); "
+                         f"unset it to use {DEFAULT_QUIET:g}")
+    return value
 
 
 def add_receiver(app: web.Application, store: SpanStore, token: str) -> None:
