@@ -147,11 +147,14 @@ class Worker:
             await self._proc.wait()
 
     async def _exit_note(self) -> str:
-        """Let a dying process finish exiting (up to a second), stop it, describe how it ended."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._proc.wait(), 1.0)
-        code = self._proc.returncode
-        await self.stop()
+        """Let a dying process finish exiting (up to a second), stop it, describe how it ended.
+        Cancelled while it waits (the runtime closing), it still stops the process first."""
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proc.wait(), 1.0)
+            code = self._proc.returncode
+        finally:
+            await self.stop()
         return "killed" if code is None else f"exit status {code}"
 
     def kill(self) -> None:
