@@ -13,8 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, stop_plane
-from tests.local.support.plane import APP, SERVICE_YAML, Adapters, Project, free_port_pair, git, make_adapters
+from pipeline.local.plane.lifecycle import PlaneInfo
+from tests.local.support.plane import (
+    APP,
+    SERVICE_YAML,
+    Adapters,
+    Project,
+    free_port_pair,
+    git,
+    make_adapters,
+    running_plane,
+)
 
 
 @pytest.fixture
@@ -44,13 +53,8 @@ def project(tmp_path: Path) -> Project:
 @pytest.fixture
 def plane(project: Project) -> Iterator[PlaneInfo]:
     """The project's running plane; at teardown it is stopped and no process of it is left."""
-    info, started = ensure_plane(project.state_dir)
-    assert started
-    try:
+    with running_plane(project) as info:
         yield info
-    finally:
-        stop_plane(project.state_dir)
-        assert plane_processes(info.id) == []
 
 
 @pytest.fixture

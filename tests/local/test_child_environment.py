@@ -18,8 +18,8 @@ import pytest
 
 from pipeline.core.model import Slot
 from pipeline.local.lambda_.control_client import LambdaControlClient
-from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, stop_plane
-from tests.local.support.plane import Project, make_adapters, wait_until
+from pipeline.local.plane.lifecycle import PlaneInfo
+from tests.local.support.plane import Project, make_adapters, running_plane, wait_until
 
 SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -43,13 +43,8 @@ def secret_plane(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("LC_TIME", "C")
-    info, started = ensure_plane(project.state_dir)
-    assert started
-    try:
+    with running_plane(project) as info:
         yield info
-    finally:
-        stop_plane(project.state_dir)
-        assert plane_processes(info.id) == []
 
 
 def test_a_replica_sees_its_configured_environment_but_not_the_deployers_secrets(

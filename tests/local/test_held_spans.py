@@ -19,11 +19,11 @@ import pytest
 from pipeline.cli.main import main
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import Slot, Weights
-from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, stop_plane
+from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, stop_plane
 from pipeline.local.plane.otlp import SPANS_QUIET_ENV
 from pipeline.local.spans import SpanStore
 from pipeline.local.traces import LocalTraces
-from tests.local.support.plane import Adapters, Load, Project, get, wait_until
+from tests.local.support.plane import Adapters, Load, Project, get, running_plane, wait_until
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SHOWN = "5c0a3e1b2d4f60718293a4b5c6d7e8f9"
@@ -32,13 +32,8 @@ SHOWN = "5c0a3e1b2d4f60718293a4b5c6d7e8f9"
 @pytest.fixture
 def plane(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[PlaneInfo]:
     monkeypatch.setenv(SPANS_QUIET_ENV, "0")  # any traffic is busy: spans wait while it lasts
-    info, started = ensure_plane(project.state_dir)
-    assert started
-    try:
+    with running_plane(project) as info:
         yield info
-    finally:
-        stop_plane(project.state_dir)
-        assert plane_processes(info.id) == []
 
 
 def _router_spans(adapters: Adapters) -> dict[str, int]:

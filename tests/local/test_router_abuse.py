@@ -23,9 +23,9 @@ import pytest
 from pipeline.core.errors import PlatformError
 from pipeline.core.model import Slot, Weights
 from pipeline.local.http.limits import BODY_IDLE_TIMEOUT_ENV, HEADER_TIMEOUT_ENV, MAX_CONNECTIONS_ENV
-from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, stop_plane
+from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, stop_plane
 from pipeline.local.plane.logs import WINDOW_ENV
-from tests.local.support.plane import APP, Adapters, Project, get, wait_until
+from tests.local.support.plane import APP, Adapters, Project, get, running_plane, wait_until
 
 CAP = 40
 TIMEOUT = 2.0
@@ -78,13 +78,8 @@ def plane(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[PlaneIn
     monkeypatch.setenv(HEADER_TIMEOUT_ENV, str(TIMEOUT))
     monkeypatch.setenv(BODY_IDLE_TIMEOUT_ENV, str(TIMEOUT))
     monkeypatch.setenv(WINDOW_ENV, "1")
-    info, started = ensure_plane(project.state_dir)
-    assert started
-    try:
+    with running_plane(project) as info:
         yield info
-    finally:
-        stop_plane(project.state_dir)
-        assert plane_processes(info.id) == []
 
 
 def _serve(project: Project, adapters: Adapters, app: str = APP) -> None:

@@ -13,13 +13,14 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.local.adapters import LocalCompute, LocalMetrics, LocalRouter, ServiceBinding
 from pipeline.local.plane.control_client import PlaneClient
-from pipeline.local.plane.lifecycle import state_dir_of
+from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, plane_processes, state_dir_of, stop_plane
 from pipeline.local.registry import LocalRegistry
 from pipeline.local.specs import HealthCheck, Launch, RouteSpec
 from tests.local.support.example import random_listener_port
@@ -181,6 +182,19 @@ def make_adapters(project: Project) -> Adapters:
     compute = LocalCompute(client, binding, launch, registry.snapshot_dir)
     router, metrics = LocalRouter(client, binding), LocalMetrics(client, binding)
     return Adapters(compute, router, metrics, registry, client, binding)
+
+
+@contextmanager
+def running_plane(project: Project) -> Iterator[PlaneInfo]:
+    """The project's plane, started now (from this process's environment, which it inherits);
+    on leaving, it is stopped and no process of it is left."""
+    info, started = ensure_plane(project.state_dir)
+    assert started
+    try:
+        yield info
+    finally:
+        stop_plane(project.state_dir)
+        assert plane_processes(info.id) == []
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
