@@ -13,6 +13,7 @@ process of a plane, even after the plane itself was killed.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 
@@ -34,3 +35,22 @@ def child_environment(configured: Mapping[str, str], platform: Mapping[str, str]
     env.update(configured)
     env.update(platform)
     return env
+
+
+def env_number(environ: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False,
+               infinite_ok: bool = False) -> float:
+    """``$name`` as a number, ``default`` when unset or blank (a setting of the plane's own
+    environment). ValueError names the variable and its value unless it is a positive number
+    (or 0, with ``zero_ok``; ``inf`` only with ``infinite_ok``; never NaN)."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    in_range = value >= 0 if zero_ok else value > 0  # False for NaN
+    if not in_range or (math.isinf(value) and not infinite_ok):
+        what = "a number of 0 or more" if zero_ok else "a positive number"
+        raise ValueError(f"${name}={raw!r} is not {what}; unset it to use {default:g}")
+    return value

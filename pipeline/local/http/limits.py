@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import cast
 
+from pipeline.local.environ import env_number
+
 MAX_CONNECTIONS_ENV = "PIPELINE_ROUTER_MAX_CONNECTIONS"
 HEADER_TIMEOUT_ENV = "PIPELINE_ROUTER_HEADER_TIMEOUT"
 BODY_IDLE_TIMEOUT_ENV = "PIPELINE_ROUTER_BODY_IDLE_TIMEOUT"
@@ -49,9 +51,9 @@ class RouterLimits:
         ``..._BODY_IDLE_TIMEOUT``; ValueError names the variable and the bad value."""
         default = cls()
         return cls(
-            max_connections=int(_number(environ, MAX_CONNECTIONS_ENV, default.max_connections)),
-            header_timeout=_number(environ, HEADER_TIMEOUT_ENV, default.header_timeout),
-            body_idle_timeout=_number(environ, BODY_IDLE_TIMEOUT_ENV, default.body_idle_timeout),
+            max_connections=int(env_number(environ, MAX_CONNECTIONS_ENV, default.max_connections)),
+            header_timeout=env_number(environ, HEADER_TIMEOUT_ENV, default.header_timeout),
+            body_idle_timeout=env_number(environ, BODY_IDLE_TIMEOUT_ENV, default.body_idle_timeout),
         )
 
     def fitted_to_descriptors(self) -> RouterLimits:
@@ -67,19 +69,6 @@ class RouterLimits:
                 pass
         room = max(16, (soft - _FD_RESERVE) // 2) if soft != resource.RLIM_INFINITY else self.max_connections
         return RouterLimits(min(self.max_connections, room), self.header_timeout, self.body_idle_timeout)
-
-
-def _number(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ValueError(f"${name}={raw!r} is not a positive number; unset it to use {default:g}")
-    return value
 
 
 class _Tracked(asyncio.Protocol):

@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from pipeline.local.environ import env_number
+
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 3
 WINDOW_S = 10.0
@@ -68,8 +70,8 @@ def configure(path: Path, environ: Mapping[str, str] = os.environ) -> logging.Ha
     ``$PIPELINE_PLANE_LOG_MAX_BYTES`` and ``$PIPELINE_PLANE_LOG_REPEAT_SECONDS`` override the
     size cap and the window; ValueError names a bad value.
     """
-    max_bytes = int(_positive(environ, MAX_BYTES_ENV, MAX_BYTES))
-    window = _positive(environ, WINDOW_ENV, WINDOW_S)
+    max_bytes = int(env_number(environ, MAX_BYTES_ENV, MAX_BYTES))
+    window = env_number(environ, WINDOW_ENV, WINDOW_S)
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=BACKUPS,
                                                    encoding="utf-8")
@@ -93,16 +95,3 @@ def configure(path: Path, environ: Mapping[str, str] = os.environ) -> logging.Ha
     os.dup2(stray, 1)
     os.close(stray)
     return handler
-
-
-def _positive(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise ValueError(f"${name}={raw!r} is not a positive number; unset it to use {default:g}")
-    return value

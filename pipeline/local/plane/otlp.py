@@ -30,6 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline import tracing
+from pipeline.local.environ import env_number
 from pipeline.local.span_export import BadOtlpBody, StoreExporter, records_from_otlp
 from pipeline.local.span_writer import SpanWriter
 from pipeline.local.spans import SpanStore
@@ -76,17 +77,7 @@ def spans_quiet(environ: Mapping[str, str]) -> float:
     """``$PIPELINE_SPANS_QUIET``: router spans a second above which the plane holds them back
     while the router is busy (``SpanWriter``'s ``quiet``; default 1000, ``inf`` never holds
     them). ValueError names the variable and the bad value."""
-    raw = environ.get(SPANS_QUIET_ENV, "").strip()
-    if not raw:
-        return DEFAULT_QUIET
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:  # also NaN
-        raise ValueError(f"${SPANS_QUIET_ENV}={raw!r} is not a number of spans a second (0 or more); "
-                         f"unset it to use {DEFAULT_QUIET:g}")
-    return value
+    return env_number(environ, SPANS_QUIET_ENV, DEFAULT_QUIET, zero_ok=True, infinite_ok=True)
 
 
 def add_receiver(app: web.Application, store: SpanStore, token: str) -> None:
