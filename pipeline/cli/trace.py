@@ -28,7 +28,8 @@ from rich.text import Text
 from pipeline.app import App
 from pipeline.console.render import emit_json, out, styled
 from pipeline.core.errors import NotFoundError, UsageError
-from pipeline.local.plane.lifecycle import state_dir_of, store_held_spans
+from pipeline.local.plane.control_client import store_held_spans
+from pipeline.local.plane.lifecycle import state_dir_of
 from pipeline.local.spans import SPANS_FILE, SpanRecord, SpanStore, TraceSummary, valid_status
 
 BAR_WIDTH = 40

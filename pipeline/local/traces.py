@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.core.errors import PlatformError
 from pipeline.core.hops import ROUTER, SERVICE_KEY, SLOT_KEY, Trace
 from pipeline.core.model import Slot
-from pipeline.local.plane.lifecycle import store_held_spans
+from pipeline.local.plane.control_client import store_held_spans
 from pipeline.local.spans import ENVIRONMENT_KEY, SpanRecord, SpanStore
 
 LIMIT = 2000

@@ -25,6 +25,7 @@ from pipeline.core.model import Slot, Weights
 from pipeline.local.http.limits import BODY_IDLE_TIMEOUT_ENV, HEADER_TIMEOUT_ENV, MAX_CONNECTIONS_ENV
 from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, stop_plane
 from pipeline.local.plane.logs import WINDOW_ENV
+from pipeline.local.plane.otlp import SPANS_QUIET_ENV
 from tests.local.support.plane import APP, Adapters, Project, get, running_plane, wait_until
 
 CAP = 40
@@ -226,9 +227,13 @@ def test_a_flood_of_failing_requests_writes_a_bounded_log(project: Project, adap
     assert get(adapters.url + "/orders")[0] == 200
 
 
-def test_a_bad_limit_in_the_environment_stops_the_plane_with_the_variable_named(
-        project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(MAX_CONNECTIONS_ENV, "lots")
-    with pytest.raises(PlatformError, match=f"\\${MAX_CONNECTIONS_ENV}='lots' is not a positive number"):
+@pytest.mark.parametrize("name, value, refusal", [
+    (MAX_CONNECTIONS_ENV, "lots", "is not a positive number"),
+    (SPANS_QUIET_ENV, "often", "is not a number of 0 or more"),  # when router spans are held back
+])
+def test_a_bad_setting_in_the_environment_stops_the_plane_with_the_variable_named(
+        project: Project, monkeypatch: pytest.MonkeyPatch, name: str, value: str, refusal: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(PlatformError, match=f"\\${name}='{value}' {refusal}"):
         ensure_plane(project.state_dir, timeout=15)
     assert stop_plane(project.state_dir).killed == 0

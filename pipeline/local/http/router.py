@@ -156,19 +156,13 @@ class EnvironmentRouter:
         def fast(request: Request, done: Callable[[Answer], None]) -> bool:
             if request.method not in _FAST_METHODS:
                 return False
-            if test:
-                path, target, pinned = self._target(request, test)
-            else:
-                path, target = request.path, request.target
+            path, target, pinned = self._target(request, test)
             rule = self.rules.match(path)
             if rule is None or rule.kind == "lambda" or (
                     self.edges is not None and not test and self.edges.get(self.name, rule.service)):
                 return False
             route = self.services[rule.service]
-            if test:
-                slot = self._choose_slot(route, request, test, pinned)
-            else:
-                slot = route.picker.pick() if route.picker is not None else None
+            slot = self._choose_slot(route, request, test, pinned)
             if slot is None:
                 return False
             transport = request.transport

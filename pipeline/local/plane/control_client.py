@@ -12,6 +12,7 @@ PlatformError, 5xx and an unreachable plane -> TransientPlatformError (the engin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.parse
@@ -22,7 +23,7 @@ from typing import Any
 
 from pipeline.core.errors import NotFoundError, PlatformError, TransientPlatformError
 from pipeline.local.plane.access import auth_headers
-from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane
+from pipeline.local.plane.lifecycle import PlaneInfo, ensure_plane, read_plane
 
 PLANE_LOG = "logs/plane.log under .pipeline (or $PIPELINE_LOCAL_HOME)"
 
@@ -109,6 +110,18 @@ class PlaneClient:
         if not isinstance(answer, dict):
             raise PlatformError(f"the local plane answered {method} {path} with {type(answer).__name__}")
         return answer
+
+
+def store_held_spans(state_dir: Path, timeout: float = 15.0) -> None:
+    """Have the plane of ``state_dir``, if one runs, store the router spans it holds back
+    while its router is busy (``POST /v1/spans/store``), so that a read of the span store
+    right after sees every span finished so far. Best effort: with no plane nothing is held
+    back, and a plane that does not answer is not started or waited for."""
+    info = read_plane(state_dir)
+    if info is None:
+        return
+    with contextlib.suppress(PlatformError):
+        PlaneClient.for_url(info.url, timeout, token=info.token).call("POST", "/v1/spans/store")
 
 
 class _Unreachable(Exception):

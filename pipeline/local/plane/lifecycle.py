@@ -105,20 +105,6 @@ def answers(info: PlaneInfo, timeout: float = 2.0) -> bool:
         return False
 
 
-def store_held_spans(state_dir: Path, timeout: float = 15.0) -> None:
-    """Have the plane of ``state_dir``, if one runs, store the router spans it holds back
-    while its router is busy (``POST /v1/spans/store``), so that a read of the span store
-    right after sees every span finished so far. Best effort: with no plane nothing is
-    held back, and one that does not answer is not waited for beyond ``timeout``."""
-    info = read_plane(state_dir)
-    if info is None:
-        return
-    request = urllib.request.Request(f"{info.url}/v1/spans/store", data=b"{}", method="POST",
-                                     headers={**auth_headers(info.token), "Content-Type": "application/json"})
-    with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(request, timeout=timeout) as resp:
-        resp.read()
-
-
 def live_plane(state_dir: Path) -> PlaneInfo | None:
     info = read_plane(state_dir)
     return info if info is not None and answers(info) else None
